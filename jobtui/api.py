@@ -1,0 +1,141 @@
+"""The Python API for applications: enqueue jobs, follow them, act on them.
+
+Every call takes ``database=`` (a URL or a Peewee database); without it the configured
+database is used (``JOBTUI_DATABASE`` or the XDG default). Passing the application's own
+Peewee database to ``enqueue`` joins its open transaction: the job exists only if that
+transaction commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import peewee
+
+from jobtui.models import actions, queries
+from jobtui.models.enqueueing import insert_jobs
+from jobtui.models.errors import JobFailed, JobNotFound
+from jobtui.models.job import Job
+from jobtui.models.store import get_database
+from jobtui.registry import Task, registry, task_options
+
+Database = peewee.Database | str | None
+
+WAIT_POLL_MIN_S = 0.01
+WAIT_POLL_MAX_S = 0.5
+
+
+def _should_enqueue(target: Task | str, args: list[Any], kwargs: dict[str, Any]) -> bool:
+    found = target if isinstance(target, Task) else registry.get(target)
+    return (
+        found is None or found.should_enqueue is None or bool(found.should_enqueue(*args, **kwargs))
+    )
+
+
+def enqueue(
+    task: Task | str,
+    args: Iterable[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    database: Database = None,
+    **options: Any,
+) -> Job | None:
+    """Enqueue one job of ``task`` (a task or its name); returns the Job.
+
+    Options: queue, priority, delay, scheduled_for, max_retries, timeout, retry_delay,
+    retry_backoff, retry_max_delay, retry_jitter, depends_on, reference, user_id,
+    unique_key, tags, metadata, title, description, deadline. Bad input raises
+    ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
+    is taken, and None when the task's ``should_enqueue`` declines.
+    """
+    args, kwargs = list(args or []), dict(kwargs or {})
+    if not _should_enqueue(task, args, kwargs):
+        return None
+    name, merged = task_options(task, options)
+    job_id, _created = insert_jobs(name, [{**merged, "args": args, "kwargs": kwargs}],
+                                   database=database)[0]  # fmt: skip
+    db = get_database(database)
+    return Job.select().where(Job.id == job_id).get(db)
+
+
+def enqueue_many(
+    task: Task | str,
+    items: Iterable[Mapping[str, Any]],
+    *,
+    database: Database = None,
+    **options: Any,
+) -> list[Job]:
+    """Enqueue many jobs of one task in one transaction; returns them in item order.
+
+    Each item holds ``args``/``kwargs`` and may override ``options`` for its own job.
+    """
+    rows = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            from jobtui.models.errors import InvalidJob
+
+            raise InvalidJob(f"enqueue_many takes mappings with args/kwargs, got {item!r}")
+        args, kwargs = list(item.get("args") or []), dict(item.get("kwargs") or {})
+        if _should_enqueue(task, args, kwargs):
+            name, merged = task_options(task, {**options, **item})
+            rows.append((name, merged))
+    if not rows:
+        return []
+    results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
+    db = get_database(database)
+    ids = [job_id for job_id, _ in results]
+    found = {job.id: job for job in Job.select().where(Job.id.in_(ids)).execute(db)}
+    return [found[job_id] for job_id in ids]
+
+
+def poll(job_id: str, *, database: Database = None) -> Job:
+    """The job's current state (a fresh read); JobNotFound if there is no such job."""
+    return queries.get_job(job_id, db=get_database(database))
+
+
+def wait(job_id: str, timeout: float | None = None, *, database: Database = None) -> Any:
+    """Block until the job ends; return its result, or raise JobFailed with its error.
+
+    TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interval = WAIT_POLL_MIN_S
+    while True:
+        job = poll(job_id, database=database)
+        if job.status == "completed":
+            return job.result
+        if job.status in ("failed", "cancelled"):
+            raise JobFailed(job.id, job.status, job.error_message)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"job {job_id} still {job.status} after {timeout:g} s")
+        pause = (
+            interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
+        )
+        time.sleep(pause)
+        interval = min(interval * 1.5, WAIT_POLL_MAX_S)
+
+
+def cancel(job_id: str, *, reason: str | None = None, database: Database = None) -> Job:
+    """Cancel a job (a running one is asked to stop); returns its state after the request."""
+    job = poll(job_id, database=database)
+    actions.cancel_jobs([job.id], reason=reason, db=get_database(database))
+    return poll(job.id, database=database)
+
+
+def retry(job_id: str, *, database: Database = None) -> Job:
+    """Run a failed or cancelled job again, with its retry count reset to 0."""
+    job = poll(job_id, database=database)
+    actions.retry_jobs([job.id], db=get_database(database))
+    return poll(job.id, database=database)
+
+
+def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
+    """Per queue: counts by status, latency (s), average run time (s), paused."""
+    return queries.queue_stats(db=get_database(database))
+
+
+__all__ = [
+    "JobNotFound", "cancel", "enqueue", "enqueue_many", "poll", "queue_stats", "retry", "wait",
+]  # fmt: skip

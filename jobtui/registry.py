@@ -1,0 +1,144 @@
+"""Tasks: functions registered with ``@task``, and the registry the supervisor runs from.
+
+Only a registered task can run: a job row names a task, never an import path that would
+be imported blindly (DESIGN.md, supervisor rules).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobtui.models.enqueueing import OPTION_NAMES
+
+#: Options ``@task`` accepts as defaults for the jobs of that task.
+TASK_DEFAULTS = frozenset({
+    "queue", "priority", "max_retries", "retry_delay", "retry_backoff", "retry_max_delay",
+    "retry_jitter", "timeout", "tags",
+})  # fmt: skip
+
+
+@dataclass
+class Task:
+    """A registered task: the function, its name and the defaults of its jobs."""
+
+    func: Callable[..., Any]
+    name: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    cron: str | None = None
+    should_enqueue: Callable[..., bool] | None = None
+    on_failure: Callable[..., Any] | None = None
+    #: Exception types that fail the job at once (besides PermanentError).
+    permanent_errors: tuple[type[BaseException], ...] = ()
+    #: When set, only these exception types are retried; any other fails at once.
+    retry_errors: tuple[type[BaseException], ...] | None = None
+
+    def __post_init__(self) -> None:
+        functools.update_wrapper(self, self.func)  # type: ignore[arg-type]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, in this process (no job)."""
+        return self.func(*args, **kwargs)
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+        """Enqueue a job of this task with these arguments (task arguments only; use
+        ``jobtui.enqueue(task, args=..., priority=...)`` to set job options)."""
+        from jobtui.api import enqueue
+
+        return enqueue(self, args=list(args), kwargs=kwargs)
+
+    def is_permanent(self, exc: BaseException) -> bool:
+        """Whether ``exc`` must fail the job without a retry."""
+        from jobtui.models.errors import PermanentError
+
+        if isinstance(exc, (PermanentError, *self.permanent_errors)):
+            return True
+        return self.retry_errors is not None and not isinstance(exc, self.retry_errors)
+
+
+class TaskRegistry:
+    """Name → Task. One per process (``registry``); tests may make their own."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    def register(self, task: Task) -> Task:
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing.func is not task.func:
+            same_place = (
+                existing.func.__module__ == task.func.__module__
+                and existing.func.__qualname__ == task.func.__qualname__
+            )
+            if not same_place:  # a module imported twice (as __main__ and by name) is fine
+                raise ValueError(f"two tasks are named {task.name!r}")
+        self._tasks[task.name] = task
+        return task
+
+    def get(self, name: str) -> Task | None:
+        return self._tasks.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+registry = TaskRegistry()
+
+
+def task(
+    func: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    cron: str | None = None,
+    should_enqueue: Callable[..., bool] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    permanent_errors: tuple[type[BaseException], ...] = (),
+    retry_errors: tuple[type[BaseException], ...] | None = None,
+    **defaults: Any,
+) -> Any:
+    """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
+
+    The name is ``name=`` or ``module.function``. Keyword options (queue, priority,
+    max_retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, tags)
+    are defaults each ``enqueue`` may override.
+    """
+    unknown = set(defaults) - TASK_DEFAULTS
+    if unknown:
+        raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+    assert TASK_DEFAULTS <= OPTION_NAMES
+
+    def wrap(fn: Callable[..., Any]) -> Task:
+        task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        return registry.register(Task(
+            func=fn, name=task_name, defaults=dict(defaults), cron=cron,
+            should_enqueue=should_enqueue, on_failure=on_failure,
+            permanent_errors=tuple(permanent_errors),
+            retry_errors=None if retry_errors is None else tuple(retry_errors),
+        ))  # fmt: skip
+
+    return wrap(func) if func is not None else wrap
+
+
+def task_options(target: Task | str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The task name and the job options: the task's defaults, overridden by ``options``."""
+    if isinstance(target, Task):
+        return target.name, {
+            **target.defaults,
+            **{k: v for k, v in options.items() if v is not None},
+        }
+    known = registry.get(target) if isinstance(target, str) else None
+    if known is not None:
+        return known.name, {**known.defaults, **{k: v for k, v in options.items() if v is not None}}
+    return target, dict(options)  # type: ignore[return-value]

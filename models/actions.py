@@ -1,0 +1,175 @@
+"""Operator actions on jobs and queues: cancel, retry, delete, priority, pause.
+
+The CLI, the console and the Python API call these; the supervisor sees their effect
+through the rows they change (``cancel_requested``, ``queues.paused``), never directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import peewee
+
+from .clock import sql_timestamp, utcnow
+from .dialect import dialect_for
+from .store import get_database
+from .workflow import cancel_dependants
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """How many of the named jobs the action changed, and how."""
+
+    changed: int = 0
+    requested: int = 0  # running jobs asked to stop (cancel)
+    cascaded: int = 0  # dependants cancelled in turn
+    skipped: int = 0  # named jobs in a state the action does not apply to
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[tuple[str, dict[str, str]]]:
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        marks = ", ".join(f":i{n}" for n in range(len(part)))
+        yield marks, {f"i{n}": job_id for n, job_id in enumerate(part)}
+
+
+def _run(db: peewee.Database, sql: str, params: dict) -> int:
+    return db.execute_sql(dialect_for(db).sql(sql), params).rowcount
+
+
+def cancel_jobs(
+    ids: Sequence[str], *, reason: str | None = None, db: peewee.Database | None = None
+) -> ActionResult:
+    """Cancel jobs: at once if not running; running ones get ``cancel_requested`` and the
+    supervisor stops them (they end ``cancelled``). Waiting dependants are cancelled too."""
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    ids = list(dict.fromkeys(ids))
+    now = sql_timestamp(utcnow())
+    reason = reason or "cancelled by operator"
+
+    def run() -> ActionResult:
+        changed = requested = 0
+        cancelled: list[str] = []
+        with dialect_for(db).write_transaction(db):
+            for marks, params in _chunks(ids):
+                params.update(now=now, reason=reason)
+                rows = db.execute_sql(dialect_for(db).sql(
+                    f"""UPDATE jobs SET status = 'cancelled', error_message = :reason,
+                    error_type = 'Cancelled', completed_at = :now, updated_at = :now
+                    WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying')
+                    RETURNING id"""), params).fetchall()  # fmt: skip
+                cancelled += [row[0] for row in rows]
+                requested += _run(db, f"""UPDATE jobs SET cancel_requested = :yes,
+                    updated_at = :now WHERE id IN ({marks}) AND status = 'running'
+                    AND NOT cancel_requested""", {**params, "yes": True})  # fmt: skip
+            changed = len(cancelled)
+            cascaded = cancel_dependants(db, cancelled, "cancelled")
+        return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested)
+
+    return with_lock_retry(run)
+
+
+def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> ActionResult:
+    """Put failed or cancelled jobs back to run now, with ``retry_count`` reset to 0."""
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    ids = list(dict.fromkeys(ids))
+    now = sql_timestamp(utcnow())
+    sql = """UPDATE jobs SET
+        status = CASE WHEN EXISTS (
+            SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on_id
+            WHERE d.job_id = jobs.id AND j.status <> 'completed') THEN 'waiting' ELSE 'pending' END,
+        retry_count = 0, run_at = :now, next_retry_at = NULL, scheduled_for = NULL,
+        error_permanent = :no, cancel_requested = :no, failed_at = NULL, completed_at = NULL,
+        progress_percentage = 0, progress_message = NULL, updated_at = :now
+    WHERE id = :id AND status IN ('failed', 'cancelled')"""
+
+    def run() -> ActionResult:
+        changed = 0
+        with dialect_for(db).write_transaction(db):
+            for job_id in ids:
+                try:
+                    with db.atomic():  # a savepoint: a taken unique key skips this job only
+                        changed += _run(db, sql, {"id": job_id, "now": now, "no": False})
+                except peewee.IntegrityError:
+                    pass  # counted as skipped below
+        return ActionResult(changed=changed, skipped=len(ids) - changed)
+
+    return with_lock_retry(run)
+
+
+def delete_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> ActionResult:
+    """Delete jobs that are not running (cancel a running job first); their attempts go too.
+    Dependants still waiting on a deleted job are cancelled."""
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    ids = list(dict.fromkeys(ids))
+
+    def run() -> ActionResult:
+        deleted: list[str] = []
+        unfinished: list[str] = []  # a deleted job that never completed fails its dependants
+        with dialect_for(db).write_transaction(db):
+            for marks, params in _chunks(ids):
+                rows = db.execute_sql(dialect_for(db).sql(
+                    f"SELECT id, status FROM jobs WHERE id IN ({marks}) AND status <> 'running'"),
+                    params).fetchall()  # fmt: skip
+                deleted += [row[0] for row in rows]
+                unfinished += [row[0] for row in rows if row[1] != "completed"]
+            cascaded = cancel_dependants(db, unfinished, "was deleted")
+            for marks, params in _chunks(deleted):
+                _run(db, f"DELETE FROM jobs WHERE id IN ({marks}) AND status <> 'running'", params)
+        return ActionResult(len(deleted), 0, len(cascaded), len(ids) - len(deleted))
+
+    return with_lock_retry(run)
+
+
+def change_priority(
+    ids: Sequence[str],
+    *,
+    priority: int | None = None,
+    delta: int | None = None,
+    db: peewee.Database | None = None,
+) -> ActionResult:
+    """Set (``priority``) or shift (``delta``) the priority of jobs not yet finished."""
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    ids = list(dict.fromkeys(ids))
+    value = ":value" if priority is not None else "priority + :value"
+    amount = int(priority if priority is not None else delta or 0)
+
+    def run() -> ActionResult:
+        changed = 0
+        with dialect_for(db).write_transaction(db):
+            for marks, params in _chunks(ids):
+                params.update(value=amount, now=sql_timestamp(utcnow()))
+                changed += _run(db, f"""UPDATE jobs SET priority = {value}, updated_at = :now
+                    WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying',
+                    'running')""", params)  # fmt: skip
+        return ActionResult(changed=changed, skipped=len(ids) - changed)
+
+    return with_lock_retry(run)
+
+
+def set_queue_paused(name: str, paused: bool, *, db: peewee.Database | None = None) -> None:
+    """Pause or resume a queue: supervisors stop (or resume) claiming from it."""
+    from .claims import with_lock_retry
+    from .queue import Queue
+
+    db = get_database(db)
+
+    def run() -> None:
+        with dialect_for(db).write_transaction(db):
+            Queue.insert(name=name, paused=paused, updated_at=utcnow()).on_conflict(
+                conflict_target=[Queue.name],
+                update={Queue.paused: paused, Queue.updated_at: utcnow()},
+            ).execute(db)
+
+    with_lock_retry(run)

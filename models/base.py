@@ -1,0 +1,52 @@
+"""The model base class and the column types shared by every table."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from .clock import sql_timestamp, to_utc_naive, utcnow
+from .db import database_proxy
+
+
+def dumps(value: Any) -> str:
+    """JSON as jobtui stores it: compact, UTF-8 kept, refusing NaN (not JSON)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class JSONText(peewee.TextField):
+    """JSON kept as text: the same column on SQLite and PostgreSQL, never unpickled."""
+
+    def db_value(self, value: Any) -> str | None:
+        return None if value is None else dumps(value)
+
+    def python_value(self, value: Any) -> Any:
+        if value is None or not isinstance(value, str | bytes):
+            return value
+        return json.loads(value)
+
+
+class UTCDateTime(peewee.DateTimeField):
+    """A naive UTC timestamp with microseconds; aware values are converted on the way in."""
+
+    formats = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"]
+
+    def db_value(self, value: Any) -> Any:
+        # Text with microseconds always: it sorts correctly as text on SQLite (and avoids
+        # sqlite3's deprecated datetime adapter); PostgreSQL casts it to the column type.
+        if isinstance(value, datetime):
+            return sql_timestamp(to_utc_naive(value))
+        return value
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+def now_default() -> Any:
+    return utcnow()

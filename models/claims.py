@@ -1,0 +1,369 @@
+"""Claims and the fenced writes of a running attempt.
+
+A claim takes up to n due jobs in one statement (priority, due time, FIFO), increments each
+job's ``attempt`` and writes a fresh ``lease_token``. Every later write for that run
+(heartbeat, progress, outcome) carries ``(id, attempt, lease_token)`` and changes nothing
+unless the job is still running under that very attempt, so a zombie worker or a
+supervisor that lost its lease cannot overwrite a newer attempt (RELIABILITY.md, "Fence").
+
+These are the hot paths: statements are prepared text, parameters plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import peewee
+
+from .attempt import AttemptOutcome
+from .base import dumps
+from .clock import sql_timestamp, utcnow
+from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
+from .errors import InvalidTransition, JobNotFound
+from .retry import RetryPolicy
+from .store import classify_error, get_database
+from .workflow import cancel_dependants, promote_dependants
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LOCKED_RETRY_DEADLINE_S = 60.0
+PROGRESS_MESSAGE_MAX = 500
+
+_FENCE = "id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"
+
+_COMPLETE = f"""UPDATE jobs SET status = 'completed', result = :result, completed_at = :now,
+    updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
+    error_traceback = NULL, error_permanent = {{false}}
+WHERE {_FENCE}
+RETURNING started_at"""
+
+_INSERT_ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
+    host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
+VALUES (:id, :attempt, :worker_name, :supervisor_name, :pid, :host, :started_at, :now,
+    :outcome, :error_type, :error_message, :error_traceback)"""
+
+_READ_FOR_FAILURE = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
+    retry_max_delay, retry_jitter, started_at, worker_name, supervisor_name
+FROM jobs WHERE {_FENCE}"""
+
+_FAIL = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
+    next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
+    failed_at = :failed_at, completed_at = :completed_at, updated_at = :now,
+    error_message = :error_message, error_type = :error_type,
+    error_traceback = :error_traceback, error_permanent = :permanent
+WHERE {_FENCE}"""
+
+_PROGRESS = f"""UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
+    heartbeat_at = :now, updated_at = :now
+WHERE {_FENCE}"""
+
+_HEARTBEAT = f"UPDATE jobs SET heartbeat_at = :now WHERE {_FENCE}"
+
+_START = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = :token,
+    started_at = :now, heartbeat_at = :now, updated_at = :now, worker_name = :worker_name,
+    supervisor_name = :supervisor_name, progress_percentage = 0, progress_message = NULL
+WHERE id = :id AND status IN ('pending', 'retrying')
+RETURNING {", ".join(CLAIM_COLUMNS)}"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """One claimed run: what a worker needs, and the fence for every write about it."""
+
+    id: str
+    job_type: str
+    parameters_json: str
+    attempt: int
+    lease_token: str
+    retry_count: int
+    max_retries: int
+    timeout: float | None
+    queue_name: str
+    priority: int
+    retry_delay: float | None
+    retry_backoff: float | None
+    retry_max_delay: float | None
+    retry_jitter: bool | None
+    started_at: Any
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return json.loads(self.parameters_json or "{}")
+
+    @property
+    def fence(self) -> tuple[str, int, str]:
+        return (self.id, self.attempt, self.lease_token)
+
+
+def clamp_percentage(value: float) -> float:
+    return max(0.0, min(100.0, float(value)))
+
+
+def clip_message(message: str | None) -> str | None:
+    return None if message is None else str(message)[:PROGRESS_MESSAGE_MAX]
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+def with_lock_retry(fn: Callable[[], T], deadline_s: float = LOCKED_RETRY_DEADLINE_S) -> T:
+    """Run ``fn``, retrying "database is locked" with backoff until ``deadline_s``.
+
+    busy_timeout already waits inside SQLite; this covers the unfair tail of its busy
+    handler (fact 7), so the caller never sees a lock error a moment of patience would fix.
+    """
+    give_up = time.monotonic() + deadline_s
+    pause = 0.002
+    while True:
+        try:
+            return fn()
+        except peewee.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= give_up:
+                raise classify_error(exc) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+
+
+_FALSE = {"sqlite": "0", "postgresql": "false"}
+_complete_sql = {name: None for name in _FALSE}
+
+
+def _sql_complete(dialect: Dialect) -> str:
+    sql = _complete_sql[dialect.name]
+    if sql is None:
+        sql = _complete_sql[dialect.name] = dialect.sql(
+            _COMPLETE.format(false=_FALSE[dialect.name])
+        )
+    return sql
+
+
+def claim_jobs(
+    limit: int,
+    *,
+    queues: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    worker_name: str | None = None,
+    supervisor_name: str | None = None,
+    now: datetime | None = None,
+    db: peewee.Database | None = None,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs of ``queues`` (all if None) for ``tasks`` (all if None).
+
+    Highest priority first, then due time, then FIFO; never from a paused queue; never a
+    job that is waiting on dependencies or not yet due. One transaction, one statement.
+    """
+    if limit <= 0:
+        return []
+    db = get_database(db)
+    dialect = dialect_for(db)
+    params = {
+        "now": sql_timestamp(now or utcnow()),
+        "queues": dialect.list_param(queues),
+        "tasks": dialect.list_param(tasks),
+        "limit": int(limit),
+        "worker_name": worker_name,
+        "supervisor_name": supervisor_name,
+    }
+    sql = dialect.claim_sql
+
+    def run() -> list[tuple]:
+        with dialect.write_transaction(db):
+            return db.execute_sql(sql, params).fetchall()
+
+    rows = with_lock_retry(run)
+    claimed = [ClaimedJob(*row) for row in rows]
+    claimed.sort(key=lambda job: (-job.priority, job.id))
+    return claimed
+
+
+def start_job(
+    job_id: str,
+    *,
+    worker_name: str | None = None,
+    supervisor_name: str | None = None,
+    db: peewee.Database | None = None,
+) -> Any:
+    """Claim one given job now, due or not (the seed's ``mark_as_started``)."""
+    import secrets
+
+    from .job import Job
+
+    db = get_database(db)
+    dialect = dialect_for(db)
+    params = {
+        "id": job_id, "token": secrets.token_hex(16), "now": sql_timestamp(utcnow()),
+        "worker_name": worker_name, "supervisor_name": supervisor_name,
+    }  # fmt: skip
+
+    def run() -> list[tuple]:
+        with dialect.write_transaction(db):
+            return db.execute_sql(dialect.sql(_START), params).fetchall()
+
+    if not with_lock_retry(run):
+        job = Job.get_or_none(Job.id == job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        raise InvalidTransition(f"job {job_id} is {job.status}: only a pending job can start")
+    return Job.get_by_id(job_id)
+
+
+def _attempt_params(
+    fence: Sequence[Any], now: str, started_at: Any, outcome: str, worker: dict[str, Any] | None
+) -> dict[str, Any]:
+    worker = worker or {}
+    return {
+        "id": fence[0], "attempt": fence[1], "now": now, "started_at": started_at,
+        "outcome": outcome, "worker_name": worker.get("worker_name"),
+        "supervisor_name": worker.get("supervisor_name"), "pid": worker.get("pid"),
+        "host": worker.get("host"), "error_type": worker.get("error_type"),
+        "error_message": worker.get("error_message"),
+        "error_traceback": worker.get("error_traceback"),
+    }  # fmt: skip
+
+
+def complete_job(
+    job_id: str,
+    attempt: int,
+    lease_token: str | None,
+    result: Any = None,
+    *,
+    result_json: str | None = None,
+    worker: dict[str, Any] | None = None,
+    db: peewee.Database | None = None,
+) -> bool:
+    """Record success for this attempt; False (and nothing written) if it lost its lease."""
+    db = get_database(db)
+    dialect = dialect_for(db)
+    now = sql_timestamp(utcnow())
+    params = {"id": job_id, "attempt": attempt, "token": lease_token, "now": now,
+              "result": result_json if result_json is not None else dumps(result)}  # fmt: skip
+    complete_sql, attempt_sql = _sql_complete(dialect), dialect.sql(_INSERT_ATTEMPT)
+
+    def run() -> bool:
+        with dialect.write_transaction(db):
+            row = db.execute_sql(complete_sql, params).fetchone()
+            if row is None:
+                return False
+            fence = (job_id, attempt)
+            db.execute_sql(
+                attempt_sql, _attempt_params(fence, now, row[0], AttemptOutcome.COMPLETED, worker)
+            )
+            promote_dependants(db, job_id)
+            return True
+
+    ok = with_lock_retry(run)
+    if not ok:
+        log.warning("dropped the result of job %s attempt %s: lease lost", job_id, attempt)
+    return ok
+
+
+def fail_job(
+    job_id: str,
+    attempt: int,
+    lease_token: str | None,
+    error: str,
+    traceback: str | None = None,
+    *,
+    error_type: str | None = None,
+    permanent: bool = False,
+    outcome: str = AttemptOutcome.FAILED,
+    retry_delay: float | None = None,
+    force_retry: bool = False,
+    worker: dict[str, Any] | None = None,
+    db: peewee.Database | None = None,
+) -> str | None:
+    """Record a failed run: ``retrying`` while retries remain, else ``failed`` (final).
+
+    Returns the new status, or None when this attempt had lost its lease (nothing written).
+    ``retry_delay`` overrides the policy's delay; ``force_retry`` retries even when no
+    retries remain (an explicit ``schedule_retry``).
+    """
+    db = get_database(db)
+    dialect = dialect_for(db)
+    now_dt = utcnow()
+    now = sql_timestamp(now_dt)
+    fence = {"id": job_id, "attempt": attempt, "token": lease_token}
+
+    def run() -> str | None:
+        with dialect.write_transaction(db):
+            row = db.execute_sql(dialect.sql(_READ_FOR_FAILURE), fence).fetchone()
+            if row is None:
+                return None
+            retry_count, max_retries = int(row[0]), int(row[1])
+            retry = force_retry or (not permanent and retry_count < max_retries)
+            if retry:
+                policy = RetryPolicy.from_columns(row[2], row[3], row[4], row[5])
+                delay = policy.delay_for(retry_count) if retry_delay is None else retry_delay
+                status, next_retry_at = "retrying", sql_timestamp(now_dt + timedelta(seconds=delay))
+            else:
+                status, next_retry_at = "failed", None
+            db.execute_sql(dialect.sql(_FAIL), {
+                **fence, "now": now, "status": status,
+                "retry_count": retry_count + 1 if retry else retry_count,
+                "next_retry_at": next_retry_at, "failed_at": None if retry else now,
+                "completed_at": None, "error_message": error, "error_type": error_type,
+                "error_traceback": traceback, "permanent": bool(permanent),
+            })  # fmt: skip
+            details = dict(worker or {}, error_type=error_type, error_message=error,
+                           error_traceback=traceback)  # fmt: skip
+            db.execute_sql(
+                dialect.sql(_INSERT_ATTEMPT),
+                _attempt_params((job_id, attempt), now, row[6], outcome, details),
+            )
+            if status == "failed":
+                cancel_dependants(db, [job_id], "failed")
+            return status
+
+    status = with_lock_retry(run)
+    if status is None:
+        log.warning("dropped the failure of job %s attempt %s: lease lost", job_id, attempt)
+    return status
+
+
+def record_progress(
+    job_id: str,
+    attempt: int,
+    lease_token: str | None,
+    percentage: float,
+    message: str | None = None,
+    *,
+    db: peewee.Database | None = None,
+) -> bool:
+    """Write progress for this attempt; False when it lost its lease."""
+    db = get_database(db)
+    dialect = dialect_for(db)
+    params = {"id": job_id, "attempt": attempt, "token": lease_token,
+              "pct": clamp_percentage(percentage), "msg": clip_message(message),
+              "now": sql_timestamp(utcnow())}  # fmt: skip
+    return with_lock_retry(lambda: db.execute_sql(dialect.sql(_PROGRESS), params).rowcount == 1)
+
+
+def record_heartbeats(
+    fences: Iterable[tuple[str, int, str]], *, db: peewee.Database | None = None
+) -> list[str]:
+    """Extend the leases of running attempts in one transaction; returns the ids whose lease
+    was lost (their workers must stop writing)."""
+    db = get_database(db)
+    dialect = dialect_for(db)
+    sql, now = dialect.sql(_HEARTBEAT), sql_timestamp(utcnow())
+    fences = list(fences)
+
+    def run() -> list[str]:
+        lost = []
+        with dialect.write_transaction(db):
+            for job_id, attempt, token in fences:
+                params = {"id": job_id, "attempt": attempt, "token": token, "now": now}
+                if db.execute_sql(sql, params).rowcount != 1:
+                    lost.append(job_id)
+        return lost
+
+    return with_lock_retry(run) if fences else []

@@ -1,0 +1,124 @@
+"""Which database jobtui uses and how a connection to it is set up.
+
+One URL names the database (playhouse.db_url form). It comes from ``--database``, then
+``JOBTUI_DATABASE``, then a SQLite file under ``$XDG_DATA_HOME/jobtui/``. SQLite is
+opened in WAL mode with a busy timeout and ``synchronous=NORMAL`` (RELIABILITY.md);
+PostgreSQL with a connect timeout so an unreachable server is reported, not waited on.
+This is the only module that constructs a Database object.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import peewee
+
+from .errors import ConfigurationError, DatabaseUnavailable, StoreError
+
+ENV_VAR = "JOBTUI_DATABASE"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
+
+#: Every model binds to this proxy; ``use_database`` points it at a real database.
+database_proxy = peewee.DatabaseProxy()
+
+
+def default_database_url() -> str:
+    """The embedded default: ``jobtui.db`` under ``$XDG_DATA_HOME/jobtui``."""
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return "sqlite:///" + os.path.join(data_home, "jobtui", "jobtui.db")
+
+
+def resolve_database_url(explicit: str | None = None) -> str:
+    """The URL in force: the flag, then the environment, then the default file."""
+    return explicit or os.environ.get(ENV_VAR) or default_database_url()
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for headers, logs and error messages."""
+    return re.sub(r"(://[^/:@]+):[^/@]*@", r"\1:***@", url)
+
+
+def _sqlite_path(url: str) -> str:
+    # sqlite:////abs/path (absolute), sqlite:///rel/path (relative), sqlite:///:memory:
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/"):
+        raise ConfigurationError(f"bad SQLite URL {url!r}: expected sqlite:///PATH")
+    path = unquote(rest[1:].split("?", 1)[0])
+    return path or ":memory:"
+
+
+def open_database(url: str, *, create_dirs: bool = False) -> peewee.Database:
+    """A new, unconnected Database for ``url``; refuses what cannot work with a clear error.
+
+    ``create_dirs`` makes the SQLite file's folder (only the XDG default should do that:
+    a folder the user named that does not exist is almost always a typo).
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        path = _sqlite_path(url)
+        if path != ":memory:" and not path.startswith("file:"):
+            folder = Path(path).expanduser().resolve().parent
+            if not folder.is_dir():
+                if create_dirs:
+                    folder.mkdir(parents=True, exist_ok=True)
+                else:
+                    raise ConfigurationError(
+                        f"cannot open SQLite database {path}: directory {folder} does not exist"
+                    )
+        return peewee.SqliteDatabase(
+            path,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+                "synchronous": "normal",
+                "foreign_keys": 1,
+            },
+            check_same_thread=False,
+        )
+    if scheme in ("postgres", "postgresql"):
+        parts = urlsplit(url)
+        params: dict[str, object] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        if parts.username:
+            params["user"] = unquote(parts.username)
+        if parts.password:
+            params["password"] = unquote(parts.password)
+        if parts.hostname:
+            params["host"] = parts.hostname
+        if parts.port:
+            params["port"] = parts.port
+        name = unquote(parts.path.lstrip("/")) or "postgres"
+        try:
+            return peewee.PostgresqlDatabase(name, autorollback=False, **params)
+        except peewee.ImproperlyConfigured as exc:
+            raise ConfigurationError(
+                "PostgreSQL needs a driver: pip install 'jobtui[postgres]'"
+            ) from exc
+    raise ConfigurationError(
+        f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://..."
+    )
+
+
+def connect(db: peewee.Database, url: str | None = None) -> None:
+    """Open ``db``'s connection for this thread, turning driver errors into one clear line."""
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.OperationalError as exc:
+        where = redact_url(url) if url else str(db.database)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"cannot reach database {where}: {reason}") from exc
+    except peewee.DatabaseError as exc:
+        raise StoreError(f"cannot open database: {exc}") from exc
+
+
+def is_sqlite(db: peewee.Database) -> bool:
+    """True for SQLite, the one question the rest of the code may ask about the engine."""
+    if isinstance(db, peewee.DatabaseProxy):
+        db = db.obj
+    return isinstance(db, peewee.SqliteDatabase)

@@ -1,0 +1,259 @@
+"""Writing new jobs: validation first (nothing written on bad input), then one statement.
+
+``insert_jobs`` is the one path every enqueue takes (the API, ``enqueue_many``, the CLI,
+``Job.create_job``, cron). Values are checked and serialised before any transaction
+opens, so the write lock is held for the INSERT alone.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from .base import dumps
+from .clock import sql_timestamp, to_utc_naive, utcnow
+from .dialect import dialect_for
+from .errors import InvalidJob
+from .ids import new_job_id
+from .store import get_database
+
+#: Columns an enqueue writes, in order.
+INSERT_COLUMNS = (
+    "id", "job_type", "status", "title", "description", "parameters", "progress_percentage",
+    "max_retries", "retry_count", "priority", "scheduled_for", "user_id", "reference_type",
+    "reference_id", "queue_name", "created_at", "updated_at", "run_at", "attempt", "timeout",
+    "cancel_requested", "error_permanent", "retry_delay", "retry_backoff", "retry_max_delay",
+    "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
+    "error_message", "error_type", "completed_at",
+)  # fmt: skip
+
+_INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
+    ", ".join(INSERT_COLUMNS), ", ".join(":" + c for c in INSERT_COLUMNS)
+)
+_INSERT_UNIQUE = _INSERT + " ON CONFLICT DO NOTHING RETURNING id"
+_FIND_UNIQUE = """SELECT id FROM jobs WHERE unique_key = :unique_key
+    AND status IN ('pending', 'waiting', 'retrying', 'running')"""
+_INSERT_EDGE = "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (:job, :dep)"
+
+#: Options ``enqueue`` accepts besides args/kwargs (the task's defaults can set the first ones).
+OPTION_NAMES = frozenset({
+    "queue", "priority", "delay", "scheduled_for", "max_retries", "timeout", "retry_delay",
+    "retry_backoff", "retry_max_delay", "retry_jitter", "depends_on", "reference",
+    "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
+    "description", "deadline", "batch_id", "schedule_name",
+})  # fmt: skip
+
+#: Called with the database after jobs were committed (the supervisor's wake-up poke).
+after_enqueue_hooks: list[Callable[[peewee.Database], None]] = []
+
+
+def _number(name: str, value: Any, *, minimum: float | None = 0, allow_none: bool = True) -> Any:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise InvalidJob(f"{name} must be a number of seconds, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidJob(f"{name} must be >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidJob(f"{name} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidJob(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _moment(name: str, value: Any, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return to_utc_naive(value)
+    return now + timedelta(seconds=_number(name, value))
+
+
+def _text(name: str, value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = str(value)
+    if len(value) > limit:
+        raise InvalidJob(f"{name} is longer than {limit} characters")
+    return value
+
+
+def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The INSERT parameters for one job, or InvalidJob saying what is wrong with it."""
+    if not isinstance(job_type, str) or not job_type.strip():
+        raise InvalidJob(f"task name must be a non-empty string, got {job_type!r}")
+    unknown = set(options) - OPTION_NAMES - {"args", "kwargs"}
+    if unknown:
+        raise InvalidJob(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+    args, kwargs = options.get("args") or [], options.get("kwargs") or {}
+    if not isinstance(args, list | tuple):
+        raise InvalidJob(f"args must be a list, got {type(args).__name__}")
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise InvalidJob("kwargs must be a mapping with string keys")
+    try:
+        parameters = dumps({"args": list(args), "kwargs": dict(kwargs)})
+        tags = None if options.get("tags") is None else dumps(list(options["tags"]))
+        metadata = None if options.get("metadata") is None else dumps(options["metadata"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"arguments of {job_type} are not JSON-serialisable: {exc}") from None
+    delay = _number("delay", options.get("delay"))
+    scheduled_for = _moment("scheduled_for", options.get("scheduled_for"), now)
+    if delay:
+        scheduled_for = max(scheduled_for or now, now + timedelta(seconds=delay))
+    reference = options.get("reference")
+    reference_type, reference_id = options.get("reference_type"), options.get("reference_id")
+    if reference is not None:
+        if not isinstance(reference, tuple | list) or len(reference) != 2:
+            raise InvalidJob("reference must be a (reference_type, reference_id) pair")
+        reference_type, reference_id = reference
+    queue = options.get("queue") or "default"
+    if not isinstance(queue, str):
+        raise InvalidJob(f"queue must be a string, got {queue!r}")
+    timeout = _number("timeout", options.get("timeout"))
+    if timeout is not None and timeout <= 0:
+        raise InvalidJob(f"timeout must be > 0 seconds, got {timeout:g}")
+    jitter = options.get("retry_jitter")
+    stamp = sql_timestamp(now)
+    deadline = _moment("deadline", options.get("deadline"), now)
+    return {
+        "id": new_job_id(), "job_type": job_type, "status": "pending",
+        "title": _text("title", options.get("title"), 200),
+        "description": options.get("description"), "parameters": parameters,
+        "progress_percentage": 0,
+        "max_retries": _integer("max_retries", 3 if options.get("max_retries") is None
+                                else options["max_retries"], minimum=0),
+        "retry_count": 0,
+        "priority": _integer("priority", options.get("priority") or 0),
+        "scheduled_for": None if scheduled_for is None else sql_timestamp(scheduled_for),
+        "user_id": None if options.get("user_id") is None else str(options["user_id"]),
+        "reference_type": _text("reference_type", reference_type, 100),
+        "reference_id": None if reference_id is None else str(reference_id),
+        "queue_name": _text("queue", queue, 100), "created_at": stamp, "updated_at": stamp,
+        "run_at": sql_timestamp(scheduled_for) if scheduled_for else stamp,
+        "attempt": 0, "timeout": timeout, "cancel_requested": False, "error_permanent": False,
+        "retry_delay": _number("retry_delay", options.get("retry_delay")),
+        "retry_backoff": _number("retry_backoff", options.get("retry_backoff"), minimum=1),
+        "retry_max_delay": _number("retry_max_delay", options.get("retry_max_delay")),
+        "retry_jitter": None if jitter is None else bool(jitter),
+        "tags": tags, "metadata": metadata,
+        "unique_key": _text("unique_key", options.get("unique_key"), 200),
+        "batch_id": options.get("batch_id"), "schedule_name": options.get("schedule_name"),
+        "deadline": None if deadline is None else sql_timestamp(deadline),
+        "error_message": None, "error_type": None, "completed_at": None,
+        "_depends_on": _dependency_ids(options.get("depends_on")),
+    }  # fmt: skip
+
+
+def _dependency_ids(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        value = [value]
+    ids = []
+    for item in value:
+        job_id = getattr(item, "id", item)
+        if not isinstance(job_id, str) or not job_id:
+            raise InvalidJob(f"depends_on takes job ids, got {item!r}")
+        ids.append(job_id)
+    return list(dict.fromkeys(ids))
+
+
+def _resolve_dependencies(db: peewee.Database, row: dict[str, Any], deps: list[str]) -> None:
+    """Check the dependencies exist; make the row ``waiting`` (or cancelled) as they stand."""
+    dialect = dialect_for(db)
+    marks = ", ".join(f":d{i}" for i in range(len(deps)))
+    found = dict(db.execute_sql(
+        dialect.sql(f"SELECT id, status FROM jobs WHERE id IN ({marks})"),
+        {f"d{i}": dep for i, dep in enumerate(deps)},
+    ).fetchall())  # fmt: skip
+    missing = [dep for dep in deps if dep not in found]
+    if missing:
+        raise InvalidJob(f"depends_on names unknown job(s): {', '.join(missing)}")
+    dead = [dep for dep in deps if found[dep] in ("failed", "cancelled")]
+    if dead:
+        row.update(status="cancelled", completed_at=row["created_at"], error_type="DependencyFailed",
+                   error_message=f"dependency {dead[0]} {found[dead[0]]}")  # fmt: skip
+    elif any(found[dep] != "completed" for dep in deps):
+        row["status"] = "waiting"
+
+
+def _write(db: peewee.Database, row: dict[str, Any]) -> tuple[str, bool]:
+    dialect = dialect_for(db)
+    deps = row.pop("_depends_on")
+    if deps:
+        _resolve_dependencies(db, row, deps)
+    if row["unique_key"] is None:
+        db.execute_sql(dialect.sql(_INSERT), row)
+    else:
+        for _ in range(5):  # the holder may end between our insert and our look-up
+            if db.execute_sql(dialect.sql(_INSERT_UNIQUE), row).fetchone() is not None:
+                break
+            existing = db.execute_sql(dialect.sql(_FIND_UNIQUE), row).fetchone()
+            if existing is not None:
+                return existing[0], False
+        else:
+            raise InvalidJob(f"could not enqueue unique key {row['unique_key']!r}: contended")
+    for dep in deps:
+        db.execute_sql(dialect.sql(_INSERT_EDGE), {"job": row["id"], "dep": dep})
+    return row["id"], True
+
+
+def insert_jobs(
+    job_type: str | Sequence[str],
+    items: Sequence[Mapping[str, Any]],
+    *,
+    database: peewee.Database | str | None = None,
+) -> list[tuple[str, bool]]:
+    """Write jobs in one transaction; returns ``(id, created)`` per item (created is False
+    when a live job with the same ``unique_key`` was returned instead).
+
+    ``job_type`` is one task name for all items, or one per item.
+    """
+    db = get_database(database)
+    now = utcnow()
+    names = [job_type] * len(items) if isinstance(job_type, str) else list(job_type)
+    rows = [build_row(name, item, now) for name, item in zip(names, items, strict=True)]
+    if not rows:
+        return []
+    dialect = dialect_for(db)
+    from .claims import with_lock_retry
+
+    def run() -> list[tuple[str, bool]]:
+        if len(rows) == 1 and not rows[0]["_depends_on"] and rows[0]["unique_key"] is None:
+            return [_write(db, dict(rows[0]))]  # one statement: autocommit is atomic
+        with dialect.write_transaction(db):
+            if all(not r["_depends_on"] and r["unique_key"] is None for r in rows):
+                plain = [{k: v for k, v in r.items() if k != "_depends_on"} for r in rows]
+                db.cursor().executemany(dialect.sql(_INSERT), plain)
+                return [(r["id"], True) for r in rows]
+            return [_write(db, dict(r)) for r in rows]
+
+    try:
+        # Inside the caller's transaction a retry cannot help: its lock is the caller's.
+        results = run() if db.in_transaction() else with_lock_retry(run)
+    except peewee.IntegrityError as exc:
+        raise InvalidJob(f"job refused by the database: {exc}") from exc
+    if not db.in_transaction():
+        for hook in after_enqueue_hooks:
+            hook(db)
+    else:
+        db.after_commit(lambda: [hook(db) for hook in after_enqueue_hooks])
+    return results
+
+
+def insert_job(
+    job_type: str, *, database: peewee.Database | str | None = None, **options: Any
+) -> str:
+    """Write one job; returns its id (the existing live job's id for a taken ``unique_key``)."""
+    return insert_jobs(job_type, [options], database=database)[0][0]

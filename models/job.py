@@ -1,0 +1,267 @@
+"""The Job model: the seed's fields and methods, plus what claims and workflows need.
+
+State changes live in ``claims.py`` (one place each, shared by these methods, the
+API, the CLI and the supervisor); the methods here are the seed's conveniences over them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from .base import BaseModel, JSONText, UTCDateTime, now_default
+from .clock import utcnow
+from .ids import new_job_id
+from .status import CLAIMABLE, FINAL, LIVE, JobStatus
+
+
+class Job(BaseModel):
+    id = peewee.CharField(max_length=36, primary_key=True, default=new_job_id)
+    job_type = peewee.CharField(max_length=200)
+    status = peewee.CharField(max_length=16, default=JobStatus.PENDING.value)
+    title = peewee.CharField(max_length=200, null=True)
+    description = peewee.TextField(null=True)
+    parameters = JSONText(default=lambda: {"args": [], "kwargs": {}})
+    result = JSONText(null=True)
+    started_at = UTCDateTime(null=True)
+    completed_at = UTCDateTime(null=True)
+    failed_at = UTCDateTime(null=True)
+    progress_percentage = peewee.FloatField(default=0)
+    progress_message = peewee.CharField(max_length=500, null=True)
+    max_retries = peewee.IntegerField(default=3)
+    retry_count = peewee.IntegerField(default=0)
+    next_retry_at = UTCDateTime(null=True)
+    error_message = peewee.TextField(null=True)
+    error_traceback = peewee.TextField(null=True)
+    priority = peewee.IntegerField(default=0)
+    scheduled_for = UTCDateTime(null=True)
+    user_id = peewee.CharField(max_length=200, null=True)
+    reference_type = peewee.CharField(max_length=100, null=True)
+    reference_id = peewee.CharField(max_length=200, null=True)
+    worker_name = peewee.CharField(max_length=200, null=True)
+    queue_name = peewee.CharField(max_length=100, default="default")
+    created_at = UTCDateTime(default=now_default)
+    updated_at = UTCDateTime(default=now_default)
+
+    # -- beyond the seed: claims and fencing
+    run_at = UTCDateTime(default=now_default)  # when it is due: scheduled_for, next_retry_at or now
+    attempt = peewee.IntegerField(default=0)  # every claim +1; never goes down (fencing number)
+    lease_token = peewee.CharField(max_length=32, null=True)  # fresh random value per claim
+    heartbeat_at = UTCDateTime(null=True)  # last sign of life of the running attempt
+    supervisor_name = peewee.CharField(max_length=200, null=True)  # owner of the running attempt
+    timeout = peewee.FloatField(null=True)  # seconds a run may take
+    cancel_requested = peewee.BooleanField(default=False)
+    error_type = peewee.CharField(max_length=200, null=True)  # exception class of the last error
+    error_permanent = peewee.BooleanField(default=False)  # the last failure must not be retried
+    # -- retry policy for this job (NULL: the defaults of DESIGN.md)
+    retry_delay = peewee.FloatField(null=True)
+    retry_backoff = peewee.FloatField(null=True)
+    retry_max_delay = peewee.FloatField(null=True)
+    retry_jitter = peewee.BooleanField(null=True)
+    # -- workflows
+    tags = JSONText(null=True)
+    metadata = JSONText(null=True)
+    unique_key = peewee.CharField(max_length=200, null=True)
+    batch_id = peewee.CharField(max_length=36, null=True)
+    schedule_name = peewee.CharField(max_length=200, null=True)  # the schedule that made it
+    deadline = UTCDateTime(null=True)  # not started by then: cancelled as expired
+
+    class Meta:
+        table_name = "jobs"
+
+    # -- the seed's predicates
+    def is_completed(self) -> bool:
+        """Finished successfully."""
+        return self.status == JobStatus.COMPLETED
+
+    def is_failed(self) -> bool:
+        """Failed for good: ``failed`` is the dead-letter state, no retry is scheduled."""
+        return self.status == JobStatus.FAILED
+
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def can_retry(self) -> bool:
+        """Whether another failure would be retried: retries left and no permanent error."""
+        return not self.error_permanent and self.retry_count < self.max_retries
+
+    def get_execution_time(self) -> timedelta | None:
+        """How long the latest run took (or has taken so far, while running)."""
+        if self.started_at is None:
+            return None
+        end = self.completed_at or self.failed_at
+        if end is None:
+            end = utcnow() if self.status == JobStatus.RUNNING else None
+        return None if end is None else end - self.started_at
+
+    @property
+    def args(self) -> list[Any]:
+        return list((self.parameters or {}).get("args") or [])
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict((self.parameters or {}).get("kwargs") or {})
+
+    @property
+    def depends_on(self) -> list[str]:
+        from .dependency import JobDependency
+
+        rows = JobDependency.select(JobDependency.depends_on_id).where(
+            JobDependency.job_id == self.id
+        )
+        return [r.depends_on_id for r in rows]
+
+    # -- the seed's transitions, over claims.py
+    def mark_as_started(self, worker_name: str | None = None) -> Job:
+        """Claim this job for ``worker_name`` now (a claim: attempt +1, fresh lease)."""
+        from . import claims
+
+        claimed = claims.start_job(self.id, worker_name=worker_name)
+        return self._refresh_from(claimed)
+
+    def mark_as_completed(self, result: Any = None) -> Job:
+        from . import claims
+
+        claims.complete_job(self.id, self.attempt, self.lease_token, result)
+        return self._refresh_from(Job.get_by_id(self.id))
+
+    def mark_as_failed(
+        self, error: str, traceback: str | None = None, *, permanent: bool = False
+    ) -> Job:
+        """Record a failure: a retry is scheduled while retries remain, else ``failed``."""
+        from . import claims
+
+        claims.fail_job(
+            self.id, self.attempt, self.lease_token, error, traceback, permanent=permanent
+        )
+        return self._refresh_from(Job.get_by_id(self.id))
+
+    def update_progress(self, percentage: float, message: str | None = None) -> bool:
+        """Write progress for the running attempt; False when this attempt lost its lease."""
+        from . import claims
+
+        ok = claims.record_progress(self.id, self.attempt, self.lease_token, percentage, message)
+        if ok:
+            self.progress_percentage = claims.clamp_percentage(percentage)
+            self.progress_message = claims.clip_message(message)
+        return ok
+
+    def schedule_retry(self, delay: float | None = None, error: str | None = None) -> Job:
+        """Put a running job into ``retrying`` after ``delay`` seconds (policy delay if None)."""
+        from . import claims
+
+        claims.fail_job(
+            self.id,
+            self.attempt,
+            self.lease_token,
+            error or "retry requested",
+            None,
+            retry_delay=delay,
+            force_retry=True,
+        )
+        return self._refresh_from(Job.get_by_id(self.id))
+
+    def cancel_job(self, reason: str | None = None) -> Job:
+        """Cancel: at once when not running, by request (the supervisor stops it) when running."""
+        from . import actions
+
+        actions.cancel_jobs([self.id], reason=reason)
+        return self._refresh_from(Job.get_by_id(self.id))
+
+    def _refresh_from(self, other: Job) -> Job:
+        self.__data__ = dict(other.__data__)
+        self._dirty.clear()
+        return self
+
+    # -- the seed's class-level helpers
+    @classmethod
+    def create_job(cls, job_type: str, **options: Any) -> Job:
+        """Enqueue a job by task name (the seed's factory); options as ``jobtui.enqueue``."""
+        from .enqueueing import insert_job
+
+        return cls.get_by_id(insert_job(job_type, **options))
+
+    @classmethod
+    def get_pending_jobs(cls, queue_name: str | None = None, limit: int = 100) -> list[Job]:
+        """Jobs ready to run now, in claim order."""
+        query = cls.select().where(cls.status.in_(CLAIMABLE), cls.run_at <= utcnow())
+        if queue_name is not None:
+            query = query.where(cls.queue_name == queue_name)
+        return list(query.order_by(cls.priority.desc(), cls.run_at, cls.id).limit(limit))
+
+    @classmethod
+    def get_user_jobs(cls, user_id: str, limit: int = 100) -> list[Job]:
+        """A user's jobs, newest first."""
+        query = cls.select().where(cls.user_id == str(user_id))
+        return list(query.order_by(cls.id.desc()).limit(limit))
+
+    @classmethod
+    def get_failed_jobs(cls, queue_name: str | None = None, limit: int = 100) -> list[Job]:
+        """The dead-letter set, newest failure first."""
+        query = cls.select().where(cls.status == JobStatus.FAILED)
+        if queue_name is not None:
+            query = query.where(cls.queue_name == queue_name)
+        return list(query.order_by(cls.failed_at.desc(), cls.id.desc()).limit(limit))
+
+    @classmethod
+    def get_by_reference(cls, reference_type: str, reference_id: Any) -> list[Job]:
+        """Jobs linked to one business entity, newest first."""
+        query = cls.select().where(
+            cls.reference_type == reference_type, cls.reference_id == str(reference_id)
+        )
+        return list(query.order_by(cls.id.desc()))
+
+    @classmethod
+    def cleanup_old_jobs(cls, days: float = 7, *, include_failed: bool = False) -> int:
+        """Delete ended jobs older than ``days``; returns how many. See ``retention.py``."""
+        from .retention import prune_jobs
+
+        return prune_jobs(older_than=timedelta(days=days), include_failed=include_failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as JSON output writes it: the model's field names, ISO 8601 UTC times."""
+        from .clock import iso_utc
+
+        out: dict[str, Any] = {}
+        for name in self._meta.sorted_field_names:
+            value = getattr(self, name)
+            out[name] = iso_utc(value) if isinstance(value, datetime) else value
+        out.pop("lease_token", None)
+        return out
+
+
+def _add_indexes() -> None:
+    claimable = Job.status.in_(list(CLAIMABLE))
+    # claim_jobs: the ready jobs of a queue in claim order (priority, due time, FIFO).
+    Job.add_index(
+        Job.index(Job.queue_name, Job.priority.desc(), Job.run_at, Job.id, where=claimable).safe(
+            True
+        )
+    )
+    # queue stats and the console's queue pane: counts by (queue, status), oldest due job.
+    Job.add_index(Job.queue_name, Job.status, Job.run_at)
+    # `jobtui jobs --status S`, the failures view, recovery of running jobs: newest first.
+    Job.add_index(Job.status, Job.id)
+    # get_by_reference(reference_type, reference_id).
+    Job.add_index(Job.reference_type, Job.reference_id)
+    # get_user_jobs(user_id), newest first.
+    Job.add_index(Job.user_id, Job.id)
+    # `jobtui jobs --task T`, the console's task: filter.
+    Job.add_index(Job.job_type, Job.id)
+    # retention: ended jobs by status and age.
+    Job.add_index(Job.status, Job.updated_at)
+    # batch progress and batch completion checks.
+    Job.add_index(Job.batch_id)
+    # unique_key: one live job per key, enforced by the database.
+    Job.add_index(
+        Job.index(
+            Job.unique_key,
+            unique=True,
+            where=(Job.unique_key.is_null(False)) & Job.status.in_(list(LIVE)),
+        ).safe(True)
+    )
+
+
+_add_indexes()

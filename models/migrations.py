@@ -1,0 +1,89 @@
+"""The schema version and forward migrations, applied automatically when a database opens.
+
+A fresh database gets every table at the current version. An older one is migrated step
+by step (``STEPS[n]`` takes version n-1 to n, with playhouse.migrate), inside one
+transaction that also holds the schema lock, so two processes starting together migrate
+once. A database written by a newer jobtui is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee
+from playhouse.migrate import SchemaMigrator
+
+from .attempt import JobAttempt
+from .base import BaseModel
+from .batch import Batch
+from .clock import utcnow
+from .dependency import JobDependency
+from .dialect import dialect_for
+from .errors import SchemaTooNew
+from .job import Job
+from .queue import Queue
+from .schedule import Schedule, ScheduleFire
+from .worker import Supervisor, Worker
+
+SCHEMA_VERSION = 1
+
+MODELS: list[type[BaseModel]] = [
+    Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
+]  # fmt: skip
+
+#: STEPS[n] migrates a database from schema version n-1 to n.
+STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {}
+
+
+class SchemaInfo(BaseModel):
+    """One row: the schema version this database was last migrated to."""
+
+    id = peewee.IntegerField(primary_key=True, default=1)
+    version = peewee.IntegerField()
+    migrated_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "jobtui_schema"
+
+
+ALL_MODELS: list[type[BaseModel]] = [*MODELS, SchemaInfo]
+
+
+def read_schema_version(db: peewee.Database) -> int | None:
+    """The stored version, or None for a database jobtui has never written."""
+    if not db.table_exists("jobtui_schema"):
+        return None
+    row = db.execute_sql("SELECT version FROM jobtui_schema WHERE id = 1").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _refuse_if_newer(version: int | None) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"this database has schema version {version}, written by a newer jobtui "
+            f"(this one knows up to {SCHEMA_VERSION}); upgrade jobtui — the database was "
+            "left untouched"
+        )
+
+
+def ensure_schema(db: peewee.Database) -> int:
+    """Create or migrate the schema of ``db``; returns the version now in force."""
+    version = read_schema_version(db)  # outside the lock: the common case writes nothing
+    _refuse_if_newer(version)
+    if version == SCHEMA_VERSION:
+        return version
+    dialect = dialect_for(db)
+    with db.bind_ctx(ALL_MODELS), dialect.write_transaction(db):
+        dialect.lock_schema(db)
+        version = read_schema_version(db)  # again, under the lock
+        _refuse_if_newer(version)
+        if version is None:
+            db.create_tables(ALL_MODELS)
+            SchemaInfo.insert(id=1, version=SCHEMA_VERSION, migrated_at=utcnow()).execute()
+            return SCHEMA_VERSION
+        migrator = SchemaMigrator.from_database(db)
+        while version < SCHEMA_VERSION:
+            version += 1
+            STEPS[version](migrator, db)
+        SchemaInfo.update(version=version, migrated_at=utcnow()).where(SchemaInfo.id == 1).execute()
+    return version

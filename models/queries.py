@@ -1,0 +1,122 @@
+"""Reads for the CLI, the API and the console: no writes, no transactions held open."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from .clock import iso_utc, sql_timestamp, utcnow
+from .errors import JobNotFound
+from .job import Job
+from .queue import Queue
+from .status import ALL_STATUSES
+from .store import get_database
+from .worker import Supervisor, Worker
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return Job.run_at.python_value(value)
+
+
+def get_job(job_id: str, *, db: peewee.Database | None = None) -> Job:
+    """The job with this id (a unique prefix of it is accepted too), or JobNotFound."""
+    get_database(db)
+    job = Job.get_or_none(Job.id == job_id)
+    if job is None and 4 <= len(job_id) < 36:
+        matches = list(Job.select().where(Job.id.startswith(job_id)).limit(2))
+        if len(matches) == 1:
+            job = matches[0]
+        elif len(matches) > 1:
+            raise JobNotFound(f"job id prefix {job_id!r} is ambiguous")
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    *,
+    status: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    task: str | None = None,
+    limit: int = 50,
+    db: peewee.Database | None = None,
+) -> list[Job]:
+    """Jobs, newest first (ids are time-ordered), filtered by status, queue and task."""
+    get_database(db)
+    query = Job.select()
+    if status:
+        statuses = [status] if isinstance(status, str) else list(status)
+        query = query.where(Job.status.in_(statuses))
+    if queue:
+        query = query.where(Job.queue_name == queue)
+    if task:
+        query = query.where(Job.job_type == task)
+    return list(query.order_by(Job.id.desc()).limit(limit))
+
+
+def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
+    """Per queue: counts by status, latency (age of the oldest due pending job, seconds),
+    average run time of recent completions (seconds), and whether it is paused."""
+    get_database(db)
+    now = now or utcnow()
+    stats: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        return stats.setdefault(name, {
+            "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
+            "avg_run_s": None, "paused": False,
+        })  # fmt: skip
+
+    counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
+              .group_by(Job.queue_name, Job.status).tuples())  # fmt: skip
+    for queue, status, count in counts:
+        entry(queue)["counts"][status] = count
+    oldest = (Job.select(Job.queue_name, peewee.fn.MIN(Job.run_at))
+              .where(Job.status.in_(["pending", "retrying"]), Job.run_at <= now)
+              .group_by(Job.queue_name).tuples())  # fmt: skip
+    for queue, first_due in oldest:
+        first_due = _as_datetime(first_due)
+        if first_due is not None:
+            entry(queue)["latency_s"] = max(0.0, (now - first_due).total_seconds())
+    recent = (Job.select(Job.queue_name, Job.started_at, Job.completed_at)
+              .where(Job.status == "completed", Job.completed_at >= sql_timestamp(
+                  now - timedelta(hours=1)))
+              .order_by(Job.completed_at.desc()).limit(2000).tuples())  # fmt: skip
+    runs: dict[str, list[float]] = {}
+    for queue, started, completed in recent:
+        started, completed = _as_datetime(started), _as_datetime(completed)
+        if started and completed:
+            runs.setdefault(queue, []).append((completed - started).total_seconds())
+    for queue, durations in runs.items():
+        entry(queue)["avg_run_s"] = sum(durations) / len(durations)
+    for row in Queue.select():
+        entry(row.name)["paused"] = bool(row.paused)
+    return dict(sorted(stats.items()))
+
+
+def list_supervisors(*, db: peewee.Database | None = None) -> list[dict[str, Any]]:
+    """Supervisors and their workers as plain dicts (for ``status`` and ``workers``)."""
+    get_database(db)
+    out = []
+    workers_by_sup: dict[str, list[dict[str, Any]]] = {}
+    for worker in Worker.select().order_by(Worker.name):
+        workers_by_sup.setdefault(worker.supervisor_id, []).append(row_dict(worker))
+    for sup in Supervisor.select().order_by(Supervisor.name):
+        data = row_dict(sup)
+        data["workers"] = workers_by_sup.get(sup.name, [])
+        out.append(data)
+    return out
+
+
+def row_dict(row: peewee.Model) -> dict[str, Any]:
+    """A model row as JSON-ready data (ISO 8601 UTC times)."""
+    out = {}
+    for field in row._meta.sorted_fields:
+        value = row.__data__.get(field.name)
+        out[field.name] = iso_utc(value) if isinstance(value, datetime) else value
+    return out

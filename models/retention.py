@@ -1,0 +1,54 @@
+"""Pruning ended jobs in small batches, never one a live job still depends on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import peewee
+
+from .clock import sql_timestamp, utcnow
+from .dialect import dialect_for
+from .store import get_database
+
+PRUNE_BATCH = 500
+
+_PRUNE = """DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status IN ({statuses}) AND updated_at < :cutoff
+      AND NOT EXISTS (
+          SELECT 1 FROM job_dependencies d JOIN jobs live ON live.id = d.job_id
+          WHERE d.depends_on_id = jobs.id
+            AND live.status IN ('pending', 'waiting', 'retrying', 'running'))
+    LIMIT :batch)"""
+
+
+def prune_jobs(
+    *,
+    older_than: timedelta,
+    include_failed: bool = False,
+    batch_size: int = PRUNE_BATCH,
+    db: peewee.Database | None = None,
+) -> int:
+    """Delete completed and cancelled jobs (and failed ones with ``include_failed``) whose
+    last change is older than ``older_than``; their attempts go with them. Returns the count.
+
+    Each batch is its own short transaction, so supervisors and enqueues interleave.
+    """
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    dialect = dialect_for(db)
+    statuses = "'completed', 'cancelled'" + (", 'failed'" if include_failed else "")
+    sql = dialect.sql(_PRUNE.format(statuses=statuses))
+    params = {"cutoff": sql_timestamp(utcnow() - older_than), "batch": int(batch_size)}
+    total = 0
+    while True:
+
+        def run() -> int:
+            with dialect.write_transaction(db):
+                return db.execute_sql(sql, params).rowcount
+
+        deleted = with_lock_retry(run)
+        total += deleted
+        if deleted < batch_size:
+            return total

@@ -1,0 +1,114 @@
+"""The database jobtui is using in this process, opened once and migrated once.
+
+``use_database`` points every model at a database (a URL or a Peewee Database); the API,
+CLI and supervisor call ``get_database`` and never build their own. Databases the
+application passes in (``enqueue(..., database=app_db)``) are checked for the schema once
+each. After ``fork`` the child drops (never closes) the parent's connections: closing
+would break the parent's PostgreSQL session (RELIABILITY.md, fact 3).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+
+import peewee
+
+from .db import connect, database_proxy, default_database_url, open_database, resolve_database_url
+from .errors import DatabaseUnavailable, StoreError
+from .migrations import ensure_schema
+
+_lock = threading.RLock()
+_current: peewee.Database | None = None
+_current_url: str | None = None
+_by_url: dict[str, peewee.Database] = {}
+_checked: weakref.WeakSet[peewee.Database] = weakref.WeakSet()
+
+
+def _prepare(db: peewee.Database, url: str | None) -> peewee.Database:
+    if db not in _checked:
+        connect(db, url)
+        try:
+            ensure_schema(db)
+        except peewee.OperationalError as exc:
+            raise classify_error(exc) from exc
+        _checked.add(db)
+    return db
+
+
+def use_database(target: str | peewee.Database | None = None) -> peewee.Database:
+    """Make ``target`` (URL, Database, or None for the configured default) current."""
+    global _current, _current_url
+    with _lock:
+        if isinstance(target, peewee.Database):
+            db, url = target, None
+        else:
+            url = resolve_database_url(target)
+            db = _by_url.get(url)
+            if db is None:
+                db = open_database(url, create_dirs=(url == default_database_url()))
+                _by_url[url] = db
+        _prepare(db, url)
+        database_proxy.initialize(db)
+        _current, _current_url = db, url
+        return db
+
+
+def get_database(target: str | peewee.Database | None = None) -> peewee.Database:
+    """The database to use for an operation: ``target`` if given, else the current one."""
+    if target is None:
+        return _current if _current is not None else use_database(None)
+    if isinstance(target, peewee.Database):
+        return target if target in _checked else _prepare(target, None)
+    return use_database(target) if target != _current_url else _current  # type: ignore[return-value]
+
+
+def current_url() -> str | None:
+    return _current_url
+
+
+def close_database() -> None:
+    """Close this thread's connection to the current database (the process keeps it bound)."""
+    if _current is not None and not _current.is_closed():
+        _current.close()
+
+
+def reset() -> None:
+    """Forget every database (tests, and the console switching databases)."""
+    global _current, _current_url
+    with _lock:
+        for db in list(_by_url.values()):
+            try:
+                db.close()
+            except peewee.PeeweeException:
+                pass
+        _by_url.clear()
+        _checked.clear()
+        _current = _current_url = None
+
+
+def classify_error(exc: BaseException) -> StoreError:
+    """A StoreError naming what went wrong, looking through ``__context__`` (fact 6)."""
+    seen: BaseException | None = exc
+    messages = []
+    while seen is not None:
+        messages.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " / ".join(m for m in messages if m)
+    lowered = text.lower()
+    if "database or disk is full" in lowered or "no space left" in lowered:
+        return StoreError(f"disk full: {text}")
+    if "locked" in lowered or "busy" in lowered:
+        return StoreError(f"database is locked: {text}")
+    if "connection" in lowered or "server closed" in lowered or "could not connect" in lowered:
+        return DatabaseUnavailable(f"database connection lost: {text}")
+    return StoreError(text or type(exc).__name__)
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_by_url.values()) + ([_current] if _current is not None else []):
+        db.dispose()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
