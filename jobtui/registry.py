@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobtui.models.enqueueing import OPTION_NAMES
+from jobtui.models.retry import RetryPolicy
 
 #: Options ``@task`` accepts as defaults for the jobs of that task.
 TASK_DEFAULTS = frozenset({
@@ -35,6 +36,9 @@ class Task:
     permanent_errors: tuple[type[BaseException], ...] = ()
     #: When set, only these exception types are retried; any other fails at once.
     retry_errors: tuple[type[BaseException], ...] | None = None
+    #: What recovery does with a run whose worker or supervisor died: "retry" (at least
+    #: once) or "fail" (for work that must not repeat).
+    orphan_policy: str = "retry"
 
     def __post_init__(self) -> None:
         functools.update_wrapper(self, self.func)  # type: ignore[arg-type]
@@ -53,6 +57,17 @@ class Task:
         from jobtui.api import enqueue
 
         return enqueue(self, args=list(args), kwargs=kwargs)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The task's retry policy (its options over the defaults of DESIGN.md)."""
+        d = self.defaults
+        return RetryPolicy.from_columns(d.get("retry_delay"), d.get("retry_backoff"),
+                                        d.get("retry_max_delay"), d.get("retry_jitter"))
+
+    @property
+    def timeout(self) -> float | None:
+        return self.defaults.get("timeout")
 
     def is_permanent(self, exc: BaseException) -> bool:
         """Whether ``exc`` must fail the job without a retry."""
@@ -106,6 +121,7 @@ def task(
     on_failure: Callable[..., Any] | None = None,
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
+    orphan_policy: str = "retry",
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
@@ -117,6 +133,8 @@ def task(
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
         raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+    if orphan_policy not in ("retry", "fail"):
+        raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
 
     def wrap(fn: Callable[..., Any]) -> Task:
@@ -126,6 +144,7 @@ def task(
             should_enqueue=should_enqueue, on_failure=on_failure,
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
+            orphan_policy=orphan_policy,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap

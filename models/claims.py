@@ -146,6 +146,49 @@ def _sql_complete(dialect: Dialect) -> str:
     return sql
 
 
+def _claim_params(
+    dialect: Dialect,
+    limit: int,
+    queues: Sequence[str] | None,
+    tasks: Sequence[str] | None,
+    worker_name: str | None,
+    supervisor_name: str | None,
+    now: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "now": sql_timestamp(now or utcnow()),
+        "queues": dialect.list_param(queues),
+        "tasks": dialect.list_param(tasks),
+        "limit": int(limit),
+        "worker_name": worker_name,
+        "supervisor_name": supervisor_name,
+    }
+
+
+def _claimed(rows: list[tuple]) -> list[ClaimedJob]:
+    claimed = [ClaimedJob(*row) for row in rows]
+    claimed.sort(key=lambda job: (-job.priority, job.id))
+    return claimed
+
+
+def claim_in_transaction(
+    db: peewee.Database,
+    limit: int,
+    *,
+    queues: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    worker_name: str | None = None,
+    supervisor_name: str | None = None,
+    now: datetime | None = None,
+) -> list[ClaimedJob]:
+    """``claim_jobs`` inside the caller's write transaction (the supervisor's group commit)."""
+    if limit <= 0:
+        return []
+    dialect = dialect_for(db)
+    params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
+    return _claimed(db.execute_sql(dialect.claim_sql, params).fetchall())
+
+
 def claim_jobs(
     limit: int,
     *,
@@ -165,24 +208,14 @@ def claim_jobs(
         return []
     db = get_database(db)
     dialect = dialect_for(db)
-    params = {
-        "now": sql_timestamp(now or utcnow()),
-        "queues": dialect.list_param(queues),
-        "tasks": dialect.list_param(tasks),
-        "limit": int(limit),
-        "worker_name": worker_name,
-        "supervisor_name": supervisor_name,
-    }
+    params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
     sql = dialect.claim_sql
 
     def run() -> list[tuple]:
         with dialect.write_transaction(db):
             return db.execute_sql(sql, params).fetchall()
 
-    rows = with_lock_retry(run)
-    claimed = [ClaimedJob(*row) for row in rows]
-    claimed.sort(key=lambda job: (-job.priority, job.id))
-    return claimed
+    return _claimed(with_lock_retry(run))
 
 
 def start_job(

@@ -26,13 +26,16 @@ class RetryPolicy:
         backoff: float | None,
         max_delay_s: float | None,
         jitter: bool | int | None,
+        fallback: RetryPolicy | None = None,
     ) -> RetryPolicy:
-        """The policy of a job row: its own values where set, the defaults elsewhere."""
+        """The policy of a job row: its own values where set, ``fallback``'s (the task's, or
+        the defaults) elsewhere."""
+        base = fallback or DEFAULT_POLICY
         return cls(
-            delay_s=DEFAULT_RETRY_DELAY_S if delay_s is None else float(delay_s),
-            backoff=DEFAULT_RETRY_BACKOFF if backoff is None else float(backoff),
-            max_delay_s=DEFAULT_RETRY_MAX_DELAY_S if max_delay_s is None else float(max_delay_s),
-            jitter=DEFAULT_RETRY_JITTER if jitter is None else bool(jitter),
+            delay_s=base.delay_s if delay_s is None else float(delay_s),
+            backoff=base.backoff if backoff is None else float(backoff),
+            max_delay_s=base.max_delay_s if max_delay_s is None else float(max_delay_s),
+            jitter=base.jitter if jitter is None else bool(jitter),
         )
 
     def ceiling_s(self, retry_count: int) -> float:
@@ -49,3 +52,6 @@ class RetryPolicy:
         if not self.jitter or ceiling == 0:
             return ceiling
         return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+DEFAULT_POLICY = RetryPolicy()

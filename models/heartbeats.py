@@ -1,0 +1,122 @@
+"""Supervisor and worker rows, and the leases of running jobs, written in one batch.
+
+On PostgreSQL heartbeats are stamped with the database's clock (``now()``), so a reaper
+on another host compares them with that same clock, never with its own (RELIABILITY.md,
+"Liveness"). On SQLite every process shares the host's clock, and reapers also watch
+whether a heartbeat *changed* during a lease of their own monotonic time, so a wall-clock
+jump cannot expire a healthy lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import peewee
+
+from .base import dumps
+from .clock import sql_timestamp, utcnow
+from .dialect import dialect_for
+
+_PG_NOW = "(now() AT TIME ZONE 'UTC')"
+
+_SUPERVISOR_UPSERT = """INSERT INTO supervisors (name, host, pid, process_started_at, started_at,
+    heartbeat_at, state, tasks, queues, version, cpu_percent, rss_bytes, jobs_done, jobs_failed)
+VALUES (:name, :host, :pid, :process_started_at, :now, {now}, :state, :tasks, :queues,
+    :version, 0, 0, 0, 0)
+ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+    process_started_at = excluded.process_started_at, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, state = excluded.state, tasks = excluded.tasks,
+    queues = excluded.queues, version = excluded.version, cpu_percent = 0, rss_bytes = 0,
+    jobs_done = 0, jobs_failed = 0"""
+
+_SUPERVISOR_BEAT = """UPDATE supervisors SET heartbeat_at = {now}, state = :state,
+    cpu_percent = :cpu_percent, rss_bytes = :rss_bytes, jobs_done = :jobs_done,
+    jobs_failed = :jobs_failed
+WHERE name = :name AND pid = :pid"""
+
+_WORKER_UPSERT = """INSERT INTO workers (name, supervisor_name, host, pid, process_started_at,
+    started_at, heartbeat_at, state, queue_name, current_job_id, cpu_percent, rss_bytes,
+    jobs_done, jobs_failed)
+VALUES (:name, :supervisor_name, :host, :pid, :process_started_at, :started_at, {now}, :state,
+    :queue_name, :current_job_id, :cpu_percent, :rss_bytes, :jobs_done, :jobs_failed)
+ON CONFLICT (name) DO UPDATE SET supervisor_name = excluded.supervisor_name,
+    host = excluded.host, pid = excluded.pid, process_started_at = excluded.process_started_at,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
+    state = excluded.state, queue_name = excluded.queue_name,
+    current_job_id = excluded.current_job_id, cpu_percent = excluded.cpu_percent,
+    rss_bytes = excluded.rss_bytes, jobs_done = excluded.jobs_done,
+    jobs_failed = excluded.jobs_failed"""
+
+_LEASE = """UPDATE jobs SET heartbeat_at = {now}
+WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
+
+
+def _sql(db: peewee.Database, statement: str) -> str:
+    dialect = dialect_for(db)
+    return dialect.sql(statement.format(now=":now" if dialect.name == "sqlite" else _PG_NOW))
+
+
+def register_supervisor(db: peewee.Database, row: dict[str, Any]) -> None:
+    """Create (or take over) the supervisor's row. The caller holds a write transaction."""
+    params = {
+        **row,
+        "now": sql_timestamp(utcnow()),
+        "tasks": dumps(row.get("tasks") or []),
+        "queues": dumps(row.get("queues") or {}),
+    }
+    db.execute_sql(_sql(db, _SUPERVISOR_UPSERT), params)  # fmt: skip
+
+
+def write_heartbeat(
+    db: peewee.Database,
+    supervisor: dict[str, Any],
+    workers: Sequence[dict[str, Any]],
+    fences: Iterable[tuple[str, int, str]],
+) -> list[str]:
+    """Refresh the supervisor's row, its workers' rows and its jobs' leases; drop rows of
+    workers that are gone. Returns the ids of jobs whose lease was lost. The caller holds
+    a write transaction."""
+    now = sql_timestamp(utcnow())
+    db.execute_sql(_sql(db, _SUPERVISOR_BEAT), {**supervisor, "now": now})
+    upsert = _sql(db, _WORKER_UPSERT)
+    for worker in workers:
+        db.execute_sql(upsert, {**worker, "now": now})
+    names = [w["name"] for w in workers]
+    marks = ", ".join(f":w{i}" for i in range(len(names))) or "NULL"
+    db.execute_sql(
+        dialect_for(db).sql(
+            f"DELETE FROM workers WHERE supervisor_name = :sup AND name NOT IN ({marks})"
+        ),
+        {"sup": supervisor["name"], **{f"w{i}": n for i, n in enumerate(names)}},
+    )
+    lease = _sql(db, _LEASE)
+    lost = []
+    for job_id, attempt, token in fences:
+        params = {"id": job_id, "attempt": attempt, "token": token, "now": now}
+        if db.execute_sql(lease, params).rowcount != 1:
+            lost.append(job_id)
+    return lost
+
+
+def remove_supervisor(db: peewee.Database, name: str) -> None:
+    """Delete a supervisor's row and its workers' rows (a clean stop, or a reaped one)."""
+    dialect = dialect_for(db)
+    db.execute_sql(dialect.sql("DELETE FROM workers WHERE supervisor_name = :name"), {"name": name})
+    db.execute_sql(dialect.sql("DELETE FROM supervisors WHERE name = :name"), {"name": name})
+
+
+def stale_running_jobs(
+    db: peewee.Database, lease_s: float, exclude_supervisor: str
+) -> list[tuple[str, int, str | None, str]]:
+    """PostgreSQL: running jobs of other owners whose heartbeat is older than ``lease_s`` on
+    the database's clock: (id, attempt, owner, job_type)."""
+    if dialect_for(db).name == "sqlite":
+        return []
+    rows = db.execute_sql(
+        "SELECT id, attempt, supervisor_name, job_type FROM jobs WHERE status = 'running' "
+        "AND (supervisor_name IS NULL OR supervisor_name <> %(me)s) "
+        f"AND heartbeat_at < {_PG_NOW} - make_interval(secs => %(lease)s)",
+        {"me": exclude_supervisor, "lease": float(lease_s)},
+    ).fetchall()
+    return [(r[0], int(r[1]), r[2], r[3]) for r in rows]

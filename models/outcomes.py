@@ -1,0 +1,195 @@
+"""How a run ends, written for many runs in one transaction (the supervisor's group commit).
+
+Each kind of ending is one fenced statement plus its attempt row:
+
+- ``completed``: the result is stored; waiting dependants whose dependencies are now all
+  complete become pending.
+- ``failed``: ``retrying`` after the policy's backoff while retries remain and the error is
+  not permanent, else ``failed`` (final: dependants are cancelled). ``consume_retry=False``
+  is for the operator's explicit ``schedule_retry``.
+- ``cancelled``: the run stopped on an operator's request; final, dependants cancelled.
+- ``interrupted``: put back to ``pending`` by a shutdown; costs no retry.
+
+The fence is ``(id, attempt, lease_token)`` for the owner; a reaper that never held the
+lease passes no token and fences on ``(id, attempt)`` — the attempt number alone already
+tells one run from the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from .attempt import AttemptOutcome
+from .clock import sql_timestamp, utcnow
+from .dialect import Dialect, dialect_for
+from .retry import RetryPolicy
+from .workflow import cancel_dependants, promote_dependants
+
+FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
+         " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
+
+_COMPLETED = f"""UPDATE jobs SET status = 'completed', result = :result, completed_at = :now,
+    updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
+    error_traceback = NULL, error_permanent = :no, cancel_requested = :no
+WHERE {FENCE}
+RETURNING started_at"""
+
+_READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
+    retry_max_delay, retry_jitter, started_at
+FROM jobs WHERE {FENCE}"""
+
+_FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
+    next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
+    failed_at = :failed_at, updated_at = :now, error_message = :error,
+    error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent
+WHERE {FENCE}"""
+
+_CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, updated_at = :now,
+    error_message = :error, error_type = :error_type, error_traceback = :traceback
+WHERE {FENCE}
+RETURNING started_at"""
+
+_INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
+    error_message = :error, cancel_requested = :no
+WHERE {FENCE}
+RETURNING started_at"""
+
+_ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
+    host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
+VALUES (:id, :attempt, :worker_name, :supervisor_name, :pid, :host, :started_at, :now,
+    :outcome, :error_type, :error, :traceback)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run ended, as the supervisor (or the API) reports it."""
+
+    job_id: str
+    attempt: int
+    lease_token: str | None
+    kind: str  # completed | failed | cancelled | interrupted
+    result_json: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    permanent: bool = False
+    #: What the attempt row says: completed, failed, timed_out, crashed, cancelled, interrupted.
+    attempt_outcome: str | None = None
+    retry_delay_s: float | None = None  # overrides the policy's delay
+    consume_retry: bool = True  # False: retry even with none left (explicit schedule_retry)
+    #: The task's policy, for what the job row leaves NULL (enqueued by name, without it).
+    task_policy: RetryPolicy | None = None
+    worker: dict[str, Any] = field(default_factory=dict)  # worker_name, supervisor_name, pid, host
+
+
+class _Statements:
+    """The outcome statements in one dialect's parameter style, built once."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.completed = dialect.sql(_COMPLETED)
+        self.read_policy = dialect.sql(_READ_POLICY)
+        self.failed = dialect.sql(_FAILED)
+        self.cancelled = dialect.sql(_CANCELLED)
+        self.interrupted = dialect.sql(_INTERRUPTED)
+        self.attempt = dialect.sql(_ATTEMPT)
+
+
+_statements: dict[str, _Statements] = {}
+
+
+def statements_for(dialect: Dialect) -> _Statements:
+    found = _statements.get(dialect.name)
+    if found is None:
+        found = _statements[dialect.name] = _Statements(dialect)
+    return found
+
+
+def _decide_failure(row: Sequence[Any], outcome: Outcome, now: datetime) -> tuple[str, int, Any]:
+    retry_count, max_retries = int(row[0]), int(row[1])
+    if outcome.consume_retry:
+        retry = not outcome.permanent and retry_count < max_retries
+    else:
+        retry = True
+    if not retry:
+        return "failed", retry_count, None
+    policy = RetryPolicy.from_columns(row[2], row[3], row[4], row[5], outcome.task_policy)
+    delay = outcome.retry_delay_s
+    if delay is None:
+        delay = policy.delay_for(retry_count)
+    new_count = retry_count + 1 if outcome.consume_retry else retry_count
+    return "retrying", new_count, sql_timestamp(now + timedelta(seconds=delay))
+
+
+def apply_outcome(
+    db: peewee.Database, outcome: Outcome, *, now: datetime | None = None
+) -> str | None:
+    """Write one outcome inside the caller's transaction; returns the job's new status, or
+    None when the run had lost its lease (nothing written)."""
+    stmts = statements_for(dialect_for(db))
+    now_dt = now or utcnow()
+    stamp = sql_timestamp(now_dt)
+    params: dict[str, Any] = {
+        "id": outcome.job_id, "attempt": outcome.attempt, "token": outcome.lease_token,
+        "now": stamp, "no": False, "error": outcome.error, "error_type": outcome.error_type,
+        "traceback": outcome.traceback,
+    }  # fmt: skip
+    kind = outcome.kind
+    if kind == "completed":
+        params["result"] = outcome.result_json
+        row = db.execute_sql(stmts.completed, params).fetchone()
+        status, attempt_outcome = "completed", AttemptOutcome.COMPLETED
+    elif kind == "failed":
+        row = db.execute_sql(stmts.read_policy, params).fetchone()
+        if row is not None:
+            status, count, next_retry_at = _decide_failure(row, outcome, now_dt)
+            db.execute_sql(stmts.failed, {
+                **params, "status": status, "retry_count": count,
+                "next_retry_at": next_retry_at,
+                "failed_at": stamp if status == "failed" else None,
+                "permanent": bool(outcome.permanent),
+            })  # fmt: skip
+            row = (row[6],)
+        attempt_outcome = AttemptOutcome.FAILED
+    elif kind == "cancelled":
+        row = db.execute_sql(stmts.cancelled, params).fetchone()
+        status, attempt_outcome = "cancelled", AttemptOutcome.CANCELLED
+    elif kind == "interrupted":
+        row = db.execute_sql(stmts.interrupted, params).fetchone()
+        status, attempt_outcome = "pending", AttemptOutcome.INTERRUPTED
+    else:
+        raise ValueError(f"unknown outcome kind {kind!r}")
+    if row is None:
+        return None
+    worker = outcome.worker
+    db.execute_sql(stmts.attempt, {
+        **params, "started_at": row[0], "outcome": outcome.attempt_outcome or attempt_outcome,
+        "worker_name": worker.get("worker_name"), "supervisor_name": worker.get("supervisor_name"),
+        "pid": worker.get("pid"), "host": worker.get("host"),
+    })  # fmt: skip
+    if status == "completed":
+        promote_dependants(db, outcome.job_id)
+    elif status in ("failed", "cancelled"):
+        cancel_dependants(db, [outcome.job_id], status)
+    return status
+
+
+def write_outcomes(
+    outcomes: Sequence[Outcome], *, db: peewee.Database | None = None
+) -> list[str | None]:
+    """Write outcomes in one transaction; the new status of each (None: lease lost)."""
+    from .claims import with_lock_retry
+    from .store import get_database
+
+    db = get_database(db)
+    dialect = dialect_for(db)
+
+    def run() -> list[str | None]:
+        with dialect.write_transaction(db):
+            return [apply_outcome(db, outcome) for outcome in outcomes]
+
+    return with_lock_retry(run) if outcomes else []

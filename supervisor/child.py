@@ -1,0 +1,188 @@
+"""The worker process: receive a job over the pipe, run it, report how it went.
+
+A worker holds no database connection of its own (unless a task uses the jobtui API,
+which then opens one lazily). It leads its own process group, ignores SIGINT (the
+supervisor decides), dies with its supervisor (PR_SET_PDEATHSIG), and beats a heartbeat
+from a small thread: a task stuck in C code holding the GIL stops the beat, and the
+supervisor kills the worker as hung.
+
+Messages to the supervisor: ("beat",), ("start", id, attempt), ("progress", id, attempt,
+pct, msg), ("done", id, attempt, result_json), ("error", id, attempt, type, message,
+traceback, permanent), ("skipped"|"cancelled", id, attempt) for a job not started. From it: ("run", job), ("cancel", id), ("stop",).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+from jobtui.context import JobContext, bind_job, unbind_job
+from jobtui.models.base import dumps
+from jobtui.registry import TaskRegistry
+
+from . import linux
+
+PROGRESS_MIN_INTERVAL_S = 0.1
+
+
+class ResultTooLarge(Exception):
+    """The result is larger than --max-result-bytes."""
+
+
+class _Channel:
+    """The worker's end of the pipe, safe to send on from the heartbeat thread too."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.cancelled: set[str] = set()
+        self.pending: list[tuple] = []  # "run"/"stop" read while polling for cancels
+
+    def send(self, message: tuple) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+    def drain_controls(self) -> None:
+        """Read what the supervisor sent while a job runs: cancels now, the rest later."""
+        while self.conn.poll():
+            message = self.conn.recv()
+            if message[0] == "cancel":
+                self.cancelled.add(message[1])
+            else:
+                self.pending.append(message)
+
+    def recv(self) -> tuple:
+        if self.pending:
+            return self.pending.pop(0)
+        return self.conn.recv()
+
+
+def _beat(channel: _Channel, interval_s: float, stop: threading.Event) -> None:
+    while not stop.wait(interval_s):
+        try:
+            channel.send(("beat",))
+        except (OSError, EOFError):
+            return
+
+
+def _run_task(func: Any, args: list, kwargs: dict) -> Any:
+    if inspect.iscoroutinefunction(func):
+        return asyncio.run(func(*args, **kwargs))
+    value = func(*args, **kwargs)
+    if inspect.isawaitable(value):
+
+        async def _await() -> Any:
+            return await value
+
+        return asyncio.run(_await())
+    return value
+
+
+def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_bytes: int) -> tuple:
+    """Run one job; returns the outcome message (never raises for a task's failure)."""
+    job_id, job_type, parameters_json, attempt = job[0], job[1], job[2], job[3]
+    queue_name = job[4] if len(job) > 4 else "default"
+    channel.send(("start", job_id, attempt))
+    task = registry.get(job_type)
+    if task is None:
+        return ("error", job_id, attempt, "TaskNotFound", f"unknown task {job_type}", None, True)
+    try:
+        parameters = json.loads(parameters_json or "{}")
+        args, kwargs = list(parameters.get("args") or []), dict(parameters.get("kwargs") or {})
+    except (ValueError, TypeError, AttributeError) as exc:
+        return ("error", job_id, attempt, "InvalidParameters",
+                f"corrupt parameters: {exc}", None, True)  # fmt: skip
+    last_progress = [0.0]
+
+    def report(pct: float, message: str | None) -> None:
+        now = time.monotonic()
+        if pct < 100 and now - last_progress[0] < PROGRESS_MIN_INTERVAL_S:
+            return
+        last_progress[0] = now
+        channel.send(("progress", job_id, attempt, pct, message))
+
+    def check_cancel() -> bool:
+        channel.drain_controls()
+        return job_id in channel.cancelled
+
+    context = JobContext(id=job_id, attempt=attempt, job_type=job_type, parameters=parameters,
+                         queue_name=queue_name, report_progress=report,
+                         check_cancel=check_cancel)  # fmt: skip
+    token = bind_job(context)
+    try:
+        value = _run_task(task.func, args, kwargs)
+        try:
+            result_json = dumps(value)
+        except (TypeError, ValueError) as exc:
+            return ("error", job_id, attempt, "ResultNotSerialisable",
+                    f"result is not JSON-serialisable: {exc}", None, True)  # fmt: skip
+        size = len(result_json.encode("utf-8"))
+        if size > max_result_bytes:
+            return ("error", job_id, attempt, "ResultTooLarge",
+                    f"result is {size} bytes, over --max-result-bytes {max_result_bytes}",
+                    None, True)  # fmt: skip
+        return ("done", job_id, attempt, result_json)
+    except BaseException as exc:  # noqa: BLE001 - a task's failure is data, not our crash
+        kind = type(exc).__name__
+        message = str(exc) or kind
+        return ("error", job_id, attempt, kind, message, traceback.format_exc(),
+                task.is_permanent(exc))  # fmt: skip
+    finally:
+        unbind_job(token)
+        channel.cancelled.discard(job_id)
+
+
+def worker_main(
+    conn: Connection,
+    registry: TaskRegistry,
+    *,
+    heartbeat_interval_s: float,
+    max_result_bytes: int,
+    parent_pid: int,
+) -> None:
+    """The body of a forked worker; never returns (``os._exit``)."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGTSTP, signal.SIGCONT,
+                    signal.SIGHUP, signal.SIGUSR1):  # fmt: skip
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        linux.die_with_parent()
+        if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
+            os._exit(1)
+        channel = _Channel(conn)
+        stop = threading.Event()
+        threading.Thread(target=_beat, args=(channel, heartbeat_interval_s, stop),
+                         daemon=True, name="jobtui-beat").start()  # fmt: skip
+        while True:
+            message = channel.recv()
+            if message[0] == "stop":
+                break
+            if message[0] == "run":
+                job = message[1]
+                channel.drain_controls()
+                if any(m[0] == "stop" for m in channel.pending):
+                    channel.send(("skipped", job[0], job[3]))  # shutting down: never started
+                elif job[0] in channel.cancelled:
+                    channel.cancelled.discard(job[0])
+                    channel.send(("cancelled", job[0], job[3]))
+                else:
+                    channel.send(run_job(channel, registry, job, max_result_bytes))
+            elif message[0] == "cancel":
+                channel.cancelled.add(message[1])
+        stop.set()
+    except (EOFError, OSError, KeyboardInterrupt):
+        code = 1  # the supervisor went away: nothing to report to
+    except BaseException:  # noqa: BLE001 - last resort: say why before dying
+        traceback.print_exc()
+        code = 2
+    os._exit(code)

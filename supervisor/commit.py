@@ -1,0 +1,155 @@
+"""The group commit: everything a loop turn has to write, in one transaction.
+
+Outcomes, coalesced progress, heartbeats, recovered orphans and the next claims share one
+``BEGIN IMMEDIATE`` (SQLite) or one transaction (PostgreSQL): per-job transactions are
+what caps every SQLite queue (DESIGN.md). Statements are prepared text; nothing is
+compiled while the lock is held. When the database refuses (locked, gone, disk full),
+nothing was written, the turn's writes stay queued, and the loop tries again after a
+backoff — a claim that rolled back is simply never dispatched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee
+
+from jobtui.models.claims import ClaimedJob, claim_in_transaction
+from jobtui.models.clock import sql_timestamp, utcnow
+from jobtui.models.dialect import dialect_for
+from jobtui.models.heartbeats import write_heartbeat
+from jobtui.models.outcomes import Outcome, apply_outcome, statements_for
+
+log = logging.getLogger(__name__)
+
+_STARTED = """UPDATE jobs SET worker_name = :worker, updated_at = :now
+WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
+
+_PROGRESS = """UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
+    updated_at = :now
+WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
+
+BACKOFF_FIRST_S = 0.05
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass
+class ClaimRequest:
+    queues: Sequence[str] | None
+    limit: int
+
+
+@dataclass
+class TurnResult:
+    statuses: list[tuple[Outcome, str | None]] = field(default_factory=list)
+    claimed: list[list[ClaimedJob]] = field(default_factory=list)
+    lost_leases: list[str] = field(default_factory=list)
+    recovered: list[tuple[Outcome, str | None]] = field(default_factory=list)
+    unknown_failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class GroupCommit:
+    def __init__(self, db: peewee.Database, supervisor_name: str, tasks: Sequence[str]) -> None:
+        self.db = db
+        self.supervisor_name = supervisor_name
+        self.tasks = list(tasks)
+        self.outcomes: list[Outcome] = []
+        self.progress: dict[tuple[str, int], tuple[str, float, str | None]] = {}
+        self.started: dict[tuple[str, int], tuple[str, str]] = {}  # fence -> (token, worker)
+        self.failures = 0
+        self.retry_at = 0.0
+        self.progress_sql = dialect_for(db).sql(_PROGRESS)
+        self.started_sql = dialect_for(db).sql(_STARTED)
+        statements_for(dialect_for(db))  # build the statements now, not under the lock
+
+    @property
+    def healthy(self) -> bool:
+        return self.failures == 0
+
+    def can_try(self, now_mono: float) -> bool:
+        return now_mono >= self.retry_at
+
+    def add_outcome(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def add_progress(self, fence: tuple[str, int, str], pct: float, msg: str | None) -> None:
+        self.progress[(fence[0], fence[1])] = (fence[2], pct, msg)
+
+    def add_started(self, fence: tuple[str, int, str], worker_name: str) -> None:
+        self.started[(fence[0], fence[1])] = (fence[2], worker_name)
+
+    def drop_progress(self, job_id: str, attempt: int) -> None:
+        self.progress.pop((job_id, attempt), None)
+
+    def has_writes(self) -> bool:
+        return bool(self.outcomes or self.progress or self.started)
+
+    def run(
+        self,
+        claims: Sequence[ClaimRequest] = (),
+        heartbeat: tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, int, str]]]
+        | None = None,
+        sweep: Callable[[peewee.Database], list[Outcome]] | None = None,
+        unknown_sweep: Callable[[peewee.Database, str], list[tuple[str, str]]] | None = None,
+    ) -> TurnResult | None:
+        """One transaction for the turn; None when the database refused (retried later)."""
+        outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
+        result = TurnResult()
+        db = self.db
+        now = utcnow()
+        stamp = sql_timestamp(now)
+        try:
+            with dialect_for(db).write_transaction(db):
+                for (job_id, attempt), (token, worker) in started.items():
+                    db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
+                                   "token": token, "worker": worker, "now": stamp})  # fmt: skip
+                for outcome in outcomes:
+                    result.statuses.append((outcome, apply_outcome(db, outcome, now=now)))
+                for (job_id, attempt), (token, pct, msg) in progress.items():
+                    db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
+                                   "token": token, "pct": pct, "msg": msg, "now": stamp})  # fmt: skip
+                if heartbeat is not None:
+                    result.lost_leases = write_heartbeat(db, *heartbeat)
+                if sweep is not None:
+                    for outcome in sweep(db):
+                        result.recovered.append((outcome, apply_outcome(db, outcome, now=now)))
+                if unknown_sweep is not None:
+                    result.unknown_failed = unknown_sweep(db, stamp)
+                for request in claims:
+                    result.claimed.append(claim_in_transaction(
+                        db, request.limit, queues=request.queues, tasks=self.tasks,
+                        supervisor_name=self.supervisor_name, now=now,
+                    ))  # fmt: skip
+        except (peewee.PeeweeException, OSError) as exc:
+            self._failed(exc)
+            return None
+        self.outcomes = self.outcomes[len(outcomes) :]
+        for key, value in progress.items():
+            if self.progress.get(key) == value:
+                del self.progress[key]
+        for key in started:
+            self.started.pop(key, None)
+        if self.failures:
+            log.info("database writes succeed again after %d failed attempt(s)", self.failures)
+        self.failures = 0
+        self.retry_at = 0.0
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        from jobtui.models.store import classify_error
+
+        self.failures += 1
+        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** min(self.failures - 1, 10)))
+        self.retry_at = time.monotonic() + delay
+        if self.failures == 1 or self.failures % 20 == 0:
+            log.warning("database trouble (%s); retrying in %.2f s (attempt %d)",
+                        classify_error(exc), delay, self.failures)  # fmt: skip
+        try:
+            if not self.db.in_transaction():
+                self.db.close()  # a broken PostgreSQL connection: reconnect next time
+        except peewee.PeeweeException:
+            self.db.dispose() if hasattr(self.db, "dispose") else None

@@ -1,0 +1,67 @@
+"""The Linux guarantees the supervisor leans on: subreaper, parent-death signal, identity.
+
+Elsewhere these are no-ops and the supervisor says at start that it runs with fewer
+guarantees (DESIGN.md: Linux first).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import sys
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+IS_LINUX = sys.platform.startswith("linux")
+
+_libc = (
+    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if IS_LINUX else None
+)
+
+
+def _prctl(option: int, value: int) -> bool:
+    if _libc is None:
+        return False
+    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        log.warning("prctl(%d) failed: %s", option, os.strerror(ctypes.get_errno()))
+        return False
+    return True
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (double-forked daemons of a job) so they can be swept."""
+    return _prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def die_with_parent() -> bool:
+    """SIGKILL this process when the thread that forked it (the supervisor's main) exits."""
+    return _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def process_start_time(pid: int) -> float | None:
+    """The process's start time (psutil create_time): with the pid it names one process,
+    even after the pid is reused."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def process_alive(pid: int, started_at: float | None) -> bool:
+    """Whether the process ``pid`` that started at ``started_at`` still runs."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_at is None or abs(proc.create_time() - started_at) < 0.01
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True

@@ -1,0 +1,447 @@
+"""The supervisor's single-threaded loop: wait, react, write once, dispatch.
+
+One turn: ``select`` over the worker pipes, the signal pipe and the wake-up socket (or
+PostgreSQL LISTEN); read worker messages; reap dead children; enforce timeouts, hangs,
+cancellations and shutdown; then one group commit (outcomes, progress, heartbeats,
+recovered orphans, claims) and hand the claimed jobs to workers. No threads, so forking
+a replacement worker stays safe (RELIABILITY.md, fact 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import time
+
+import peewee
+import psutil
+
+from jobtui.models.outcomes import Outcome
+from jobtui.registry import TaskRegistry
+
+from . import timeouts
+from .commit import ClaimRequest, GroupCommit
+from .config import SupervisorConfig, WorkerGroup
+from .pool import RunningJob, WorkerHandle, spawn_worker
+from .recovery import Reaper
+from .signals import SignalInbox
+from .wakeup import WakeListener
+from .workers import WorkerEvents
+
+log = logging.getLogger(__name__)
+
+RESPAWN_BACKOFF_MAX_S = 30.0
+_CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_name = :me
+    AND cancel_requested"""
+
+
+class Supervisor(WorkerEvents):
+    def __init__(self, config: SupervisorConfig, registry: TaskRegistry, db: peewee.Database):
+        self.config = config
+        self.registry = registry
+        self.db = db
+        self.inbox = SignalInbox()
+        self.selector = selectors.DefaultSelector()
+        self.workers: dict[int, WorkerHandle] = {}
+        self.commit = GroupCommit(db, config.name, registry.names())
+        self.reaper = Reaper(config, self._orphan_policy)
+        self.wake: WakeListener | None = None
+        self.stopping = False
+        self.cold = False
+        self.quiet = False
+        self.stop_deadline = 0.0
+        self.want_claim = True
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self.cancel_deadlines: dict[str, float] = {}
+        self.finished_info: dict[tuple[str, int], tuple[str, float | None]] = {}
+        self.respawn: dict[
+            int, tuple[WorkerGroup, float, float]
+        ] = {}  # slot -> (group, at, backoff)
+        self.process = psutil.Process()
+        self.process.cpu_percent(None)
+        now = time.monotonic()
+        self.next_heartbeat = now
+        self.next_poll = now
+        self.next_sweep = now
+        self.next_unknown_sweep = now + config.heartbeat_interval_s * 2
+        self.started_mono = now
+
+    def _orphan_policy(self, job_type: str) -> str:
+        task = self.registry.get(job_type)
+        return getattr(task, "orphan_policy", "retry") if task is not None else "retry"
+
+    # ---------------------------------------------------------------- processes
+
+    def _close_in_child(self) -> None:
+        self.inbox.close_in_child()
+        if self.wake is not None:
+            self.wake.close_in_child()
+        try:
+            self.selector.close()
+        except OSError:
+            pass
+        for worker in self.workers.values():
+            worker.conn.close()
+
+    def spawn(self, slots: list[tuple[int, WorkerGroup]]) -> None:
+        """Fork workers for ``slots``; database connections are closed around the fork."""
+        if not slots:
+            return
+        self.db.close()
+        if self.wake is not None:
+            self.wake.close_pg()
+        try:
+            for slot, group in slots:
+                worker = spawn_worker(self.config, self.registry, group, slot, self._close_in_child)
+                self.workers[worker.pid] = worker
+                self.selector.register(worker.conn, selectors.EVENT_READ, worker)
+        finally:
+            if self.wake is not None and self.wake.sock is None and self.wake.pg is None:
+                self.wake.open_pg()
+                if self.wake.fileno() is not None:
+                    self.selector.register(self.wake.fileno(), selectors.EVENT_READ, "wake")
+            self.want_claim = True
+
+    def _initial_slots(self) -> list[tuple[int, WorkerGroup]]:
+        slots, slot = [], 1
+        for group in self.config.groups:
+            for _ in range(group.size):
+                slots.append((slot, group))
+                slot += 1
+        return slots
+
+    def reap_children(self) -> None:
+        """Collect every exited child: workers are finalised, other orphans just reaped."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue  # an orphan the subreaper adopted: nothing to record
+            self.worker_exited(worker, status)
+
+    def worker_exited(self, worker: WorkerHandle, status: int) -> None:
+        worker.exited = True
+        try:
+            self.selector.unregister(worker.conn)
+        except (KeyError, ValueError):
+            pass
+        self.drain_worker(worker)  # an outcome sent just before exiting still counts
+        worker.conn.close()
+        if os.WIFSIGNALED(status):
+            why = f"killed by signal {os.WTERMSIG(status)}"
+        else:
+            why = f"worker exited with code {os.WEXITSTATUS(status)}"
+        for index, job in enumerate(list(worker.jobs)):
+            started = index == 0 and job.started_mono is not None
+            self.job_lost_with_worker(worker, job, why, started=started)
+        if worker.kill is not None and worker.kill.kind in ("timeout", "cancel", "hang", "lost"):
+            timeouts.sweep_orphans(self.workers)
+        if worker.kill is not None:
+            log.info("worker %s (pid %d) stopped (%s): %s", worker.name, worker.pid,
+                     worker.kill.reason, why)  # fmt: skip
+        elif not worker.stop_sent:
+            log.warning("worker %s (pid %d) %s", worker.name, worker.pid, why)
+        if not self.stopping:
+            lived = time.monotonic() - worker.started_mono
+            backoff = (
+                0.0
+                if (lived > 5 or worker.retiring or worker.kill)
+                else min(
+                    RESPAWN_BACKOFF_MAX_S,
+                    max(0.5, self.respawn.get(worker.slot, (None, 0, 0.25))[2] * 2),
+                )
+            )
+            self.respawn[worker.slot] = (worker.group, time.monotonic() + backoff, backoff)
+
+    def respawn_due(self) -> None:
+        now = time.monotonic()
+        due = [(slot, plan[0]) for slot, plan in self.respawn.items() if plan[1] <= now]
+        for slot, _ in due:
+            del self.respawn[slot]
+        self.spawn(due)
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self) -> int:
+        self.inbox.install()
+        self.selector.register(self.inbox.read_fd, selectors.EVENT_READ, "signal")
+        self.spawn(self._initial_slots())
+        self.wake = WakeListener(self.db, self.config.name)
+        if self.wake.fileno() is not None:
+            self.selector.register(self.wake.fileno(), selectors.EVENT_READ, "wake")
+        log.info("supervisor %s running %d worker(s), %d task(s), queues %s",
+                 self.config.name, len(self.workers), len(self.registry),
+                 " ".join(f"{g.label}={g.size}" for g in self.config.groups))  # fmt: skip
+        try:
+            while not self._finished():
+                self.turn()
+        finally:
+            self.shutdown_finally()
+        return 0
+
+    def _finished(self) -> bool:
+        return self.stopping and not self.workers and not self.commit.has_writes()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep]
+        if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
+            deadlines.append(self.commit.retry_at if not self.commit.healthy else now)
+        for worker in self.workers.values():
+            if worker.kill is not None and not worker.kill.kill_sent:
+                deadlines.append(worker.kill.kill_after_mono)
+            job = worker.current
+            if job is not None and job.started_mono is not None and job.timeout_s:
+                deadlines.append(job.started_mono + job.timeout_s)
+        deadlines += list(self.cancel_deadlines.values())
+        deadlines += [plan[1] for plan in self.respawn.values()]
+        if self.stopping:
+            deadlines.append(self.stop_deadline)
+        return max(0.0, min(deadlines) - now)
+
+    def turn(self) -> None:
+        for key, _ in self.selector.select(self._timeout()):
+            if key.data == "signal":
+                self.inbox.drain_pipe()
+            elif key.data == "wake":
+                if self.wake is not None:
+                    self.wake.drain()
+                self.want_claim = True
+            else:
+                self.drain_worker(key.data)
+        for signum in self.inbox.take():
+            self.on_signal(signum)
+        self.reap_children()
+        self.enforce_limits()
+        if self.stopping:
+            self.advance_shutdown()
+        elif self.respawn:
+            self.respawn_due()
+        self.write_and_claim()
+
+    def on_signal(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if not self.stopping:
+                log.info("%s: warm shutdown (running jobs get %g s; again to stop now)",
+                         signal.Signals(signum).name, self.config.shutdown_grace_s)  # fmt: skip
+                self.begin_shutdown()
+            elif not self.cold:
+                log.info("%s again: cold shutdown", signal.Signals(signum).name)
+                self.cold = True
+                for worker in self.workers.values():
+                    timeouts.start_kill(worker, "supervisor stopped (cold shutdown)", "shutdown", 0)
+        elif signum == signal.SIGTSTP:
+            if not self.quiet:
+                log.info("SIGTSTP: quiet (no new jobs; running jobs finish)")
+            self.quiet = True
+        elif signum == signal.SIGCONT:
+            if self.quiet:
+                log.info("SIGCONT: claiming again")
+            self.quiet = False
+            self.want_claim = True
+
+    def begin_shutdown(self) -> None:
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
+        self.respawn.clear()
+        for worker in self.workers.values():
+            self.send(worker, ("stop",))
+            worker.stop_sent = True
+
+    def advance_shutdown(self) -> None:
+        if time.monotonic() >= self.stop_deadline:
+            for worker in self.workers.values():
+                if worker.kill is None:
+                    timeouts.start_kill(worker, "supervisor shutdown: grace period over",
+                                        "shutdown", self.config.kill_grace_s)  # fmt: skip
+
+    def enforce_limits(self) -> None:
+        """Timeouts, hung workers, cancellation graces, SIGKILL escalation."""
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.kill is not None:
+                timeouts.escalate(worker)
+                continue
+            if now - worker.last_message_mono > self.config.hang_timeout_s:
+                silent = now - worker.last_message_mono
+                timeouts.start_kill(worker, f"worker stopped answering for {silent:.0f} s",
+                                    "hang", 0)  # fmt: skip
+                continue
+            job = worker.current
+            if job is None or job.started_mono is None:
+                continue
+            if job.timeout_s and now - job.started_mono >= job.timeout_s:
+                timeouts.start_kill(worker, f"timed out after {job.timeout_s:g} s",
+                                    "timeout", self.config.kill_grace_s)  # fmt: skip
+            elif job.id in self.cancel_deadlines and now >= self.cancel_deadlines[job.id]:
+                timeouts.start_kill(worker, "cancelled by operator", "cancel",
+                                    self.config.kill_grace_s)  # fmt: skip
+
+    # ---------------------------------------------------------------- database
+
+    def _capacity_requests(self) -> list[ClaimRequest]:
+        if self.stopping or self.quiet:
+            return []
+        free: dict[WorkerGroup, int] = {}
+        for worker in self.workers.values():
+            capacity = worker.capacity(self.config.prefetch)
+            if capacity:
+                free[worker.group] = free.get(worker.group, 0) + capacity
+        return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
+
+    def write_and_claim(self) -> None:
+        now = time.monotonic()
+        if not self.commit.can_try(now):
+            return
+        heartbeat = sweep = unknown = None
+        if now >= self.next_heartbeat:
+            heartbeat = self.heartbeat_rows()
+        if now >= self.next_sweep:
+            sweep = self.reaper.sweep
+        if now >= self.next_unknown_sweep and not self.stopping:
+            known = set(self.registry.names())
+            unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
+        poll_due = now >= self.next_poll
+        requests = self._capacity_requests() if (self.want_claim or poll_due) else []
+        if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests):
+            if poll_due:
+                self.poll_cancellations()
+                self.next_poll = now + self.config.poll_interval_s
+            return
+        result = self.commit.run(requests, heartbeat, sweep, unknown)
+        if result is None:
+            return
+        if heartbeat is not None:
+            self.next_heartbeat = now + self.config.heartbeat_interval_s
+        if sweep is not None:
+            self.next_sweep = now + max(0.5, min(self.config.lease_s / 3, 10.0))
+        if unknown is not None:
+            self.next_unknown_sweep = now + max(1.0, self.config.heartbeat_interval_s)
+        self.after_commit(result, requests)
+        if poll_due:
+            self.poll_cancellations()
+            self.next_poll = now + self.config.poll_interval_s
+
+    def after_commit(self, result, requests: list[ClaimRequest]) -> None:
+        for outcome, status in result.statuses:
+            self.log_outcome(outcome, status)
+        for outcome, status in result.recovered:
+            if status is not None:
+                log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
+                            outcome.attempt, outcome.error, status)  # fmt: skip
+        for job_id, task in result.unknown_failed:
+            log.warning("job %s failed: unknown task %s", job_id, task)
+        for job_id in result.lost_leases:
+            for worker in self.workers.values():
+                if worker.find(job_id) is not None and worker.kill is None:
+                    log.warning("job %s: lease lost to another supervisor; stopping worker %s",
+                                job_id, worker.name)  # fmt: skip
+                    timeouts.start_kill(worker, "lease lost", "lost", 0)
+        self.want_claim = False
+        for request, claimed in zip(requests, result.claimed, strict=True):
+            self.dispatch(request, claimed)
+            if len(claimed) == request.limit:
+                self.want_claim = True  # maybe more is waiting
+
+    def dispatch(self, request: ClaimRequest, claimed) -> None:
+        group_workers = [
+            w
+            for w in self.workers.values()
+            if w.group.queues == request.queues and w.capacity(self.config.prefetch)
+        ]
+        for job in claimed:
+            group_workers.sort(key=lambda w: len(w.jobs))
+            worker = next((w for w in group_workers if w.capacity(self.config.prefetch)), None)
+            if worker is None:  # a worker died since we counted: put the job back
+                self.commit.add_outcome(
+                    Outcome(
+                        job.id, job.attempt, job.lease_token, "interrupted", error="no worker free"
+                    )
+                )
+                continue
+            task = self.registry.get(job.job_type)
+            timeout = job.timeout or (task.timeout if task is not None else None)
+            worker.jobs.append(RunningJob(claimed=job, timeout_s=timeout))
+            self.send(
+                worker,
+                ("run", (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)),
+            )
+
+    def poll_cancellations(self) -> None:
+        if not any(w.jobs for w in self.workers.values()):
+            return
+        try:
+            from jobtui.models.dialect import dialect_for
+
+            rows = self.db.execute_sql(dialect_for(self.db).sql(_CANCEL_POLL),
+                                       {"me": self.config.name}).fetchall()  # fmt: skip
+        except peewee.PeeweeException as exc:
+            log.debug("cancel poll failed: %s", exc)
+            return
+        for (job_id,) in rows:
+            for worker in self.workers.values():
+                job = worker.find(job_id)
+                if job is not None and not job.cancel_sent:
+                    job.cancel_sent = True
+                    self.send(worker, ("cancel", job_id))
+                    self.cancel_deadlines[job_id] = time.monotonic() + self.config.kill_grace_s
+                    log.info("job %s: cancel requested; stopping it", job_id)
+
+    def heartbeat_rows(self):
+        sup = {"name": self.config.name, "pid": os.getpid(),
+               "state": "stopping" if self.stopping else ("quiet" if self.quiet else "running"),
+               "cpu_percent": self.process.cpu_percent(None),
+               "rss_bytes": self.process.memory_info().rss,
+               "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed}  # fmt: skip
+        rows, fences = [], []
+        for worker in self.workers.values():
+            self.measure(worker)
+            current = worker.current
+            rows.append({
+                "name": worker.name, "supervisor_name": self.config.name, "host": self.config.host,
+                "pid": worker.pid, "process_started_at": worker.process_started_at,
+                "started_at": worker.started_at, "state": worker.state, "queue_name": worker.group.label,
+                "current_job_id": current.id if current else None,
+                "cpu_percent": worker.cpu_percent, "rss_bytes": worker.rss_bytes,
+                "jobs_done": worker.jobs_done, "jobs_failed": worker.jobs_failed,
+            })  # fmt: skip
+            fences += [job.claimed.fence for job in worker.jobs]
+        return sup, rows, fences
+
+    def shutdown_finally(self) -> None:
+        for worker in list(self.workers.values()):
+            timeouts.kill_group_now(worker.pid)
+        deadline = time.monotonic() + 5
+        while self.workers and time.monotonic() < deadline:
+            self.reap_children()
+            time.sleep(0.01)
+        timeouts.sweep_orphans(())
+        for _ in range(50):
+            if not self.commit.has_writes():
+                break
+            if self.commit.run() is None:
+                time.sleep(
+                    self.commit.retry_at - time.monotonic()
+                    if self.commit.retry_at > time.monotonic()
+                    else 0.05
+                )
+        try:
+            from jobtui.models.dialect import dialect_for
+            from jobtui.models.heartbeats import remove_supervisor
+
+            with dialect_for(self.db).write_transaction(self.db):
+                remove_supervisor(self.db, self.config.name)
+        except peewee.PeeweeException as exc:
+            log.warning("could not remove the supervisor row: %s", exc)
+        if self.wake is not None:
+            self.wake.close()
+        self.inbox.uninstall()
+        log.info("supervisor %s stopped", self.config.name)

@@ -1,0 +1,193 @@
+"""``jobtui-supervisor``: parse the options, import the task modules, run the loop.
+
+Only entry points configure logging. The daemon never imports the console (Textual), so an
+idle supervisor with two workers stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import socket
+import sys
+
+from jobtui import __version__
+from jobtui.models.errors import ConfigurationError, JobtuiError
+from jobtui.registry import registry
+
+from . import linux
+from .config import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    DEFAULT_KILL_GRACE_S,
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_SHUTDOWN_GRACE_S,
+    SupervisorConfig,
+    parse_queue_options,
+)
+
+log = logging.getLogger("jobtui.supervisor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jobtui-supervisor",
+        description="Run jobtui workers: fork a pool of processes that run the jobs of the "
+        "tasks in the imported modules.",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="a module whose @task functions this supervisor runs (repeatable)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="workers serving every queue (or the bare --queue names); default 2",
+    )
+    p.add_argument(
+        "--queue",
+        dest="queues",
+        action="append",
+        default=[],
+        metavar="NAME[=N]",
+        help="NAME=N: N workers for NAME alone; NAME: a queue the shared workers serve",
+    )
+    p.add_argument("--name", help="this supervisor's name (default HOST-PID)")
+    p.add_argument("--database", metavar="URL", help="database URL (default: $JOBTUI_DATABASE)")
+    p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON body on each final failure")
+    p.add_argument(
+        "--heartbeat-interval", type=float, default=DEFAULT_HEARTBEAT_INTERVAL_S, metavar="S"
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE_S,
+        metavar="S",
+        help="a run whose heartbeat stops this long is recovered by others",
+    )
+    p.add_argument(
+        "--kill-grace",
+        type=float,
+        default=DEFAULT_KILL_GRACE_S,
+        metavar="S",
+        help="between SIGTERM and SIGKILL when a job is stopped",
+    )
+    p.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=DEFAULT_SHUTDOWN_GRACE_S,
+        metavar="S",
+        help="how long a warm shutdown lets running jobs finish",
+    )
+    p.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES, metavar="N")
+    p.add_argument(
+        "--max-jobs-per-worker",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replace a worker after N jobs (0: never)",
+    )
+    p.add_argument(
+        "--max-memory-per-worker",
+        type=float,
+        default=0,
+        metavar="MB",
+        help="replace a worker between jobs once its RSS exceeds MB (0: never)",
+    )
+    p.add_argument("--retention-days", type=float, default=DEFAULT_RETENTION_DAYS, metavar="D")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_INTERVAL_S,
+        metavar="S",
+        help="the safety poll when no wake-up arrives",
+    )
+    p.add_argument(
+        "--prefetch",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="jobs queued per busy worker (0 or 1)",
+    )
+    p.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    )
+    p.add_argument("--version", action="version", version=f"jobtui {__version__}")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
+    for name in ("heartbeat_interval", "lease", "poll_interval"):
+        if getattr(args, name) <= 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be > 0")
+    for name in ("kill_grace", "shutdown_grace"):
+        if getattr(args, name) < 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.max_result_bytes <= 0:
+        raise ConfigurationError("--max-result-bytes must be > 0")
+    try:
+        groups = parse_queue_options(args.queues, args.workers)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    host = socket.gethostname()
+    return SupervisorConfig(
+        imports=tuple(args.imports), groups=groups, name=args.name or f"{host}-{os.getpid()}",
+        database_url=args.database, host=host, heartbeat_interval_s=args.heartbeat_interval,
+        lease_s=args.lease, kill_grace_s=args.kill_grace, shutdown_grace_s=args.shutdown_grace,
+        max_result_bytes=args.max_result_bytes, max_jobs_per_worker=args.max_jobs_per_worker,
+        max_memory_per_worker_mb=args.max_memory_per_worker, retention_days=args.retention_days,
+        poll_interval_s=args.poll_interval, prefetch=args.prefetch,
+        notify_webhook=args.notify_webhook,
+    )  # fmt: skip
+
+
+def import_tasks(modules: tuple[str, ...]) -> None:
+    """Import the task modules; a failure names the module and the reason in one line."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules beside the caller import
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import error is a configuration error
+            raise ConfigurationError(
+                f"cannot import {module}: {type(exc).__name__}: {exc}"
+            ) from exc
+    if not len(registry):
+        raise ConfigurationError(f"no @task found in {', '.join(modules)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    try:
+        config = config_from_args(args)
+        import_tasks(config.imports)
+        from .startup import open_and_register
+
+        db = open_and_register(config, registry)
+    except JobtuiError as exc:
+        print(f"jobtui-supervisor: {exc}", file=sys.stderr)
+        return 1
+    if not linux.IS_LINUX:
+        log.warning("not on Linux: no subreaper or parent-death signal; a killed supervisor "
+                    "may leave workers and grandchildren behind")  # fmt: skip
+    else:
+        linux.become_subreaper()
+    from .loop import Supervisor
+
+    return Supervisor(config, registry, db).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The worker processes: forking them safely, and what the supervisor knows of each.
+
+Forking rules (RELIABILITY.md, facts 3 and 4): only from the main thread, with no
+database connection open (the caller closes them first), each child leading its own
+process group, its stdio flushed so no buffered line is printed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+
+from jobtui.models.claims import ClaimedJob
+from jobtui.models.clock import sql_timestamp, utcnow
+from jobtui.registry import TaskRegistry
+
+from . import linux
+from .child import worker_main
+from .config import SupervisorConfig, WorkerGroup
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningJob:
+    """A job handed to a worker: claimed, maybe not started yet (prefetched)."""
+
+    claimed: ClaimedJob
+    timeout_s: float | None = None  # the job's, else its task's
+    started_mono: float | None = None  # when the worker said it began
+    cancel_sent: bool = False
+    progress: tuple[float, str | None] | None = None  # latest, not yet written
+    progress_written_mono: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.claimed.id
+
+
+@dataclass
+class KillPlan:
+    """Why and how a worker is being stopped: TERM first, KILL after the grace."""
+
+    reason: str  # written on the job: "timed out after 5 s"
+    kind: str  # timeout | cancel | hang | lost | shutdown | retire
+    term_sent_mono: float
+    kill_after_mono: float
+    kill_sent: bool = False
+
+
+@dataclass
+class WorkerHandle:
+    slot: int
+    name: str
+    group: WorkerGroup
+    pid: int
+    conn: Connection
+    started_mono: float
+    process_started_at: float | None
+    started_at: str = ""  # wall-clock UTC, as the worker row stores it
+    jobs: list[RunningJob] = field(default_factory=list)  # [0] runs; the rest are prefetched
+    last_message_mono: float = 0.0
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    kill: KillPlan | None = None
+    retiring: bool = False  # finish the current job, then stop (recycling)
+    stop_sent: bool = False
+    exited: bool = False
+    cpu_percent: float = 0.0
+    rss_bytes: int = 0
+
+    @property
+    def current(self) -> RunningJob | None:
+        return self.jobs[0] if self.jobs else None
+
+    @property
+    def state(self) -> str:
+        if self.kill is not None or self.stop_sent:
+            return "stopping"
+        return "busy" if self.jobs else "idle"
+
+    def capacity(self, prefetch: int) -> int:
+        """How many more jobs this worker may be handed now."""
+        if self.kill is not None or self.retiring or self.stop_sent or self.exited:
+            return 0
+        return max(0, 1 + prefetch - len(self.jobs))
+
+    def find(self, job_id: str) -> RunningJob | None:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        return None
+
+
+def spawn_worker(
+    config: SupervisorConfig,
+    registry: TaskRegistry,
+    group: WorkerGroup,
+    slot: int,
+    close_in_child: Callable[[], None],
+) -> WorkerHandle:
+    """Fork one worker. The caller must hold no open database connection."""
+    parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            os.setpgid(0, 0)
+            parent_conn.close()
+            close_in_child()
+        except BaseException:  # noqa: BLE001 - the child must never return into the loop
+            os._exit(3)
+        worker_main(child_conn, registry, heartbeat_interval_s=config.heartbeat_interval_s,
+                    max_result_bytes=config.max_result_bytes,
+                    parent_pid=parent_pid)  # fmt: skip
+        os._exit(0)  # not reached: worker_main always exits
+    try:
+        os.setpgid(pid, pid)  # also from this side: whichever runs first wins the race
+    except OSError:
+        pass
+    child_conn.close()
+    now = time.monotonic()
+    name = f"{config.name}/w{slot}"
+    log.debug("forked worker %s pid %d for queues %s", name, pid, group.label)
+    return WorkerHandle(slot=slot, name=name, group=group, pid=pid, conn=parent_conn,
+                        started_mono=now, process_started_at=linux.process_start_time(pid),
+                        started_at=sql_timestamp(utcnow()), last_message_mono=now)  # fmt: skip

@@ -1,0 +1,147 @@
+"""Finding work whose owner is gone, and jobs no supervisor can run.
+
+Orphans (RELIABILITY.md, "Liveness"): running jobs owned by a supervisor on this host whose
+(pid, start time) no longer runs are recovered at once — also right after a restart. Any
+other running job not ours is recovered once its heartbeat has not moved for a lease:
+by the database's clock on PostgreSQL, and everywhere by our own monotonic clock (a
+heartbeat value that stays the same for ``lease`` seconds of our time), so a wall-clock
+jump never expires a healthy lease.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import peewee
+
+from jobtui.models.dialect import dialect_for
+from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
+from jobtui.models.outcomes import Outcome
+
+from . import linux
+from .config import SupervisorConfig
+
+log = logging.getLogger(__name__)
+
+_RUNNING_NOT_OURS = """SELECT id, attempt, heartbeat_at, supervisor_name, job_type FROM jobs
+WHERE status = 'running' AND (supervisor_name IS NULL OR supervisor_name <> :me)"""
+
+_SUPERVISORS_HERE = """SELECT name, pid, process_started_at FROM supervisors
+WHERE host = :host AND name <> :me"""
+
+_DUE_TYPES = """SELECT DISTINCT job_type FROM jobs
+WHERE status IN ('pending', 'retrying') AND run_at <= :now"""
+
+_LIVE_TASKS = "SELECT name, tasks, heartbeat_at FROM supervisors WHERE name <> :me"
+
+_FAIL_UNKNOWN = """UPDATE jobs SET status = 'failed', error_message = :error,
+    error_type = 'TaskNotFound', error_permanent = :yes, failed_at = :now, updated_at = :now
+WHERE job_type = :task AND status IN ('pending', 'retrying') AND run_at <= :now
+RETURNING id"""
+
+
+class Reaper:
+    """Remembers what it saw of other owners' heartbeats between sweeps."""
+
+    def __init__(self, config: SupervisorConfig, orphan_policy: Callable[[str], str]) -> None:
+        self.config = config
+        self.orphan_policy = orphan_policy  # task name -> "retry" | "fail"
+        self._seen: dict[tuple[str, int], tuple[Any, float]] = {}
+        self._supervisor_beats: dict[str, tuple[Any, float]] = {}
+
+    def _outcome(self, job_id: str, attempt: int, job_type: str, reason: str) -> Outcome:
+        return Outcome(
+            job_id=job_id, attempt=attempt, lease_token=None, kind="failed", error=reason,
+            error_type="WorkerLost", attempt_outcome="crashed",
+            permanent=self.orphan_policy(job_type) == "fail",
+            worker={"supervisor_name": self.config.name, "host": self.config.host},
+        )  # fmt: skip
+
+    def sweep(self, db: peewee.Database) -> list[Outcome]:
+        """Outcomes for every orphaned run found now (the caller writes them, fenced)."""
+        dialect = dialect_for(db)
+        me, now_mono = self.config.name, time.monotonic()
+        outcomes: dict[tuple[str, int], Outcome] = {}
+        dead: dict[str, str] = {}
+        for name, pid, started in db.execute_sql(
+            dialect.sql(_SUPERVISORS_HERE), {"host": self.config.host, "me": me}
+        ).fetchall():
+            if not linux.process_alive(int(pid), started):
+                dead[name] = f"supervisor {name} died (pid {pid})"
+        for job_id, attempt, owner, job_type in stale_running_jobs(db, self.config.lease_s, me):
+            reason = f"lease expired: no heartbeat from {owner or 'its owner'} for {self.config.lease_s:g} s"
+            outcomes[(job_id, attempt)] = self._outcome(job_id, attempt, job_type, reason)
+        running = db.execute_sql(dialect.sql(_RUNNING_NOT_OURS), {"me": me}).fetchall()
+        live_keys = set()
+        for job_id, attempt, heartbeat_at, owner, job_type in running:
+            key = (job_id, int(attempt))
+            live_keys.add(key)
+            if owner in dead:
+                outcomes[key] = self._outcome(job_id, key[1], job_type, dead[owner])
+                continue
+            seen = self._seen.get(key)
+            if seen is None or seen[0] != heartbeat_at:
+                self._seen[key] = (heartbeat_at, now_mono)
+            elif now_mono - seen[1] >= self.config.lease_s and key not in outcomes:
+                reason = (f"lease expired: no heartbeat from {owner or 'its owner'} "
+                          f"for {self.config.lease_s:g} s")  # fmt: skip
+                outcomes[key] = self._outcome(job_id, key[1], job_type, reason)
+        for key in list(self._seen):
+            if key not in live_keys:
+                del self._seen[key]
+        for name in dead:
+            log.warning("supervisor %s is gone: recovering its jobs", name)
+            remove_supervisor(db, name)
+        return list(outcomes.values())
+
+    def live_supervisor_tasks(self, db: peewee.Database) -> set[str] | None:
+        """Task names other live supervisors can run (liveness: heartbeat moved within a
+        lease of our monotonic time, or seen for less than a lease)."""
+        dialect = dialect_for(db)
+        now_mono = time.monotonic()
+        tasks: set[str] = set()
+        rows = db.execute_sql(dialect.sql(_LIVE_TASKS), {"me": self.config.name}).fetchall()
+        names = set()
+        for name, tasks_json, heartbeat_at in rows:
+            names.add(name)
+            seen = self._supervisor_beats.get(name)
+            if seen is None or seen[0] != heartbeat_at:
+                self._supervisor_beats[name] = (heartbeat_at, now_mono)
+            elif now_mono - seen[1] >= self.config.lease_s:
+                continue  # silent for a lease: not live
+            try:
+                tasks.update(json.loads(tasks_json or "[]"))
+            except ValueError:
+                continue
+        for name in list(self._supervisor_beats):
+            if name not in names:
+                del self._supervisor_beats[name]
+        return tasks
+
+    def fail_unknown_tasks(
+        self, db: peewee.Database, known: set[str], now_stamp: str
+    ) -> list[tuple[str, str]]:
+        """Fail due jobs whose task neither we nor any live supervisor registered:
+        (job id, task) of each. The caller holds a write transaction."""
+        dialect = dialect_for(db)
+        due = [row[0] for row in db.execute_sql(dialect.sql(_DUE_TYPES), {"now": now_stamp})]
+        unknown = [t for t in due if t not in known]
+        if not unknown:
+            return []
+        others = self.live_supervisor_tasks(db) or set()
+        failed: list[tuple[str, str]] = []
+        from jobtui.models.workflow import cancel_dependants
+
+        for task in unknown:
+            if task in others:
+                continue
+            ids = [row[0] for row in db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
+                "task": task, "error": f"unknown task {task}", "yes": True, "now": now_stamp,
+            }).fetchall()]  # fmt: skip
+            cancel_dependants(db, ids, "failed")
+            failed += [(job_id, task) for job_id in ids]
+        return failed

@@ -1,0 +1,69 @@
+"""Opening the database and registering the supervisor, refusing a live namesake."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import peewee
+
+from jobtui import __version__
+from jobtui.models.dialect import dialect_for
+from jobtui.models.errors import ConfigurationError
+from jobtui.models.heartbeats import register_supervisor
+from jobtui.models.store import classify_error, use_database
+from jobtui.models.worker import Supervisor as SupervisorRow
+from jobtui.registry import TaskRegistry
+
+from . import linux
+from .config import SupervisorConfig
+
+log = logging.getLogger(__name__)
+
+
+def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewee.Database:
+    db = use_database(config.database_url)
+    try:
+        existing = SupervisorRow.get_or_none(SupervisorRow.name == config.name)
+        if existing is not None and existing.pid != os.getpid():
+            same_host = existing.host == config.host
+            if same_host and linux.process_alive(existing.pid, existing.process_started_at):
+                raise ConfigurationError(
+                    f"a supervisor named {config.name} is already running (pid {existing.pid})"
+                )
+            log.info("taking over the name %s from a stopped supervisor (pid %d on %s)",
+                     config.name, existing.pid, existing.host)  # fmt: skip
+        me = os.getpid()
+        with dialect_for(db).write_transaction(db):
+            if existing is not None:
+                _recover_namesake(db, config, existing.pid)
+            register_supervisor(db, {
+                "name": config.name, "host": config.host, "pid": me,
+                "process_started_at": linux.process_start_time(me), "state": "running",
+                "tasks": registry.names(), "version": __version__,
+                "queues": {g.label: g.size for g in config.groups},
+            })  # fmt: skip
+    except peewee.PeeweeException as exc:
+        raise classify_error(exc) from exc
+    return db
+
+
+def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: int) -> None:
+    """Runs left by the dead previous holder of our name: only we would ever look at them."""
+    from jobtui.models.outcomes import Outcome, apply_outcome
+
+    dialect = dialect_for(db)
+    rows = db.execute_sql(
+        dialect.sql(
+            "SELECT id, attempt FROM jobs WHERE status = 'running' AND supervisor_name = :me"
+        ),
+        {"me": config.name},
+    ).fetchall()
+    for job_id, attempt in rows:
+        reason = f"supervisor {config.name} died (pid {old_pid})"
+        status = apply_outcome(db, Outcome(
+            job_id=job_id, attempt=int(attempt), lease_token=None, kind="failed", error=reason,
+            error_type="WorkerLost", attempt_outcome="crashed",
+            worker={"supervisor_name": config.name, "host": config.host},
+        ))  # fmt: skip
+        log.warning("job %s attempt %s recovered: %s -> %s", job_id, attempt, reason, status)

@@ -1,0 +1,101 @@
+"""The supervisor's end of the wake-ups ``jobtui.models.wakeup.poke`` sends.
+
+SQLite: a UNIX datagram socket in the folder beside the database file. PostgreSQL: a
+LISTEN on its own connection (never inherited by a worker: closed around every fork).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+
+import peewee
+
+from jobtui.models.wakeup import CHANNEL, wake_dir
+
+log = logging.getLogger(__name__)
+
+
+class WakeListener:
+    """Readable when somebody enqueued; ``drain`` empties it. ``fileno`` None: none."""
+
+    def __init__(self, db: peewee.Database, name: str) -> None:
+        self.db = db
+        self.name = name
+        self.sock: socket.socket | None = None
+        self.path: str | None = None
+        self.pg = None
+        self.open()
+
+    def open(self) -> None:
+        folder = wake_dir(self.db)
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+            self.path = os.path.join(folder, f"{os.getpid()}.sock")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(self.path)
+            self.sock.setblocking(False)
+            os.utime(folder)  # invalidate enqueuers' cached listing at once
+        elif isinstance(self.db, peewee.PostgresqlDatabase):
+            self.open_pg()
+
+    def open_pg(self) -> None:
+        try:
+            import psycopg2
+
+            self.pg = psycopg2.connect(dbname=self.db.database, **self.db.connect_params)
+            self.pg.autocommit = True
+            with self.pg.cursor() as cur:
+                cur.execute(f"LISTEN {CHANNEL}")
+        except Exception as exc:  # noqa: BLE001 - wake-ups are an optimisation; polling remains
+            log.warning("no PostgreSQL wake-ups (polling only): %s", exc)
+            self.pg = None
+
+    def fileno(self) -> int | None:
+        if self.sock is not None:
+            return self.sock.fileno()
+        if self.pg is not None:
+            return self.pg.fileno()
+        return None
+
+    def drain(self) -> None:
+        if self.sock is not None:
+            try:
+                while self.sock.recv(64):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+        elif self.pg is not None:
+            try:
+                if select.select([self.pg], [], [], 0)[0]:
+                    self.pg.poll()
+                self.pg.notifies.clear()
+            except Exception as exc:  # noqa: BLE001 - reconnect on the next open
+                log.warning("PostgreSQL wake-up connection lost: %s", exc)
+                self.close_pg()
+
+    def close_pg(self) -> None:
+        if self.pg is not None:
+            with contextlib.suppress(Exception):
+                self.pg.close()
+            self.pg = None
+
+    def close_in_child(self) -> None:
+        """In a forked worker: drop the socket without unlinking the parent's path."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            if self.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+        self.close_pg()

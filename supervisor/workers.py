@@ -1,0 +1,181 @@
+"""What the supervisor does with its workers' messages: outcomes, progress, recycling.
+
+A mixin of ``Supervisor`` (loop.py), kept apart so each file holds one concern: this one
+turns what a worker says (or how it died) into the ``Outcome`` the group commit writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+
+from jobtui.models.outcomes import Outcome
+
+from .pool import RunningJob, WorkerHandle
+
+if TYPE_CHECKING:
+    from .loop import Supervisor
+
+log = logging.getLogger(__name__)
+
+PROGRESS_WRITE_INTERVAL_S = 0.25
+
+
+class WorkerEvents:
+    def send(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
+        try:
+            worker.conn.send(message)
+        except (OSError, EOFError, ValueError):
+            pass  # it died; reaping will tell
+
+    def drain_worker(self: Supervisor, worker: WorkerHandle) -> None:
+        """Read every message the worker has sent so far."""
+        conn = worker.conn
+        try:
+            while not conn.closed and conn.poll():
+                message = conn.recv()
+                worker.last_message_mono = time.monotonic()
+                self.on_message(worker, message)
+        except (EOFError, OSError):
+            pass  # the pipe closed: the worker is dying; SIGCHLD follows
+
+    def _worker_info(self: Supervisor, worker: WorkerHandle) -> dict:
+        return {"worker_name": worker.name, "supervisor_name": self.config.name,
+                "pid": worker.pid, "host": self.config.host}  # fmt: skip
+
+    def on_message(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
+        kind = message[0]
+        if kind == "beat":
+            return
+        job = worker.find(message[1])
+        if job is None or job.claimed.attempt != message[2]:
+            return  # a run we no longer track (its lease was lost)
+        if kind == "start":
+            job.started_mono = time.monotonic()
+            self.commit.add_started(job.claimed.fence, worker.name)
+            log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.claimed.job_type,
+                     job.claimed.attempt, worker.name, worker.pid)  # fmt: skip
+        elif kind == "progress":
+            now = time.monotonic()
+            job.progress = (message[3], message[4])
+            if now - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S or message[3] >= 100:
+                job.progress_written_mono = now
+                self.commit.add_progress(job.claimed.fence, message[3], message[4])
+        else:
+            self.finish(worker, job, self._outcome_of(worker, job, message))
+
+    def _outcome_of(
+        self: Supervisor, worker: WorkerHandle, job: RunningJob, message: tuple
+    ) -> Outcome:
+        claimed, info = job.claimed, self._worker_info(worker)
+        base = {"job_id": claimed.id, "attempt": claimed.attempt,
+                "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
+        kind = message[0]
+        if kind == "skipped":
+            return Outcome(**base, kind="interrupted", error="supervisor shutdown: not started")
+        if job.cancel_sent or kind == "cancelled":
+            return Outcome(**base, kind="cancelled", error="cancelled by operator",
+                           error_type="Cancelled")  # fmt: skip
+        if kind == "done":
+            return Outcome(**base, kind="completed", result_json=message[3])
+        _, _, _, error_type, error, traceback, permanent = message
+        return Outcome(**base, kind="failed", error=error, error_type=error_type,
+                       traceback=traceback, permanent=bool(permanent),
+                       task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+
+    def _task_policy(self: Supervisor, job_type: str):
+        task = self.registry.get(job_type)
+        return task.retry_policy if task is not None else None
+
+    def finish(self: Supervisor, worker: WorkerHandle, job: RunningJob, outcome: Outcome) -> None:
+        worker.jobs.remove(job)
+        ran = None if job.started_mono is None else time.monotonic() - job.started_mono
+        self.finished_info[(outcome.job_id, outcome.attempt)] = (job.claimed.job_type, ran)
+        self.cancel_deadlines.pop(job.id, None)
+        self.commit.drop_progress(job.id, job.claimed.attempt)
+        self.commit.add_outcome(outcome)
+        if outcome.kind == "completed":
+            worker.jobs_done += 1
+            self.jobs_done += 1
+        elif outcome.kind in ("failed", "cancelled"):
+            worker.jobs_failed += 1
+            self.jobs_failed += 1
+        self.want_claim = True
+        self._maybe_recycle(worker)
+
+    def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
+        if worker.jobs or worker.stop_sent or self.stopping:
+            return
+        limit = self.config.max_jobs_per_worker
+        reason = None
+        if limit and worker.jobs_done + worker.jobs_failed >= limit:
+            reason = f"ran {limit} jobs"
+        elif self.config.max_memory_per_worker_mb:
+            self.measure(worker)
+            if worker.rss_bytes > self.config.max_memory_per_worker_mb * 1024 * 1024:
+                reason = f"uses {worker.rss_bytes / 1048576:.0f} MB"
+        if reason:
+            log.info("recycling worker %s (pid %d): %s", worker.name, worker.pid, reason)
+            worker.retiring = True
+            worker.stop_sent = True
+            self.send(worker, ("stop",))
+
+    def job_lost_with_worker(
+        self: Supervisor, worker: WorkerHandle, job: RunningJob, why: str, *, started: bool
+    ) -> None:
+        """The worker running (or holding) ``job`` is gone: decide the job's outcome."""
+        claimed, info = job.claimed, self._worker_info(worker)
+        base = {"job_id": claimed.id, "attempt": claimed.attempt,
+                "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
+        plan = worker.kill
+        if plan is not None and plan.kind == "lost":
+            return  # another supervisor owns it now: write nothing
+        if plan is not None and plan.kind == "shutdown":
+            outcome = Outcome(**base, kind="interrupted", error=plan.reason)
+        elif not started:  # handed over but never begun: back to pending, no retry spent
+            outcome = Outcome(**base, kind="interrupted", error=f"worker lost before start: {why}")
+        elif job.cancel_sent or (plan is not None and plan.kind == "cancel"):
+            outcome = Outcome(**base, kind="cancelled", error="cancelled by operator",
+                              error_type="Cancelled", attempt_outcome="cancelled")  # fmt: skip
+        elif plan is not None and plan.kind == "timeout":
+            outcome = Outcome(**base, kind="failed", error=plan.reason, error_type="Timeout",
+                              attempt_outcome="timed_out",
+                              task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+        else:
+            reason = plan.reason if plan is not None else why
+            outcome = Outcome(**base, kind="failed", error=reason, error_type="WorkerLost",
+                              attempt_outcome="crashed",
+                              permanent=self._orphan_policy(claimed.job_type) == "fail",
+                              task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+        self.finish(worker, job, outcome)
+
+    def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
+        task, ran = self.finished_info.pop((outcome.job_id, outcome.attempt), ("?", None))
+        took = "" if ran is None else f" after {ran:.3f} s"
+        what = f"job {outcome.job_id} {task} attempt {outcome.attempt}"
+        if status is None:
+            log.warning("%s: outcome dropped, its lease was lost", what)
+        elif status == "completed":
+            log.info("%s completed%s", what, took)
+        elif status == "retrying":
+            log.warning("%s failed%s, will retry: %s", what, took, outcome.error)
+        elif status == "failed":
+            log.error("%s failed for good%s: %s", what, took, outcome.error)
+        else:
+            log.info("%s %s%s: %s", what, status, took, outcome.error)
+
+    def measure(self: Supervisor, worker: WorkerHandle) -> None:
+        """CPU % since the last measure and RSS of the worker process (psutil)."""
+        proc = getattr(worker, "_proc", None)
+        try:
+            if proc is None:
+                proc = psutil.Process(worker.pid)
+                worker._proc = proc  # type: ignore[attr-defined]
+                proc.cpu_percent(None)
+            worker.cpu_percent = proc.cpu_percent(None)
+            worker.rss_bytes = proc.memory_info().rss
+        except psutil.Error:
+            pass
