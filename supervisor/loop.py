@@ -91,19 +91,29 @@ class Supervisor(WorkerEvents):
         if not slots:
             return
         self.db.close()
-        if self.wake is not None:
-            self.wake.close_pg()
+        self._close_wake_pg()
         try:
             for slot, group in slots:
                 worker = spawn_worker(self.config, self.registry, group, slot, self._close_in_child)
                 self.workers[worker.pid] = worker
                 self.selector.register(worker.conn, selectors.EVENT_READ, worker)
         finally:
-            if self.wake is not None and self.wake.sock is None and self.wake.pg is None:
-                self.wake.open_pg()
-                if self.wake.fileno() is not None:
-                    self.selector.register(self.wake.fileno(), selectors.EVENT_READ, "wake")
+            self._open_wake_pg()
             self.want_claim = True
+
+    def _close_wake_pg(self) -> None:
+        if self.wake is not None and self.wake.pg is not None:
+            try:
+                self.selector.unregister(self.wake.fileno())
+            except (KeyError, ValueError):
+                pass
+            self.wake.close_pg()
+
+    def _open_wake_pg(self) -> None:
+        if self.wake is not None and self.wake.sock is None and self.wake.pg is None:
+            self.wake.open_pg()
+            if self.wake.fileno() is not None:
+                self.selector.register(self.wake.fileno(), selectors.EVENT_READ, "wake")
 
     def _initial_slots(self) -> list[tuple[int, WorkerGroup]]:
         slots, slot = [], 1
@@ -180,9 +190,16 @@ class Supervisor(WorkerEvents):
         log.info("supervisor %s running %d worker(s), %d task(s), queues %s",
                  self.config.name, len(self.workers), len(self.registry),
                  " ".join(f"{g.label}={g.size}" for g in self.config.groups))  # fmt: skip
+        failures = 0
         try:
             while not self._finished():
-                self.turn()
+                try:
+                    self.turn()
+                    failures = 0
+                except Exception:  # noqa: BLE001 - the daemon must outlive its own bugs
+                    failures += 1
+                    log.exception("supervisor loop error (%d in a row); carrying on", failures)
+                    time.sleep(min(1.0, 0.01 * failures))
         finally:
             self.shutdown_finally()
         return 0
@@ -212,8 +229,8 @@ class Supervisor(WorkerEvents):
             if key.data == "signal":
                 self.inbox.drain_pipe()
             elif key.data == "wake":
-                if self.wake is not None:
-                    self.wake.drain()
+                if self.wake is not None and not self.wake.drain():
+                    self._close_wake_pg()  # lost: reopened on the next safety poll
                 self.want_claim = True
             else:
                 self.drain_worker(key.data)
@@ -310,6 +327,8 @@ class Supervisor(WorkerEvents):
             known = set(self.registry.names())
             unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
         poll_due = now >= self.next_poll
+        if poll_due:
+            self._open_wake_pg()
         requests = self._capacity_requests() if (self.want_claim or poll_due) else []
         if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests):
             if poll_due:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import socket
 
 import peewee
@@ -63,7 +62,8 @@ class WakeListener:
             return self.pg.fileno()
         return None
 
-    def drain(self) -> None:
+    def drain(self) -> bool:
+        """Empty the wake-ups; False when the PostgreSQL connection was lost."""
         if self.sock is not None:
             try:
                 while self.sock.recv(64):
@@ -72,12 +72,12 @@ class WakeListener:
                 pass
         elif self.pg is not None:
             try:
-                if select.select([self.pg], [], [], 0)[0]:
-                    self.pg.poll()
+                self.pg.poll()
                 self.pg.notifies.clear()
-            except Exception as exc:  # noqa: BLE001 - reconnect on the next open
+            except Exception as exc:  # noqa: BLE001 - reconnected on the next safety poll
                 log.warning("PostgreSQL wake-up connection lost: %s", exc)
-                self.close_pg()
+                return False
+        return True
 
     def close_pg(self) -> None:
         if self.pg is not None:
