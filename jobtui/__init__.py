@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from jobtui.api import cancel, enqueue, enqueue_many, poll, queue_stats, retry, wait
 from jobtui.context import JobContext, current_job
+from jobtui.eager import eager
 from jobtui.models.errors import (
     InvalidJob,
     JobFailed,
@@ -27,6 +28,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "InvalidJob", "JobContext", "JobFailed", "JobNotFound", "JobStatus", "JobtuiError",
-    "PermanentError", "Priority", "Task", "cancel", "current_job", "enqueue", "enqueue_many",
+    "PermanentError", "Priority", "Task", "cancel", "current_job", "eager", "enqueue", "enqueue_many",
     "poll", "queue_stats", "retry", "task", "use_database", "wait",
 ]  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 import peewee
 
+from jobtui.eager import eager_settings, run_eagerly
 from jobtui.models import actions, queries
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import JobFailed, JobNotFound
@@ -57,6 +58,9 @@ def enqueue(
     job_id, _created = insert_jobs(name, [{**merged, "args": args, "kwargs": kwargs}],
                                    database=database)[0]  # fmt: skip
     db = get_database(database)
+    settings = eager_settings()
+    if settings is not None and _created:
+        run_eagerly(job_id, db, settings)
     return Job.select().where(Job.id == job_id).get(db)
 
 
@@ -86,6 +90,11 @@ def enqueue_many(
     results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
     db = get_database(database)
     ids = [job_id for job_id, _ in results]
+    settings = eager_settings()
+    if settings is not None:
+        for job_id, created in results:
+            if created:
+                run_eagerly(job_id, db, settings)
     found = {job.id: job for job in Job.select().where(Job.id.in_(ids)).execute(db)}
     return [found[job_id] for job_id in ids]
 

@@ -62,8 +62,12 @@ class Task:
     def retry_policy(self) -> RetryPolicy:
         """The task's retry policy (its options over the defaults of DESIGN.md)."""
         d = self.defaults
-        return RetryPolicy.from_columns(d.get("retry_delay"), d.get("retry_backoff"),
-                                        d.get("retry_max_delay"), d.get("retry_jitter"))
+        return RetryPolicy.from_columns(
+            d.get("retry_delay"),
+            d.get("retry_backoff"),
+            d.get("retry_max_delay"),
+            d.get("retry_jitter"),
+        )
 
     @property
     def timeout(self) -> float | None:

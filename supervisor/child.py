@@ -13,19 +13,14 @@ traceback, permanent), ("skipped"|"cancelled", id, attempt) for a job not starte
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import json
 import os
 import signal
 import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
-from typing import Any
 
-from jobtui.context import JobContext, bind_job, unbind_job
-from jobtui.models.base import dumps
+from jobtui.execution import execute_job
 from jobtui.registry import TaskRegistry
 
 from . import linux
@@ -73,33 +68,10 @@ def _beat(channel: _Channel, interval_s: float, stop: threading.Event) -> None:
             return
 
 
-def _run_task(func: Any, args: list, kwargs: dict) -> Any:
-    if inspect.iscoroutinefunction(func):
-        return asyncio.run(func(*args, **kwargs))
-    value = func(*args, **kwargs)
-    if inspect.isawaitable(value):
-
-        async def _await() -> Any:
-            return await value
-
-        return asyncio.run(_await())
-    return value
-
-
 def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_bytes: int) -> tuple:
     """Run one job; returns the outcome message (never raises for a task's failure)."""
-    job_id, job_type, parameters_json, attempt = job[0], job[1], job[2], job[3]
-    queue_name = job[4] if len(job) > 4 else "default"
+    job_id, attempt = job[0], job[3]
     channel.send(("start", job_id, attempt))
-    task = registry.get(job_type)
-    if task is None:
-        return ("error", job_id, attempt, "TaskNotFound", f"unknown task {job_type}", None, True)
-    try:
-        parameters = json.loads(parameters_json or "{}")
-        args, kwargs = list(parameters.get("args") or []), dict(parameters.get("kwargs") or {})
-    except (ValueError, TypeError, AttributeError) as exc:
-        return ("error", job_id, attempt, "InvalidParameters",
-                f"corrupt parameters: {exc}", None, True)  # fmt: skip
     last_progress = [0.0]
 
     def report(pct: float, message: str | None) -> None:
@@ -113,30 +85,10 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
         channel.drain_controls()
         return job_id in channel.cancelled
 
-    context = JobContext(id=job_id, attempt=attempt, job_type=job_type, parameters=parameters,
-                         queue_name=queue_name, report_progress=report,
-                         check_cancel=check_cancel)  # fmt: skip
-    token = bind_job(context)
     try:
-        value = _run_task(task.func, args, kwargs)
-        try:
-            result_json = dumps(value)
-        except (TypeError, ValueError) as exc:
-            return ("error", job_id, attempt, "ResultNotSerialisable",
-                    f"result is not JSON-serialisable: {exc}", None, True)  # fmt: skip
-        size = len(result_json.encode("utf-8"))
-        if size > max_result_bytes:
-            return ("error", job_id, attempt, "ResultTooLarge",
-                    f"result is {size} bytes, over --max-result-bytes {max_result_bytes}",
-                    None, True)  # fmt: skip
-        return ("done", job_id, attempt, result_json)
-    except BaseException as exc:  # noqa: BLE001 - a task's failure is data, not our crash
-        kind = type(exc).__name__
-        message = str(exc) or kind
-        return ("error", job_id, attempt, kind, message, traceback.format_exc(),
-                task.is_permanent(exc))  # fmt: skip
+        return execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
+                           max_result_bytes=max_result_bytes)  # fmt: skip
     finally:
-        unbind_job(token)
         channel.cancelled.discard(job_id)
 
 

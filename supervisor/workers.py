@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from jobtui.execution import outcome_from_message
 from jobtui.models.outcomes import Outcome
 
 from .pool import RunningJob, WorkerHandle
@@ -79,12 +80,8 @@ class WorkerEvents:
         if job.cancel_sent or kind == "cancelled":
             return Outcome(**base, kind="cancelled", error="cancelled by operator",
                            error_type="Cancelled")  # fmt: skip
-        if kind == "done":
-            return Outcome(**base, kind="completed", result_json=message[3])
-        _, _, _, error_type, error, traceback, permanent = message
-        return Outcome(**base, kind="failed", error=error, error_type=error_type,
-                       traceback=traceback, permanent=bool(permanent),
-                       task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+        return outcome_from_message(message, claimed.lease_token, worker=info,
+                                    task_policy=self._task_policy(claimed.job_type))  # fmt: skip
 
     def _task_policy(self: Supervisor, job_type: str):
         task = self.registry.get(job_type)

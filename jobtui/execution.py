@@ -1,0 +1,99 @@
+"""Running one job's task and describing how it went: shared by workers and eager mode.
+
+The result is one message tuple — ``("done", id, attempt, result_json)`` or
+``("error", id, attempt, error_type, message, traceback, permanent)`` — so the worker can
+send it over its pipe as it is, and eager mode can turn it into the same outcome a
+supervisor would write. A task's failure is data here, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from jobtui.context import JobContext, bind_job, unbind_job
+from jobtui.models.base import dumps
+from jobtui.models.outcomes import Outcome
+from jobtui.registry import TaskRegistry
+
+DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+
+
+def call_task(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
+    """Call a task function; ``async def`` tasks (and returned awaitables) run to the end."""
+    if inspect.iscoroutinefunction(func):
+        return asyncio.run(func(*args, **kwargs))
+    value = func(*args, **kwargs)
+    if inspect.isawaitable(value):
+
+        async def _await() -> Any:
+            return await value
+
+        return asyncio.run(_await())
+    return value
+
+
+def execute_job(
+    registry: TaskRegistry,
+    job: tuple,
+    *,
+    report_progress: Callable[[float, str | None], None],
+    check_cancel: Callable[[], bool],
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+) -> tuple:
+    """Run ``job`` = (id, job_type, parameters_json, attempt, queue_name) to its outcome."""
+    job_id, job_type, parameters_json, attempt = job[0], job[1], job[2], job[3]
+    queue_name = job[4] if len(job) > 4 else "default"
+    task = registry.get(job_type)
+    if task is None:
+        return ("error", job_id, attempt, "TaskNotFound", f"unknown task {job_type}", None, True)
+    try:
+        parameters = json.loads(parameters_json or "{}")
+        args, kwargs = list(parameters.get("args") or []), dict(parameters.get("kwargs") or {})
+    except (ValueError, TypeError, AttributeError) as exc:
+        return ("error", job_id, attempt, "InvalidParameters",
+                f"corrupt parameters: {exc}", None, True)  # fmt: skip
+    context = JobContext(id=job_id, attempt=attempt, job_type=job_type, parameters=parameters,
+                         queue_name=queue_name, report_progress=report_progress,
+                         check_cancel=check_cancel)  # fmt: skip
+    token = bind_job(context)
+    try:
+        value = call_task(task.func, args, kwargs)
+    except BaseException as exc:  # noqa: BLE001 - a task's failure is data, not our crash
+        kind = type(exc).__name__
+        return ("error", job_id, attempt, kind, str(exc) or kind, traceback.format_exc(),
+                task.is_permanent(exc))  # fmt: skip
+    finally:
+        unbind_job(token)
+    try:
+        result_json = dumps(value)
+    except (TypeError, ValueError) as exc:
+        return ("error", job_id, attempt, "ResultNotSerialisable",
+                f"result is not JSON-serialisable: {exc}", None, True)  # fmt: skip
+    size = len(result_json.encode("utf-8"))
+    if size > max_result_bytes:
+        return ("error", job_id, attempt, "ResultTooLarge",
+                f"result is {size} bytes, over --max-result-bytes {max_result_bytes}",
+                None, True)  # fmt: skip
+    return ("done", job_id, attempt, result_json)
+
+
+def outcome_from_message(
+    message: tuple,
+    lease_token: str | None,
+    *,
+    worker: dict[str, Any] | None = None,
+    task_policy: Any = None,
+) -> Outcome:
+    """The outcome a "done" or "error" message means (the supervisor and eager mode agree)."""
+    base = {"job_id": message[1], "attempt": message[2], "lease_token": lease_token,
+            "worker": worker or {}}  # fmt: skip
+    if message[0] == "done":
+        return Outcome(**base, kind="completed", result_json=message[3])
+    _, _, _, error_type, error, trace, permanent = message
+    return Outcome(**base, kind="failed", error=error, error_type=error_type, traceback=trace,
+                   permanent=bool(permanent), task_policy=task_policy)  # fmt: skip
