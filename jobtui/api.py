@@ -14,6 +14,7 @@ from typing import Any
 
 import peewee
 
+from jobtui.batching import current_batch
 from jobtui.eager import eager_settings, run_eagerly
 from jobtui.models import actions, queries
 from jobtui.models.enqueueing import insert_jobs
@@ -33,6 +34,16 @@ def _should_enqueue(target: Task | str, args: list[Any], kwargs: dict[str, Any])
     return (
         found is None or found.should_enqueue is None or bool(found.should_enqueue(*args, **kwargs))
     )
+
+
+def _join_batch(options: dict[str, Any], database: Database) -> Database:
+    """Inside ``with batch():`` a job joins the batch, in the batch's transaction."""
+    handle = current_batch()
+    if handle is None or options.get("batch_id"):
+        return database
+    options["batch_id"] = handle.id
+    handle.jobs += 1
+    return handle.database
 
 
 def enqueue(
@@ -55,6 +66,7 @@ def enqueue(
     if not _should_enqueue(task, args, kwargs):
         return None
     name, merged = task_options(task, options)
+    database = _join_batch(merged, database)
     job_id, _created = insert_jobs(name, [{**merged, "args": args, "kwargs": kwargs}],
                                    database=database)[0]  # fmt: skip
     db = get_database(database)
@@ -87,6 +99,8 @@ def enqueue_many(
             rows.append((name, merged))
     if not rows:
         return []
+    for _, merged in rows:
+        database = _join_batch(merged, database)
     results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
     db = get_database(database)
     ids = [job_id for job_id, _ in results]

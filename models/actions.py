@@ -14,7 +14,7 @@ import peewee
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 from .store import get_database
-from .workflow import cancel_dependants
+from .workflow import cancel_dependants, jobs_ended
 
 CHUNK = 500
 
@@ -68,7 +68,7 @@ def cancel_jobs(
                     updated_at = :now WHERE id IN ({marks}) AND status = 'running'
                     AND NOT cancel_requested""", {**params, "yes": True})  # fmt: skip
             changed = len(cancelled)
-            cascaded = cancel_dependants(db, cancelled, "cancelled")
+            cascaded = jobs_ended(db, cancelled, "cancelled")
         return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested)
 
     return with_lock_retry(run)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import peewee
@@ -26,9 +26,8 @@ from .base import dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
 from .errors import InvalidTransition, JobNotFound
-from .retry import RetryPolicy
+from .outcomes import Outcome, write_outcomes
 from .store import classify_error, get_database
-from .workflow import cancel_dependants, promote_dependants
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +37,6 @@ PROGRESS_MESSAGE_MAX = 500
 
 _FENCE = "id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"
 
-_COMPLETE = f"""UPDATE jobs SET status = 'completed', result = :result, completed_at = :now,
-    updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
-    error_traceback = NULL, error_permanent = {{false}}
-WHERE {_FENCE}
-RETURNING started_at"""
-
-_INSERT_ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
-    host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
-VALUES (:id, :attempt, :worker_name, :supervisor_name, :pid, :host, :started_at, :now,
-    :outcome, :error_type, :error_message, :error_traceback)"""
-
-_READ_FOR_FAILURE = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
-    retry_max_delay, retry_jitter, started_at, worker_name, supervisor_name
-FROM jobs WHERE {_FENCE}"""
-
-_FAIL = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
-    next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
-    failed_at = :failed_at, completed_at = :completed_at, updated_at = :now,
-    error_message = :error_message, error_type = :error_type,
-    error_traceback = :error_traceback, error_permanent = :permanent
-WHERE {_FENCE}"""
 
 _PROGRESS = f"""UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
     heartbeat_at = :now, updated_at = :now
@@ -131,19 +109,6 @@ def with_lock_retry(fn: Callable[[], T], deadline_s: float = LOCKED_RETRY_DEADLI
                 raise classify_error(exc) from exc
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
-
-
-_FALSE = {"sqlite": "0", "postgresql": "false"}
-_complete_sql = {name: None for name in _FALSE}
-
-
-def _sql_complete(dialect: Dialect) -> str:
-    sql = _complete_sql[dialect.name]
-    if sql is None:
-        sql = _complete_sql[dialect.name] = dialect.sql(
-            _COMPLETE.format(false=_FALSE[dialect.name])
-        )
-    return sql
 
 
 def _claim_params(
@@ -249,20 +214,6 @@ def start_job(
     return Job.get_by_id(job_id)
 
 
-def _attempt_params(
-    fence: Sequence[Any], now: str, started_at: Any, outcome: str, worker: dict[str, Any] | None
-) -> dict[str, Any]:
-    worker = worker or {}
-    return {
-        "id": fence[0], "attempt": fence[1], "now": now, "started_at": started_at,
-        "outcome": outcome, "worker_name": worker.get("worker_name"),
-        "supervisor_name": worker.get("supervisor_name"), "pid": worker.get("pid"),
-        "host": worker.get("host"), "error_type": worker.get("error_type"),
-        "error_message": worker.get("error_message"),
-        "error_traceback": worker.get("error_traceback"),
-    }  # fmt: skip
-
-
 def complete_job(
     job_id: str,
     attempt: int,
@@ -274,26 +225,10 @@ def complete_job(
     db: peewee.Database | None = None,
 ) -> bool:
     """Record success for this attempt; False (and nothing written) if it lost its lease."""
-    db = get_database(db)
-    dialect = dialect_for(db)
-    now = sql_timestamp(utcnow())
-    params = {"id": job_id, "attempt": attempt, "token": lease_token, "now": now,
-              "result": result_json if result_json is not None else dumps(result)}  # fmt: skip
-    complete_sql, attempt_sql = _sql_complete(dialect), dialect.sql(_INSERT_ATTEMPT)
-
-    def run() -> bool:
-        with dialect.write_transaction(db):
-            row = db.execute_sql(complete_sql, params).fetchone()
-            if row is None:
-                return False
-            fence = (job_id, attempt)
-            db.execute_sql(
-                attempt_sql, _attempt_params(fence, now, row[0], AttemptOutcome.COMPLETED, worker)
-            )
-            promote_dependants(db, job_id)
-            return True
-
-    ok = with_lock_retry(run)
+    outcome = Outcome(job_id, attempt, lease_token, "completed",
+                      result_json=result_json if result_json is not None else dumps(result),
+                      worker=worker or {})  # fmt: skip
+    ok = write_outcomes([outcome], db=db)[0] is not None
     if not ok:
         log.warning("dropped the result of job %s attempt %s: lease lost", job_id, attempt)
     return ok
@@ -320,43 +255,11 @@ def fail_job(
     ``retry_delay`` overrides the policy's delay; ``force_retry`` retries even when no
     retries remain (an explicit ``schedule_retry``).
     """
-    db = get_database(db)
-    dialect = dialect_for(db)
-    now_dt = utcnow()
-    now = sql_timestamp(now_dt)
-    fence = {"id": job_id, "attempt": attempt, "token": lease_token}
-
-    def run() -> str | None:
-        with dialect.write_transaction(db):
-            row = db.execute_sql(dialect.sql(_READ_FOR_FAILURE), fence).fetchone()
-            if row is None:
-                return None
-            retry_count, max_retries = int(row[0]), int(row[1])
-            retry = force_retry or (not permanent and retry_count < max_retries)
-            if retry:
-                policy = RetryPolicy.from_columns(row[2], row[3], row[4], row[5])
-                delay = policy.delay_for(retry_count) if retry_delay is None else retry_delay
-                status, next_retry_at = "retrying", sql_timestamp(now_dt + timedelta(seconds=delay))
-            else:
-                status, next_retry_at = "failed", None
-            db.execute_sql(dialect.sql(_FAIL), {
-                **fence, "now": now, "status": status,
-                "retry_count": retry_count + 1 if retry else retry_count,
-                "next_retry_at": next_retry_at, "failed_at": None if retry else now,
-                "completed_at": None, "error_message": error, "error_type": error_type,
-                "error_traceback": traceback, "permanent": bool(permanent),
-            })  # fmt: skip
-            details = dict(worker or {}, error_type=error_type, error_message=error,
-                           error_traceback=traceback)  # fmt: skip
-            db.execute_sql(
-                dialect.sql(_INSERT_ATTEMPT),
-                _attempt_params((job_id, attempt), now, row[6], outcome, details),
-            )
-            if status == "failed":
-                cancel_dependants(db, [job_id], "failed")
-            return status
-
-    status = with_lock_retry(run)
+    status = write_outcomes([Outcome(
+        job_id, attempt, lease_token, "failed", error=error, error_type=error_type,
+        traceback=traceback, permanent=permanent, attempt_outcome=outcome,
+        retry_delay_s=retry_delay, consume_retry=not force_retry, worker=worker or {},
+    )], db=db)[0]  # fmt: skip
     if status is None:
         log.warning("dropped the failure of job %s attempt %s: lease lost", job_id, attempt)
     return status

@@ -21,6 +21,7 @@ from .dialect import dialect_for
 from .errors import InvalidJob
 from .ids import new_job_id
 from .store import get_database
+from .wakeup import poke
 
 #: Columns an enqueue writes, in order.
 INSERT_COLUMNS = (
@@ -49,7 +50,7 @@ OPTION_NAMES = frozenset({
 })  # fmt: skip
 
 #: Called with the database after jobs were committed (the supervisor's wake-up poke).
-after_enqueue_hooks: list[Callable[[peewee.Database], None]] = []
+after_enqueue_hooks: list[Callable[[peewee.Database], None]] = [poke]
 
 
 def _number(name: str, value: Any, *, minimum: float | None = 0, allow_none: bool = True) -> Any:

@@ -28,7 +28,7 @@ from .attempt import AttemptOutcome
 from .clock import sql_timestamp, utcnow
 from .dialect import Dialect, dialect_for
 from .retry import RetryPolicy
-from .workflow import cancel_dependants, promote_dependants
+from .workflow import job_ended
 
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
@@ -37,10 +37,10 @@ _COMPLETED = f"""UPDATE jobs SET status = 'completed', result = :result, complet
     updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
     error_traceback = NULL, error_permanent = :no, cancel_requested = :no
 WHERE {FENCE}
-RETURNING started_at"""
+RETURNING started_at, batch_id"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
-    retry_max_delay, retry_jitter, started_at
+    retry_max_delay, retry_jitter, started_at, batch_id
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
@@ -52,12 +52,12 @@ WHERE {FENCE}"""
 _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, updated_at = :now,
     error_message = :error, error_type = :error_type, error_traceback = :traceback
 WHERE {FENCE}
-RETURNING started_at"""
+RETURNING started_at, batch_id"""
 
 _INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
     error_message = :error, cancel_requested = :no
 WHERE {FENCE}
-RETURNING started_at"""
+RETURNING started_at, batch_id"""
 
 _ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
     host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -153,7 +153,7 @@ def apply_outcome(
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),
             })  # fmt: skip
-            row = (row[6],)
+            row = (row[6], row[7])
         attempt_outcome = AttemptOutcome.FAILED
     elif kind == "cancelled":
         row = db.execute_sql(stmts.cancelled, params).fetchone()
@@ -171,10 +171,8 @@ def apply_outcome(
         "worker_name": worker.get("worker_name"), "supervisor_name": worker.get("supervisor_name"),
         "pid": worker.get("pid"), "host": worker.get("host"),
     })  # fmt: skip
-    if status == "completed":
-        promote_dependants(db, outcome.job_id)
-    elif status in ("failed", "cancelled"):
-        cancel_dependants(db, [outcome.job_id], status)
+    if status in ("completed", "failed", "cancelled"):
+        job_ended(db, outcome.job_id, status, row[1])
     return status
 
 

@@ -1,7 +1,7 @@
 """What follows when a job ends: dependants promoted or cancelled, down the chain.
 
 Called inside the transaction that ended the job, so a dependant never sees a half-made
-decision. Batches finish in ``batch_finish`` (the workflows issue) through the same hook.
+decision, and a batch's callbacks are enqueued exactly once, with the last job's end.
 """
 
 from __future__ import annotations
@@ -54,3 +54,90 @@ def cancel_dependants(db: peewee.Database, job_ids: Iterable[str], how: str) -> 
                 cancelled.append(child)
                 frontier.append((child, "cancelled"))
     return cancelled
+
+
+_LOCK_BATCH = "UPDATE batches SET total = total WHERE id = :id AND finished_at IS NULL"
+_BATCH_COUNTS = "SELECT status, COUNT(*) FROM jobs WHERE batch_id = :id GROUP BY status"
+_FINISH_BATCH = """UPDATE batches SET finished_at = :now, outcome = :outcome
+WHERE id = :id AND finished_at IS NULL"""
+_BATCH_CALLBACKS = "SELECT on_success, on_failure, on_complete FROM batches WHERE id = :id"
+
+
+def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
+    """Enqueue a batch's callbacks once every job of it has ended; returns the outcome
+    ("success" | "failure") when this call finished the batch, else None.
+
+    The first statement locks the batch row (PostgreSQL) so two transactions ending the
+    last two jobs at the same moment decide one after the other: the second one sees the
+    first one's commit and the finished batch. SQLite's write lock serialises them anyway.
+    """
+    dialect = dialect_for(db)
+    if db.execute_sql(dialect.sql(_LOCK_BATCH), {"id": batch_id}).rowcount == 0:
+        return None  # finished already (or no such batch)
+    counts = dict(db.execute_sql(dialect.sql(_BATCH_COUNTS), {"id": batch_id}).fetchall())
+    if any(counts.get(status) for status in ("pending", "waiting", "running", "retrying")):
+        return None
+    outcome = "success" if set(counts) <= {"completed"} else "failure"
+    done = db.execute_sql(dialect.sql(_FINISH_BATCH), {
+        "id": batch_id, "outcome": outcome, "now": sql_timestamp(utcnow())})  # fmt: skip
+    if done.rowcount == 0:
+        return None
+    on_success, on_failure, on_complete = db.execute_sql(
+        dialect.sql(_BATCH_CALLBACKS), {"id": batch_id}
+    ).fetchone()
+    from .enqueueing import insert_jobs
+
+    callbacks = [(on_success if outcome == "success" else on_failure, outcome),
+                 (on_complete, "complete")]  # fmt: skip
+    for task, label in callbacks:
+        if task:
+            insert_jobs(task, [{"args": [batch_id, label]}], database=db)
+    return outcome
+
+
+def _batches_of(db: peewee.Database, job_ids: list[str]) -> set[str]:
+    if not job_ids:
+        return set()
+    marks = ", ".join(f":j{i}" for i in range(len(job_ids)))
+    rows = db.execute_sql(
+        dialect_for(db).sql(
+            f"SELECT DISTINCT batch_id FROM jobs WHERE id IN ({marks}) AND batch_id IS NOT NULL"
+        ),
+        {f"j{i}": job_id for i, job_id in enumerate(job_ids)},
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def job_ended(
+    db: peewee.Database, job_id: str, status: str, batch_id: str | None = None
+) -> list[str]:
+    """Everything that follows a job reaching a final status, inside the same transaction:
+    dependants promoted (completed) or cancelled down the chain (failed, cancelled), and
+    the batches of every job that ended here finished when complete. Returns the ids of
+    the dependants cancelled."""
+    if status == "completed":
+        promote_dependants(db, job_id)
+        cascaded: list[str] = []
+    else:
+        cascaded = cancel_dependants(db, [job_id], status)
+    batches = _batches_of(db, cascaded)
+    if batch_id:
+        batches.add(batch_id)
+    for batch in sorted(batches):
+        finish_batch(db, batch)
+    return cascaded
+
+
+def jobs_ended(db: peewee.Database, job_ids: Iterable[str], status: str) -> list[str]:
+    """``job_ended`` for many jobs that ended the same way (an operator's bulk cancel)."""
+    job_ids = list(job_ids)
+    cascaded: list[str] = []
+    batches = _batches_of(db, job_ids)
+    for job_id in job_ids:
+        cascaded += cancel_dependants(db, [job_id], status) if status != "completed" else []
+        if status == "completed":
+            promote_dependants(db, job_id)
+    batches |= _batches_of(db, cascaded)
+    for batch in sorted(batches):
+        finish_batch(db, batch)
+    return cascaded

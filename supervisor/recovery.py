@@ -134,7 +134,7 @@ class Reaper:
             return []
         others = self.live_supervisor_tasks(db) or set()
         failed: list[tuple[str, str]] = []
-        from jobtui.models.workflow import cancel_dependants
+        from jobtui.models.workflow import jobs_ended
 
         for task in unknown:
             if task in others:
@@ -142,6 +142,6 @@ class Reaper:
             ids = [row[0] for row in db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
                 "task": task, "error": f"unknown task {task}", "yes": True, "now": now_stamp,
             }).fetchall()]  # fmt: skip
-            cancel_dependants(db, ids, "failed")
+            jobs_ended(db, ids, "failed")
             failed += [(job_id, task) for job_id in ids]
         return failed
