@@ -10,7 +10,16 @@ send_email.enqueue("a@example.com")
 
 from __future__ import annotations
 
-from jobtui.api import cancel, enqueue, enqueue_many, poll, queue_stats, retry, wait
+from jobtui.api import (
+    cancel,
+    enqueue,
+    enqueue_many,
+    poll,
+    queue_stats,
+    retry,
+    schedule,
+    wait,
+)
 from jobtui.batching import batch, batch_status
 from jobtui.context import JobContext, current_job
 from jobtui.eager import eager
@@ -30,5 +39,5 @@ __version__ = "0.1.0"
 __all__ = [
     "InvalidJob", "JobContext", "JobFailed", "JobNotFound", "JobStatus", "JobtuiError",
     "PermanentError", "Priority", "Task", "batch", "batch_status", "cancel", "current_job", "eager", "enqueue", "enqueue_many",
-    "poll", "queue_stats", "retry", "task", "use_database", "wait",
+    "poll", "queue_stats", "retry", "schedule", "task", "use_database", "wait",
 ]  # fmt: skip

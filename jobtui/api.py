@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import peewee
@@ -20,6 +21,7 @@ from jobtui.models import actions, queries
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import JobFailed, JobNotFound
 from jobtui.models.job import Job
+from jobtui.models.scheduling import upsert_schedule
 from jobtui.models.store import get_database
 from jobtui.registry import Task, registry, task_options
 
@@ -160,5 +162,33 @@ def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
-    "JobNotFound", "cancel", "enqueue", "enqueue_many", "poll", "queue_stats", "retry", "wait",
+    "JobNotFound", "cancel", "enqueue", "enqueue_many", "poll", "queue_stats", "retry",
+    "schedule", "wait",
 ]  # fmt: skip
+
+
+def schedule(
+    name: str,
+    cron: str,
+    task: Task | str,
+    args: Iterable[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    timezone: str = "UTC",
+    catch_up: str = "skip",
+    enabled: bool = True,
+    database: Database = None,
+    **options: Any,
+) -> datetime:
+    """Create or update (by name) a cron schedule of ``task``; returns its next fire time.
+
+    Five fields, or six where the sixth is seconds, evaluated in ``timezone``. Each fire
+    time makes one job however many supervisors run; ``catch_up`` is ``skip`` or ``once``.
+    An invalid expression is refused with croniter's reason (InvalidJob).
+    """
+    name_of_task, merged = task_options(task, options)
+    return upsert_schedule(
+        name, cron, name_of_task, args=list(args or []), kwargs=dict(kwargs or {}),
+        options=merged, timezone=timezone, catch_up=catch_up, enabled=enabled,
+        db=get_database(database),
+    )  # fmt: skip

@@ -23,6 +23,7 @@ from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.outcomes import Outcome, apply_outcome, statements_for
+from jobtui.models.scheduling import fire_due_schedules
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class TurnResult:
     lost_leases: list[str] = field(default_factory=list)
     recovered: list[tuple[Outcome, str | None]] = field(default_factory=list)
     unknown_failed: list[tuple[str, str]] = field(default_factory=list)
+    fired: list[tuple[str, Any, str]] = field(default_factory=list)  # cron ticks enqueued
 
 
 class GroupCommit:
@@ -95,6 +97,7 @@ class GroupCommit:
         | None = None,
         sweep: Callable[[peewee.Database], list[Outcome]] | None = None,
         unknown_sweep: Callable[[peewee.Database, str], list[tuple[str, str]]] | None = None,
+        cron: bool = False,
     ) -> TurnResult | None:
         """One transaction for the turn; None when the database refused (retried later)."""
         outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
@@ -119,6 +122,8 @@ class GroupCommit:
                         result.recovered.append((outcome, apply_outcome(db, outcome, now=now)))
                 if unknown_sweep is not None:
                     result.unknown_failed = unknown_sweep(db, stamp)
+                if cron:
+                    result.fired = fire_due_schedules(db, now)
                 for request in claims:
                     result.claimed.append(claim_in_transaction(
                         db, request.limit, queues=request.queues, tasks=self.tasks,

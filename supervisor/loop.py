@@ -18,7 +18,9 @@ import time
 import peewee
 import psutil
 
+from jobtui.models.clock import utcnow
 from jobtui.models.outcomes import Outcome
+from jobtui.models.scheduling import next_schedule_due
 from jobtui.registry import TaskRegistry
 
 from . import timeouts
@@ -67,6 +69,7 @@ class Supervisor(WorkerEvents):
         self.next_poll = now
         self.next_sweep = now
         self.next_unknown_sweep = now + config.heartbeat_interval_s * 2
+        self.next_cron = now
         self.started_mono = now
 
     def _orphan_policy(self, job_type: str) -> str:
@@ -209,7 +212,7 @@ class Supervisor(WorkerEvents):
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep]
+        deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep, self.next_cron]
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
             deadlines.append(self.commit.retry_at if not self.commit.healthy else now)
         for worker in self.workers.values():
@@ -330,12 +333,13 @@ class Supervisor(WorkerEvents):
         if poll_due:
             self._open_wake_pg()
         requests = self._capacity_requests() if (self.want_claim or poll_due) else []
-        if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests):
+        cron = (poll_due or now >= self.next_cron) and not self.stopping
+        if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests or cron):
             if poll_due:
                 self.poll_cancellations()
                 self.next_poll = now + self.config.poll_interval_s
             return
-        result = self.commit.run(requests, heartbeat, sweep, unknown)
+        result = self.commit.run(requests, heartbeat, sweep, unknown, cron)
         if result is None:
             return
         if heartbeat is not None:
@@ -344,10 +348,23 @@ class Supervisor(WorkerEvents):
             self.next_sweep = now + max(0.5, min(self.config.lease_s / 3, 10.0))
         if unknown is not None:
             self.next_unknown_sweep = now + max(1.0, self.config.heartbeat_interval_s)
+        if cron:
+            self.next_cron = self.cron_deadline(now)
         self.after_commit(result, requests)
         if poll_due:
             self.poll_cancellations()
             self.next_poll = now + self.config.poll_interval_s
+
+    def cron_deadline(self, now_mono: float) -> float:
+        """When the next schedule is due, on our monotonic clock (at most one poll away)."""
+        fallback = now_mono + self.config.poll_interval_s
+        try:
+            upcoming = next_schedule_due(self.db)
+        except peewee.PeeweeException:
+            return fallback
+        if upcoming is None:
+            return fallback
+        return min(fallback, now_mono + max(0.0, (upcoming - utcnow()).total_seconds()))
 
     def after_commit(self, result, requests: list[ClaimRequest]) -> None:
         for outcome, status in result.statuses:
@@ -356,6 +373,9 @@ class Supervisor(WorkerEvents):
             if status is not None:
                 log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
                             outcome.attempt, outcome.error, status)  # fmt: skip
+        for schedule, fire, job_id in result.fired:
+            log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
+            self.want_claim = True
         for job_id, task in result.unknown_failed:
             log.warning("job %s failed: unknown task %s", job_id, task)
         for job_id in result.lost_leases:

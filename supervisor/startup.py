@@ -43,9 +43,22 @@ def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewe
                 "tasks": registry.names(), "version": __version__,
                 "queues": {g.label: g.size for g in config.groups},
             })  # fmt: skip
+        _declare_task_schedules(db, registry)
     except peewee.PeeweeException as exc:
         raise classify_error(exc) from exc
     return db
+
+
+def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:
+    """``@task(cron=...)``: a schedule named after the task, upserted at every start."""
+    from jobtui.models.scheduling import upsert_schedule
+
+    for name in registry.names():
+        task = registry.get(name)
+        if task is not None and task.cron:
+            options = {k: v for k, v in task.defaults.items() if v is not None}
+            upsert_schedule(name, task.cron, name, options=options, db=db)
+            log.info("schedule %s: %s", name, task.cron)
 
 
 def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: int) -> None:
