@@ -92,6 +92,15 @@ class Dialect:
             with db.atomic():
                 yield
 
+    def set_lock_wait(self, db: peewee.Database, milliseconds: int) -> None:
+        """How long a statement waits for SQLite's write lock before "database is locked".
+
+        The supervisor's loop waits briefly and retries on its next turn, so a long lock
+        held by someone else never stalls its timeouts and signals.
+        """
+        if self.name == "sqlite":
+            db.pragma("busy_timeout", int(milliseconds), permanent=True)
+
     def lock_schema(self, db: peewee.Database) -> None:
         """Serialise schema creation between processes (SQLite's write lock already does)."""
         if self.name == "postgresql":

@@ -27,12 +27,15 @@ def prune_jobs(
     older_than: timedelta,
     include_failed: bool = False,
     batch_size: int = PRUNE_BATCH,
+    max_batches: int | None = None,
+    retry_locked: bool = True,
     db: peewee.Database | None = None,
 ) -> int:
     """Delete completed and cancelled jobs (and failed ones with ``include_failed``) whose
     last change is older than ``older_than``; their attempts go with them. Returns the count.
 
-    Each batch is its own short transaction, so supervisors and enqueues interleave.
+    Each batch is its own short transaction, so supervisors and enqueues interleave;
+    ``max_batches`` bounds the work of one call (the supervisor prunes a batch per turn).
     """
     from .claims import with_lock_retry
 
@@ -41,14 +44,15 @@ def prune_jobs(
     statuses = "'completed', 'cancelled'" + (", 'failed'" if include_failed else "")
     sql = dialect.sql(_PRUNE.format(statuses=statuses))
     params = {"cutoff": sql_timestamp(utcnow() - older_than), "batch": int(batch_size)}
-    total = 0
+    total = batches = 0
     while True:
 
         def run() -> int:
             with dialect.write_transaction(db):
                 return db.execute_sql(sql, params).rowcount
 
-        deleted = with_lock_retry(run)
+        deleted = with_lock_retry(run) if retry_locked else run()
         total += deleted
-        if deleted < batch_size:
+        batches += 1
+        if deleted < batch_size or (max_batches is not None and batches >= max_batches):
             return total

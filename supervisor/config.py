@@ -45,6 +45,9 @@ class SupervisorConfig:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     prefetch: int = 1  # jobs queued per worker beyond the one it runs
     notify_webhook: str | None = None
+    notify_email: tuple[str, ...] = ()
+    smtp_url: str | None = None
+    smtp_from: str = "jobtui@localhost"
 
     @property
     def hang_timeout_s(self) -> float:

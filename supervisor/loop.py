@@ -14,18 +14,22 @@ import os
 import selectors
 import signal
 import time
+from datetime import timedelta
 
 import peewee
 import psutil
 
 from jobtui.models.clock import utcnow
+from jobtui.models.errors import StoreError
 from jobtui.models.outcomes import Outcome
+from jobtui.models.retention import PRUNE_BATCH, prune_jobs
 from jobtui.models.scheduling import next_schedule_due
 from jobtui.registry import TaskRegistry
 
 from . import timeouts
 from .commit import ClaimRequest, GroupCommit
 from .config import SupervisorConfig, WorkerGroup
+from .notify import Notifier, NotifySettings
 from .pool import RunningJob, WorkerHandle, spawn_worker
 from .recovery import Reaper
 from .signals import SignalInbox
@@ -35,6 +39,7 @@ from .workers import WorkerEvents
 log = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF_MAX_S = 30.0
+PRUNE_INTERVAL_S = 60.0
 _CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_name = :me
     AND cancel_requested"""
 
@@ -50,6 +55,9 @@ class Supervisor(WorkerEvents):
         self.commit = GroupCommit(db, config.name, registry.names())
         self.reaper = Reaper(config, self._orphan_policy)
         self.wake: WakeListener | None = None
+        self.notifier = Notifier(NotifySettings(
+            webhook=config.notify_webhook, email_to=config.notify_email,
+            smtp_url=config.smtp_url, smtp_from=config.smtp_from), registry)  # fmt: skip
         self.stopping = False
         self.cold = False
         self.quiet = False
@@ -58,7 +66,7 @@ class Supervisor(WorkerEvents):
         self.jobs_done = 0
         self.jobs_failed = 0
         self.cancel_deadlines: dict[str, float] = {}
-        self.finished_info: dict[tuple[str, int], tuple[str, float | None]] = {}
+        self.finished_info: dict[tuple[str, int], tuple[str, float | None, str | None]] = {}
         self.respawn: dict[
             int, tuple[WorkerGroup, float, float]
         ] = {}  # slot -> (group, at, backoff)
@@ -70,6 +78,7 @@ class Supervisor(WorkerEvents):
         self.next_sweep = now
         self.next_unknown_sweep = now + config.heartbeat_interval_s * 2
         self.next_cron = now
+        self.next_prune = now + PRUNE_INTERVAL_S / 10
         self.started_mono = now
 
     def _orphan_policy(self, job_type: str) -> str:
@@ -79,6 +88,7 @@ class Supervisor(WorkerEvents):
     # ---------------------------------------------------------------- processes
 
     def _close_in_child(self) -> None:
+        self.notifier.close_in_child()
         self.inbox.close_in_child()
         if self.wake is not None:
             self.wake.close_in_child()
@@ -137,6 +147,8 @@ class Supervisor(WorkerEvents):
                 return
             worker = self.workers.pop(pid, None)
             if worker is None:
+                if pid == self.notifier.pid:
+                    self.notifier.exited()
                 continue  # an orphan the subreaper adopted: nothing to record
             self.worker_exited(worker, status)
 
@@ -156,7 +168,7 @@ class Supervisor(WorkerEvents):
             started = index == 0 and job.started_mono is not None
             self.job_lost_with_worker(worker, job, why, started=started)
         if worker.kill is not None and worker.kill.kind in ("timeout", "cancel", "hang", "lost"):
-            timeouts.sweep_orphans(self.workers)
+            timeouts.sweep_orphans(self._keep_pids())
         if worker.kill is not None:
             log.info("worker %s (pid %d) stopped (%s): %s", worker.name, worker.pid,
                      worker.kill.reason, why)  # fmt: skip
@@ -183,7 +195,15 @@ class Supervisor(WorkerEvents):
 
     # ---------------------------------------------------------------- the loop
 
+    def _keep_pids(self) -> list[int]:
+        return [*self.workers, *([self.notifier.pid] if self.notifier.pid else [])]
+
+    def _start_notifier(self) -> None:
+        self.db.close()  # fork with no connection open
+        self.notifier.start(self._close_in_child)
+
     def run(self) -> int:
+        self._start_notifier()
         self.inbox.install()
         self.selector.register(self.inbox.read_fd, selectors.EVENT_READ, "signal")
         self.spawn(self._initial_slots())
@@ -245,7 +265,10 @@ class Supervisor(WorkerEvents):
             self.advance_shutdown()
         elif self.respawn:
             self.respawn_due()
+        if not self.stopping and self.notifier.wanted and self.notifier.pid is None:
+            self._start_notifier()
         self.write_and_claim()
+        self.prune()
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
@@ -355,6 +378,23 @@ class Supervisor(WorkerEvents):
             self.poll_cancellations()
             self.next_poll = now + self.config.poll_interval_s
 
+    def prune(self) -> None:
+        """Retention: one small batch of old completed and cancelled jobs per call."""
+        now = time.monotonic()
+        if self.stopping or now < self.next_prune or self.config.retention_days <= 0:
+            return
+        self.next_prune = now + PRUNE_INTERVAL_S
+        try:
+            deleted = prune_jobs(older_than=timedelta(days=self.config.retention_days),
+                                 max_batches=1, retry_locked=False, db=self.db)  # fmt: skip
+        except (peewee.PeeweeException, StoreError) as exc:
+            log.debug("pruning postponed: %s", exc)
+            return
+        if deleted:
+            log.info("pruned %d job(s) older than %g days", deleted, self.config.retention_days)
+        if deleted >= PRUNE_BATCH:
+            self.next_prune = now  # more to do: another batch next turn
+
     def cron_deadline(self, now_mono: float) -> float:
         """When the next schedule is due, on our monotonic clock (at most one poll away)."""
         fallback = now_mono + self.config.poll_interval_s
@@ -373,11 +413,15 @@ class Supervisor(WorkerEvents):
             if status is not None:
                 log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
                             outcome.attempt, outcome.error, status)  # fmt: skip
+            if status == "failed":
+                self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
+                            outcome.error_type)  # fmt: skip
         for schedule, fire, job_id in result.fired:
             log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
             self.want_claim = True
         for job_id, task in result.unknown_failed:
             log.warning("job %s failed: unknown task %s", job_id, task)
+            self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
         for job_id in result.lost_leases:
             for worker in self.workers.values():
                 if worker.find(job_id) is not None and worker.kill is None:
@@ -413,6 +457,13 @@ class Supervisor(WorkerEvents):
                 worker,
                 ("run", (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)),
             )
+
+    def notify(self, job_id: str, task: str | None, queue: str | None, attempts: int,
+               error: str | None, error_type: str | None) -> None:  # fmt: skip
+        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook)."""
+        self.notifier.send({"job_id": job_id, "task": task, "queue": queue,
+                            "attempts": attempts, "error": error, "error_type": error_type,
+                            "supervisor": self.config.name})  # fmt: skip
 
     def poll_cancellations(self) -> None:
         if not any(w.jobs for w in self.workers.values()):
@@ -462,6 +513,7 @@ class Supervisor(WorkerEvents):
         while self.workers and time.monotonic() < deadline:
             self.reap_children()
             time.sleep(0.01)
+        self.notifier.stop()
         timeouts.sweep_orphans(())
         for _ in range(50):
             if not self.commit.has_writes():

@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", metavar="URL", help="database URL (default: $JOBTUI_DATABASE)")
     p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON body on each final failure")
     p.add_argument(
+        "--notify-email",
+        action="append",
+        default=[],
+        metavar="TO",
+        help="e-mail each final failure to TO (repeatable; needs --smtp-url)",
+    )
+    p.add_argument("--smtp-url", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://")
+    p.add_argument("--smtp-from", default="jobtui@localhost", metavar="ADDR")
+    p.add_argument(
         "--heartbeat-interval", type=float, default=DEFAULT_HEARTBEAT_INTERVAL_S, metavar="S"
     )
     p.add_argument(
@@ -133,6 +142,10 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
     for name in ("kill_grace", "shutdown_grace"):
         if getattr(args, name) < 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.notify_email and not args.smtp_url:
+        raise ConfigurationError("--notify-email needs --smtp-url")
+    if args.retention_days < 0:
+        raise ConfigurationError("--retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:
         raise ConfigurationError("--max-result-bytes must be > 0")
     try:
@@ -147,7 +160,8 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
         max_result_bytes=args.max_result_bytes, max_jobs_per_worker=args.max_jobs_per_worker,
         max_memory_per_worker_mb=args.max_memory_per_worker, retention_days=args.retention_days,
         poll_interval_s=args.poll_interval, prefetch=args.prefetch,
-        notify_webhook=args.notify_webhook,
+        notify_webhook=args.notify_webhook, notify_email=tuple(args.notify_email),
+        smtp_url=args.smtp_url, smtp_from=args.smtp_from,
     )  # fmt: skip
 
 

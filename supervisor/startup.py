@@ -20,9 +20,13 @@ from .config import SupervisorConfig
 
 log = logging.getLogger(__name__)
 
+#: The loop's statements wait this long for SQLite's write lock, then retry next turn.
+LOOP_LOCK_WAIT_MS = 250
+
 
 def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewee.Database:
     db = use_database(config.database_url)
+    dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
     try:
         existing = SupervisorRow.get_or_none(SupervisorRow.name == config.name)
         if existing is not None and existing.pid != os.getpid():

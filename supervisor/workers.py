@@ -90,7 +90,11 @@ class WorkerEvents:
     def finish(self: Supervisor, worker: WorkerHandle, job: RunningJob, outcome: Outcome) -> None:
         worker.jobs.remove(job)
         ran = None if job.started_mono is None else time.monotonic() - job.started_mono
-        self.finished_info[(outcome.job_id, outcome.attempt)] = (job.claimed.job_type, ran)
+        self.finished_info[(outcome.job_id, outcome.attempt)] = (
+            job.claimed.job_type,
+            ran,
+            job.claimed.queue_name,
+        )
         self.cancel_deadlines.pop(job.id, None)
         self.commit.drop_progress(job.id, job.claimed.attempt)
         self.commit.add_outcome(outcome)
@@ -150,7 +154,9 @@ class WorkerEvents:
         self.finish(worker, job, outcome)
 
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
-        task, ran = self.finished_info.pop((outcome.job_id, outcome.attempt), ("?", None))
+        task, ran, queue = self.finished_info.pop(
+            (outcome.job_id, outcome.attempt), ("?", None, None)
+        )
         took = "" if ran is None else f" after {ran:.3f} s"
         what = f"job {outcome.job_id} {task} attempt {outcome.attempt}"
         if status is None:
@@ -161,6 +167,8 @@ class WorkerEvents:
             log.warning("%s failed%s, will retry: %s", what, took, outcome.error)
         elif status == "failed":
             log.error("%s failed for good%s: %s", what, took, outcome.error)
+            self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
+                        outcome.error_type)  # fmt: skip
         else:
             log.info("%s %s%s: %s", what, status, took, outcome.error)
 

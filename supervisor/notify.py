@@ -1,0 +1,194 @@
+"""Notifications on final failure: a webhook POST, an e-mail, a task's ``on_failure`` hook.
+
+They run in a small notifier process forked at start (so a slow HTTP or SMTP server never
+blocks the dispatch loop or a worker, and the loop stays thread-free). The supervisor
+writes one JSON line per final failure to a non-blocking pipe; when the notifier falls so
+far behind that the pipe is full, the notification is dropped and logged — the failure
+itself is always in the database and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import smtplib
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from jobtui.registry import TaskRegistry
+
+from . import linux
+
+log = logging.getLogger(__name__)
+
+HTTP_TIMEOUT_S = 5.0
+SMTP_TIMEOUT_S = 10.0
+ATTEMPTS = 3
+BACKOFF_S = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    webhook: str | None = None
+    email_to: tuple[str, ...] = ()
+    smtp_url: str | None = None
+    smtp_from: str = "jobtui@localhost"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook or (self.email_to and self.smtp_url))
+
+
+def _retrying(what: str, action) -> None:
+    for attempt in range(ATTEMPTS):
+        try:
+            action()
+            return
+        except (OSError, urllib.error.URLError, smtplib.SMTPException) as exc:
+            if attempt + 1 == ATTEMPTS:
+                log.warning("%s failed after %d attempts: %s", what, ATTEMPTS, exc)
+                return
+            time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+
+
+def post_webhook(url: str, payload: dict[str, Any]) -> None:
+    """POST ``payload`` as JSON; raises on a network error or a non-2xx answer."""
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "User-Agent": "jobtui"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+        if not 200 <= response.status < 300:
+            raise OSError(f"webhook answered {response.status}")
+
+
+def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
+    """Send the failure by SMTP (``smtp://[user:pass@]host[:port]``, or ``smtps://``)."""
+    parts = urlsplit(settings.smtp_url or "")
+    message = EmailMessage()
+    message["Subject"] = f"[jobtui] job {payload['task']} failed: {payload['error']}"[:200]
+    message["From"] = settings.smtp_from
+    message["To"] = ", ".join(settings.email_to)
+    message.set_content(json.dumps(payload, indent=2))
+    smtp_class = smtplib.SMTP_SSL if parts.scheme == "smtps" else smtplib.SMTP
+    port = parts.port or (465 if parts.scheme == "smtps" else 25)
+    with smtp_class(parts.hostname or "localhost", port, timeout=SMTP_TIMEOUT_S) as smtp:
+        if parts.username:
+            smtp.login(unquote(parts.username), unquote(parts.password or ""))
+        smtp.send_message(message)
+
+
+def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str, Any]) -> None:
+    """Every channel for one final failure; each failing channel is logged, never raised."""
+    if settings.webhook:
+        _retrying(f"webhook for job {payload['job_id']}",
+                  lambda: post_webhook(settings.webhook, payload))  # fmt: skip
+    if settings.email_to and settings.smtp_url:
+        _retrying(f"e-mail for job {payload['job_id']}", lambda: send_email(settings, payload))
+    task = registry.get(payload.get("task") or "")
+    if task is not None and task.on_failure is not None:
+        try:
+            task.on_failure(payload)
+        except Exception:  # noqa: BLE001 - a user's hook must not stop the others
+            log.exception("on_failure hook of %s raised", task.name)
+
+
+def notifier_main(read_fd: int, settings: NotifySettings, registry: TaskRegistry) -> None:
+    """The notifier process: one JSON line per failure until the supervisor closes the pipe."""
+    os.setpgid(0, 0)  # out of the supervisor's group: a group signal is the supervisor's
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    linux.die_with_parent()
+    with os.fdopen(read_fd, "r", encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                payload = json.loads(line)
+            except ValueError:
+                continue
+            deliver(settings, registry, payload)
+    os._exit(0)
+
+
+class Notifier:
+    """The supervisor's side: fork the notifier, hand it failures without ever blocking."""
+
+    def __init__(self, settings: NotifySettings, registry: TaskRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.pid: int | None = None
+        self.write_fd: int | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return self.settings.enabled or any(
+            (t := self.registry.get(n)) is not None and t.on_failure is not None
+            for n in self.registry.names()
+        )
+
+    def start(self, close_in_child) -> None:
+        if not self.wanted:
+            return
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(write_fd)
+                close_in_child()
+                notifier_main(read_fd, self.settings, self.registry)
+            finally:
+                os._exit(1)
+        os.close(read_fd)
+        os.set_blocking(write_fd, False)
+        self.pid, self.write_fd = pid, write_fd
+
+    def send(self, payload: dict[str, Any]) -> None:
+        if self.write_fd is None:
+            return
+        data = (json.dumps(payload) + "\n").encode()
+        try:
+            os.write(self.write_fd, data)
+        except BlockingIOError:
+            log.warning("notifier is behind: dropped the notification for job %s",
+                        payload.get("job_id"))  # fmt: skip
+        except OSError as exc:
+            log.warning("notifier gone (%s): dropped the notification for job %s", exc,
+                        payload.get("job_id"))  # fmt: skip
+
+    def close_in_child(self) -> None:
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Close the pipe; the notifier delivers what it has, then exits (bounded)."""
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+            self.write_fd = None
+        if self.pid is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                done, _ = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    break
+                time.sleep(0.02)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass  # reaped already by the loop
+        self.pid = None
+
+    def exited(self) -> None:
+        """The loop reaped the notifier: forget it (it is restarted on the next turn)."""
+        log.warning("notifier process %s exited; restarting it", self.pid)
+        if self.write_fd is not None:
+            os.close(self.write_fd)
+        self.pid = self.write_fd = None
