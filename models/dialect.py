@@ -29,7 +29,7 @@ CLAIM_COLUMNS = (
 )  # fmt: skip
 
 _SET_RUNNING = """status = 'running', attempt = {jobs}attempt + 1, lease_token = {token},
-    started_at = {p}now, heartbeat_at = {p}now, updated_at = {p}now,
+    started_at = {p}now, heartbeat_at = {db_now}, updated_at = {p}now,
     worker_name = {p}worker_name, supervisor_name = {p}supervisor_name,
     progress_percentage = 0, progress_message = NULL"""
 
@@ -37,6 +37,7 @@ _CLAIM_SQLITE = """UPDATE jobs SET {set_running}
 WHERE id IN (
     SELECT id FROM jobs
     WHERE status IN ('pending', 'retrying') AND run_at <= :now
+      AND (deadline IS NULL OR deadline > :now)
       AND (:queues IS NULL OR queue_name IN (SELECT value FROM json_each(:queues)))
       AND (:tasks IS NULL OR job_type IN (SELECT value FROM json_each(:tasks)))
       AND queue_name NOT IN (SELECT name FROM queues WHERE paused)
@@ -47,6 +48,7 @@ RETURNING {returning}"""
 _CLAIM_POSTGRES = """WITH claimable AS MATERIALIZED (
     SELECT id FROM jobs
     WHERE status IN ('pending', 'retrying') AND run_at <= %(now)s
+      AND (deadline IS NULL OR deadline > %(now)s)
       AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]))
       AND (%(tasks)s::text[] IS NULL OR job_type = ANY(%(tasks)s::text[]))
       AND queue_name NOT IN (SELECT name FROM queues WHERE paused)
@@ -58,12 +60,21 @@ FROM claimable WHERE jobs.id = claimable.id
 RETURNING {returning}"""
 
 
+#: The database's own clock on PostgreSQL, as a naive UTC timestamp: leases are judged on it.
+POSTGRES_NOW = "(now() AT TIME ZONE 'UTC')"
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What differs between the engines, chosen once per Database object."""
 
     name: str
     claim_sql: str
+
+    def with_db_now(self, statement: str) -> str:
+        """Fill ``{now}`` with the clock leases are stamped with: the database's on
+        PostgreSQL (hosts' clocks differ), the ``:now`` parameter on SQLite (one host)."""
+        return self.sql(statement.format(now=":now" if self.name == "sqlite" else POSTGRES_NOW))
 
     def sql(self, statement: str) -> str:
         """Turn a statement written with ``:name`` parameters into this driver's style."""
@@ -110,11 +121,16 @@ class Dialect:
 def _build(name: str) -> Dialect:
     returning = ", ".join(("jobs." if name == "postgresql" else "") + c for c in CLAIM_COLUMNS)
     if name == "sqlite":
-        set_running = _SET_RUNNING.format(jobs="", token="lower(hex(randomblob(16)))", p=":")
+        set_running = _SET_RUNNING.format(
+            jobs="", token="lower(hex(randomblob(16)))", p=":", db_now=":now"
+        )
         claim = _CLAIM_SQLITE.format(set_running=set_running, returning=returning)
     else:
         set_running = _SET_RUNNING.format(
-            jobs="jobs.", token="md5(random()::text || clock_timestamp()::text)", p=":"
+            jobs="jobs.",
+            token="md5(random()::text || clock_timestamp()::text)",
+            p=":",
+            db_now=POSTGRES_NOW,
         )
         claim = _CLAIM_POSTGRES.format(set_running=set_running, returning=returning)
     dialect = Dialect(name=name, claim_sql="")

@@ -18,8 +18,6 @@ from .base import dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 
-_PG_NOW = "(now() AT TIME ZONE 'UTC')"
-
 _SUPERVISOR_UPSERT = """INSERT INTO supervisors (name, host, pid, process_started_at, started_at,
     heartbeat_at, state, tasks, queues, version, cpu_percent, rss_bytes, jobs_done, jobs_failed)
 VALUES (:name, :host, :pid, :process_started_at, :now, {now}, :state, :tasks, :queues,
@@ -52,9 +50,13 @@ _LEASE = """UPDATE jobs SET heartbeat_at = {now}
 WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
 
 
+_STALE = """SELECT id, attempt, supervisor_name, job_type FROM jobs WHERE status = 'running'
+AND (supervisor_name IS NULL OR supervisor_name <> :me)
+AND heartbeat_at < {now} - make_interval(secs => :lease)"""
+
+
 def _sql(db: peewee.Database, statement: str) -> str:
-    dialect = dialect_for(db)
-    return dialect.sql(statement.format(now=":now" if dialect.name == "sqlite" else _PG_NOW))
+    return dialect_for(db).with_db_now(statement)
 
 
 def register_supervisor(db: peewee.Database, row: dict[str, Any]) -> None:
@@ -111,12 +113,11 @@ def stale_running_jobs(
 ) -> list[tuple[str, int, str | None, str]]:
     """PostgreSQL: running jobs of other owners whose heartbeat is older than ``lease_s`` on
     the database's clock: (id, attempt, owner, job_type)."""
-    if dialect_for(db).name == "sqlite":
-        return []
+    dialect = dialect_for(db)
+    if dialect.name == "sqlite":
+        return []  # one host, one clock: the reaper's monotonic watch does this job
     rows = db.execute_sql(
-        "SELECT id, attempt, supervisor_name, job_type FROM jobs WHERE status = 'running' "
-        "AND (supervisor_name IS NULL OR supervisor_name <> %(me)s) "
-        f"AND heartbeat_at < {_PG_NOW} - make_interval(secs => %(lease)s)",
+        dialect.with_db_now(_STALE),
         {"me": exclude_supervisor, "lease": float(lease_s)},
     ).fetchall()
     return [(r[0], int(r[1]), r[2], r[3]) for r in rows]

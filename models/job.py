@@ -250,6 +250,10 @@ def _add_indexes() -> None:
     Job.add_index(Job.user_id, Job.id)
     # `jobtui jobs --task T`, the console's task: filter.
     Job.add_index(Job.job_type, Job.id)
+    # the unknown-task sweep: task names of due pending jobs (DISTINCT job_type by status).
+    Job.add_index(Job.status, Job.job_type)
+    # the expiry sweep: live jobs past their deadline.
+    Job.add_index(Job.index(Job.deadline, where=Job.deadline.is_null(False)).safe(True))
     # retention: ended jobs by status and age.
     Job.add_index(Job.status, Job.updated_at)
     # batch progress and batch completion checks.

@@ -141,3 +141,20 @@ def jobs_ended(db: peewee.Database, job_ids: Iterable[str], status: str) -> list
     for batch in sorted(batches):
         finish_batch(db, batch)
     return cascaded
+
+
+_EXPIRE = """UPDATE jobs SET status = 'cancelled', error_message = 'expired: not started by its deadline',
+    error_type = 'Expired', completed_at = :now, updated_at = :now
+WHERE deadline IS NOT NULL AND deadline <= :now
+  AND status IN ('pending', 'waiting', 'retrying')
+RETURNING id, batch_id"""
+
+
+def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
+    """Cancel, as expired, the jobs not started by their deadline (huey's and Celery's
+    ``expires``); their dependants and batches follow. The caller holds a write
+    transaction. Returns the expired ids."""
+    rows = db.execute_sql(dialect_for(db).sql(_EXPIRE), {"now": now_stamp}).fetchall()
+    for job_id, batch_id in rows:
+        job_ended(db, job_id, "cancelled", batch_id)
+    return [row[0] for row in rows]

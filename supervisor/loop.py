@@ -420,6 +420,9 @@ class Supervisor(WorkerEvents):
             log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
             self.want_claim = True
         for job_id, task in result.unknown_failed:
+            if task == "expired":
+                log.info("job %s cancelled: expired, not started by its deadline", job_id)
+                continue
             log.warning("job %s failed: unknown task %s", job_id, task)
             self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
         for job_id in result.lost_leases:

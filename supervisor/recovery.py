@@ -21,6 +21,7 @@ import peewee
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
+from jobtui.models.workflow import expire_jobs
 
 from . import linux
 from .config import SupervisorConfig
@@ -126,12 +127,14 @@ class Reaper:
         self, db: peewee.Database, known: set[str], now_stamp: str
     ) -> list[tuple[str, str]]:
         """Fail due jobs whose task neither we nor any live supervisor registered:
-        (job id, task) of each. The caller holds a write transaction."""
+        (job id, task) of each; also expire jobs past their deadline ((id, "expired")).
+        The caller holds a write transaction."""
         dialect = dialect_for(db)
+        expired = [(job_id, "expired") for job_id in expire_jobs(db, now_stamp)]
         due = [row[0] for row in db.execute_sql(dialect.sql(_DUE_TYPES), {"now": now_stamp})]
         unknown = [t for t in due if t not in known]
         if not unknown:
-            return []
+            return expired
         others = self.live_supervisor_tasks(db) or set()
         failed: list[tuple[str, str]] = []
         from jobtui.models.workflow import jobs_ended
@@ -144,4 +147,4 @@ class Reaper:
             }).fetchall()]  # fmt: skip
             jobs_ended(db, ids, "failed")
             failed += [(job_id, task) for job_id in ids]
-        return failed
+        return expired + failed
