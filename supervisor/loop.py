@@ -14,16 +14,11 @@ import os
 import selectors
 import signal
 import time
-from datetime import timedelta
 
 import peewee
 import psutil
 
-from jobtui.models.clock import utcnow
-from jobtui.models.errors import StoreError
 from jobtui.models.outcomes import Outcome
-from jobtui.models.retention import PRUNE_BATCH, prune_jobs
-from jobtui.models.scheduling import next_schedule_due
 from jobtui.registry import TaskRegistry
 
 from . import timeouts
@@ -33,18 +28,16 @@ from .notify import Notifier, NotifySettings
 from .pool import RunningJob, WorkerHandle, spawn_worker
 from .recovery import Reaper
 from .signals import SignalInbox
+from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
 from .workers import WorkerEvents
 
 log = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF_MAX_S = 30.0
-PRUNE_INTERVAL_S = 60.0
-_CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_name = :me
-    AND cancel_requested"""
 
 
-class Supervisor(WorkerEvents):
+class Supervisor(WorkerEvents, Upkeep):
     def __init__(self, config: SupervisorConfig, registry: TaskRegistry, db: peewee.Database):
         self.config = config
         self.registry = registry
@@ -378,34 +371,6 @@ class Supervisor(WorkerEvents):
             self.poll_cancellations()
             self.next_poll = now + self.config.poll_interval_s
 
-    def prune(self) -> None:
-        """Retention: one small batch of old completed and cancelled jobs per call."""
-        now = time.monotonic()
-        if self.stopping or now < self.next_prune or self.config.retention_days <= 0:
-            return
-        self.next_prune = now + PRUNE_INTERVAL_S
-        try:
-            deleted = prune_jobs(older_than=timedelta(days=self.config.retention_days),
-                                 max_batches=1, retry_locked=False, db=self.db)  # fmt: skip
-        except (peewee.PeeweeException, StoreError) as exc:
-            log.debug("pruning postponed: %s", exc)
-            return
-        if deleted:
-            log.info("pruned %d job(s) older than %g days", deleted, self.config.retention_days)
-        if deleted >= PRUNE_BATCH:
-            self.next_prune = now  # more to do: another batch next turn
-
-    def cron_deadline(self, now_mono: float) -> float:
-        """When the next schedule is due, on our monotonic clock (at most one poll away)."""
-        fallback = now_mono + self.config.poll_interval_s
-        try:
-            upcoming = next_schedule_due(self.db)
-        except peewee.PeeweeException:
-            return fallback
-        if upcoming is None:
-            return fallback
-        return min(fallback, now_mono + max(0.0, (upcoming - utcnow()).total_seconds()))
-
     def after_commit(self, result, requests: list[ClaimRequest]) -> None:
         for outcome, status in result.statuses:
             self.log_outcome(outcome, status)
@@ -460,54 +425,6 @@ class Supervisor(WorkerEvents):
                 worker,
                 ("run", (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)),
             )
-
-    def notify(self, job_id: str, task: str | None, queue: str | None, attempts: int,
-               error: str | None, error_type: str | None) -> None:  # fmt: skip
-        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook)."""
-        self.notifier.send({"job_id": job_id, "task": task, "queue": queue,
-                            "attempts": attempts, "error": error, "error_type": error_type,
-                            "supervisor": self.config.name})  # fmt: skip
-
-    def poll_cancellations(self) -> None:
-        if not any(w.jobs for w in self.workers.values()):
-            return
-        try:
-            from jobtui.models.dialect import dialect_for
-
-            rows = self.db.execute_sql(dialect_for(self.db).sql(_CANCEL_POLL),
-                                       {"me": self.config.name}).fetchall()  # fmt: skip
-        except peewee.PeeweeException as exc:
-            log.debug("cancel poll failed: %s", exc)
-            return
-        for (job_id,) in rows:
-            for worker in self.workers.values():
-                job = worker.find(job_id)
-                if job is not None and not job.cancel_sent:
-                    job.cancel_sent = True
-                    self.send(worker, ("cancel", job_id))
-                    self.cancel_deadlines[job_id] = time.monotonic() + self.config.kill_grace_s
-                    log.info("job %s: cancel requested; stopping it", job_id)
-
-    def heartbeat_rows(self):
-        sup = {"name": self.config.name, "pid": os.getpid(),
-               "state": "stopping" if self.stopping else ("quiet" if self.quiet else "running"),
-               "cpu_percent": self.process.cpu_percent(None),
-               "rss_bytes": self.process.memory_info().rss,
-               "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed}  # fmt: skip
-        rows, fences = [], []
-        for worker in self.workers.values():
-            self.measure(worker)
-            current = worker.current
-            rows.append({
-                "name": worker.name, "supervisor_name": self.config.name, "host": self.config.host,
-                "pid": worker.pid, "process_started_at": worker.process_started_at,
-                "started_at": worker.started_at, "state": worker.state, "queue_name": worker.group.label,
-                "current_job_id": current.id if current else None,
-                "cpu_percent": worker.cpu_percent, "rss_bytes": worker.rss_bytes,
-                "jobs_done": worker.jobs_done, "jobs_failed": worker.jobs_failed,
-            })  # fmt: skip
-            fences += [job.claimed.fence for job in worker.jobs]
-        return sup, rows, fences
 
     def shutdown_finally(self) -> None:
         for worker in list(self.workers.values()):

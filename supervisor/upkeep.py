@@ -1,0 +1,106 @@
+"""The supervisor's upkeep between jobs: heartbeat rows, cancellation polls, cron timing,
+retention and failure notifications.
+
+A mixin of ``Supervisor`` (loop.py), so the loop file holds the loop and the processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+from jobtui.models.clock import utcnow
+from jobtui.models.dialect import dialect_for
+from jobtui.models.errors import StoreError
+from jobtui.models.retention import PRUNE_BATCH, prune_jobs
+from jobtui.models.scheduling import next_schedule_due
+
+if TYPE_CHECKING:
+    from .loop import Supervisor
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_S = 60.0
+_CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_name = :me
+    AND cancel_requested"""
+
+
+class Upkeep:
+    def prune(self: Supervisor) -> None:
+        """Retention: one small batch of old completed and cancelled jobs per call."""
+        now = time.monotonic()
+        if self.stopping or now < self.next_prune or self.config.retention_days <= 0:
+            return
+        self.next_prune = now + PRUNE_INTERVAL_S
+        try:
+            deleted = prune_jobs(older_than=timedelta(days=self.config.retention_days),
+                                 max_batches=1, retry_locked=False, db=self.db)  # fmt: skip
+        except (peewee.PeeweeException, StoreError) as exc:
+            log.debug("pruning postponed: %s", exc)
+            return
+        if deleted:
+            log.info("pruned %d job(s) older than %g days", deleted, self.config.retention_days)
+        if deleted >= PRUNE_BATCH:
+            self.next_prune = now  # more to do: another batch next turn
+
+    def cron_deadline(self: Supervisor, now_mono: float) -> float:
+        """When the next schedule is due, on our monotonic clock (at most one poll away)."""
+        fallback = now_mono + self.config.poll_interval_s
+        try:
+            upcoming = next_schedule_due(self.db)
+        except peewee.PeeweeException:
+            return fallback
+        if upcoming is None:
+            return fallback
+        return min(fallback, now_mono + max(0.0, (upcoming - utcnow()).total_seconds()))
+
+    def notify(self: Supervisor, job_id: str, task: str | None, queue: str | None, attempts: int,
+               error: str | None, error_type: str | None) -> None:  # fmt: skip
+        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook)."""
+        self.notifier.send({"job_id": job_id, "task": task, "queue": queue,
+                            "attempts": attempts, "error": error, "error_type": error_type,
+                            "supervisor": self.config.name})  # fmt: skip
+
+    def poll_cancellations(self: Supervisor) -> None:
+        if not any(w.jobs for w in self.workers.values()):
+            return
+        try:
+            rows = self.db.execute_sql(dialect_for(self.db).sql(_CANCEL_POLL),
+                                       {"me": self.config.name}).fetchall()  # fmt: skip
+        except peewee.PeeweeException as exc:
+            log.debug("cancel poll failed: %s", exc)
+            return
+        for (job_id,) in rows:
+            for worker in self.workers.values():
+                job = worker.find(job_id)
+                if job is not None and not job.cancel_sent:
+                    job.cancel_sent = True
+                    self.send(worker, ("cancel", job_id))
+                    self.cancel_deadlines[job_id] = time.monotonic() + self.config.kill_grace_s
+                    log.info("job %s: cancel requested; stopping it", job_id)
+
+    def heartbeat_rows(self: Supervisor) -> tuple[dict[str, Any], list[dict[str, Any]], list]:
+        sup = {"name": self.config.name, "pid": os.getpid(),
+               "state": "stopping" if self.stopping else ("quiet" if self.quiet else "running"),
+               "cpu_percent": self.process.cpu_percent(None),
+               "rss_bytes": self.process.memory_info().rss,
+               "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed}  # fmt: skip
+        rows, fences = [], []
+        for worker in self.workers.values():
+            self.measure(worker)
+            current = worker.current
+            rows.append({
+                "name": worker.name, "supervisor_name": self.config.name, "host": self.config.host,
+                "pid": worker.pid, "process_started_at": worker.process_started_at,
+                "started_at": worker.started_at, "state": worker.state, "queue_name": worker.group.label,
+                "current_job_id": current.id if current else None,
+                "cpu_percent": worker.cpu_percent, "rss_bytes": worker.rss_bytes,
+                "jobs_done": worker.jobs_done, "jobs_failed": worker.jobs_failed,
+            })  # fmt: skip
+            fences += [job.claimed.fence for job in worker.jobs]
+        return sup, rows, fences
