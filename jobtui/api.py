@@ -67,7 +67,7 @@ def enqueue(
     args, kwargs = list(args or []), dict(kwargs or {})
     if not _should_enqueue(task, args, kwargs):
         return None
-    name, merged = task_options(task, options)
+    name, merged = task_options(task, options, database)
     database = _join_batch(merged, database)
     job_id, _created = insert_jobs(name, [{**merged, "args": args, "kwargs": kwargs}],
                                    database=database)[0]  # fmt: skip
@@ -97,7 +97,7 @@ def enqueue_many(
             raise InvalidJob(f"enqueue_many takes mappings with args/kwargs, got {item!r}")
         args, kwargs = list(item.get("args") or []), dict(item.get("kwargs") or {})
         if _should_enqueue(task, args, kwargs):
-            name, merged = task_options(task, {**options, **item})
+            name, merged = task_options(task, {**options, **item}, database)
             rows.append((name, merged))
     if not rows:
         return []
@@ -186,7 +186,7 @@ def schedule(
     time makes one job however many supervisors run; ``catch_up`` is ``skip`` or ``once``.
     An invalid expression is refused with croniter's reason (InvalidJob).
     """
-    name_of_task, merged = task_options(task, options)
+    name_of_task, merged = task_options(task, options, database)
     return upsert_schedule(
         name, cron, name_of_task, args=list(args or []), kwargs=dict(kwargs or {}),
         options=merged, timezone=timezone, catch_up=catch_up, enabled=enabled,

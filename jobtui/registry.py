@@ -70,6 +70,11 @@ class Task:
         )
 
     @property
+    def registered_defaults(self) -> dict[str, Any]:
+        """The defaults supervisors publish for enqueuers that cannot import the task."""
+        return dict(self.defaults)
+
+    @property
     def timeout(self) -> float | None:
         return self.defaults.get("timeout")
 
@@ -154,14 +159,22 @@ def task(
     return wrap(func) if func is not None else wrap
 
 
-def task_options(target: Task | str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The task name and the job options: the task's defaults, overridden by ``options``."""
+def task_options(
+    target: Task | str, options: Mapping[str, Any], database: Any = None
+) -> tuple[str, dict[str, Any]]:
+    """The task name and the job options: the task's defaults, overridden by ``options``.
+
+    A task this process has not imported (enqueued by name, from the CLI or another
+    service) takes the defaults its supervisors registered in the database.
+    """
+    given = {k: v for k, v in options.items() if v is not None}
     if isinstance(target, Task):
-        return target.name, {
-            **target.defaults,
-            **{k: v for k, v in options.items() if v is not None},
-        }
+        return target.name, {**target.defaults, **given}
     known = registry.get(target) if isinstance(target, str) else None
     if known is not None:
-        return known.name, {**known.defaults, **{k: v for k, v in options.items() if v is not None}}
+        return known.name, {**known.defaults, **given}
+    if isinstance(target, str) and target:
+        from jobtui.models.queries import registered_task_defaults
+
+        return target, {**registered_task_defaults(target, db=database), **given}
     return target, dict(options)  # type: ignore[return-value]

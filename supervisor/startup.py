@@ -44,7 +44,9 @@ def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewe
             register_supervisor(db, {
                 "name": config.name, "host": config.host, "pid": me,
                 "process_started_at": linux.process_start_time(me), "state": "running",
-                "tasks": registry.names(), "version": __version__,
+                "tasks": {name: registry.get(name).registered_defaults
+                          for name in registry.names()},
+                "version": __version__,
                 "queues": {g.label: g.size for g in config.groups},
             })  # fmt: skip
         _declare_task_schedules(db, registry)
