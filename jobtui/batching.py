@@ -99,3 +99,12 @@ def batch_status(batch_id: str, *, database: peewee.Database | str | None = None
             "finished_at": row.finished_at, "outcome": row.outcome,
             "on_success": row.on_success, "on_failure": row.on_failure,
             "on_complete": row.on_complete}  # fmt: skip
+
+
+def open_batches(
+    *, database: peewee.Database | str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Batches not finished yet, newest first, with their progress (``jobtui status``)."""
+    get_database(database)
+    rows = Batch.select(Batch.id).where(Batch.finished_at.is_null()).order_by(Batch.id.desc())
+    return [batch_status(row.id, database=database) for row in rows.limit(limit)]

@@ -1,0 +1,406 @@
+"""``jobtui``: admin commands over the job store (and, with no command, the console).
+
+Every command takes ``--database URL`` before the subcommand. A user mistake — bad JSON,
+an unknown id, an unreachable database, a SQLite file in a missing folder, a database
+written by a newer jobtui — prints one line on stderr and exits 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from jobtui import __version__
+from jobtui.cli_format import age, clip, duration, megabytes, table, to_json
+from jobtui.models import actions, queries
+from jobtui.models.clock import utcnow
+from jobtui.models.errors import JobtuiError
+from jobtui.models.status import ALL_STATUSES
+from jobtui.models.store import classify_error, use_database
+
+
+class UsageError(JobtuiError):
+    """Bad command-line input."""
+
+
+def _json_arg(text: str | None, name: str, kind: type) -> Any:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise UsageError(f"{name} must be a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
+def _reference(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    kind, sep, ident = text.partition(":")
+    if not sep or not kind or not ident:
+        raise UsageError(f"--reference takes TYPE:ID, got {text!r}")
+    return kind, ident
+
+
+# -------------------------------------------------------------------- commands
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    from jobtui.api import enqueue
+
+    job = enqueue(
+        args.task, args=_json_arg(args.args, "--args", list),
+        kwargs=_json_arg(args.kwargs, "--kwargs", dict), queue=args.queue,
+        priority=args.priority, delay=args.delay, max_retries=args.max_retries,
+        timeout=args.timeout, unique_key=args.unique_key, depends_on=args.depends_on or None,
+        user_id=args.user_id, reference=_reference(args.reference), tags=args.tag or None,
+        title=args.title,
+    )  # fmt: skip
+    if job is None:
+        print("not enqueued: the task's should_enqueue declined", file=sys.stderr)
+        return 0
+    print(to_json(job.to_dict()) if args.json else job.id)
+    return 0
+
+
+def _job_rows(jobs: Sequence[Any]) -> list[list[Any]]:
+    now = utcnow()
+    rows = []
+    for job in jobs:
+        progress = f"{job.progress_percentage:.0f}%" if job.status == "running" else ""
+        rows.append([job.id, job.queue_name, clip(job.job_type, 32), job.status, job.priority,
+                     f"{job.attempt}/{job.max_retries + 1}", progress, age(job.created_at, now),
+                     clip(job.worker_name, 20), clip(job.error_message, 40)])  # fmt: skip
+    return rows
+
+
+JOB_HEADERS = ["id", "queue", "task", "state", "pri", "try", "progress", "age", "worker", "error"]
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    if args.status and args.status not in ALL_STATUSES:
+        raise UsageError(f"unknown status {args.status!r}: one of {', '.join(ALL_STATUSES)}")
+    jobs = queries.list_jobs(status=args.status, queue=args.queue, task=args.task, limit=args.limit)
+    if args.json:
+        print(to_json([job.to_dict() for job in jobs]))
+    elif not jobs:
+        print("no jobs")
+    else:
+        table(JOB_HEADERS, _job_rows(jobs))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    job = queries.get_job(args.id)
+    attempts = list(job.attempts.order_by(job.attempts.model.attempt))
+    if args.json:
+        data = job.to_dict()
+        data["depends_on"] = job.depends_on
+        data["attempts"] = [queries.row_dict(a) for a in attempts]
+        print(to_json(data))
+        return 0
+    fields = job.to_dict()
+    width = max(len(k) for k in fields)
+    for key, value in fields.items():
+        if value is None or key == "error_traceback":
+            continue
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        print(f"{key.ljust(width)}  {shown}")
+    if job.depends_on:
+        print(f"{'depends_on'.ljust(width)}  {', '.join(job.depends_on)}")
+    if attempts:
+        print("\nattempts:")
+        table(["n", "started", "took", "worker", "pid", "outcome", "error"], [
+            [a.attempt, a.started_at.isoformat(sep=" ", timespec="seconds") if a.started_at else "-",
+             duration((a.ended_at - a.started_at).total_seconds()) if a.started_at and a.ended_at else "-",
+             a.worker_name or "-", a.pid or "-", a.outcome, clip(a.error_message, 60)]
+            for a in attempts
+        ])  # fmt: skip
+    if job.error_traceback:
+        print("\ntraceback:\n" + job.error_traceback.rstrip())
+    return 0
+
+
+def _parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=None)
+
+
+def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    now = utcnow()
+    rows = []
+    for sup in supervisors:
+        beat_dt = _parse_iso(sup.get("heartbeat_at"))
+        rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], "",
+                     f"{sup['cpu_percent']:.0f}%", megabytes(sup["rss_bytes"]), age(beat_dt, now),
+                     sup["jobs_done"], sup["jobs_failed"]])  # fmt: skip
+        for worker in sup.get("workers", []):
+            beat_dt = _parse_iso(worker.get("heartbeat_at"))
+            rows.append([f"  {worker['name']}", "worker", worker["host"], worker["pid"],
+                         worker["state"], worker.get("current_job_id") or "",
+                         f"{worker['cpu_percent']:.0f}%", megabytes(worker["rss_bytes"]),
+                         age(beat_dt, now), worker["jobs_done"], worker["jobs_failed"]])  # fmt: skip
+    headers = [
+        "name",
+        "kind",
+        "host",
+        "pid",
+        "state",
+        "job",
+        "cpu",
+        "rss",
+        "beat",
+        "done",
+        "failed",
+    ]
+    return headers, rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from jobtui.batching import open_batches
+
+    stats = queries.queue_stats()
+    supervisors = queries.list_supervisors()
+    batches = open_batches()
+    if args.json:
+        print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
+        return 0
+    if stats:
+        table(["queue", *ALL_STATUSES, "latency", "avg run", "paused"], [
+            [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
+             duration(q["avg_run_s"]), "yes" if q["paused"] else ""]
+            for name, q in stats.items()
+        ])  # fmt: skip
+    else:
+        print("no jobs")
+    if batches:
+        print()
+        table(["batch", "done", "total", "failed"], [
+            [b["id"], b["done"], b["total"], b["counts"].get("failed", 0) + b["counts"].get("cancelled", 0)]
+            for b in batches
+        ])  # fmt: skip
+    print()
+    if supervisors:
+        table(*_supervisor_rows(supervisors))
+    else:
+        print("no supervisors running")
+    return 0
+
+
+def cmd_workers(args: argparse.Namespace) -> int:
+    supervisors = queries.list_supervisors()
+    if args.json:
+        print(to_json(supervisors))
+    elif not supervisors:
+        print("no supervisors running")
+    else:
+        table(*_supervisor_rows(supervisors))
+    return 0
+
+
+def _resolve_ids(ids: Sequence[str]) -> list[str]:
+    """Full ids for what the user typed (unique prefixes accepted); JobNotFound otherwise."""
+    return [queries.get_job(job_id).id for job_id in ids]
+
+
+def _plural(n: int, word: str = "job") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    result = actions.cancel_jobs(_resolve_ids(args.ids), reason=args.reason)
+    parts = [f"cancelled {_plural(result.changed)}"]
+    if result.requested:
+        parts.append(f"asked {_plural(result.requested, 'running job')} to stop")
+    if result.cascaded:
+        parts.append(f"cancelled {_plural(result.cascaded, 'dependant')}")
+    if result.skipped:
+        parts.append(f"{_plural(result.skipped)} already ended or stopping")
+    print("; ".join(parts))
+    return 0 if result.changed or result.requested else 1
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    ids = _resolve_ids(args.ids)
+    result = actions.delete_jobs(ids)
+    print(f"deleted {_plural(result.changed)}")
+    if result.skipped:
+        running = [j.id for j in queries.list_jobs(status="running", limit=10_000) if j.id in ids]
+        print(
+            f"jobtui: not deleted, still running (cancel first): {', '.join(running)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if args.all_failed:
+        ids = [job.id for job in queries.list_jobs(status="failed", limit=1_000_000)]
+    elif args.ids:
+        ids = _resolve_ids(args.ids)
+    else:
+        raise UsageError("retry needs job ids or --all-failed")
+    result = actions.retry_jobs(ids)
+    print(f"retrying {_plural(result.changed)}")
+    if result.skipped:
+        print(f"jobtui: {_plural(result.skipped)} not failed or cancelled (or unique key taken)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
+    actions.set_queue_paused(args.queue, paused)
+    print(f"{'paused' if paused else 'resumed'} queue {args.queue}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from jobtui.models.retention import prune_jobs
+
+    if args.older_than < 0:
+        raise UsageError("--older-than must be >= 0")
+    deleted = prune_jobs(older_than=timedelta(days=args.older_than), include_failed=args.failed)
+    kinds = "completed, cancelled and failed" if args.failed else "completed and cancelled"
+    print(f"purged {_plural(deleted)} ({kinds}, older than {args.older_than:g} days)")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from jobtui.cli_schedule import run_schedule_command
+
+    return run_schedule_command(args)
+
+
+# -------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jobtui",
+        description="Watch and steer jobtui jobs. With no command, opens the console.",
+    )
+    parser.add_argument("--database", metavar="URL",
+                        help="sqlite:////abs/path.db or postgresql://user@host/db "
+                             "(default: $JOBTUI_DATABASE, then ~/.local/share/jobtui/jobtui.db)")  # fmt: skip
+    parser.add_argument("--demo", action="store_true", help="open the console on a demo")
+    parser.add_argument("--read-only", action="store_true", help="console without actions")
+    parser.add_argument("--version", action="version", version=f"jobtui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("enqueue", help="enqueue a job and print its id")
+    p.add_argument("task")
+    p.add_argument(
+        "--args", metavar="JSON", help="positional arguments, a JSON array: '[1, \"a\"]'"
+    )
+    p.add_argument("--kwargs", metavar="JSON", help="keyword arguments, a JSON object")
+    p.add_argument("--queue")
+    p.add_argument("--priority", type=int)
+    p.add_argument("--delay", type=float, metavar="S")
+    p.add_argument("--max-retries", type=int)
+    p.add_argument("--timeout", type=float, metavar="S")
+    p.add_argument("--unique-key")
+    p.add_argument("--depends-on", nargs="+", metavar="ID")
+    p.add_argument("--user-id")
+    p.add_argument("--reference", metavar="TYPE:ID")
+    p.add_argument("--tag", action="append")
+    p.add_argument("--title")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_enqueue)
+
+    p = sub.add_parser("status", help="queues, batches, supervisors and workers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("jobs", help="list jobs, newest first")
+    p.add_argument("--status")
+    p.add_argument("--queue")
+    p.add_argument("--task")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_jobs)
+
+    p = sub.add_parser("show", help="one job with its attempts")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("workers", help="supervisors and their workers")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_workers)
+
+    p = sub.add_parser("cancel", help="cancel jobs (running ones are asked to stop)")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--reason")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("delete", help="delete jobs that are not running")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("retry", help="run failed or cancelled jobs again")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--all-failed", action="store_true")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("pause", help="stop claiming from a queue")
+    p.add_argument("queue")
+    p.set_defaults(func=cmd_pause)
+
+    p = sub.add_parser("resume", help="claim from a paused queue again")
+    p.add_argument("queue")
+    p.set_defaults(func=lambda a: cmd_pause(a, paused=False))
+
+    p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
+    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    p.add_argument("--failed", action="store_true", help="failed jobs too")
+    p.set_defaults(func=cmd_purge)
+
+    from jobtui.cli_schedule import add_schedule_parser
+
+    add_schedule_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return open_console(args, parser)
+        use_database(args.database)
+        return args.func(args)
+    except JobtuiError as exc:
+        print(f"jobtui: {exc}", file=sys.stderr)
+        return 1
+    except peewee.PeeweeException as exc:
+        print(f"jobtui: {classify_error(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def open_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The Textual console, when it is installed in this version; else the help."""
+    try:
+        from jobtui.tui import run_console
+    except ImportError:
+        parser.print_help()
+        return 0
+    return run_console(args.database, demo=args.demo, read_only=args.read_only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Plain-text output for the CLI: aligned tables, relative ages, sizes. No Rich, no Textual:
+the CLI must start fast and print the same in a pipe as in a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from jobtui.models.clock import iso_utc, utcnow
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was: "3s", "5m", "2h", "4d" ("-" for none)."""
+    if moment is None:
+        return "-"
+    seconds = ((now or utcnow()) - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 60:
+        text = f"{seconds:.0f}s"
+    elif seconds < 3600:
+        text = f"{seconds / 60:.0f}m"
+    elif seconds < 86400:
+        text = f"{seconds / 3600:.1f}h"
+    else:
+        text = f"{seconds / 86400:.1f}d"
+    return f"in {text}" if future else text
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def megabytes(value: int | None) -> str:
+    return "-" if not value else f"{value / 1048576:.0f}MB"
+
+
+def clip(text: Any, width: int) -> str:
+    text = "" if text is None else " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
+    """Print rows under headers, each column as wide as its widest cell."""
+    out = out or sys.stdout
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for index, cell in enumerate(row):
+            widths[index] = max(widths[index], len(cell))
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line.rstrip(), file=out)
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def to_json(value: Any) -> str:
+    """JSON with datetimes as ISO 8601 UTC (with the offset)."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, datetime):
+            return iso_utc(obj)
+        raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+    return json.dumps(value, indent=2, default=default, ensure_ascii=False)
