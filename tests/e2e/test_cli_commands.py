@@ -1,0 +1,183 @@
+"""The admin CLI, in-process (fast) and as the installed console script (exit codes, stderr)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jobtui.cli import main
+from jobtui.models import Job, Queue, claim_jobs, fail_job, store
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def cli(db, db_url):
+    """Run ``jobtui --database URL ARGS...`` in-process: (exit code, stdout, stderr)."""
+
+    def run(*args: str, capsys=None) -> int:
+        return main(["--database", db_url, *args])
+
+    return run
+
+
+def _out(capsys) -> tuple[str, str]:
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_enqueue_prints_the_id_and_writes_the_job(cli, capsys):
+    assert cli("enqueue", "mail.send", "--args", '["a@x"]', "--kwargs", '{"subject": "hi"}',
+               "--queue", "emails", "--priority", "5", "--delay", "30", "--tag", "billing",
+               "--reference", "order:42", "--user-id", "u1") == 0  # fmt: skip
+    job_id = _out(capsys)[0].strip()
+    job = Job.get_by_id(job_id)
+    assert (job.job_type, job.queue_name, job.priority) == ("mail.send", "emails", 5)
+    assert job.parameters == {"args": ["a@x"], "kwargs": {"subject": "hi"}}
+    assert (job.reference_type, job.reference_id, job.user_id) == ("order", "42", "u1")
+    assert job.tags == ["billing"] and job.scheduled_for is not None
+
+
+def test_enqueue_json_prints_the_job_object(cli, capsys):
+    assert cli("enqueue", "t.x", "--json") == 0
+    data = json.loads(_out(capsys)[0])
+    assert data["job_type"] == "t.x" and data["status"] == "pending"
+    assert data["created_at"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["enqueue", "t.x", "--args", "[1"], "--args is not valid JSON"),
+        (["enqueue", "t.x", "--args", '{"a": 1}'], "--args must be a JSON array"),
+        (["enqueue", "t.x", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
+        (["enqueue", "t.x", "--delay", "-1"], "delay must be >= 0"),
+        (["enqueue", "t.x", "--depends-on", "nope"], "unknown job"),
+        (["show", "01a2ffff-0000-7000-8000-000000000000"], "no job"),
+        (["cancel", "nope-nope"], "no job"),
+        (["jobs", "--status", "weird"], "unknown status"),
+        (["schedule", "add", "s", "61 * * * *", "t.x"], "bad cron expression"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_write_nothing(cli, capsys, args, message):
+    assert cli(*args) == 1
+    out, err = _out(capsys)
+    assert message in err and err.count("\n") == 1 and err.startswith("jobtui: ")
+    assert Job.select().count() == 0
+
+
+def test_jobs_show_and_status(cli, capsys):
+    cli("enqueue", "t.a")
+    cli("enqueue", "t.b", "--queue", "other")
+    first, second = _out(capsys)[0].split()
+    assert cli("jobs", "--json") == 0
+    listed = json.loads(_out(capsys)[0])
+    assert [j["id"] for j in listed] == [second, first]  # newest first
+    assert cli("jobs", "--queue", "other", "--json") == 0
+    assert [j["id"] for j in json.loads(_out(capsys)[0])] == [second]
+    assert cli("show", second[:13], "--json") == 0
+    assert json.loads(_out(capsys)[0])["id"] == second
+    assert cli("status", "--json") == 0
+    status = json.loads(_out(capsys)[0])
+    assert status["queues"]["default"]["counts"]["pending"] == 1
+    assert status["queues"]["other"]["counts"]["pending"] == 1
+    assert cli("status") == 0 and "no supervisors running" in _out(capsys)[0]
+
+
+def test_cancel_retry_delete_pause_resume_purge(cli, capsys):
+    cli("enqueue", "t.a")
+    cli("enqueue", "t.b")
+    a, b = _out(capsys)[0].split()
+    assert cli("cancel", a) == 0
+    assert Job.get_by_id(a).status == "cancelled"
+    assert cli("retry", a) == 0
+    assert Job.get_by_id(a).status == "pending"
+    claimed = claim_jobs(1, tasks=["t.b"])
+    assert cli("cancel", b) == 0
+    assert Job.get_by_id(b).cancel_requested and Job.get_by_id(b).status == "running"
+    assert cli("delete", b) == 1  # running: refused
+    assert "still running" in _out(capsys)[1]
+    fail_job(b, claimed[0].attempt, claimed[0].lease_token, "boom", permanent=True)
+    assert cli("retry", "--all-failed") == 0
+    assert Job.get_by_id(b).status == "pending" and Job.get_by_id(b).retry_count == 0
+    assert cli("delete", b) == 0
+    assert Job.get_or_none(Job.id == b) is None
+    assert cli("pause", "default") == 0 and Queue.get_by_id("default").paused
+    assert claim_jobs(5) == []
+    assert cli("resume", "default") == 0 and not Queue.get_by_id("default").paused
+    assert cli("cancel", a) == 0
+    assert cli("purge", "--older-than", "0") == 0
+    assert Job.select().count() == 0
+
+
+def test_schedule_commands(cli, capsys):
+    assert cli("schedule", "add", "nightly", "0 2 * * *", "reports.build",
+               "--timezone", "Europe/Berlin", "--args", "[1]") == 0  # fmt: skip
+    assert cli("schedule", "list", "--json") == 0
+    (row,) = json.loads(_out(capsys)[0].split("\n", 1)[1])
+    assert (row["name"], row["cron"], row["timezone"]) == ("nightly", "0 2 * * *", "Europe/Berlin")
+    assert cli("schedule", "pause", "nightly") == 0
+    assert cli("schedule", "run-now", "nightly") == 0
+    job_id = _out(capsys)[0].strip().splitlines()[-1]
+    job = Job.get_by_id(job_id)
+    assert job.job_type == "reports.build" and job.schedule_name == "nightly" and job.args == [1]
+    assert cli("schedule", "remove", "nightly") == 0
+    assert cli("schedule", "remove", "nightly") == 1
+
+
+def _script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jobtui", *args], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def test_console_script_round_trip(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    done = _script("--database", url, "enqueue", "t.x", "--args", "[1]")
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    shown = _script("--database", url, "show", job_id, "--json")
+    assert json.loads(shown.stdout)["id"] == job_id
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/nothing", "cannot reach database"),
+        ("sqlite:////no/such/folder/jobs.db", "does not exist"),
+        ("mysql://x@y/z", "unsupported database URL"),
+    ],
+)
+def test_console_script_reports_bad_databases_in_one_line(url, message):
+    started = time.monotonic()
+    done = _script("--database", url, "status")
+    assert time.monotonic() - started < 10
+    assert done.returncode == 1
+    assert message in done.stderr and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_password_never_printed():
+    done = _script("--database", "postgresql://u:s3cret@127.0.0.1:1/x", "status")
+    assert done.returncode == 1 and "s3cret" not in done.stderr and "***" in done.stderr
+
+
+def test_newer_schema_is_refused_and_untouched(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    assert _script("--database", url, "enqueue", "t.x").returncode == 0
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "jobs.db")
+    conn.execute("UPDATE jobtui_schema SET version = 999")
+    conn.commit()
+    before = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
+    done = _script("--database", url, "enqueue", "t.y")
+    assert done.returncode == 1 and "newer jobtui" in done.stderr
+    assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == before
+    assert conn.execute("SELECT version FROM jobtui_schema").fetchone() == (999,)
+    conn.close()
+    store.reset()
