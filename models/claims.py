@@ -70,6 +70,7 @@ class ClaimedJob:
     retry_max_delay: float | None
     retry_jitter: bool | None
     started_at: Any
+    run_at: Any  # when it was due: the claim order is priority, then this, then id
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def _claim_params(
 
 def _claimed(rows: list[tuple]) -> list[ClaimedJob]:
     claimed = [ClaimedJob(*row) for row in rows]
-    claimed.sort(key=lambda job: (-job.priority, job.id))
+    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
     return claimed
 
 

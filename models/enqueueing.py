@@ -223,7 +223,10 @@ def insert_jobs(
     """
     db = get_database(database)
     now = utcnow()
-    names = [job_type] * len(items) if isinstance(job_type, str) else list(job_type)
+    if isinstance(job_type, str) or not isinstance(job_type, list | tuple):
+        names = [job_type] * len(items)  # a bad name is refused by build_row
+    else:
+        names = list(job_type)
     rows = [build_row(name, item, now) for name, item in zip(names, items, strict=True)]
     if not rows:
         return []

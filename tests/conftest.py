@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from jobtui.models import store
+from jobtui.models.migrations import SCHEMA_VERSION
 
 PG_ADMIN_DSN = os.environ.get("JOBTUI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = ("job_attempts", "job_dependencies", "schedule_fires", "workers", "supervisors",
@@ -55,6 +56,7 @@ def _truncate_pg(url: str) -> None:
         cur.execute("SELECT to_regclass('jobs') IS NOT NULL")
         if cur.fetchone()[0]:
             cur.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+            cur.execute("UPDATE jobtui_schema SET version = %s", (SCHEMA_VERSION,))
     conn.close()
 
 
