@@ -1,0 +1,135 @@
+"""Pure logic: retry policy, ids, URLs, dialect SQL, task registry, cron times, layering."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+
+import pytest
+
+from jobtui.models.db import (
+    ConfigurationError,
+    default_database_url,
+    open_database,
+    redact_url,
+    resolve_database_url,
+)
+from jobtui.models.dialect import POSTGRESQL, SQLITE
+from jobtui.models.errors import InvalidJob
+from jobtui.models.ids import new_job_id
+from jobtui.models.retry import RetryPolicy
+from jobtui.models.scheduling import fire_times, validate_cron
+from jobtui.registry import TaskRegistry, task
+
+
+def test_retry_ceiling_is_capped_exponential():
+    policy = RetryPolicy(delay_s=10, backoff=2, max_delay_s=3600, jitter=False)
+    assert [policy.ceiling_s(n) for n in range(4)] == [10, 20, 40, 80]
+    assert policy.ceiling_s(20) == 3600
+    assert policy.ceiling_s(10_000) == 3600  # no overflow
+    assert policy.delay_for(2) == 40
+
+
+def test_retry_jitter_is_uniform_between_half_and_full():
+    policy = RetryPolicy(delay_s=10, backoff=2, jitter=True)
+    rng = random.Random(7)
+    draws = [policy.delay_for(1, rng) for _ in range(1000)]
+    assert min(draws) >= 10 and max(draws) <= 20
+    assert min(draws) < 11 and max(draws) > 19
+
+
+def test_policy_columns_fall_back_to_the_task_then_the_defaults():
+    task_policy = RetryPolicy(delay_s=1, backoff=5, max_delay_s=9, jitter=False)
+    assert RetryPolicy.from_columns(None, None, None, None, task_policy) == task_policy
+    assert RetryPolicy.from_columns(2, None, None, True, task_policy).delay_s == 2
+    assert RetryPolicy.from_columns(None, None, None, None) == RetryPolicy()
+
+
+def test_job_ids_are_uuid7_and_strictly_increasing():
+    ids = [new_job_id() for _ in range(5000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 7 for i in ids[:10])
+
+
+def test_database_url_precedence_and_redaction(monkeypatch, tmp_path):
+    monkeypatch.delenv("JOBTUI_DATABASE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_database_url() == f"sqlite:///{tmp_path}/jobtui/jobtui.db"
+    assert resolve_database_url(None) == default_database_url()
+    monkeypatch.setenv("JOBTUI_DATABASE", "sqlite:///env.db")
+    assert resolve_database_url(None) == "sqlite:///env.db"
+    assert resolve_database_url("sqlite:///flag.db") == "sqlite:///flag.db"
+    assert redact_url("postgresql://u:secret@h:5432/d") == "postgresql://u:***@h:5432/d"
+    assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
+
+
+def test_bad_database_urls_are_configuration_errors(tmp_path):
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        open_database(f"sqlite:///{tmp_path}/missing/jobs.db")
+    with pytest.raises(ConfigurationError, match="unsupported"):
+        open_database("mysql://x@y/z")
+
+
+def test_dialect_parameter_styles():
+    assert POSTGRESQL.sql("a = :id AND b = :d0 AND c::text[] = x") == (
+        "a = %(id)s AND b = %(d0)s AND c::text[] = x")  # fmt: skip
+    assert SQLITE.sql("a = :id") == "a = :id"
+    assert (
+        "FOR UPDATE SKIP LOCKED" in POSTGRESQL.claim_sql and "MATERIALIZED" in POSTGRESQL.claim_sql
+    )
+    assert "json_each" in SQLITE.claim_sql and "SKIP LOCKED" not in SQLITE.claim_sql
+
+
+def test_task_names_options_and_duplicates():
+    local = TaskRegistry()
+
+    def handler():
+        return 1
+
+    from jobtui.registry import Task
+
+    local.register(Task(func=handler, name="x.y"))
+    assert "x.y" in local and local.get("x.y").func is handler
+    with pytest.raises(ValueError, match="two tasks"):
+        local.register(Task(func=lambda: 2, name="x.y"))
+    with pytest.raises(TypeError, match="unknown task option"):
+        task(colour="red")
+    with pytest.raises(TypeError, match="orphan_policy"):
+        task(orphan_policy="maybe")
+
+
+def test_cron_validation_and_dst():
+    with pytest.raises(InvalidJob, match="out of range"):
+        validate_cron("61 * * * *")
+    with pytest.raises(InvalidJob, match="5 or 6 fields"):
+        validate_cron("* *")
+    spring = fire_times(
+        "30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12), datetime(2026, 3, 31, 1)
+    )
+    # 2:30 does not exist on 29 March: it fires once, at the first moment after the gap
+    assert spring == [
+        datetime(2026, 3, 29, 1, 0),
+        datetime(2026, 3, 30, 0, 30),
+        datetime(2026, 3, 31, 0, 30),
+    ]
+    autumn = fire_times(
+        "30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12), datetime(2026, 10, 27)
+    )
+    # 2:30 happens twice on 25 October: it fires once (CEST), not again an hour later
+    assert autumn == [datetime(2026, 10, 25, 0, 30), datetime(2026, 10, 26, 1, 30)]
+    half_hourly = fire_times("*/30 * * * *", "Europe/Berlin", datetime(2026, 10, 24, 23, 59),
+                             datetime(2026, 10, 25, 2, 1))  # fmt: skip
+    assert len(half_hourly) == 5  # real elapsed time: 00:00 .. 02:00 UTC
+    seconds = fire_times("* * * * * */10", "UTC", datetime(2026, 1, 1), datetime(2026, 1, 1, 0, 1))
+    assert len(seconds) == 6
+
+
+def test_models_and_supervisor_never_import_textual():
+    code = ("import sys, jobtui, jobtui.models, jobtui.api, jobtui.cli, jobtui.supervisor.main, "
+            "jobtui.supervisor.loop; bad = [m for m in sys.modules if m.split('.')[0] == 'textual']; "
+            "print(bad); sys.exit(1 if bad else 0)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
