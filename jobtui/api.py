@@ -69,13 +69,15 @@ def enqueue(
         return None
     name, merged = task_options(task, options, database)
     database = _join_batch(merged, database)
-    job_id, _created = insert_jobs(name, [{**merged, "args": args, "kwargs": kwargs}],
-                                   database=database)[0]  # fmt: skip
-    db = get_database(database)
+    job_id, created, row = insert_jobs(
+        name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
+    )[0]
     settings = eager_settings()
-    if settings is not None and _created:
-        run_eagerly(job_id, db, settings)
-    return Job.select().where(Job.id == job_id).get(db)
+    if settings is not None and created:
+        run_eagerly(job_id, get_database(database), settings)
+    elif row is not None:
+        return Job.from_written(row)
+    return Job.select().where(Job.id == job_id).get(get_database(database))
 
 
 def enqueue_many(

@@ -122,8 +122,8 @@ def _claim_params(
     now: datetime | None,
 ) -> dict[str, Any]:
     return {
+        **dialect.claim_queue_params(queues),
         "now": sql_timestamp(now or utcnow()),
-        "queues": dialect.list_param(queues),
         "tasks": dialect.list_param(tasks),
         "limit": int(limit),
         "worker_name": worker_name,
@@ -152,7 +152,8 @@ def claim_in_transaction(
         return []
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
-    return _claimed(db.execute_sql(dialect.claim_sql, params).fetchall())
+    sql = dialect.claim_statement(None if queues is None else len(queues))
+    return _claimed(db.execute_sql(sql, params).fetchall())
 
 
 def claim_jobs(
@@ -175,7 +176,7 @@ def claim_jobs(
     db = get_database(db)
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
-    sql = dialect.claim_sql
+    sql = dialect.claim_statement(None if queues is None else len(queues))
 
     def run() -> list[tuple]:
         with dialect.write_transaction(db):

@@ -33,27 +33,33 @@ _SET_RUNNING = """status = 'running', attempt = {jobs}attempt + 1, lease_token =
     worker_name = {p}worker_name, supervisor_name = {p}supervisor_name,
     progress_percentage = 0, progress_message = NULL"""
 
-_CLAIM_SQLITE = """UPDATE jobs SET {set_running}
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE status IN ('pending', 'retrying') AND run_at <= :now
+#: Index names the SQLite claim names in INDEXED BY (created by models/job.py).
+CLAIM_ORDER_INDEX = "jobs_claim_order"
+CLAIM_QUEUE_INDEX = "jobs_claim_queue"
+
+_CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
       AND (deadline IS NULL OR deadline > :now)
-      AND (:queues IS NULL OR queue_name IN (SELECT value FROM json_each(:queues)))
-      AND (:tasks IS NULL OR job_type IN (SELECT value FROM json_each(:tasks)))
-      AND queue_name NOT IN (SELECT name FROM queues WHERE paused)
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit)
+      AND {tasks}
+      AND queue_name NOT IN (SELECT name FROM queues WHERE paused)"""
+
+_ORDER = "ORDER BY priority DESC, run_at, id"
+
+# SQLite: walk the claim index in claim order and stop after LIMIT rows (INDEXED BY, since
+# the planner otherwise prefers a status index and sorts every pending row). One arm per
+# queue, each walking (queue_name, priority, run_at, id), merged in claim order.
+_CLAIM_SQLITE = """UPDATE jobs SET {set_running}
+WHERE id IN ({select})
 RETURNING {returning}"""
+_SQLITE_ALL = "SELECT id FROM jobs INDEXED BY {index} WHERE {filter} {order} LIMIT :limit"
+_SQLITE_ARM = ("SELECT * FROM (SELECT id, priority, run_at FROM jobs INDEXED BY {index} "
+               "WHERE queue_name = :q{n} AND {filter} {order} LIMIT :limit)")  # fmt: skip
 
 _CLAIM_POSTGRES = """WITH claimable AS MATERIALIZED (
     SELECT id FROM jobs
-    WHERE status IN ('pending', 'retrying') AND run_at <= %(now)s
-      AND (deadline IS NULL OR deadline > %(now)s)
-      AND (%(queues)s::text[] IS NULL OR queue_name = ANY(%(queues)s::text[]))
-      AND (%(tasks)s::text[] IS NULL OR job_type = ANY(%(tasks)s::text[]))
-      AND queue_name NOT IN (SELECT name FROM queues WHERE paused)
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
+    WHERE {filter}
+      AND (:queues::text[] IS NULL OR queue_name = ANY(:queues::text[]))
+    {order}
+    LIMIT :limit
     FOR UPDATE SKIP LOCKED)
 UPDATE jobs SET {set_running}
 FROM claimable WHERE jobs.id = claimable.id
@@ -69,7 +75,8 @@ class Dialect:
     """What differs between the engines, chosen once per Database object."""
 
     name: str
-    claim_sql: str
+    set_running: str
+    returning: str
 
     def with_db_now(self, statement: str) -> str:
         """Fill ``{now}`` with the clock leases are stamped with: the database's on
@@ -83,10 +90,48 @@ class Dialect:
         return re.sub(r"(?<![:\w]):([a-z_][a-z0-9_]*)", r"%(\1)s", statement)
 
     def list_param(self, values: Sequence[str] | None) -> Any:
-        """A list parameter for ``claim_sql``: JSON text for SQLite, an array for PostgreSQL."""
+        """A list parameter: JSON text for SQLite (json_each), an array for PostgreSQL."""
         if values is None:
             return None
         return json.dumps(list(values)) if self.name == "sqlite" else list(values)
+
+    @property
+    def claim_sql(self) -> str:
+        """The claim over every queue."""
+        return self.claim_statement(None)
+
+    def claim_statement(self, queue_count: int | None) -> str:
+        """The claim for ``queue_count`` queues (None: every queue); cached per shape."""
+        key = (self.name, queue_count)
+        found = _CLAIM_CACHE.get(key)
+        if found is None:
+            found = _CLAIM_CACHE[key] = self._build_claim(queue_count)
+        return found
+
+    def claim_queue_params(self, queues: Sequence[str] | None) -> dict[str, Any]:
+        """The queue parameters of ``claim_statement(len(queues))``."""
+        if self.name == "sqlite":
+            return {f"q{n}": queue for n, queue in enumerate(queues or ())}
+        return {"queues": None if queues is None else list(queues)}
+
+    def _build_claim(self, queue_count: int | None) -> str:
+        if self.name == "sqlite":
+            tasks = "(:tasks IS NULL OR job_type IN (SELECT value FROM json_each(:tasks)))"
+            where = _CLAIM_FILTER.format(tasks=tasks)
+            if queue_count is None:
+                select = _SQLITE_ALL.format(index=CLAIM_ORDER_INDEX, filter=where, order=_ORDER)
+            else:
+                arms = [_SQLITE_ARM.format(index=CLAIM_QUEUE_INDEX, n=n, filter=where, order=_ORDER)
+                        for n in range(max(1, queue_count))]  # fmt: skip
+                select = f"SELECT id FROM ({' UNION ALL '.join(arms)}) {_ORDER} LIMIT :limit"
+            sql = _CLAIM_SQLITE.format(set_running=self.set_running, select=select,
+                                       returning=self.returning)  # fmt: skip
+        else:
+            tasks = "(:tasks::text[] IS NULL OR job_type = ANY(:tasks::text[]))"
+            where = _CLAIM_FILTER.format(tasks=tasks)
+            sql = _CLAIM_POSTGRES.format(filter=where, order=_ORDER, set_running=self.set_running,
+                                         returning=self.returning)  # fmt: skip
+        return self.sql(sql)
 
     @contextlib.contextmanager
     def write_transaction(self, db: peewee.Database) -> Iterator[None]:
@@ -118,13 +163,15 @@ class Dialect:
             db.execute_sql("SELECT pg_advisory_xact_lock(7315310)")
 
 
+_CLAIM_CACHE: dict[tuple[str, int | None], str] = {}
+
+
 def _build(name: str) -> Dialect:
     returning = ", ".join(("jobs." if name == "postgresql" else "") + c for c in CLAIM_COLUMNS)
     if name == "sqlite":
         set_running = _SET_RUNNING.format(
             jobs="", token="lower(hex(randomblob(16)))", p=":", db_now=":now"
         )
-        claim = _CLAIM_SQLITE.format(set_running=set_running, returning=returning)
     else:
         set_running = _SET_RUNNING.format(
             jobs="jobs.",
@@ -132,9 +179,7 @@ def _build(name: str) -> Dialect:
             p=":",
             db_now=POSTGRES_NOW,
         )
-        claim = _CLAIM_POSTGRES.format(set_running=set_running, returning=returning)
-    dialect = Dialect(name=name, claim_sql="")
-    return Dialect(name=name, claim_sql=dialect.sql(claim))
+    return Dialect(name=name, set_running=set_running, returning=returning)
 
 
 SQLITE = _build("sqlite")

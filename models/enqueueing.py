@@ -215,11 +215,14 @@ def insert_jobs(
     items: Sequence[Mapping[str, Any]],
     *,
     database: peewee.Database | str | None = None,
-) -> list[tuple[str, bool]]:
+    with_rows: bool = False,
+) -> list[tuple[str, bool]] | list[tuple[str, bool, dict[str, Any] | None]]:
     """Write jobs in one transaction; returns ``(id, created)`` per item (created is False
     when a live job with the same ``unique_key`` was returned instead).
 
-    ``job_type`` is one task name for all items, or one per item.
+    ``job_type`` is one task name for all items, or one per item. ``with_rows`` adds the
+    row as written (None for a job that already existed), so the caller can build the
+    Job without reading it back.
     """
     db = get_database(database)
     now = utcnow()
@@ -231,17 +234,23 @@ def insert_jobs(
     if not rows:
         return []
     dialect = dialect_for(db)
+    insert_sql = dialect.sql(_INSERT)
+    written: list[dict[str, Any]] = []
     from .claims import with_lock_retry
 
     def run() -> list[tuple[str, bool]]:
-        if len(rows) == 1 and not rows[0]["_depends_on"] and rows[0]["unique_key"] is None:
-            return [_write(db, dict(rows[0]))]  # one statement: autocommit is atomic
+        written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
+        if len(written) == 1 and not written[0]["_depends_on"] and written[0]["unique_key"] is None:
+            del written[0]["_depends_on"]
+            db.execute_sql(insert_sql, written[0])  # one statement: autocommit is atomic
+            return [(written[0]["id"], True)]
         with dialect.write_transaction(db):
-            if all(not r["_depends_on"] and r["unique_key"] is None for r in rows):
-                plain = [{k: v for k, v in r.items() if k != "_depends_on"} for r in rows]
-                db.cursor().executemany(dialect.sql(_INSERT), plain)
-                return [(r["id"], True) for r in rows]
-            return [_write(db, dict(r)) for r in rows]
+            if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
+                for r in written:
+                    del r["_depends_on"]
+                db.cursor().executemany(insert_sql, written)
+                return [(r["id"], True) for r in written]
+            return [_write(db, r) for r in written]
 
     try:
         # Inside the caller's transaction a retry cannot help: its lock is the caller's.
@@ -253,6 +262,9 @@ def insert_jobs(
             hook(db)
     else:
         db.after_commit(lambda: [hook(db) for hook in after_enqueue_hooks])
+    if with_rows:
+        return [(job_id, created, row if created else None)
+                for (job_id, created), row in zip(results, written, strict=True)]  # fmt: skip
     return results
 
 

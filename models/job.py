@@ -220,6 +220,23 @@ class Job(BaseModel):
 
         return prune_jobs(older_than=timedelta(days=days), include_failed=include_failed)
 
+    @classmethod
+    def from_written(cls, row: dict[str, Any]) -> Job:
+        """The Job an enqueue just wrote, built from its INSERT parameters (no read back)."""
+        data = {}
+        for name, value in row.items():
+            field = cls._meta.fields.get(name)
+            if field is not None:
+                data[name] = value if value is None else field.python_value(value)
+        for name, field in cls._meta.fields.items():
+            if name not in data:
+                data[name] = (
+                    None if field.default is None or callable(field.default) else field.default
+                )
+        job = cls.__new__(cls)
+        job.__data__, job._dirty, job.__rel__ = data, set(), {}
+        return job
+
     def to_dict(self) -> dict[str, Any]:
         """The job as JSON output writes it: the model's field names, ISO 8601 UTC times."""
         from .clock import iso_utc
@@ -234,12 +251,17 @@ class Job(BaseModel):
 
 def _add_indexes() -> None:
     claimable = Job.status.in_(list(CLAIMABLE))
-    # claim_jobs: the ready jobs of a queue in claim order (priority, due time, FIFO).
+    # claim_jobs for named queues: each queue's ready jobs in claim order
+    # (priority, due time, FIFO); the SQLite claim names it (dialect.CLAIM_QUEUE_INDEX).
     Job.add_index(
-        Job.index(Job.queue_name, Job.priority.desc(), Job.run_at, Job.id, where=claimable).safe(
-            True
-        )
-    )
+        Job.index(Job.queue_name, Job.priority.desc(), Job.run_at, Job.id, where=claimable,
+                  name="jobs_claim_queue").safe(True)
+    )  # fmt: skip
+    # claim_jobs over every queue: all ready jobs in claim order (dialect.CLAIM_ORDER_INDEX).
+    Job.add_index(
+        Job.index(Job.priority.desc(), Job.run_at, Job.id, where=claimable,
+                  name="jobs_claim_order").safe(True)
+    )  # fmt: skip
     # queue stats and the console's queue pane: counts by (queue, status), oldest due job.
     Job.add_index(Job.queue_name, Job.status, Job.run_at)
     # `jobtui jobs --status S`, the failures view, recovery of running jobs: newest first.
