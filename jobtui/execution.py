@@ -8,8 +8,6 @@ supervisor would write. A task's failure is data here, never an exception.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import traceback
 from collections.abc import Callable
@@ -21,14 +19,21 @@ from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
 def call_task(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
-    """Call a task function; ``async def`` tasks (and returned awaitables) run to the end."""
-    if inspect.iscoroutinefunction(func):
+    """Call a task function; ``async def`` tasks (and returned awaitables) run to the end.
+
+    asyncio and inspect load only for async tasks: a worker of sync tasks stays small.
+    """
+    if getattr(getattr(func, "__code__", None), "co_flags", 0) & _CO_COROUTINE:
+        import asyncio
+
         return asyncio.run(func(*args, **kwargs))
     value = func(*args, **kwargs)
-    if inspect.isawaitable(value):
+    if hasattr(value, "__await__"):
+        import asyncio
 
         async def _await() -> Any:
             return await value

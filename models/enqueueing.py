@@ -28,7 +28,7 @@ INSERT_COLUMNS = (
     "id", "job_type", "status", "title", "description", "parameters", "progress_percentage",
     "max_retries", "retry_count", "priority", "scheduled_for", "user_id", "reference_type",
     "reference_id", "queue_name", "created_at", "updated_at", "run_at", "attempt", "timeout",
-    "cancel_requested", "error_permanent", "retry_delay", "retry_backoff", "retry_max_delay",
+    "cancel_requested", "error_permanent", "has_dependants", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
     "error_message", "error_type", "completed_at",
 )  # fmt: skip
@@ -40,6 +40,7 @@ _INSERT_UNIQUE = _INSERT + " ON CONFLICT DO NOTHING RETURNING id"
 _FIND_UNIQUE = """SELECT id FROM jobs WHERE unique_key = :unique_key
     AND status IN ('pending', 'waiting', 'retrying', 'running')"""
 _INSERT_EDGE = "INSERT INTO job_dependencies (job_id, depends_on_id) VALUES (:job, :dep)"
+_MARK_DEPENDED_ON = "UPDATE jobs SET has_dependants = :yes WHERE id = :dep AND NOT has_dependants"
 
 #: Options ``enqueue`` accepts besides args/kwargs (the task's defaults can set the first ones).
 OPTION_NAMES = frozenset({
@@ -143,6 +144,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "queue_name": _text("queue", queue, 100), "created_at": stamp, "updated_at": stamp,
         "run_at": sql_timestamp(scheduled_for) if scheduled_for else stamp,
         "attempt": 0, "timeout": timeout, "cancel_requested": False, "error_permanent": False,
+        "has_dependants": False,
         "retry_delay": _number("retry_delay", options.get("retry_delay")),
         "retry_backoff": _number("retry_backoff", options.get("retry_backoff"), minimum=1),
         "retry_max_delay": _number("retry_max_delay", options.get("retry_max_delay")),
@@ -207,6 +209,7 @@ def _write(db: peewee.Database, row: dict[str, Any]) -> tuple[str, bool]:
             raise InvalidJob(f"could not enqueue unique key {row['unique_key']!r}: contended")
     for dep in deps:
         db.execute_sql(dialect.sql(_INSERT_EDGE), {"job": row["id"], "dep": dep})
+        db.execute_sql(dialect.sql(_MARK_DEPENDED_ON), {"dep": dep, "yes": True})
     return row["id"], True
 
 

@@ -65,6 +65,7 @@ class Job(BaseModel):
     metadata = JSONText(null=True)
     unique_key = peewee.CharField(max_length=200, null=True)
     batch_id = peewee.CharField(max_length=36, null=True)
+    has_dependants = peewee.BooleanField(default=False)  # another job lists it in depends_on
     schedule_name = peewee.CharField(max_length=200, null=True)  # the schedule that made it
     deadline = UTCDateTime(null=True)  # not started by then: cancelled as expired
 

@@ -33,31 +33,34 @@ from .workflow import job_ended
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
 
+_WORKER = "worker_name = COALESCE(:worker_name, worker_name)"
+
 _COMPLETED = f"""UPDATE jobs SET status = 'completed', result = :result, completed_at = :now,
     updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
-    error_traceback = NULL, error_permanent = :no, cancel_requested = :no
+    error_traceback = NULL, error_permanent = :no, cancel_requested = :no, {_WORKER}
 WHERE {FENCE}
-RETURNING started_at, batch_id"""
+RETURNING started_at, batch_id, has_dependants"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
-    retry_max_delay, retry_jitter, started_at, batch_id
+    retry_max_delay, retry_jitter, started_at, batch_id, has_dependants
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
     next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
     failed_at = :failed_at, updated_at = :now, error_message = :error,
-    error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent
+    error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
+    {_WORKER}
 WHERE {FENCE}"""
 
 _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, updated_at = :now,
-    error_message = :error, error_type = :error_type, error_traceback = :traceback
+    error_message = :error, error_type = :error_type, error_traceback = :traceback, {_WORKER}
 WHERE {FENCE}
-RETURNING started_at, batch_id"""
+RETURNING started_at, batch_id, has_dependants"""
 
 _INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
     error_message = :error, cancel_requested = :no
 WHERE {FENCE}
-RETURNING started_at, batch_id"""
+RETURNING started_at, batch_id, has_dependants"""
 
 _ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
     host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -136,7 +139,7 @@ def apply_outcome(
     params: dict[str, Any] = {
         "id": outcome.job_id, "attempt": outcome.attempt, "token": outcome.lease_token,
         "now": stamp, "no": False, "error": outcome.error, "error_type": outcome.error_type,
-        "traceback": outcome.traceback,
+        "traceback": outcome.traceback, "worker_name": outcome.worker.get("worker_name"),
     }  # fmt: skip
     kind = outcome.kind
     if kind == "completed":
@@ -153,7 +156,7 @@ def apply_outcome(
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),
             })  # fmt: skip
-            row = (row[6], row[7])
+            row = (row[6], row[7], row[8])
         attempt_outcome = AttemptOutcome.FAILED
     elif kind == "cancelled":
         row = db.execute_sql(stmts.cancelled, params).fetchone()
@@ -171,8 +174,8 @@ def apply_outcome(
         "worker_name": worker.get("worker_name"), "supervisor_name": worker.get("supervisor_name"),
         "pid": worker.get("pid"), "host": worker.get("host"),
     })  # fmt: skip
-    if status in ("completed", "failed", "cancelled"):
-        job_ended(db, outcome.job_id, status, row[1])
+    if status in ("completed", "failed", "cancelled") and (row[1] or row[2]):
+        job_ended(db, outcome.job_id, status, row[1])  # dependants or a batch to follow up
     return status
 
 

@@ -23,7 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee
-from croniter import CroniterError, croniter
 
 from .base import dumps
 from .clock import sql_timestamp, utcnow
@@ -54,8 +53,16 @@ def _zone(name: str) -> ZoneInfo:
         raise InvalidJob(f"unknown timezone {name!r}") from exc
 
 
+def _croniter():
+    """croniter, imported on first use (it pulls in dateutil: not every process needs it)."""
+    from croniter import CroniterError, croniter
+
+    return croniter, CroniterError
+
+
 def validate_cron(expression: str) -> None:
     """Refuse an expression croniter cannot use, with croniter's reason."""
+    croniter, CroniterError = _croniter()
     if not isinstance(expression, str) or len(expression.split()) not in (5, 6):
         raise InvalidJob(f"bad cron expression {expression!r}: expected 5 or 6 fields")
     try:
@@ -77,6 +84,7 @@ def fire_times(
 ) -> list[datetime]:
     """Nominal fire times (naive UTC) in (after, until], DST-deduplicated, at most ``limit``."""
     zone = _zone(timezone)
+    croniter, _ = _croniter()
     start = after.replace(tzinfo=UTC).astimezone(zone)
     it = croniter(expression, start)
     fixed = _fixed_hour(expression)
@@ -225,7 +233,7 @@ def fire_due_schedules(
         next_at = _as_datetime(row[8])
         try:
             due = fire_times(cron, timezone, next_at - timedelta(microseconds=1), now)
-        except (InvalidJob, CroniterError, ValueError):
+        except (InvalidJob, ValueError):  # CroniterError is a ValueError
             continue  # an expression broken by hand in the table: leave it be
         if catch_up == "once":
             due = [t for t in due[-1:] if (now - t).total_seconds() <= CATCH_UP_WINDOW_S]

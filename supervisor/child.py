@@ -6,9 +6,12 @@ supervisor decides), dies with its supervisor (PR_SET_PDEATHSIG), and beats a he
 from a small thread: a task stuck in C code holding the GIL stops the beat, and the
 supervisor kills the worker as hung.
 
-Messages to the supervisor: ("beat",), ("start", id, attempt), ("progress", id, attempt,
+Jobs run in the order they were sent, so the supervisor knows a job started when the one
+before it ended (no "start" message, one message fewer per job).
+
+Messages to the supervisor: ("beat",), ("progress", id, attempt,
 pct, msg), ("done", id, attempt, result_json), ("error", id, attempt, type, message,
-traceback, permanent), ("skipped"|"cancelled", id, attempt) for a job not started. From it: ("run", job), ("cancel", id), ("stop",).
+traceback, permanent), ("skipped"|"cancelled", id, attempt) for a job not started. From it: ("run", [job, ...]), ("cancel", id), ("stop",).
 """
 
 from __future__ import annotations
@@ -71,7 +74,6 @@ def _beat(channel: _Channel, interval_s: float, stop: threading.Event) -> None:
 def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_bytes: int) -> tuple:
     """Run one job; returns the outcome message (never raises for a task's failure)."""
     job_id, attempt = job[0], job[3]
-    channel.send(("start", job_id, attempt))
     last_progress = [0.0]
 
     def report(pct: float, message: str | None) -> None:
@@ -120,15 +122,15 @@ def worker_main(
             if message[0] == "stop":
                 break
             if message[0] == "run":
-                job = message[1]
-                channel.drain_controls()
-                if any(m[0] == "stop" for m in channel.pending):
-                    channel.send(("skipped", job[0], job[3]))  # shutting down: never started
-                elif job[0] in channel.cancelled:
-                    channel.cancelled.discard(job[0])
-                    channel.send(("cancelled", job[0], job[3]))
-                else:
-                    channel.send(run_job(channel, registry, job, max_result_bytes))
+                for job in message[1]:  # in order: the supervisor knows the first started
+                    channel.drain_controls()
+                    if any(m[0] == "stop" for m in channel.pending):
+                        channel.send(("skipped", job[0], job[3]))  # shutting down: not started
+                    elif job[0] in channel.cancelled:
+                        channel.cancelled.discard(job[0])
+                        channel.send(("cancelled", job[0], job[3]))
+                    else:
+                        channel.send(run_job(channel, registry, job, max_result_bytes))
             elif message[0] == "cancel":
                 channel.cancelled.add(message[1])
         stop.set()

@@ -355,6 +355,7 @@ class Supervisor(WorkerEvents, Upkeep):
                 self.poll_cancellations()
                 self.next_poll = now + self.config.poll_interval_s
             return
+        self.unwritten_starts()
         result = self.commit.run(requests, heartbeat, sweep, unknown, cron)
         if result is None:
             return
@@ -403,28 +404,44 @@ class Supervisor(WorkerEvents, Upkeep):
                 self.want_claim = True  # maybe more is waiting
 
     def dispatch(self, request: ClaimRequest, claimed) -> None:
+        """Hand claimed jobs to the group's least busy workers, one message per worker."""
         group_workers = [
             w
             for w in self.workers.values()
             if w.group.queues == request.queues and w.capacity(self.config.prefetch)
         ]
+        batches: dict[int, list[tuple]] = {}
+        now = time.monotonic()
         for job in claimed:
             group_workers.sort(key=lambda w: len(w.jobs))
             worker = next((w for w in group_workers if w.capacity(self.config.prefetch)), None)
             if worker is None:  # a worker died since we counted: put the job back
-                self.commit.add_outcome(
-                    Outcome(
-                        job.id, job.attempt, job.lease_token, "interrupted", error="no worker free"
-                    )
-                )
+                self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
+                                                "interrupted", error="no worker free"))  # fmt: skip
                 continue
             task = self.registry.get(job.job_type)
             timeout = job.timeout or (task.timeout if task is not None else None)
-            worker.jobs.append(RunningJob(claimed=job, timeout_s=timeout))
-            self.send(
-                worker,
-                ("run", (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)),
+            running = RunningJob(claimed=job, timeout_s=timeout)
+            if not worker.jobs:
+                running.started_mono = now  # an idle worker starts it at once
+                if log.isEnabledFor(logging.INFO):
+                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.job_type,
+                             job.attempt, worker.name, worker.pid)  # fmt: skip
+            worker.jobs.append(running)
+            batches.setdefault(worker.pid, []).append(
+                (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
             )
+        for pid, jobs in batches.items():
+            self.send(self.workers[pid], ("run", jobs))
+
+    def unwritten_starts(self) -> None:
+        """Jobs still running at this commit get their worker's name written (jobs that end
+        sooner carry it in their outcome: one statement fewer per short job)."""
+        for worker in self.workers.values():
+            for job in worker.jobs:
+                if job.started_mono is not None and not job.name_written:
+                    job.name_written = True
+                    self.commit.add_started(job.claimed.fence, worker.name)
 
     def shutdown_finally(self) -> None:
         for worker in list(self.workers.values()):

@@ -14,10 +14,7 @@ import socket
 import sys
 
 from jobtui import __version__
-from jobtui.models.errors import ConfigurationError, JobtuiError
-from jobtui.registry import registry
 
-from . import linux
 from .config import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_KILL_GRACE_S,
@@ -135,7 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_peewee_for(url: str | None) -> None:
+    """Import Peewee without a PostgreSQL driver when the database is SQLite: the driver
+    and libpq cost every process of the daemon memory it never uses. Once Peewee is in,
+    the driver is importable again (a task may use PostgreSQL on its own)."""
+    url = url or os.environ.get("JOBTUI_DATABASE") or "sqlite://"  # not models.db: no peewee yet
+    if not url.lower().startswith("sqlite") or "peewee" in sys.modules:
+        return
+    hidden = [name for name in ("psycopg2", "psycopg") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import peewee  # noqa: F401
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+
+
 def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
+    from jobtui.models.errors import ConfigurationError
+
     for name in ("heartbeat_interval", "lease", "poll_interval"):
         if getattr(args, name) <= 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be > 0")
@@ -167,6 +183,9 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
 
 def import_tasks(modules: tuple[str, ...]) -> None:
     """Import the task modules; a failure names the module and the reason in one line."""
+    from jobtui.models.errors import ConfigurationError
+    from jobtui.registry import registry
+
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: modules beside the caller import
     for module in modules:
@@ -184,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    _load_peewee_for(args.database)
+    from jobtui.models.errors import JobtuiError
+    from jobtui.registry import registry
+
+    from . import linux
+
     try:
         config = config_from_args(args)
         import_tasks(config.imports)

@@ -13,12 +13,8 @@ import json
 import logging
 import os
 import signal
-import smtplib
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -47,6 +43,9 @@ class NotifySettings:
 
 
 def _retrying(what: str, action) -> None:
+    import smtplib
+    import urllib.error
+
     for attempt in range(ATTEMPTS):
         try:
             action()
@@ -60,6 +59,8 @@ def _retrying(what: str, action) -> None:
 
 def post_webhook(url: str, payload: dict[str, Any]) -> None:
     """POST ``payload`` as JSON; raises on a network error or a non-2xx answer."""
+    import urllib.request
+
     body = json.dumps(payload).encode()
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json",
@@ -71,6 +72,9 @@ def post_webhook(url: str, payload: dict[str, Any]) -> None:
 
 def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
     """Send the failure by SMTP (``smtp://[user:pass@]host[:port]``, or ``smtps://``)."""
+    import smtplib
+    from email.message import EmailMessage
+
     parts = urlsplit(settings.smtp_url or "")
     message = EmailMessage()
     message["Subject"] = f"[jobtui] job {payload['task']} failed: {payload['error']}"[:200]

@@ -7,6 +7,7 @@ process group, its stdio flushed so no buffered line is printed twice.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -33,7 +34,8 @@ class RunningJob:
 
     claimed: ClaimedJob
     timeout_s: float | None = None  # the job's, else its task's
-    started_mono: float | None = None  # when the worker said it began
+    started_mono: float | None = None  # when its worker began it (None: still queued)
+    name_written: bool = False  # the job row names its worker already
     cancel_sent: bool = False
     progress: tuple[float, str | None] | None = None  # latest, not yet written
     progress_written_mono: float = 0.0
@@ -113,6 +115,9 @@ def spawn_worker(
         except (OSError, ValueError):
             pass
     parent_pid = os.getpid()
+    # Objects that exist now are never collected in the child: its GC would otherwise touch
+    # (and so copy) every page it shares with the supervisor.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:  # the worker
         try:

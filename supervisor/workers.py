@@ -54,12 +54,7 @@ class WorkerEvents:
         job = worker.find(message[1])
         if job is None or job.claimed.attempt != message[2]:
             return  # a run we no longer track (its lease was lost)
-        if kind == "start":
-            job.started_mono = time.monotonic()
-            self.commit.add_started(job.claimed.fence, worker.name)
-            log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.claimed.job_type,
-                     job.claimed.attempt, worker.name, worker.pid)  # fmt: skip
-        elif kind == "progress":
+        if kind == "progress":
             now = time.monotonic()
             job.progress = (message[3], message[4])
             if now - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S or message[3] >= 100:
@@ -89,6 +84,13 @@ class WorkerEvents:
 
     def finish(self: Supervisor, worker: WorkerHandle, job: RunningJob, outcome: Outcome) -> None:
         worker.jobs.remove(job)
+        if worker.jobs and worker.jobs[0].started_mono is None:
+            nxt = worker.jobs[0]
+            nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
+            if log.isEnabledFor(logging.INFO):
+                log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
+                         nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
+                         worker.pid)  # fmt: skip
         ran = None if job.started_mono is None else time.monotonic() - job.started_mono
         self.finished_info[(outcome.job_id, outcome.attempt)] = (
             job.claimed.job_type,
