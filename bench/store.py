@@ -163,7 +163,8 @@ def _raw_cycle_worker(path: str, barrier, results) -> None:
         job_id, attempt, token = rows[0][0], rows[0][3], rows[0][4]
         now = _now()
         params = {"id": job_id, "attempt": attempt, "token": token, "now": now, "no": False,
-                  "error": None, "error_type": None, "traceback": None, "result": "null"}  # fmt: skip
+                  "error": None, "error_type": None, "traceback": None, "result": "null",
+                  "worker_name": "bench"}  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
         started_at = conn.execute(complete, params).fetchone()[0]
         conn.execute(attempt_sql, {**params, "started_at": started_at, "outcome": "completed",
