@@ -26,7 +26,10 @@ class JSONText(peewee.TextField):
     def python_value(self, value: Any) -> Any:
         if value is None or not isinstance(value, str | bytes):
             return value
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value  # corrupt text stays readable (and shown as it is), never a crash
 
 
 class UTCDateTime(peewee.DateTimeField):

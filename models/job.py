@@ -99,11 +99,13 @@ class Job(BaseModel):
 
     @property
     def args(self) -> list[Any]:
-        return list((self.parameters or {}).get("args") or [])
+        params = self.parameters if isinstance(self.parameters, dict) else {}
+        return list(params.get("args") or [])
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        return dict((self.parameters or {}).get("kwargs") or {})
+        params = self.parameters if isinstance(self.parameters, dict) else {}
+        return dict(params.get("kwargs") or {})
 
     @property
     def depends_on(self) -> list[str]:
