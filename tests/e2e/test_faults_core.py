@@ -14,7 +14,7 @@ import pytest
 from faults import SupervisorProcess, check_history, executions, wait_for
 
 import jobtui
-from jobtui.models import Job, JobAttempt, store
+from jobtui.models import Job, JobAttempt, set_queue_paused, store
 from jobtui.models.dialect import dialect_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -168,11 +168,13 @@ def test_sigtstp_quiets_and_sigcont_resumes(env):
 def test_bad_data_fails_alone(env, db):
     start, _log = env
     sup = start("--workers", "1", "--max-result-bytes", "1000")
+    set_queue_paused("default", True)  # corrupt the row before anyone can claim it
     corrupt = jobtui.enqueue("fault_tasks.record")
     db.execute_sql(
         dialect_for(db).sql("UPDATE jobs SET parameters = :p WHERE id = :id"),
         {"p": "{not json", "id": corrupt.id},
     )
+    set_queue_paused("default", False)
     bad_result = jobtui.enqueue("fault_tasks.unserialisable")
     too_big = jobtui.enqueue("fault_tasks.huge")
     good = jobtui.enqueue("fault_tasks.record", args=[7])
