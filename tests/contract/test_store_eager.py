@@ -1,0 +1,65 @@
+"""Eager mode: enqueue runs the job inline with the supervisor's semantics."""
+
+from __future__ import annotations
+
+import pytest
+
+import jobtui
+from jobtui import PermanentError, current_job, task
+from jobtui.models import JobAttempt
+from jobtui.registry import registry
+
+
+@pytest.fixture
+def tasks():
+    calls: list[int] = []
+
+    @task(name="eager.flaky", max_retries=2, retry_delay=60)
+    def flaky(x: int) -> int:
+        calls.append(x)
+        current_job().progress(50, "half way")
+        if len(calls) < 3:
+            raise ValueError("flake")
+        return 2 * x
+
+    @task(name="eager.refuse")
+    def refuse() -> None:
+        raise PermanentError("no")
+
+    @task(name="eager.aio")
+    async def aio(x: int) -> int:
+        return x + 1
+
+    yield calls
+    for name in ("eager.flaky", "eager.refuse", "eager.aio"):
+        registry._tasks.pop(name, None)
+
+
+def test_eager_runs_inline_with_retries_and_progress(db, tasks):
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.flaky", args=[21])
+    assert (job.status, job.result, job.retry_count, job.attempt) == ("completed", 42, 2, 3)
+    assert job.progress_percentage == 100
+    outcomes = [a.outcome for a in JobAttempt.select().order_by(JobAttempt.attempt)]
+    assert outcomes == ["failed", "failed", "completed"]
+
+
+def test_eager_permanent_error_and_propagation(db, tasks):
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.refuse")
+        assert job.status == "failed" and job.retry_count == 0
+        with pytest.raises(jobtui.JobFailed, match="no"), jobtui.eager(propagate=True):
+            jobtui.enqueue("eager.refuse")
+
+
+def test_eager_async_task_and_environment_switch(db, tasks, monkeypatch):
+    monkeypatch.setenv("JOBTUI_EAGER", "1")
+    assert jobtui.enqueue("eager.aio", args=[1]).result == 2
+    monkeypatch.delenv("JOBTUI_EAGER")
+    assert jobtui.enqueue("eager.aio", args=[1]).status == "pending"
+
+
+def test_eager_unknown_task_fails_the_job(db):
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.nobody")
+    assert job.status == "failed" and "unknown task" in job.error_message
