@@ -24,7 +24,7 @@ _EXPORTS = {
     "schedule": "jobtui.api", "wait": "jobtui.api",
     "batch": "jobtui.batching", "batch_status": "jobtui.batching",
     "JobContext": "jobtui.context", "current_job": "jobtui.context",
-    "eager": "jobtui.eager",
+    "eager": "jobtui.eager_mode",
     "InvalidJob": "jobtui.models.errors", "JobFailed": "jobtui.models.errors",
     "JobNotFound": "jobtui.models.errors", "JobtuiError": "jobtui.models.errors",
     "PermanentError": "jobtui.models.errors",
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from jobtui.api import cancel, enqueue, enqueue_many, poll, queue_stats, retry, schedule, wait
     from jobtui.batching import batch, batch_status
     from jobtui.context import JobContext, current_job
-    from jobtui.eager import eager
+    from jobtui.eager_mode import eager
     from jobtui.models.errors import InvalidJob, JobFailed, JobNotFound, JobtuiError, PermanentError
     from jobtui.models.status import JobStatus, Priority
     from jobtui.models.store import use_database

@@ -16,7 +16,7 @@ from typing import Any
 import peewee
 
 from jobtui.batching import current_batch
-from jobtui.eager import eager_settings, run_eagerly
+from jobtui.eager_mode import eager_settings, run_eagerly
 from jobtui.models import actions, queries
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import JobFailed, JobNotFound

@@ -176,8 +176,12 @@ def _resolve_dependencies(db: peewee.Database, row: dict[str, Any], deps: list[s
     """Check the dependencies exist; make the row ``waiting`` (or cancelled) as they stand."""
     dialect = dialect_for(db)
     marks = ", ".join(f":d{i}" for i in range(len(deps)))
+    # PostgreSQL: lock the dependencies until we commit, so one that ends meanwhile ends
+    # after our edge is visible (and follows it up), or before our read (SQLite: the
+    # write transaction's lock).
+    lock = " ORDER BY id FOR UPDATE" if dialect.name == "postgresql" else ""
     found = dict(db.execute_sql(
-        dialect.sql(f"SELECT id, status FROM jobs WHERE id IN ({marks})"),
+        dialect.sql(f"SELECT id, status FROM jobs WHERE id IN ({marks}){lock}"),
         {f"d{i}": dep for i, dep in enumerate(deps)},
     ).fetchall())  # fmt: skip
     missing = [dep for dep in deps if dep not in found]

@@ -28,7 +28,7 @@ from .attempt import AttemptOutcome
 from .clock import sql_timestamp, utcnow
 from .dialect import Dialect, dialect_for
 from .retry import RetryPolicy
-from .workflow import job_ended
+from .workflow import finish_batches, job_ended
 
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
@@ -95,7 +95,11 @@ class _Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self.completed = dialect.sql(_COMPLETED)
-        self.read_policy = dialect.sql(_READ_POLICY)
+        # PostgreSQL: lock the row, so an enqueue adding a dependant (it locks the row too)
+        # is seen, committed, before has_dependants is read (SQLite's write lock does that).
+        self.read_policy = dialect.sql(
+            _READ_POLICY + (" FOR UPDATE" if dialect.name == "postgresql" else "")
+        )
         self.failed = dialect.sql(_FAILED)
         self.cancelled = dialect.sql(_CANCELLED)
         self.interrupted = dialect.sql(_INTERRUPTED)
@@ -129,10 +133,15 @@ def _decide_failure(row: Sequence[Any], outcome: Outcome, now: datetime) -> tupl
 
 
 def apply_outcome(
-    db: peewee.Database, outcome: Outcome, *, now: datetime | None = None
+    db: peewee.Database,
+    outcome: Outcome,
+    *,
+    now: datetime | None = None,
+    batches_to_finish: set[str] | None = None,
 ) -> str | None:
     """Write one outcome inside the caller's transaction; returns the job's new status, or
-    None when the run had lost its lease (nothing written)."""
+    None when the run had lost its lease (nothing written). With ``batches_to_finish``,
+    the job's batch is added to it for the caller's ``finish_batches`` (workflow.py)."""
     stmts = statements_for(dialect_for(db))
     now_dt = now or utcnow()
     stamp = sql_timestamp(now_dt)
@@ -175,7 +184,8 @@ def apply_outcome(
         "pid": worker.get("pid"), "host": worker.get("host"),
     })  # fmt: skip
     if status in ("completed", "failed", "cancelled") and (row[1] or row[2]):
-        job_ended(db, outcome.job_id, status, row[1])  # dependants or a batch to follow up
+        # dependants or a batch to follow up
+        job_ended(db, outcome.job_id, status, row[1], batches_to_finish=batches_to_finish)
     return status
 
 
@@ -191,6 +201,9 @@ def write_outcomes(
 
     def run() -> list[str | None]:
         with dialect.write_transaction(db):
-            return [apply_outcome(db, outcome) for outcome in outcomes]
+            batches: set[str] = set()
+            statuses = [apply_outcome(db, o, batches_to_finish=batches) for o in outcomes]
+            finish_batches(db, batches)
+            return statuses
 
     return with_lock_retry(run) if outcomes else []

@@ -34,10 +34,13 @@ ON_TIME_WINDOW_S = 10.0
 CATCH_UP_WINDOW_S = 24 * 3600.0
 MAX_TICKS_PER_PASS = 1000
 CATCH_UP_POLICIES = ("skip", "once")
+#: A schedule last advanced more than this far in our future was advanced by a clock that
+#: has since been set back: its next fire time is recomputed, or it would stall until then.
+CLOCK_STEP_S = 60.0
 
 _DUE = """SELECT name, cron, job_type, args, kwargs, options, timezone, catch_up,
     next_fire_at, last_fire_at
-FROM schedules WHERE enabled AND next_fire_at <= :now"""
+FROM schedules WHERE enabled AND (next_fire_at <= :now OR updated_at > :ahead)"""
 _CLAIM_FIRE = """INSERT INTO schedule_fires (schedule_name, fire_time, created_at)
 VALUES (:name, :fire, :now) ON CONFLICT DO NOTHING RETURNING id"""
 _FIRE_JOB = "UPDATE schedule_fires SET job_id = :job WHERE id = :id"
@@ -101,10 +104,33 @@ def fire_times(
     return out
 
 
+def latest_fire_time(
+    expression: str, timezone: str, after: datetime, until: datetime
+) -> datetime | None:
+    """The last nominal fire time in (after, until] (naive UTC), or None. Looks back in
+    growing windows, so a dense expression never walks every tick since ``after``."""
+    top, span = until, timedelta(minutes=1)
+    while top > after:
+        low = max(after, top - span)
+        found = fire_times(expression, timezone, low, top)
+        while len(found) == MAX_TICKS_PER_PASS:  # denser than one pass: walk on
+            more = fire_times(expression, timezone, found[-1], top)
+            if not more:
+                break
+            found = more
+        if found:
+            return found[-1]
+        top, span = low, span * 16
+    return None
+
+
 def next_fire_time(expression: str, timezone: str, after: datetime) -> datetime:
     """The first nominal fire time after ``after`` (naive UTC)."""
     far = after + timedelta(days=366 * 5)
-    found = fire_times(expression, timezone, after, far, limit=1)
+    try:
+        found = fire_times(expression, timezone, after, far, limit=1)
+    except ValueError:  # croniter's CroniterBadDateError: no date matches
+        found = []
     if not found:
         raise InvalidJob(f"cron expression {expression!r} never fires")
     return found[0]
@@ -120,10 +146,15 @@ def upsert_schedule(
     options: Mapping[str, Any] | None = None,
     timezone: str = "UTC",
     catch_up: str = "skip",
-    enabled: bool = True,
+    enabled: bool | None = True,
     db: peewee.Database | None = None,
 ) -> datetime:
-    """Create or update the schedule ``name``; returns its next fire time (UTC)."""
+    """Create or update the schedule ``name``; returns its next fire time (UTC).
+
+    Redeclaring an enabled schedule with the same expression and timezone (every
+    supervisor start does, for ``@task(cron=)``) keeps its next fire time, so a tick
+    missed while no supervisor ran still meets the catch-up policy. ``enabled=None``
+    keeps the schedule's state (an operator's pause), new schedules being enabled."""
     from .enqueueing import OPTION_NAMES
     from .schedule import Schedule
 
@@ -149,13 +180,20 @@ def upsert_schedule(
     fields = {Schedule.cron: cron, Schedule.job_type: job_type, Schedule.args: list(args or []),
               Schedule.kwargs: dict(kwargs or {}), Schedule.options: options,
               Schedule.timezone: timezone, Schedule.catch_up: catch_up,
-              Schedule.enabled: enabled, Schedule.next_fire_at: upcoming,
-              Schedule.updated_at: now}  # fmt: skip
+              Schedule.enabled: True if enabled is None else enabled,
+              Schedule.next_fire_at: upcoming, Schedule.updated_at: now}  # fmt: skip
+    unchanged = ((Schedule.cron == cron) & (Schedule.timezone == timezone) & Schedule.enabled
+                 & Schedule.next_fire_at.is_null(False))  # fmt: skip
+    update = {**fields, Schedule.next_fire_at: peewee.Case(
+        None, [(unchanged, Schedule.next_fire_at)], peewee.EXCLUDED.next_fire_at)}  # fmt: skip
+    if enabled is None:
+        del update[Schedule.enabled]
     with dialect_for(db).write_transaction(db):
         Schedule.insert({Schedule.name: name, Schedule.created_at: now, **fields}).on_conflict(
-            conflict_target=[Schedule.name], update=fields
+            conflict_target=[Schedule.name], update=update
         ).execute(db)
-    return upcoming
+        kept = Schedule.select(Schedule.next_fire_at).where(Schedule.name == name).scalar(db)
+    return kept or upcoming
 
 
 def set_schedule_enabled(name: str, enabled: bool, *, db: peewee.Database | None = None) -> None:
@@ -228,17 +266,26 @@ def fire_due_schedules(
     now = now or utcnow()
     stamp = sql_timestamp(now)
     fired: list[tuple[str, datetime, str]] = []
-    for row in db.execute_sql(dialect.sql(_DUE), {"now": stamp}).fetchall():
+    ahead = sql_timestamp(now + timedelta(seconds=CLOCK_STEP_S))
+    for row in db.execute_sql(dialect.sql(_DUE), {"now": stamp, "ahead": ahead}).fetchall():
         name, cron, job_type, timezone, catch_up = row[0], row[1], row[2], row[6], row[7]
         next_at = _as_datetime(row[8])
+        # Only ticks within the policy's window count: look no further back than it (a
+        # dense expression after a long downtime would otherwise stop at the first
+        # MAX_TICKS_PER_PASS ticks, and "once" would fire a stale one).
+        # A next fire time ahead of now means the clock was set back (see _DUE): the
+        # window decides alone, and the fire record refuses ticks fired before.
+        window = CATCH_UP_WINDOW_S if catch_up == "once" else ON_TIME_WINDOW_S
+        floor = now - timedelta(seconds=window)
+        since = (floor if next_at > now else max(next_at, floor)) - timedelta(microseconds=1)
         try:
-            due = fire_times(cron, timezone, next_at - timedelta(microseconds=1), now)
+            if catch_up == "once":
+                latest = latest_fire_time(cron, timezone, since, now)
+                due = [] if latest is None else [latest]
+            else:
+                due = fire_times(cron, timezone, since, now)
         except (InvalidJob, ValueError):  # CroniterError is a ValueError
             continue  # an expression broken by hand in the table: leave it be
-        if catch_up == "once":
-            due = [t for t in due[-1:] if (now - t).total_seconds() <= CATCH_UP_WINDOW_S]
-        else:
-            due = [t for t in due if (now - t).total_seconds() <= ON_TIME_WINDOW_S]
         last_job = None
         for fire in due:
             won = db.execute_sql(dialect.sql(_CLAIM_FIRE), {

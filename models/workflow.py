@@ -86,12 +86,14 @@ def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
         dialect.sql(_BATCH_CALLBACKS), {"id": batch_id}
     ).fetchone()
     from .enqueueing import insert_jobs
+    from .queries import registered_task_defaults
 
     callbacks = [(on_success if outcome == "success" else on_failure, outcome),
                  (on_complete, "complete")]  # fmt: skip
     for task, label in callbacks:
-        if task:
-            insert_jobs(task, [{"args": [batch_id, label]}], database=db)
+        if task:  # by name, so with the defaults (queue, priority ...) its supervisors publish
+            options = {**registered_task_defaults(task, db=db), "args": [batch_id, label]}
+            insert_jobs(task, [options], database=db)
     return outcome
 
 
@@ -109,12 +111,21 @@ def _batches_of(db: peewee.Database, job_ids: list[str]) -> set[str]:
 
 
 def job_ended(
-    db: peewee.Database, job_id: str, status: str, batch_id: str | None = None
+    db: peewee.Database,
+    job_id: str,
+    status: str,
+    batch_id: str | None = None,
+    *,
+    batches_to_finish: set[str] | None = None,
 ) -> list[str]:
     """Everything that follows a job reaching a final status, inside the same transaction:
     dependants promoted (completed) or cancelled down the chain (failed, cancelled), and
     the batches of every job that ended here finished when complete. Returns the ids of
-    the dependants cancelled."""
+    the dependants cancelled.
+
+    A caller ending many jobs in one transaction passes ``batches_to_finish`` and then
+    calls ``finish_batches`` once: batch rows are locked in one order (sorted) by every
+    transaction, so two supervisors ending jobs of the same batches never deadlock."""
     if status == "completed":
         promote_dependants(db, job_id)
         cascaded: list[str] = []
@@ -123,9 +134,17 @@ def job_ended(
     batches = _batches_of(db, cascaded)
     if batch_id:
         batches.add(batch_id)
-    for batch in sorted(batches):
-        finish_batch(db, batch)
+    if batches_to_finish is not None:
+        batches_to_finish |= batches
+    else:
+        finish_batches(db, batches)
     return cascaded
+
+
+def finish_batches(db: peewee.Database, batches: Iterable[str]) -> None:
+    """``finish_batch`` for each batch, in sorted order (the lock order)."""
+    for batch in sorted(set(batches)):
+        finish_batch(db, batch)
 
 
 def jobs_ended(db: peewee.Database, job_ids: Iterable[str], status: str) -> list[str]:
@@ -155,6 +174,8 @@ def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
     ``expires``); their dependants and batches follow. The caller holds a write
     transaction. Returns the expired ids."""
     rows = db.execute_sql(dialect_for(db).sql(_EXPIRE), {"now": now_stamp}).fetchall()
+    batches: set[str] = set()
     for job_id, batch_id in rows:
-        job_ended(db, job_id, "cancelled", batch_id)
+        job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches)
+    finish_batches(db, batches)
     return [row[0] for row in rows]

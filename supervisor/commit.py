@@ -24,6 +24,7 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.outcomes import Outcome, apply_outcome, statements_for
 from jobtui.models.scheduling import fire_due_schedules
+from jobtui.models.workflow import finish_batches
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,15 @@ class TurnResult:
 
 
 class GroupCommit:
-    def __init__(self, db: peewee.Database, supervisor_name: str, tasks: Sequence[str]) -> None:
+    def __init__(
+        self,
+        db: peewee.Database,
+        supervisor_name: str,
+        tasks: Sequence[str],
+        max_backoff_s: float = BACKOFF_MAX_S,
+    ) -> None:
         self.db = db
+        self.max_backoff_s = min(BACKOFF_MAX_S, max_backoff_s)
         self.supervisor_name = supervisor_name
         self.tasks = list(tasks)
         self.outcomes: list[Outcome] = []
@@ -110,8 +118,10 @@ class GroupCommit:
                 for (job_id, attempt), (token, worker) in started.items():
                     db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "worker": worker, "now": stamp})  # fmt: skip
+                batches: set[str] = set()  # finished in one (sorted) lock order
                 for outcome in outcomes:
-                    result.statuses.append((outcome, apply_outcome(db, outcome, now=now)))
+                    result.statuses.append((outcome, apply_outcome(
+                        db, outcome, now=now, batches_to_finish=batches)))  # fmt: skip
                 for (job_id, attempt), (token, pct, msg) in progress.items():
                     db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "pct": pct, "msg": msg, "now": stamp})  # fmt: skip
@@ -119,7 +129,9 @@ class GroupCommit:
                     result.lost_leases = write_heartbeat(db, *heartbeat)
                 if sweep is not None:
                     for outcome in sweep(db):
-                        result.recovered.append((outcome, apply_outcome(db, outcome, now=now)))
+                        result.recovered.append((outcome, apply_outcome(
+                            db, outcome, now=now, batches_to_finish=batches)))  # fmt: skip
+                finish_batches(db, batches)
                 if unknown_sweep is not None:
                     result.unknown_failed = unknown_sweep(db, stamp)
                 if cron:
@@ -148,7 +160,7 @@ class GroupCommit:
         from jobtui.models.store import classify_error
 
         self.failures += 1
-        delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * (2 ** min(self.failures - 1, 10)))
+        delay = min(self.max_backoff_s, BACKOFF_FIRST_S * (2 ** min(self.failures - 1, 10)))
         self.retry_at = time.monotonic() + delay
         if self.failures == 1 or self.failures % 20 == 0:
             log.warning("database trouble (%s); retrying in %.2f s (attempt %d)",

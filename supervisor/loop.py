@@ -45,7 +45,10 @@ class Supervisor(WorkerEvents, Upkeep):
         self.inbox = SignalInbox()
         self.selector = selectors.DefaultSelector()
         self.workers: dict[int, WorkerHandle] = {}
-        self.commit = GroupCommit(db, config.name, registry.names())
+        # Retry a refused write well within a lease, so that once the database is back our
+        # heartbeat lands before any reaper could judge our jobs (recovery.py, _look).
+        self.commit = GroupCommit(db, config.name, registry.names(),
+                                  max_backoff_s=config.lease_s / 4)  # fmt: skip
         self.reaper = Reaper(config, self._orphan_policy)
         self.wake: WakeListener | None = None
         self.notifier = Notifier(NotifySettings(

@@ -71,7 +71,8 @@ class WorkerHandle:
     jobs_done: int = 0
     jobs_failed: int = 0
     kill: KillPlan | None = None
-    retiring: bool = False  # finish the current job, then stop (recycling)
+    retiring: bool = False  # finish the jobs it holds, then stop (recycling)
+    max_jobs: int = 0  # --max-jobs-per-worker (0: no limit)
     stop_sent: bool = False
     exited: bool = False
     cpu_percent: float = 0.0
@@ -91,7 +92,10 @@ class WorkerHandle:
         """How many more jobs this worker may be handed now."""
         if self.kill is not None or self.retiring or self.stop_sent or self.exited:
             return 0
-        return max(0, 1 + prefetch - len(self.jobs))
+        room = max(0, 1 + prefetch - len(self.jobs))
+        if self.max_jobs:  # never hand a worker more than it may run before it is recycled
+            room = min(room, self.max_jobs - self.jobs_done - self.jobs_failed - len(self.jobs))
+        return max(0, room)
 
     def find(self, job_id: str) -> RunningJob | None:
         for job in self.jobs:
@@ -140,4 +144,5 @@ def spawn_worker(
     log.debug("forked worker %s pid %d for queues %s", name, pid, group.label)
     return WorkerHandle(slot=slot, name=name, group=group, pid=pid, conn=parent_conn,
                         started_mono=now, process_started_at=linux.process_start_time(pid),
-                        started_at=sql_timestamp(utcnow()), last_message_mono=now)  # fmt: skip
+                        started_at=sql_timestamp(utcnow()), last_message_mono=now,
+                        max_jobs=config.max_jobs_per_worker)  # fmt: skip

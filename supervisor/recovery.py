@@ -61,19 +61,37 @@ class Reaper:
         self.orphan_policy = orphan_policy  # task name -> "retry" | "fail"
         self._seen: dict[tuple[str, int], tuple[Any, float]] = {}
         self._supervisor_beats: dict[str, tuple[Any, float]] = {}
+        self._last_look: float | None = None
+        self._steady_since = float("-inf")  # watching the database without a gap since
 
-    def _outcome(self, job_id: str, attempt: int, job_type: str, reason: str) -> Outcome:
+    def _look(self, now_mono: float) -> bool:
+        """Note that we can read the database now; True once we have watched it without a
+        gap for a lease. After a gap (the database refused everyone's writes, or we were
+        stopped) no owner could renew its lease either: each gets a full lease again
+        before it is judged (RELIABILITY.md, "Database trouble")."""
+        if self._last_look is not None and now_mono - self._last_look > max(
+            1.0, self.config.lease_s / 2
+        ):
+            self._steady_since = now_mono
+        self._last_look = now_mono
+        return now_mono - self._steady_since >= self.config.lease_s
+
+    def _outcome(
+        self, job_id: str, attempt: int, job_type: str, reason: str, owner: str | None
+    ) -> Outcome:
+        """The attempt row names the supervisor that ran the attempt, not the reaper."""
         return Outcome(
             job_id=job_id, attempt=attempt, lease_token=None, kind="failed", error=reason,
             error_type="WorkerLost", attempt_outcome="crashed",
             permanent=self.orphan_policy(job_type) == "fail",
-            worker={"supervisor_name": self.config.name, "host": self.config.host},
+            worker={"supervisor_name": owner},
         )  # fmt: skip
 
     def sweep(self, db: peewee.Database) -> list[Outcome]:
         """Outcomes for every orphaned run found now (the caller writes them, fenced)."""
         dialect = dialect_for(db)
         me, now_mono = self.config.name, time.monotonic()
+        watching = self._look(now_mono)
         outcomes: dict[tuple[str, int], Outcome] = {}
         dead: dict[str, str] = {}
         for name, pid, started in db.execute_sql(
@@ -81,24 +99,25 @@ class Reaper:
         ).fetchall():
             if not linux.process_alive(int(pid), started):
                 dead[name] = f"supervisor {name} died (pid {pid})"
-        for job_id, attempt, owner, job_type in stale_running_jobs(db, self.config.lease_s, me):
+        stale = stale_running_jobs(db, self.config.lease_s, me) if watching else []
+        for job_id, attempt, owner, job_type in stale:
             reason = f"lease expired: no heartbeat from {owner or 'its owner'} for {self.config.lease_s:g} s"
-            outcomes[(job_id, attempt)] = self._outcome(job_id, attempt, job_type, reason)
+            outcomes[(job_id, attempt)] = self._outcome(job_id, attempt, job_type, reason, owner)
         running = db.execute_sql(dialect.sql(_RUNNING_NOT_OURS), {"me": me}).fetchall()
         live_keys = set()
         for job_id, attempt, heartbeat_at, owner, job_type in running:
             key = (job_id, int(attempt))
             live_keys.add(key)
             if owner in dead:
-                outcomes[key] = self._outcome(job_id, key[1], job_type, dead[owner])
+                outcomes[key] = self._outcome(job_id, key[1], job_type, dead[owner], owner)
                 continue
             seen = self._seen.get(key)
             if seen is None or seen[0] != heartbeat_at:
                 self._seen[key] = (heartbeat_at, now_mono)
-            elif now_mono - seen[1] >= self.config.lease_s and key not in outcomes:
+            elif watching and now_mono - seen[1] >= self.config.lease_s and key not in outcomes:
                 reason = (f"lease expired: no heartbeat from {owner or 'its owner'} "
                           f"for {self.config.lease_s:g} s")  # fmt: skip
-                outcomes[key] = self._outcome(job_id, key[1], job_type, reason)
+                outcomes[key] = self._outcome(job_id, key[1], job_type, reason, owner)
         for key in list(self._seen):
             if key not in live_keys:
                 del self._seen[key]
@@ -112,6 +131,7 @@ class Reaper:
         lease of our monotonic time, or seen for less than a lease)."""
         dialect = dialect_for(db)
         now_mono = time.monotonic()
+        watching = self._look(now_mono)
         tasks: set[str] = set()
         rows = db.execute_sql(dialect.sql(_LIVE_TASKS), {"me": self.config.name}).fetchall()
         names = set()
@@ -120,7 +140,7 @@ class Reaper:
             seen = self._supervisor_beats.get(name)
             if seen is None or seen[0] != heartbeat_at:
                 self._supervisor_beats[name] = (heartbeat_at, now_mono)
-            elif now_mono - seen[1] >= self.config.lease_s:
+            elif watching and now_mono - seen[1] >= self.config.lease_s:
                 continue  # silent for a lease: not live
             try:
                 tasks.update(json.loads(tasks_json or "[]"))

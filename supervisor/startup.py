@@ -63,7 +63,7 @@ def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None
         task = registry.get(name)
         if task is not None and task.cron:
             options = {k: v for k, v in task.defaults.items() if v is not None}
-            upsert_schedule(name, task.cron, name, options=options, db=db)
+            upsert_schedule(name, task.cron, name, options=options, enabled=None, db=db)
             log.info("schedule %s: %s", name, task.cron)
 
 

@@ -110,19 +110,24 @@ class WorkerEvents:
         self._maybe_recycle(worker)
 
     def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
-        if worker.jobs or worker.stop_sent or self.stopping:
+        """Retire a worker past its job count or memory limit: it is handed nothing more
+        (a busy worker always holds a prefetched job, so waiting for it to be idle could
+        wait forever) and is stopped once it has run the jobs it holds."""
+        if worker.stop_sent or self.stopping:
             return
-        limit = self.config.max_jobs_per_worker
-        reason = None
-        if limit and worker.jobs_done + worker.jobs_failed >= limit:
-            reason = f"ran {limit} jobs"
-        elif self.config.max_memory_per_worker_mb:
-            self.measure(worker)
-            if worker.rss_bytes > self.config.max_memory_per_worker_mb * 1024 * 1024:
-                reason = f"uses {worker.rss_bytes / 1048576:.0f} MB"
-        if reason:
-            log.info("recycling worker %s (pid %d): %s", worker.name, worker.pid, reason)
-            worker.retiring = True
+        if not worker.retiring:
+            limit = self.config.max_jobs_per_worker
+            reason = None
+            if limit and worker.jobs_done + worker.jobs_failed >= limit:
+                reason = f"ran {limit} jobs"
+            elif self.config.max_memory_per_worker_mb:
+                self.measure(worker)
+                if worker.rss_bytes > self.config.max_memory_per_worker_mb * 1024 * 1024:
+                    reason = f"uses {worker.rss_bytes / 1048576:.0f} MB"
+            if reason:
+                log.info("recycling worker %s (pid %d): %s", worker.name, worker.pid, reason)
+                worker.retiring = True
+        if worker.retiring and not worker.jobs:
             worker.stop_sent = True
             self.send(worker, ("stop",))
 

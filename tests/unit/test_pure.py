@@ -133,3 +133,14 @@ def test_models_and_supervisor_never_import_textual():
             "print(bad); sys.exit(1 if bad else 0)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_public_name_resolves_to_the_api_object_not_a_module():
+    import types
+
+    import jobtui
+    import jobtui.api  # noqa: F401 - loading submodules must not shadow exported names
+
+    for name in jobtui.__all__:
+        assert not isinstance(getattr(jobtui, name), types.ModuleType), name
+    assert callable(jobtui.eager)
