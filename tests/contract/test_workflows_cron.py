@@ -110,13 +110,13 @@ def test_schedule_refuses_unknown_timezone_policy_and_option(db):
 
 def test_schedule_upserts_by_name_and_its_jobs_carry_the_options(db):
     first = jobtui.schedule("report", "0 2 * * *", "t.report", args=[1], queue="reports")
-    again = jobtui.schedule("report", "*/5 * * * * *", "t.report", args=[2], queue="reports",
+    again = jobtui.schedule("report", "* * * * * */5", "t.report", args=[2], queue="reports",
                             priority=4)  # fmt: skip
     assert Schedule.select().count() == 1
     row = Schedule.get_by_id("report")
     assert (row.cron, row.args, row.options["queue"], row.options["priority"]) == (
-        "*/5 * * * * *", [2], "reports", 4)  # fmt: skip
-    assert again < first and again.second % 5 == 0  # recomputed for the new expression
+        "* * * * * */5", [2], "reports", 4)  # fmt: skip
+    assert again <= first and again.second % 5 == 0  # recomputed for the new expression
     _fire(db, again)
     (job,) = _jobs("report")
     assert (job.job_type, job.args, job.queue_name, job.priority, job.scheduled_for) == (

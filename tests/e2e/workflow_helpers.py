@@ -6,10 +6,10 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import signal
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,7 +44,7 @@ class Supervisors:
         self.env = dict(os.environ, JOBTUI_DATABASE=db_url, PYTHONPATH=str(HERE),
                         **(env or {}))  # fmt: skip
         self.procs: list[tuple[subprocess.Popen, Path]] = []
-        self.exe = shutil.which("jobtui-supervisor") or "jobtui-supervisor"
+        self.exe = str(Path(sys.executable).parent / "jobtui-supervisor")  # the venv's, PATH or not
 
     def start(self, *args: str, count: int = 1, wait: bool = True) -> list[subprocess.Popen]:
         from jobtui.models import Supervisor as SupervisorRow

@@ -1,0 +1,72 @@
+"""Bad data fails alone: corrupt parameters, an unknown task, a task only another live
+supervisor knows, results that cannot be stored. The worker and the supervisor keep
+running throughout. Both engines."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from supervisor_harness import EXTRA_TASKS, TASKS, never, wait_until
+from supervisor_history import attempts, job
+
+import jobtui
+from jobtui.models import Supervisor as SupervisorRow
+from jobtui.models.dialect import dialect_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _corrupt_parameters(db, job_id: str, text: str) -> None:
+    sql = dialect_for(db).sql("UPDATE jobs SET parameters = :bad WHERE id = :id")
+    db.execute_sql(sql, {"bad": text, "id": job_id})
+
+
+def test_bad_jobs_fail_alone_and_the_supervisor_keeps_running(cluster, db):
+    # Another live supervisor knows supervisor_tasks_extra; quiet, it claims nothing yet.
+    other = cluster.start(name="other", imports=(TASKS, EXTRA_TASKS))
+    other.signal(signal.SIGTSTP)
+    wait_until(lambda: SupervisorRow.get(SupervisorRow.name == "other").state == "quiet",
+               5, "the other supervisor quiet")  # fmt: skip
+
+    not_json = jobtui.enqueue(f"{TASKS}.add", args=[1, 2])
+    not_object = jobtui.enqueue(f"{TASKS}.add", args=[3, 4])
+    _corrupt_parameters(db, not_json.id, '{"args": [1, 2')
+    _corrupt_parameters(db, not_object.id, '["args"]')
+    unknown = jobtui.enqueue(f"{TASKS}.no_such_task")
+    elsewhere = jobtui.enqueue(f"{EXTRA_TASKS}.elsewhere")
+    unserialisable = jobtui.enqueue(f"{TASKS}.unserialisable")
+    too_big = jobtui.enqueue(f"{TASKS}.huge", args=[2000])
+    small = jobtui.enqueue(f"{TASKS}.huge", args=[10])
+    good = [jobtui.enqueue(f"{TASKS}.add", args=[n, 1]) for n in range(4)]
+
+    sup = cluster.start("--max-result-bytes", "1000", name="main")
+    workers = sup.worker_pids()
+    bad = [not_json, not_object, unknown, unserialisable, too_big]
+    rows = cluster.wait_status([j.id for j in (*bad, small, *good)])
+    for handle in bad:
+        row = rows[handle.id]
+        assert (row.status, row.retry_count) == ("failed", 0), (row.status, row.error_message)
+    for handle in (not_json, not_object):
+        assert rows[handle.id].error_message.startswith("corrupt parameters: ")
+        assert rows[handle.id].error_type == "InvalidParameters"
+        assert cluster.execlog.records(handle.id) == []  # the task never ran
+    assert rows[unknown.id].error_message == f"unknown task {TASKS}.no_such_task"
+    assert rows[unknown.id].error_type == "TaskNotFound"
+    assert rows[unserialisable.id].error_message.startswith("result is not JSON-serialisable")
+    assert "over --max-result-bytes 1000" in rows[too_big.id].error_message
+    assert [a.outcome for a in attempts(too_big.id)] == ["failed"]
+    assert rows[small.id].status == "completed"
+    assert all(rows[j.id].status == "completed" for j in good)
+
+    # The unknown task failed in the same sweep that left this one for its supervisor.
+    assert job(elsewhere.id).status == "pending"
+    never(lambda: job(elsewhere.id).status != "pending", 1.2, "the other's job touched")
+    assert sup.alive() and sup.worker_pids() == workers  # nothing crashed, nothing replaced
+
+    other.signal(signal.SIGCONT)
+    result = jobtui.wait(elsewhere.id, timeout=10)
+    assert result["value"] == "ran where it is known" and result["pid"] in other.worker_pids()
+    after = jobtui.enqueue(f"{TASKS}.add", args=[20, 22])
+    assert jobtui.wait(after.id, timeout=10)["value"] == 42
+    cluster.check()

@@ -1,0 +1,100 @@
+"""The real supervisor without faults: jobs complete with results and progress, async tasks
+run, retries back off, permanent errors fail at once, workers are recycled. Both engines."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from supervisor_harness import TASKS, wait_until
+from supervisor_history import attempts, job
+
+import jobtui
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_jobs_complete_with_results_progress_and_async_tasks(cluster):
+    cluster.start()
+    slow = jobtui.enqueue(f"{TASKS}.progress_then_gate", args=["progress"])
+    sums = [jobtui.enqueue(f"{TASKS}.add", args=[n, 10]) for n in range(6)]
+    doubled = jobtui.enqueue(f"{TASKS}.async_double", args=[21])
+
+    def halfway():
+        row = job(slow.id)
+        return row if row.status == "running" and row.progress_percentage == 50 else None
+
+    running = wait_until(halfway, 15, "progress of the running job in its row")
+    assert running.progress_message == "halfway"
+    cluster.open_gate("progress")
+
+    for n, handle in enumerate(sums):
+        result = jobtui.wait(handle.id, timeout=15)
+        assert result["value"] == n + 10 and result["attempt"] == 1
+    assert jobtui.wait(doubled.id, timeout=15)["value"] == 42
+    assert jobtui.wait(slow.id, timeout=15)["value"] == "done"
+    finished = job(slow.id)
+    assert finished.progress_percentage == 100 and finished.retry_count == 0
+    (only,) = attempts(doubled.id)
+    assert only.outcome == "completed" and only.worker_name and only.pid
+    assert only.pid == cluster.execlog.started(doubled.id).pid  # the row names the real process
+    cluster.check()
+
+
+def test_retries_back_off_and_permanent_errors_fail_at_once(cluster):
+    cluster.start()
+    flaky = jobtui.enqueue(f"{TASKS}.flaky", args=[2])
+    refused = jobtui.enqueue(f"{TASKS}.refuse")
+    exhausted = jobtui.enqueue(f"{TASKS}.always_fail")
+    picky = jobtui.enqueue(f"{TASKS}.picky")
+    rows = cluster.wait_status([flaky.id, refused.id, exhausted.id, picky.id])
+
+    assert rows[flaky.id].status == "completed" and rows[flaky.id].retry_count == 2
+    assert jobtui.wait(flaky.id)["attempt"] == 3
+    runs = attempts(flaky.id)
+    assert [a.outcome for a in runs] == ["failed", "failed", "completed"]
+    assert runs[0].error_message == "flaky failure on attempt 1"
+    # retry_delay 0.2, backoff 2, no jitter: 0.2 s before the 2nd run, 0.4 s before the 3rd
+    for before, after, delay in ((runs[0], runs[1], 0.2), (runs[1], runs[2], 0.4)):
+        gap = (after.started_at - before.ended_at).total_seconds()
+        assert delay - 0.01 <= gap < delay + 2, f"retry after {gap:.3f} s, policy says {delay}"
+
+    for permanent, message in ((refused, "refused for good"), (picky, "not a value I accept")):
+        row = rows[permanent.id]
+        assert (row.status, row.retry_count, row.attempt) == ("failed", 0, 1)
+        assert row.error_message == message
+    assert rows[picky.id].error_type == "ValueError"
+
+    assert (rows[exhausted.id].status, rows[exhausted.id].retry_count) == ("failed", 2)
+    assert [a.error_message for a in attempts(exhausted.id)] == [
+        "failure 1", "failure 2", "failure 3"]  # fmt: skip
+    cluster.check()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [("--max-jobs-per-worker", "2"), ("--max-memory-per-worker", "1")],
+    ids=["max-jobs", "max-memory"],
+)
+def test_workers_are_recycled_under_steady_load(cluster, option):
+    """A busy worker always holds a prefetched job; it must still be replaced: after two
+    jobs, or once it has grown past its memory limit (the job already handed to it runs)."""
+    sup = cluster.start(*option, workers=1)
+    first = sup.worker_pids()
+    a = jobtui.enqueue(f"{TASKS}.gated", args=["a"])
+    cluster.wait_started(a.id)
+    b = jobtui.enqueue(f"{TASKS}.gated", args=["b"])
+    cluster.wait_status([b.id], ["running"])  # prefetched: handed to the busy worker
+    rest = [jobtui.enqueue(f"{TASKS}.quick", args=[n]) for n in range(4)]
+    cluster.open_gate("a")
+    cluster.wait_status([a.id])  # whatever the worker was handed next was claimed with it
+    cluster.open_gate("b")
+    cluster.wait_status([j.id for j in rest])
+
+    pid = {j.id: cluster.execlog.started(j.id).pid for j in (a, b, *rest)}
+    ran_by = Counter(pid.values())
+    assert max(ran_by.values()) <= 2, f"jobs per worker pid: {dict(ran_by)}"
+    assert pid[a.id] == pid[b.id] != pid[rest[0].id]
+    wait_until(lambda: sup.worker_pids() and not sup.worker_pids() & first, 10, "a fresh worker")
+    assert "recycling worker" in sup.log()
+    cluster.check()

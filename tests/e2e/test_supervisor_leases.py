@@ -1,0 +1,50 @@
+"""Leases and fencing between supervisors: one SIGSTOPped past its lease loses its job to
+another; once resumed, its late outcome is fenced out. Both engines."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from supervisor_harness import TASKS, wait_until
+from supervisor_history import attempts, job
+
+import jobtui
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_stopped_supervisor_loses_its_job_and_its_late_outcome_is_fenced_out(cluster):
+    stopped = cluster.start(name="stopped")
+    victim = jobtui.enqueue(f"{TASKS}.hold_first", args=["zombie"])
+    zombie = cluster.wait_started(victim.id)
+    rescuer = cluster.start(name="rescuer")
+
+    cluster.fault(victim.id, "its supervisor was SIGSTOPped past its lease")
+    cluster.freeze(stopped)  # its worker runs on, but nobody renews the lease
+    result = jobtui.wait(victim.id, timeout=15)
+    assert result["attempt"] == 2 and result["pid"] in rescuer.worker_pids()
+    first = attempts(victim.id)[0]
+    assert first.outcome == "crashed" and first.supervisor_name == "stopped"
+    assert first.error_message == "lease expired: no heartbeat from stopped for 1.5 s"
+
+    cluster.open_gate("zombie")  # the old attempt finishes while its supervisor is stopped
+    wait_until(lambda: 1 in {r.attempt for r in cluster.execlog.events(victim.id, "end")},
+               10, "the zombie attempt finished")  # fmt: skip
+    stopped.signal(signal.SIGCONT)
+    wait_until(lambda: "outcome dropped, its lease was lost" in stopped.log()
+               or "lease lost to another supervisor" in stopped.log(),
+               10, "the resumed supervisor noticed its lost lease",
+               explain=stopped.log)  # fmt: skip
+
+    row = job(victim.id)
+    assert (row.status, row.attempt, row.result["attempt"]) == ("completed", 2, 2)
+    assert row.result["pid"] != zombie.pid
+    assert [a.outcome for a in attempts(victim.id)] == ["crashed", "completed"]
+    ends = {r.attempt: r.pid for r in cluster.execlog.events(victim.id, "end")}
+    assert ends[1] == zombie.pid  # the old attempt did execute; its result was not stored
+
+    after = jobtui.enqueue(f"{TASKS}.quick", args=[1])  # both still serve the queue
+    assert jobtui.wait(after.id, timeout=10)["value"] == 1
+    assert stopped.alive() and rescuer.alive()
+    cluster.check()

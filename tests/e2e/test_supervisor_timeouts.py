@@ -1,0 +1,86 @@
+"""Jobs that must be stopped: past their timeout (sleeping, ignoring SIGTERM, or leaving a
+double-forked daemon behind), or cancelled by an operator. Both engines."""
+
+from __future__ import annotations
+
+import pytest
+from supervisor_harness import TASKS, gone, wait_until
+from supervisor_history import attempts
+
+import jobtui
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_jobs_past_their_timeout_are_stopped_with_their_whole_tree(cluster):
+    sup = cluster.start(workers=3)
+    before = sup.worker_pids()
+    pidfile = cluster.tmp_path / "daemon.pid"
+    sleeper = jobtui.enqueue(f"{TASKS}.sleeper")
+    stubborn = jobtui.enqueue(f"{TASKS}.stubborn")
+    spawner = jobtui.enqueue(f"{TASKS}.spawner", args=[str(pidfile)])
+    jobs = (sleeper, stubborn, spawner)
+    for handle in jobs:
+        cluster.fault(handle.id, "timed out")
+
+    wait_until(pidfile.exists, 10, "the grandchild daemon started")
+    daemon = int(pidfile.read_text())
+    cluster.watch.add(daemon, "double-forked daemon of a job")
+    assert not gone(daemon)
+
+    rows = cluster.wait_status([j.id for j in jobs])
+    for handle in jobs:
+        row = rows[handle.id]
+        assert (row.status, row.error_message) == ("failed", "timed out after 1 s")
+        (only,) = attempts(handle.id)
+        assert (only.outcome, only.error_message) == ("timed_out", "timed out after 1 s")
+    ran = attempts(stubborn.id)[0]
+    assert (ran.ended_at - ran.started_at).total_seconds() >= 1.5  # timeout + kill grace
+    assert any(r.event == "ignoring-sigterm" for r in cluster.execlog.records(stubborn.id))
+    assert "ignored SIGTERM: SIGKILL" in sup.log()
+
+    wait_until(lambda: gone(daemon), 5, "the daemon swept with its job")
+    wait_until(lambda: len(sup.worker_pids() - before) == 3, 10, "three new workers")
+    cluster.check()
+
+
+def test_a_worker_stuck_in_c_code_holding_the_gil_is_killed_as_hung(cluster):
+    sup = cluster.start()
+    stuck = jobtui.enqueue(f"{TASKS}.holds_the_gil")
+    run = cluster.wait_started(stuck.id)
+    cluster.fault(stuck.id, "its worker hung")
+    row = cluster.wait_status([stuck.id])[stuck.id]
+    assert row.status == "failed" and row.error_message.startswith("worker stopped answering")
+    (only,) = attempts(stuck.id)
+    assert (only.outcome, only.error_type) == ("crashed", "WorkerLost")
+    wait_until(lambda: gone(run.pid) and len(sup.worker_pids()) == 2, 10, "worker replaced")
+    cluster.check()
+
+
+def test_cancel_a_pending_a_cooperative_and_an_oblivious_job(cluster):
+    sup = cluster.start()
+    later = jobtui.enqueue(f"{TASKS}.quick", args=[1], delay=60)
+    assert jobtui.cancel(later.id).status == "cancelled"  # not running: at once
+
+    polite = jobtui.enqueue(f"{TASKS}.cooperative")
+    rude = jobtui.enqueue(f"{TASKS}.oblivious")
+    polite_run = cluster.wait_started(polite.id)
+    rude_run = cluster.wait_started(rude.id)
+    cluster.fault(rude.id, "cancelled: killed after the grace")
+    jobtui.cancel(polite.id)
+    jobtui.cancel(rude.id)
+
+    rows = cluster.wait_status([polite.id, rude.id])
+    assert rows[polite.id].status == rows[rude.id].status == "cancelled"
+    assert [r.event for r in cluster.execlog.records(polite.id)] == [
+        "start", "cancel-seen", "end"]  # fmt: skip
+    assert polite_run.pid in sup.worker_pids()  # it stopped by itself: its worker lives on
+    assert [a.outcome for a in attempts(polite.id)] == ["cancelled"]
+
+    assert [r.event for r in cluster.execlog.records(rude.id)] == ["start"]
+    (rude_attempt,) = attempts(rude.id)
+    assert rude_attempt.outcome == "cancelled"
+    wait_until(lambda: rude_run.pid not in sup.worker_pids() and len(sup.worker_pids()) == 2,
+               10, "the oblivious job's worker replaced")  # fmt: skip
+    assert cluster.execlog.records(later.id) == []
+    cluster.check()
