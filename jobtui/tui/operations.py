@@ -1,0 +1,209 @@
+"""What the console's keys do to the database, and how much confirmation each needs.
+
+No Textual: the screens call ``Operations`` from a worker thread and show the returned
+``Outcome`` as a toast. Every write goes through ``jobtui.models.actions`` or
+``jobtui.api.enqueue``, exactly as the CLI's, so the supervisor sees the console's actions
+through the same rows (``cancel_requested``, ``queues.paused``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import peewee
+
+from jobtui.models import actions
+from jobtui.models.errors import JobtuiError
+
+#: At this many jobs (or "all matching") the operator types the count to confirm.
+TYPED_CONFIRM_AT = 100
+#: "All matching" acts on at most this many jobs at once.
+MAX_BULK = 100_000
+KILL_REASON = "killed by operator"
+
+
+class Confirm(Enum):
+    NONE = "none"  # reversible single action: do it, a toast reports it
+    YES_NO = "yes_no"  # cancel/kill/delete of one job: a y/n modal with its summary
+    COUNTS = "counts"  # a bulk action: a modal with the counts
+    TYPED = "typed"  # 100+ jobs or "all matching": type the count
+
+
+#: Actions that cannot be undone from the console (a retry or a priority change can).
+DESTRUCTIVE = frozenset({"cancel", "kill", "delete"})
+VERBS = {"cancel": "Cancel", "kill": "Kill", "delete": "Delete", "retry": "Retry",
+         "priority_up": "Raise the priority of", "priority_down": "Lower the priority of"}  # fmt: skip
+
+
+def confirmation_for(action: str, count: int, *, all_matching: bool = False) -> Confirm:
+    """How the console confirms ``action`` on ``count`` jobs (the blast radius rule)."""
+    if all_matching or count >= TYPED_CONFIRM_AT:
+        return Confirm.TYPED
+    if count > 1:
+        return Confirm.COUNTS
+    return Confirm.YES_NO if action in DESTRUCTIVE else Confirm.NONE
+
+
+def describe_counts(statuses: Sequence[str]) -> str:
+    """``3 jobs: 2 pending, 1 running``."""
+    counts = Counter(statuses)
+    noun = "job" if len(statuses) == 1 else "jobs"
+    detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{len(statuses):,} {noun}" + (f": {detail}" if detail else "")
+
+
+def _plural(n: int, noun: str = "job") -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: str
+    severity: str = "information"  # information, warning, error
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    task: str
+    args: tuple
+    kwargs: dict
+    queue: str | None
+    priority: int | None
+    delay: float | None
+
+
+def parse_enqueue_form(task: str, arguments: str, queue: str = "", priority: str = "",
+                       delay: str = "") -> EnqueueRequest:  # fmt: skip
+    """Validate the enqueue form. ``arguments`` is JSON: an array (positional arguments),
+    an object (keyword arguments) or ``{"args": [...], "kwargs": {...}}``. Raises
+    ValueError with a message for the form."""
+    task = task.strip()
+    if not task:
+        raise ValueError("task: name the task, e.g. jobtui.demo.send_email")
+    args: list = []
+    kwargs: dict = {}
+    if arguments.strip():
+        try:
+            value = json.loads(arguments)
+        except ValueError as exc:
+            raise ValueError(f"arguments: not valid JSON ({exc})") from None
+        if isinstance(value, list):
+            args = value
+        elif isinstance(value, dict) and set(value) <= {"args", "kwargs"} and value:
+            args, kwargs = list(value.get("args") or []), dict(value.get("kwargs") or {})
+        elif isinstance(value, dict):
+            kwargs = value
+        else:
+            raise ValueError("arguments: a JSON array (args) or object (kwargs)")
+    try:
+        number = int(priority) if priority.strip() else None
+    except ValueError:
+        raise ValueError(f"priority: {priority!r} is not an integer") from None
+    try:
+        seconds = float(delay) if delay.strip() else None
+    except ValueError:
+        raise ValueError(f"delay: {delay!r} is not a number of seconds") from None
+    if seconds is not None and seconds < 0:
+        raise ValueError("delay: must be >= 0 seconds")
+    return EnqueueRequest(task=task, args=tuple(args), kwargs=kwargs,
+                          queue=queue.strip() or None, priority=number, delay=seconds)  # fmt: skip
+
+
+class Operations:
+    """The console's writes on one database. Call from a worker thread."""
+
+    def __init__(self, db: peewee.Database) -> None:
+        self.db = db
+
+    def _run(self, fn) -> Outcome:
+        try:
+            with self.db.connection_context():
+                return fn()
+        except (JobtuiError, peewee.PeeweeException) as exc:
+            return Outcome(f"failed: {exc}", "error")
+
+    def cancel(self, ids: Sequence[str]) -> Outcome:
+        def run() -> Outcome:
+            r = actions.cancel_jobs(ids, db=self.db)
+            parts = [f"cancelled {_plural(r.changed)}"]
+            if r.requested:
+                parts.append(f"asked {_plural(r.requested, 'running job')} to stop")
+            if r.cascaded:
+                parts.append(f"{_plural(r.cascaded, 'dependant')} cancelled too")
+            if r.skipped:
+                parts.append(f"{_plural(r.skipped)} already ended")
+            return Outcome("; ".join(parts), "information" if r.changed or r.requested
+                           else "warning")  # fmt: skip
+
+        return self._run(run)
+
+    def kill(self, ids: Sequence[str], statuses: dict[str, str]) -> Outcome:
+        """Stop running jobs now: cancel with a reason; their supervisor kills the process
+        tree after its kill grace. Jobs that are not running are left alone."""
+        running = [i for i in ids if statuses.get(i) == "running"]
+        if not running:
+            return Outcome("nothing to kill: no running job selected", "warning")
+
+        def run() -> Outcome:
+            r = actions.cancel_jobs(running, reason=KILL_REASON, db=self.db)
+            skipped = len(ids) - len(running)
+            text = f"killing {_plural(r.requested, 'running job')}"
+            return Outcome(text + (f" ({skipped} not running, left alone)" if skipped else ""))
+
+        return self._run(run)
+
+    def retry(self, ids: Sequence[str]) -> Outcome:
+        def run() -> Outcome:
+            r = actions.retry_jobs(ids, db=self.db)
+            text = f"retrying {_plural(r.changed)}"
+            if r.skipped:
+                text += f"; {_plural(r.skipped)} not failed or cancelled"
+            return Outcome(text, "information" if r.changed else "warning")
+
+        return self._run(run)
+
+    def delete(self, ids: Sequence[str]) -> Outcome:
+        def run() -> Outcome:
+            r = actions.delete_jobs(ids, db=self.db)
+            text = f"deleted {_plural(r.changed)}"
+            if r.skipped:
+                text += f"; {_plural(r.skipped)} running (cancel first) or gone"
+            if r.cascaded:
+                text += f"; {_plural(r.cascaded, 'dependant')} cancelled"
+            return Outcome(text, "information" if r.changed else "warning")
+
+        return self._run(run)
+
+    def change_priority(self, ids: Sequence[str], delta: int) -> Outcome:
+        def run() -> Outcome:
+            r = actions.change_priority(ids, delta=delta, db=self.db)
+            if not r.changed:
+                return Outcome("priority unchanged: the job has ended", "warning")
+            return Outcome(f"priority {delta:+d} on {_plural(r.changed)}")
+
+        return self._run(run)
+
+    def set_paused(self, queue: str, paused: bool) -> Outcome:
+        def run() -> Outcome:
+            actions.set_queue_paused(queue, paused, db=self.db)
+            return Outcome(f"queue {queue} {'paused' if paused else 'resumed'}")
+
+        return self._run(run)
+
+    def enqueue(self, request: EnqueueRequest) -> Outcome:
+        from jobtui.api import enqueue
+
+        def run() -> Outcome:
+            options = {k: v for k, v in (("queue", request.queue), ("priority", request.priority),
+                                         ("delay", request.delay)) if v is not None}  # fmt: skip
+            job = enqueue(request.task, args=list(request.args), kwargs=request.kwargs,
+                          database=self.db, **options)  # fmt: skip
+            if job is None:
+                return Outcome("not enqueued: the task's should_enqueue declined", "warning")
+            return Outcome(f"enqueued {request.task} as {job.id} on {job.queue_name}")
+
+        return self._run(run)

@@ -1,0 +1,1 @@
+"""The console's screens: the six views, the detail screens and the modals."""

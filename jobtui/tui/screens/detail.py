@@ -1,0 +1,218 @@
+"""The job detail screen: Overview, Parameters, Result, Traceback and Attempts tabs.
+
+It polls its job like any view; when the job is deleted (or pruned) it says so and keeps
+running — a screen never crashes because its row vanished.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
+
+from .. import formatting as fmt
+from ..snapshot import AttemptRow, DetailView, JobDetail, Source
+from ..widgets.keyed_table import KeyedTable, TableRow
+from .base import ViewScreen
+from .job_actions import JOB_PALETTE, JobActions, Selection
+
+TABS = ("overview", "parameters", "result", "traceback", "attempts")
+ATTEMPT_COLUMNS = (("#", "attempt", 3), ("started", "started", 23), ("took", "took", 7),
+                   ("worker", "worker", 16), ("outcome", "outcome", 11),
+                   ("error", "error", 50))  # fmt: skip
+OUTCOME_STYLES = {"completed": "green", "failed": "red", "timed_out": "bold red",
+                  "crashed": "bold red", "cancelled": "dim", "interrupted": "yellow"}  # fmt: skip
+
+
+def as_json(value: Any) -> Text:
+    if value is None:
+        return Text("(none)", style="dim")
+    return Text(json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False))
+
+
+def overview_text(job: JobDetail, now) -> Text:
+    row = job.row
+    out = Text()
+
+    def line(label: str, value: object, style: str = "") -> None:
+        if value in (None, "", ()):
+            return
+        out.append(f"{label:<11}", style="dim")
+        out.append(str(value), style=style)
+        out.append("\n")
+
+    def when(moment) -> str | None:
+        return None if moment is None else f"{fmt.stamp(moment)}  ({fmt.age(moment, now)} ago)"
+
+    line("id", row.id, "bold")
+    line("task", row.task, "bold")
+    line("title", job.title)
+    line("queue", f"{row.queue}    priority {row.priority}")
+    state = f"{row.status}    try {row.attempt} of {row.max_retries + 1}"
+    state += f", {row.retry_count} retr{'y' if row.retry_count == 1 else 'ies'} used"
+    if row.cancel_requested and row.status == "running":
+        state += "    (stop requested)"
+    line("state", state, fmt.STATE_STYLES.get(row.status, ""))
+    out.append("\n")
+    line("created", when(row.created_at))
+    line("due", when(row.run_at) if row.status in ("pending", "retrying", "waiting") else None)
+    line("scheduled", when(job.scheduled_for))
+    line("next retry", when(job.next_retry_at))
+    line("started", when(row.started_at))
+    line("completed", when(job.completed_at) if row.status == "completed" else None)
+    line("failed", when(job.failed_at))
+    line("ended", when(job.completed_at) if row.status == "cancelled" else None)
+    line("updated", when(job.updated_at))
+    out.append("\n")
+    worker = row.worker
+    if worker and job.supervisor:
+        worker = f"{worker}  (supervisor {job.supervisor})"
+    line("worker", worker)
+    line("timeout", None if job.timeout is None else fmt.seconds(job.timeout))
+    line("user", job.user_id)
+    line("reference", job.reference)
+    line("tags", ", ".join(job.tags))
+    line("batch", job.batch_id)
+    line("schedule", job.schedule_name)
+    line("unique key", job.unique_key)
+    line("depends on", ", ".join(job.depends_on))
+    line("description", job.description)
+    if row.error_type or row.error:
+        line("error", f"{row.error_type or 'Error'}: {row.error or ''}", "red")
+    return out
+
+
+def attempt_cells(attempt: AttemptRow) -> tuple[Text, ...]:
+    return (fmt.text(attempt.attempt), fmt.text(fmt.stamp(attempt.started_at)),
+            fmt.text(fmt.seconds(attempt.duration_s)), fmt.text(fmt.clip(attempt.worker, 16)),
+            fmt.text(attempt.outcome, OUTCOME_STYLES.get(attempt.outcome, "")),
+            fmt.error_text(attempt.error_type, attempt.error, 50))  # fmt: skip
+
+
+class JobDetailScreen(JobActions, ViewScreen):
+    BINDINGS = [
+        Binding("left_square_bracket", "cycle_tab(-1)", "Prev tab"),
+        Binding("right_square_bracket", "cycle_tab(1)", "Next tab"),
+        Binding("t", "show_tab('traceback')", "Traceback", show=False),
+        Binding("a", "show_tab('attempts')", "Attempts", show=False),
+        Binding("c", "cancel", "Cancel"),
+        Binding("R", "retry", "Retry"),
+        Binding("K", "kill", "Kill"),
+        Binding("D", "delete", "Delete"),
+        Binding("plus", "priority_up", "Pri+", show=False),
+        Binding("minus", "priority_down", "Pri-", show=False),
+        Binding("e", "enqueue", "Enqueue", show=False),
+        Binding("w", "goto_worker", "Worker", show=False),
+    ]
+    PALETTE = (*JOB_PALETTE,
+               ("Job: traceback", "the traceback tab (t)", "show_tab('traceback')"),
+               ("Job: attempts", "the attempts tab (a)", "show_tab('attempts')"))  # fmt: skip
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.job: JobDetail | None = None
+        self.attempts: dict[str, AttemptRow] = {}
+
+    @property
+    def VIEW(self) -> str:  # noqa: N802 - the header names the view this screen was opened from
+        return {"jobs": "Jobs", "queues": "Queues", "workers": "Workers", "failures": "Failures",
+                "scheduled": "Scheduled", "metrics": "Metrics"}.get(self.app.current_mode, "Jobs")  # fmt: skip
+
+    def crumb(self) -> str:
+        return f"job {fmt.short_id(self.job_id)}"
+
+    def compose_body(self) -> ComposeResult:
+        with TabbedContent(initial="overview", id="tabs"):
+            with TabPane("Overview", id="overview"):
+                with VerticalScroll():
+                    yield Static("", id="overview-text")
+                    yield ProgressBar(total=100, show_eta=False, id="progress")
+                    yield Static("", id="progress-message")
+            with TabPane("Parameters", id="parameters"):
+                with VerticalScroll():
+                    yield Static("", id="parameters-text")
+            with TabPane("Result", id="result"):
+                with VerticalScroll():
+                    yield Static("", id="result-text")
+            with TabPane("Traceback", id="traceback"):
+                with VerticalScroll():
+                    yield Static("", id="traceback-text")
+            with TabPane("Attempts", id="attempts"):
+                yield KeyedTable(ATTEMPT_COLUMNS, id="attempts-table", sortable=False)
+                with VerticalScroll(id="attempt-detail"):
+                    yield Static(Text("enter on an attempt shows its traceback", style="dim"),
+                                 id="attempt-traceback")  # fmt: skip
+
+    def fetch(self, source: Source) -> DetailView:
+        return source.job_detail(self.job_id)
+
+    def show(self, data: DetailView) -> None:
+        job = self.job = data.job
+        if job is None:
+            gone = Text(f"job {self.job_id} no longer exists (deleted or pruned).\n", style="bold")
+            gone.append("esc goes back.", style="dim")
+            self.query_one("#overview-text", Static).update(gone)
+            self.query_one("#progress", ProgressBar).display = False
+            self.query_one("#progress-message", Static).update("")
+            for name in ("parameters", "result", "traceback"):
+                self.query_one(f"#{name}-text", Static).update(Text("(job gone)", style="dim"))
+            self.query_one("#attempts-table", KeyedTable).sync([])
+            return
+        row = job.row
+        self.query_one("#overview-text", Static).update(overview_text(job, data.now))
+        bar = self.query_one("#progress", ProgressBar)
+        bar.display = row.status in ("running", "completed") or row.progress > 0
+        bar.update(progress=100.0 if row.status == "completed" else row.progress)
+        message = Text(row.progress_message or "", style="italic")
+        self.query_one("#progress-message", Static).update(message)
+        self.query_one("#parameters-text", Static).update(as_json(job.parameters))
+        self.query_one("#result-text", Static).update(as_json(job.result))
+        traceback = job.traceback or (row.error and f"{row.error_type}: {row.error}")
+        self.query_one("#traceback-text", Static).update(
+            Text(traceback or "(no traceback)", style="" if traceback else "dim")
+        )
+        self.attempts = {str(a.attempt): a for a in job.attempts}
+        self.query_one("#attempts-table", KeyedTable).sync(
+            [TableRow(str(a.attempt), attempt_cells(a)) for a in job.attempts]
+        )
+
+    # ------------------------------------------------------------------ tabs
+
+    def action_cycle_tab(self, step: int) -> None:
+        tabs = self.query_one("#tabs", TabbedContent)
+        index = TABS.index(tabs.active) if tabs.active in TABS else 0
+        self.action_show_tab(TABS[(index + step) % len(TABS)])
+
+    def action_show_tab(self, name: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = name
+        if name == "attempts":
+            self.query_one("#attempts-table").focus()
+
+    @on(DataTable.RowSelected, "#attempts-table")
+    def on_attempt_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        attempt = self.attempts.get(str(event.row_key.value))
+        if attempt is None:
+            return
+        text = Text(f"attempt {attempt.attempt}: {attempt.outcome}", style="bold")
+        if attempt.host or attempt.pid:
+            text.append(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}", style="dim")
+        text.append("\n")
+        text.append(attempt.traceback or attempt.error or "(no traceback)")
+        self.query_one("#attempt-traceback", Static).update(text)
+
+    # ------------------------------------------------------------------ actions
+
+    def selection(self) -> Selection:
+        if self.job is None:
+            return Selection()
+        row = self.job.row
+        return Selection(ids=(row.id,), statuses=(row.status,), summary=row.summary(),
+                         worker=row.worker)  # fmt: skip

@@ -1,0 +1,75 @@
+"""View 4, Failures: failed jobs grouped by exception type and message fingerprint.
+
+``enter`` opens the group's jobs (a jobs table pinned to them), where ``*`` then ``R``
+retries the whole group.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from .. import formatting as fmt
+from ..snapshot import FailureGroup, FailuresView, Source
+from ..widgets.keyed_table import KeyedTable, TableRow
+from .base import ViewScreen
+
+COLUMNS = (("count", "count", 6), ("error", "error", 18), ("message", "message", 44),
+           ("tasks", "tasks", 22), ("first seen", "first", 10), ("last seen", "last", 10))  # fmt: skip
+
+
+def group_cells(group: FailureGroup, now) -> tuple[Text, ...]:
+    tasks = ", ".join(t.rsplit(".", 1)[-1] for t in group.tasks)
+    return (fmt.text(f"{group.count:,}", "bold red"), fmt.text(fmt.clip(group.error_type, 18)),
+            fmt.text(fmt.clip(group.message, 44)), fmt.text(fmt.clip(tasks, 22)),
+            fmt.text(fmt.age(group.first_seen, now)), fmt.text(fmt.age(group.last_seen, now)))  # fmt: skip
+
+
+class FailuresScreen(ViewScreen):
+    VIEW = "Failures"
+    PALETTE = (("Failures: open group", "the jobs of the group under the cursor (enter)",
+                "open_group"),)  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.groups: dict[str, FailureGroup] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="failures-table")
+        yield Static("", id="failures-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#failures-table").focus()
+
+    def fetch(self, source: Source) -> FailuresView:
+        return source.failures_view()
+
+    def show(self, data: FailuresView) -> None:
+        self.groups = {g.key: g for g in data.groups}
+        self.query_one("#failures-table", KeyedTable).sync([
+            TableRow(g.key, group_cells(g, data.now),
+                     (g.count, g.error_type, g.message, ",".join(g.tasks), g.first_seen,
+                      g.last_seen))
+            for g in data.groups])  # fmt: skip
+        hint = Text(f"{data.sampled:,} failed jobs in {len(data.groups)} groups", style="dim")
+        if data.capped:
+            hint.append(f" (the newest {data.sampled:,} failures)", style="dim")
+        hint.append(" · enter: the group's jobs (then * and R retries them all)", style="dim")
+        self.query_one("#failures-hint", Static).update(hint)
+
+    def action_open_group(self) -> None:
+        from .jobs import JobsScreen
+
+        key = self.query_one("#failures-table", KeyedTable).current_key()
+        group = self.groups.get(key) if key else None
+        if group is None:
+            return
+        title = f"{group.error_type}: {fmt.clip(group.message, 30)} ({group.count})"
+        self.app.push_screen(JobsScreen(pinned=group.job_ids, title=title))
+
+    @on(DataTable.RowSelected, "#failures-table")
+    def on_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_group()

@@ -1,0 +1,170 @@
+"""The job actions (c R K D + - e w), shared by the jobs tables and the job detail screen.
+
+A screen says what is selected (``selection``); this mixin picks the confirmation the
+blast radius calls for (operations.confirmation_for), asks, and hands the write to the
+app, which runs it in a worker thread and toasts the outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual import work
+
+from ..operations import (
+    MAX_BULK,
+    VERBS,
+    Confirm,
+    EnqueueRequest,
+    confirmation_for,
+    describe_counts,
+)
+from ..snapshot import JobsQuery
+from .modals import ConfirmScreen, EnqueueScreen, TypedConfirmScreen
+
+if TYPE_CHECKING:
+    from ..app import JobtuiApp
+
+#: Palette entries for every screen with job actions: (title, help, action).
+JOB_PALETTE = (
+    ("Job: cancel", "cancel the selected jobs (c)", "cancel"),
+    ("Job: retry", "retry the selected failed or cancelled jobs (R)", "retry"),
+    ("Job: kill", "kill the selected running jobs (K)", "kill"),
+    ("Job: delete", "delete the selected jobs (D)", "delete"),
+    ("Job: priority up", "raise the priority by one (+)", "priority_up"),
+    ("Job: priority down", "lower the priority by one (-)", "priority_down"),
+    ("Job: enqueue", "enqueue a new job (e)", "enqueue"),
+    ("Job: go to worker", "the worker running the job (w)", "goto_worker"),
+)
+
+
+@dataclass(frozen=True)
+class Selection:
+    ids: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    summary: str | None = None  # one job: its summary line
+    query: JobsQuery | None = None  # "all matching": resolved when the action starts
+    worker: str | None = None  # one job: its worker
+
+    @property
+    def empty(self) -> bool:
+        return not self.ids and self.query is None
+
+
+class JobActions:
+    """Mixin for a Screen that implements ``selection()`` and ``after_action()``."""
+
+    app: JobtuiApp
+
+    def selection(self) -> Selection:
+        raise NotImplementedError
+
+    def after_action(self) -> None:
+        """Called once an action was confirmed (a table clears its marks)."""
+
+    def action_cancel(self) -> None:
+        self.start_action("cancel")
+
+    def action_retry(self) -> None:
+        self.start_action("retry")
+
+    def action_kill(self) -> None:
+        self.start_action("kill")
+
+    def action_delete(self) -> None:
+        self.start_action("delete")
+
+    def action_priority_up(self) -> None:
+        self.start_action("priority_up")
+
+    def action_priority_down(self) -> None:
+        self.start_action("priority_down")
+
+    def start_action(self, action: str) -> None:
+        selection = self.selection()
+        if selection.empty:
+            self.app.notify("no job selected", severity="warning", markup=False)
+            return
+        if selection.query is not None:
+            self._resolve_matching(action, selection.query)
+            return
+        if action == "kill" and "running" not in selection.statuses:
+            self.app.notify("nothing to kill: no running job selected", severity="warning",
+                            markup=False)  # fmt: skip
+            return
+        self.confirm_action(action, selection.ids, selection.statuses, selection.summary)
+
+    @work(thread=True, exit_on_error=False, group="resolve")
+    def _resolve_matching(self, action: str, query: JobsQuery) -> None:
+        try:
+            rows = self.app.source.matching_jobs(query, MAX_BULK)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            self.app.call_from_thread(self.app.notify, f"cannot list the jobs: {exc}",
+                                      severity="error", markup=False)  # fmt: skip
+            return
+        ids = tuple(r[0] for r in rows)
+        statuses = tuple(r[1] for r in rows)
+        self.app.call_from_thread(self.confirm_action, action, ids, statuses, None, True)
+
+    def confirm_action(self, action: str, ids: tuple[str, ...], statuses: tuple[str, ...],
+                       summary: str | None, all_matching: bool = False) -> None:  # fmt: skip
+        if not ids:
+            self.app.notify("no job matches", severity="warning", markup=False)
+            return
+        kind = confirmation_for(action, len(ids), all_matching=all_matching)
+        verb = VERBS[action]
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.after_action()
+                self.execute_action(action, ids)
+
+        if kind is Confirm.NONE:
+            answered(True)
+        elif kind is Confirm.YES_NO:
+            self.app.push_screen(ConfirmScreen(f"{verb} this job?", summary or ids[0]), answered)
+        elif kind is Confirm.COUNTS:
+            body = describe_counts(statuses)
+            self.app.push_screen(ConfirmScreen(f"{verb} {len(ids)} jobs?", body), answered)
+        else:
+            scope = "every job matching the filter" if all_matching else "the marked jobs"
+            body = f"{describe_counts(statuses)}\n({scope})"
+            if len(ids) >= MAX_BULK:
+                body += f"\nOnly the newest {MAX_BULK:,} are acted on at once."
+            self.app.push_screen(TypedConfirmScreen(f"{verb} {len(ids):,} jobs?", body,
+                                                    str(len(ids))), answered)  # fmt: skip
+
+    def execute_action(self, action: str, ids: tuple[str, ...]) -> None:
+        app = self.app
+        if action == "kill":
+            source = app.source
+
+            def kill(ops):
+                return ops.kill(ids, source.statuses(ids))  # type: ignore[attr-defined]
+
+            app.run_operation("kill", kill)
+        elif action in ("priority_up", "priority_down"):
+            delta = 1 if action == "priority_up" else -1
+            app.run_operation(action, lambda ops: ops.change_priority(ids, delta))
+        else:
+            app.run_operation(action, lambda ops: getattr(ops, action)(ids))
+
+    # ------------------------------------------------------------------ enqueue, worker
+
+    def action_enqueue(self) -> None:
+        self.app.push_screen(EnqueueScreen(), self._enqueue_answered)
+
+    def _enqueue_answered(self, request: EnqueueRequest | None) -> None:
+        if request is not None:
+            self.app.run_operation("enqueue", lambda ops: ops.enqueue(request))
+
+    def action_goto_worker(self) -> None:
+        from .workers import WorkerDetailScreen
+
+        selection = self.selection()
+        if not selection.worker:
+            self.app.notify("this job has no worker (it is not running)", severity="warning",
+                            markup=False)  # fmt: skip
+            return
+        self.app.push_screen(WorkerDetailScreen(selection.worker))

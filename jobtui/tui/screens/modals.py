@@ -1,0 +1,199 @@
+"""Modal screens: confirmations scaled to the blast radius, the enqueue form, the help."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Static
+
+from ..keymap import CONFIRMATIONS, keymap_rows
+from ..operations import EnqueueRequest, parse_enqueue_form
+
+
+def steady_inputs(screen) -> None:
+    """No blinking cursor when the app runs without timers (deterministic snapshots)."""
+    if getattr(screen.app, "steady", False):
+        for box in screen.query(Input):
+            box.cursor_blink = False
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A y/n question; focus starts on No, so a stray enter does nothing."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "No", show=False),
+        Binding("left,right", "app.focus_next", show=False),
+    ]
+
+    def __init__(self, title: str, body: str, *, yes: str = "Yes") -> None:
+        super().__init__()
+        self.title_text = title
+        self.body_text = body
+        self.yes_label = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(Text(self.title_text, style="bold"), id="dialog-title")
+            yield Static(Text(self.body_text), id="dialog-body")
+            with Horizontal(classes="buttons"):
+                yield Button("No", id="no", variant="primary")
+                yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class TypedConfirmScreen(ModalScreen[bool]):
+    """For 100+ jobs or "all matching": the operator types the count to go ahead."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, title: str, body: str, expected: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body_text = body
+        self.expected = expected
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static(Text(self.title_text, style="bold"), id="dialog-title")
+            yield Static(Text(self.body_text), id="dialog-body")
+            yield Label(Text(f"Type {self.expected} and press enter to confirm (esc cancels):"))
+            yield Input(id="typed", placeholder=self.expected)
+
+    def on_mount(self) -> None:
+        steady_inputs(self)
+        self.query_one("#typed", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip().replace(",", "") == self.expected.replace(",", ""):
+            self.dismiss(True)
+        else:
+            self.app.notify("confirmation did not match: nothing done", severity="warning",
+                            markup=False)  # fmt: skip
+            self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
+    """Enqueue a job: task, JSON arguments, queue, priority, delay."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, task: str = "", queue: str = "") -> None:
+        super().__init__()
+        self.initial_task = task
+        self.initial_queue = queue
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog form"):
+            yield Static(Text("Enqueue a job", style="bold"), id="dialog-title")
+            yield Label(Text("task"))
+            yield Input(self.initial_task, id="task", placeholder="jobtui.demo.send_email")
+            yield Label(Text("arguments (JSON: [args] or {kwargs})"))
+            yield Input(id="arguments", placeholder='{"to": "a@example.com"}')
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label(Text("queue"))
+                    yield Input(self.initial_queue, id="queue", placeholder="task's default")
+                with Vertical():
+                    yield Label(Text("priority"))
+                    yield Input(id="priority", placeholder="0", type="integer")
+                with Vertical():
+                    yield Label(Text("delay (s)"))
+                    yield Input(id="delay", placeholder="0", type="number")
+            yield Static("", id="form-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Enqueue", id="submit", variant="success")
+
+    def on_mount(self) -> None:
+        steady_inputs(self)
+        self.query_one("#task", Input).focus()
+        self._load_task_names()
+
+    @work(thread=True, exit_on_error=False, group="form")
+    def _load_task_names(self) -> None:
+        try:
+            names = self.app.source.task_names()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - suggestions are a nicety
+            return
+        self.app.call_from_thread(self._set_suggestions, names)
+
+    def _set_suggestions(self, names: list[str]) -> None:
+        if self.is_attached:
+            self.query_one("#task", Input).suggester = SuggestFromList(names)
+
+    def _value(self, name: str) -> str:
+        return self.query_one(f"#{name}", Input).value
+
+    def submit(self) -> None:
+        try:
+            request = parse_enqueue_form(self._value("task"), self._value("arguments"),
+                                         self._value("queue"), self._value("priority"),
+                                         self._value("delay"))  # fmt: skip
+        except ValueError as exc:
+            self.query_one("#form-error", Static).update(Text(str(exc), style="bold red"))
+            return
+        self.dismiss(request)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "submit":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", show=False)]
+
+    def __init__(self, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.read_only = read_only
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=True, header_style="bold", expand=True)
+        table.add_column("scope", style="cyan", no_wrap=True)
+        table.add_column("keys", style="bold", no_wrap=True)
+        table.add_column("what")
+        for scope, keys, what in keymap_rows(self.read_only):
+            table.add_row(Text(scope), Text(keys), Text(what))
+        notes = Text("\nConfirmations scale with the blast radius:\n", style="bold")
+        for line in CONFIRMATIONS:
+            notes.append(f"  • {line}\n", style="")
+        if self.read_only:
+            notes.append("\nRead-only console: actions that write are hidden.\n", style="yellow")
+        with Vertical(id="help", classes="dialog"):
+            yield Static(Text("jobtui keys  (esc closes)", style="bold"), id="dialog-title")
+            with VerticalScroll():
+                yield Static(table)
+                yield Static(notes)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,103 @@
+"""View 2, Queues: counts per state, latency, throughput, concurrency, paused."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from .. import formatting as fmt
+from ..snapshot import QueueRow, QueuesView, Source
+from ..widgets.keyed_table import KeyedTable, TableRow
+from .base import ViewScreen
+
+if TYPE_CHECKING:
+    from ..app import JobtuiApp
+
+COLUMNS = (("queue", "queue", 16), ("paused", "paused", 6), ("pending", "pending", 8),
+           ("running", "running", 7), ("failed", "failed", 7), ("latency", "latency", 7),
+           ("done/min", "throughput", 8), ("workers", "concurrency", 7),
+           ("retrying", "retrying", 8), ("waiting", "waiting", 7), ("done", "completed", 7),
+           ("cancelled", "cancelled", 9))  # fmt: skip
+STATES = ("pending", "running", "failed")
+MORE_STATES = ("retrying", "waiting", "completed", "cancelled")
+
+
+def toggle_pause(app: JobtuiApp, queue: str, paused: bool) -> None:
+    """Pause a running queue or resume a paused one (reversible: no confirmation)."""
+    app.run_operation("pause", lambda ops: ops.set_paused(queue, not paused))
+
+
+def _count(row: QueueRow, status: str) -> Text:
+    value = row.count(status)
+    return fmt.text(fmt.count(value), fmt.STATE_STYLES.get(status, "") if value else "dim")
+
+
+def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
+    latency = fmt.seconds(row.latency_s) if row.latency_s is not None else "—"
+    return (fmt.text(fmt.clip(row.name, 16), "bold"),
+            fmt.text("⏸ yes" if row.paused else "", "bold yellow"),
+            *(_count(row, s) for s in STATES),
+            fmt.text(latency, "bold red" if (row.latency_s or 0) > 300 else ""),
+            fmt.text(f"{row.done_last_hour / 60:.1f}"),
+            fmt.text("—" if row.concurrency is None else row.concurrency),
+            *(_count(row, s) for s in MORE_STATES))  # fmt: skip
+
+
+class QueuesScreen(ViewScreen):
+    VIEW = "Queues"
+    BINDINGS = [Binding("p", "toggle_pause", "Pause/resume")]
+    PALETTE = (("Queue: pause / resume", "pause or resume the queue under the cursor (p)",
+                "toggle_pause"),
+               ("Queue: its jobs", "the jobs of the queue under the cursor (enter)",
+                "open_queue"))  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, QueueRow] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield KeyedTable(COLUMNS, id="queues-table")
+        yield Static(Text("enter: the queue's jobs · p: pause/resume · latency is the age of "
+                          "the oldest due pending job · counts stop at 10k", style="dim"),
+                     id="queues-hint")  # fmt: skip
+
+    def on_mount(self) -> None:
+        self.query_one("#queues-table").focus()
+
+    def fetch(self, source: Source) -> QueuesView:
+        return source.queues_view()
+
+    def show(self, data: QueuesView) -> None:
+        self.rows = {q.name: q for q in data.queues}
+        self.query_one("#queues-table", KeyedTable).sync([
+            TableRow(q.name, queue_row_cells(q),
+                     (q.name, q.paused, *(q.count(s) for s in STATES), q.latency_s,
+                      q.done_last_hour, q.concurrency, *(q.count(s) for s in MORE_STATES)))
+            for q in data.queues])  # fmt: skip
+
+    def current(self) -> str | None:
+        return self.query_one("#queues-table", KeyedTable).current_key()
+
+    def action_toggle_pause(self) -> None:
+        name = self.current()
+        if name is None:
+            self.app.notify("no queue selected", severity="warning", markup=False)
+            return
+        row = self.rows.get(name)
+        toggle_pause(self.jobtui, name, bool(row and row.paused))
+
+    def action_open_queue(self) -> None:
+        name = self.current()
+        if name is not None:
+            self.jobtui.pending_filter = f'queue:"{name}"'
+            self.app.switch_mode("jobs")
+
+    @on(DataTable.RowSelected, "#queues-table")
+    def on_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_queue()

@@ -1,0 +1,88 @@
+"""View 5, Scheduled: cron schedules (next runs, last run and its outcome) and the jobs
+waiting for a later time (scheduled, or backing off before a retry)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
+
+from .. import formatting as fmt
+from ..snapshot import DelayedRow, ScheduledView, ScheduleRow, Source
+from ..widgets.keyed_table import KeyedTable, TableRow
+from .base import ViewScreen
+
+SCHEDULE_COLUMNS = (("schedule", "name", 18), ("cron", "cron", 14), ("task", "task", 22),
+                    ("next runs", "next", 26), ("last run", "last", 9),
+                    ("outcome", "outcome", 10), ("on", "enabled", 3))  # fmt: skip
+DELAYED_COLUMNS = (("id", "id", 8), ("task", "task", 24), ("queue", "queue", 10),
+                   ("kind", "kind", 9), ("due", "due", 9), ("pri", "pri", 4),
+                   ("retries", "retries", 7))  # fmt: skip
+
+
+def schedule_cells(row: ScheduleRow, now) -> tuple[Text, ...]:
+    runs = ", ".join(fmt.age(moment, now) for moment in row.next_runs) or "—"
+    outcome = row.last_outcome or ("gone" if row.last_job_id else "—")
+    return (fmt.text(fmt.clip(row.name, 18), "bold"), fmt.text(row.cron),
+            fmt.text(fmt.clip(row.task, 22)), fmt.text(fmt.clip(runs, 26)),
+            fmt.text(fmt.age(row.last_fire_at, now)),
+            fmt.text(outcome, fmt.STATE_STYLES.get(outcome, "dim")),
+            fmt.text("✓" if row.enabled else "✗", "green" if row.enabled else "red"))  # fmt: skip
+
+
+def delayed_cells(row: DelayedRow, now) -> tuple[Text, ...]:
+    kind = "retry" if row.status == "retrying" else "delayed"
+    return (fmt.text(fmt.short_id(row.id)), fmt.text(fmt.clip(row.task, 24)),
+            fmt.text(fmt.clip(row.queue, 10)),
+            fmt.text(kind, fmt.STATE_STYLES.get(row.status, "")),
+            fmt.text(fmt.age(row.run_at, now)), fmt.text(row.priority),
+            fmt.text(row.retry_count))  # fmt: skip
+
+
+class ScheduledScreen(ViewScreen):
+    VIEW = "Scheduled"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schedules: dict[str, ScheduleRow] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(Text("Cron schedules", style="bold"), classes="section")
+        yield KeyedTable(SCHEDULE_COLUMNS, id="schedules-table")
+        yield Static(Text("Due later (delayed, or waiting out a retry backoff) — enter opens",
+                          style="bold"), classes="section")  # fmt: skip
+        yield KeyedTable(DELAYED_COLUMNS, id="delayed-table")
+
+    def on_mount(self) -> None:
+        self.query_one("#delayed-table").focus()
+
+    def fetch(self, source: Source) -> ScheduledView:
+        return source.scheduled_view()
+
+    def show(self, data: ScheduledView) -> None:
+        self.schedules = {s.name: s for s in data.schedules}
+        self.query_one("#schedules-table", KeyedTable).sync([
+            TableRow(s.name, schedule_cells(s, data.now),
+                     (s.name, s.cron, s.task, s.next_runs[0] if s.next_runs else None,
+                      s.last_fire_at, s.last_outcome, s.enabled))
+            for s in data.schedules])  # fmt: skip
+        self.query_one("#delayed-table", KeyedTable).sync([
+            TableRow(d.id, delayed_cells(d, data.now),
+                     (d.id, d.task, d.queue, d.status, d.run_at, d.priority, d.retry_count))
+            for d in data.delayed])  # fmt: skip
+
+    @on(DataTable.RowSelected)
+    def on_selected(self, event: DataTable.RowSelected) -> None:
+        from .detail import JobDetailScreen
+
+        event.stop()
+        key = event.row_key.value
+        if event.data_table.id == "delayed-table" and key:
+            self.app.push_screen(JobDetailScreen(key))
+        elif event.data_table.id == "schedules-table" and key in self.schedules:
+            last = self.schedules[key].last_job_id
+            if last:
+                self.app.push_screen(JobDetailScreen(last))
+            else:
+                self.app.notify("this schedule has not fired yet", markup=False)

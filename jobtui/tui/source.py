@@ -1,0 +1,484 @@
+"""The console's data source: reads the job database into immutable snapshots. No Textual.
+
+Each fetch runs inside ``db.connection_context()`` (Peewee keeps one connection per thread
+and the console's worker threads come and go) in autocommit mode: no transaction stays
+open between reads, so the console never holds back a writer or PostgreSQL's vacuum.
+
+The jobs table is read one window at a time with keyset pagination on the id (UUIDv7:
+``ORDER BY id DESC`` is newest first). A filter on states reads one branch per status
+through the (status, id) index and merges them, so each branch stops after ``limit``
+rows instead of sorting every match. Aggregates (queue counts, the last hour, failure
+groups) are cached for ``stats_ttl_s`` seconds: they refresh every few seconds, not on
+every tick.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import peewee
+
+from jobtui.models.attempt import JobAttempt
+from jobtui.models.db import redact_url
+from jobtui.models.dependency import JobDependency
+from jobtui.models.job import Job
+from jobtui.models.worker import Supervisor, Worker
+
+from . import stats
+from .clock import Clock, SystemClock
+from .filters import JobFilter, escape_like, glob_to_like
+from .snapshot import (
+    COUNT_CAP,
+    AttemptRow,
+    DetailView,
+    FailuresView,
+    HeaderInfo,
+    JobDetail,
+    JobRow,
+    JobsPage,
+    JobsQuery,
+    JobsView,
+    MetricsView,
+    QueuesView,
+    ScheduledView,
+    WorkerDetailView,
+    WorkerRow,
+    WorkersView,
+)
+from .stats import id_floor
+
+T = TypeVar("T")
+
+JOB_COLUMNS = (
+    Job.id, Job.queue_name, Job.job_type, Job.status, Job.priority, Job.attempt,
+    Job.max_retries, Job.retry_count, Job.progress_percentage, Job.progress_message,
+    Job.created_at, Job.started_at, Job.run_at, Job.worker_name, Job.error_type,
+    Job.error_message, Job.cancel_requested,
+)  # fmt: skip
+ERROR_CHARS = 300
+#: The usual window of the jobs table (the planner's cost estimate assumes it).
+WINDOW_ROWS = 200
+#: A filtered walk of the id index expected to read fewer rows than this is one query.
+DENSE_WALK_ROWS = 20_000
+
+
+def job_row(values: Sequence[Any]) -> JobRow:
+    (job_id, queue, task, status, priority, attempt, max_retries, retry_count, progress,
+     message, created, started, run_at, worker, error_type, error, cancel) = values  # fmt: skip
+    first_line = error.strip().splitlines()[0][:ERROR_CHARS] if error and error.strip() else None
+    return JobRow(id=job_id, queue=queue, task=task, status=status, priority=int(priority or 0),
+                  attempt=int(attempt or 0), max_retries=int(max_retries or 0),
+                  retry_count=int(retry_count or 0), progress=float(progress or 0),
+                  progress_message=message, created_at=created, started_at=started,
+                  run_at=run_at, worker=worker, error_type=error_type, error=first_line,
+                  cancel_requested=bool(cancel))  # fmt: skip
+
+
+def _like(field: peewee.Field | peewee.Node, pattern: str) -> peewee.Node:
+    return peewee.NodeList((peewee.fn.LOWER(field), peewee.SQL("LIKE"),
+                            peewee.Value(pattern.lower()), peewee.SQL("ESCAPE '\\'")))  # fmt: skip
+
+
+def _names(field: peewee.Field, values: Sequence[str]) -> peewee.Node:
+    """``field`` equal to one of the names, or like one of the globs."""
+    exact = [v for v in values if glob_to_like(v) is None]
+    parts: list[peewee.Node] = [_like(field, glob_to_like(v) or "") for v in values
+                                if glob_to_like(v) is not None]  # fmt: skip
+    if exact:
+        parts.append(field == exact[0] if len(exact) == 1 else field.in_(exact))
+    return parts[0] if len(parts) == 1 else functools.reduce(operator.or_, parts)
+
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    ">": lambda f, v: f > v, ">=": lambda f, v: f >= v, "<": lambda f, v: f < v,
+    "<=": lambda f, v: f <= v, "=": lambda f, v: f == v,
+}  # fmt: skip
+
+
+def filter_conditions(flt: JobFilter, now: datetime, *, walk_ids: bool = False
+                      ) -> list[peewee.Node]:  # fmt: skip
+    """The filter as WHERE conditions, the states excepted (they pick the branches).
+
+    ``walk_ids`` hides the queue from the planner (``queue_name || ''``), so that a big
+    queue is read by walking ids newest first instead of sorting all its rows."""
+    out: list[peewee.Node] = []
+    queue_field = Job.queue_name.concat("") if walk_ids else Job.queue_name
+    for field, positive, negative in ((queue_field, flt.queues, flt.not_queues),
+                                      (Job.job_type, flt.tasks, flt.not_tasks),
+                                      (Job.worker_name, flt.workers, flt.not_workers)):  # fmt: skip
+        if positive:
+            out.append(_names(field, positive))
+        if negative:
+            out.append(~_names(field, negative) | field.is_null())
+    out += [_OPS[c.op](Job.priority, int(c.bound)) for c in flt.priority]
+    for comparison in flt.age_s:
+        # age > X: created before now - X; ids are time-ordered, so this is an id range
+        edge = id_floor(now - timedelta(seconds=comparison.bound))
+        out.append(Job.id < edge if comparison.op in (">", ">=") else Job.id >= edge)
+    for word in flt.text:
+        pattern = f"%{escape_like(word)}%"
+        out.append(functools.reduce(operator.or_, [
+            _like(f, pattern) for f in (Job.id, Job.job_type, Job.queue_name, Job.title,
+                                        Job.error_message, Job.error_type)]))  # fmt: skip
+    for word in flt.not_text:
+        pattern = f"%{escape_like(word)}%"
+        for f in (Job.job_type, Job.queue_name, Job.title, Job.error_message):
+            out.append(~_like(f, pattern) | f.is_null())
+    return out
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One query of a merged read: a status (or none), and how to reach its rows."""
+
+    status: peewee.Node | None
+    walk_ids: bool = False  # hide the queue from the planner: walk (status, id)
+    sort: bool = False  # read through (status, queue_name) and sort by id
+
+
+class DataSource:
+    """Reads one database for the console. Safe to call from any thread, one call at a time
+    per thread; every public method opens and closes its own connection context."""
+
+    def __init__(self, db: peewee.Database, *, url: str = "", clock: Clock | None = None,
+                 stats_ttl_s: float = 5.0) -> None:  # fmt: skip
+        self.db = db
+        self.label = redact_url(url) if url else str(getattr(db, "database", "database"))
+        self.clock = clock or SystemClock()
+        self.stats_ttl_s = stats_ttl_s
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        with self.db.connection_context():
+            return fn()
+
+    def _cached(self, key: str, fn: Callable[[], T]) -> T:
+        now = self.clock.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.stats_ttl_s:
+            return hit[1]
+        value = fn()
+        self._cache[key] = (now, value)
+        return value
+
+    def invalidate(self) -> None:
+        """Forget cached aggregates (after an action, so its effect shows at once)."""
+        self._cache.clear()
+
+    def _recent(self, now: datetime) -> tuple[list[tuple], bool]:
+        return self._cached("recent", lambda: stats.recent_ends(self.db, now))
+
+    def _queues(self, now: datetime):
+        return self._cached("queues", lambda: stats.queue_rows(self.db, now, self._recent(now)[0]))
+
+    # ------------------------------------------------------------------ header
+
+    def header(self) -> HeaderInfo:
+        def read() -> HeaderInfo:
+            now = self.clock.now()
+            counts = {"supervisors": [0, 0], "workers": [0, 0]}
+            for key, model in (("supervisors", Supervisor), ("workers", Worker)):
+                for (beat,) in model.select(model.heartbeat_at).tuples().execute(self.db):
+                    beat = stats.to_datetime(beat)
+                    stale = beat is None or (now - beat).total_seconds() > stats.STALE_AFTER_S
+                    counts[key][1 if stale else 0] += 1
+            return HeaderInfo(self.label, *counts["supervisors"], *counts["workers"])
+
+        return self._read(read)
+
+    # ------------------------------------------------------------------ the jobs table
+
+    def _plan(self, flt: JobFilter, now: datetime) -> list[Branch]:
+        """How to read the jobs matching ``flt`` newest first without sorting them all.
+
+        A filter on states reads one branch per status through the (status, id) index.
+        A filter on queue names has no index that matches ``ORDER BY id``: per status, a
+        sparse (queue, status) set is read through the (status, queue_name) index and
+        sorted; a dense one by walking (status, id) newest first with the queue hidden
+        from the planner (``queue_name || ''``), which fills a page after about
+        limit / density rows. The capped counts of the queue pane decide."""
+        states = flt.effective_states()
+        if flt.queues and not any(glob_to_like(q) for q in flt.queues):
+            rows = {q.name: q for q in self._queues(now)}
+            if not (flt.states or flt.not_states):
+                matching = sum(rows[q].count(s) for q in flt.queues if q in rows for s in states)
+                everywhere = sum(q.count(s) for q in rows.values() for s in states)
+                if WINDOW_ROWS * everywhere / max(1, matching) < DENSE_WALK_ROWS:
+                    return [Branch(None, walk_ids=True)]  # dense: one walk of the id index
+            branches = []
+            for state in states:
+                matching = sum(rows[q].count(state) for q in flt.queues if q in rows)
+                everywhere = sum(q.count(state) for q in rows.values())
+                # walking reads about limit / density rows; sorting reads every match
+                # (full rows into a temporary b-tree: about three times the cost)
+                walk_cost = WINDOW_ROWS * everywhere / max(1, matching)
+                sort = matching == 0 or (matching < COUNT_CAP and 3 * matching < walk_cost)
+                branches.append(Branch(Job.status == state, walk_ids=not sort, sort=sort))
+            return branches
+        if flt.states or flt.not_states:
+            return [Branch(Job.status == state) for state in states]
+        return [Branch(None)]
+
+    def _scan(self, query: JobsQuery, now: datetime, *, columns: Sequence[peewee.Field],
+              bound: peewee.Node | None, ascending: bool, limit: int) -> list[tuple]:  # fmt: skip
+        """Rows in id order (ascending or not) from every branch, merged, at most ``limit``."""
+        results = []
+        for branch in self._plan(query.filter, now):
+            conditions = filter_conditions(query.filter, now, walk_ids=branch.walk_ids)
+            if query.ids is not None:  # a failure group's jobs, filtered further
+                conditions.append(Job.id.in_(list(query.ids)))
+            if bound is not None:
+                conditions.append(bound)
+            if branch.status is not None:
+                conditions.append(branch.status)
+            key = Job.id.concat("") if branch.sort else Job.id
+            select = Job.select(*columns)
+            if conditions:
+                select = select.where(*conditions)
+            select = select.order_by(key.asc() if ascending else key.desc()).limit(limit)
+            results.append(list(select.tuples().execute(self.db)))
+        if len(results) == 1:
+            return results[0][:limit]
+        merged = heapq.merge(*results, key=lambda row: row[0], reverse=not ascending)
+        return [row for _, row in zip(range(limit), merged, strict=False)]
+
+    def _page(self, query: JobsQuery, now: datetime) -> JobsPage:
+        ascending = query.oldest_first
+        bound = None
+        if query.top is not None:
+            bound = Job.id >= query.top if ascending else Job.id <= query.top
+        if len(self._plan(query.filter, now)) == 1:
+            rows = self._scan(query, now, columns=JOB_COLUMNS, bound=bound,
+                              ascending=ascending, limit=query.limit + 1)  # fmt: skip
+        else:  # merge ids first, then read only the rows shown (not limit rows per branch)
+            ids = [r[0] for r in self._scan(query, now, columns=(Job.id,), bound=bound,
+                                            ascending=ascending, limit=query.limit + 1)]  # fmt: skip
+            found = {r[0]: r for r in Job.select(*JOB_COLUMNS).where(Job.id.in_(ids))
+                     .tuples().execute(self.db)}  # fmt: skip
+            rows = [found[i] for i in ids if i in found]
+        more_above = False
+        if query.top is not None:
+            beyond = Job.id < query.top if ascending else Job.id > query.top
+            more_above = bool(self._scan(query, now, columns=(Job.id,), bound=beyond,
+                                         ascending=not ascending, limit=1))  # fmt: skip
+        return JobsPage(rows=tuple(job_row(r) for r in rows[: query.limit]),
+                        more_below=len(rows) > query.limit, more_above=more_above)  # fmt: skip
+
+    def _matching(self, query: JobsQuery, now: datetime) -> int | None:
+        if query.filter.is_empty and query.ids is None:
+            return None
+        key = f"count:{query.filter.describe()}:{hash(query.ids)}"
+        return self._cached(
+            key,
+            lambda: len(
+                self._scan(
+                    query, now, columns=(Job.id,), bound=None, ascending=False, limit=COUNT_CAP
+                )
+            ),
+        )
+
+    def _worker_rows(self, now: datetime) -> list[WorkerRow]:
+        sups = list(Supervisor.select().execute(self.db))
+        workers = list(Worker.select().execute(self.db))
+        job_ids = [w.current_job_id for w in workers if w.current_job_id]
+        jobs = {}
+        if job_ids:
+            jobs = {row[0]: row[1:] for row in Job.select(
+                Job.id, Job.job_type, Job.progress_percentage).where(Job.id.in_(job_ids))
+                .tuples().execute(self.db)}  # fmt: skip
+
+        def age(moment: datetime | None) -> float | None:
+            return None if moment is None else max(0.0, (now - moment).total_seconds())
+
+        rows = []
+        for s in sups:
+            rows.append(WorkerRow(
+                kind="supervisor", name=s.name, supervisor=None, host=s.host, pid=s.pid,
+                state=s.state, queue=",".join(dict(s.queues or {})) or None,
+                current_job_id=None, current_task=None, progress=None,
+                cpu_percent=float(s.cpu_percent or 0), rss_bytes=int(s.rss_bytes or 0),
+                uptime_s=age(s.started_at), heartbeat_age_s=age(s.heartbeat_at),
+                jobs_done=int(s.jobs_done or 0), jobs_failed=int(s.jobs_failed or 0)))  # fmt: skip
+        for w in workers:
+            task, progress = jobs.get(w.current_job_id, (None, None))
+            rows.append(WorkerRow(
+                kind="worker", name=w.name, supervisor=w.supervisor_name, host=w.host, pid=w.pid,
+                state=w.state, queue=w.queue_name, current_job_id=w.current_job_id,
+                current_task=task, progress=None if progress is None else float(progress),
+                cpu_percent=float(w.cpu_percent or 0), rss_bytes=int(w.rss_bytes or 0),
+                uptime_s=age(w.started_at), heartbeat_age_s=age(w.heartbeat_at),
+                jobs_done=int(w.jobs_done or 0), jobs_failed=int(w.jobs_failed or 0)))  # fmt: skip
+        # stale first, then each supervisor followed by its workers
+        rows.sort(key=lambda r: (not r.stale, r.supervisor or r.name, r.kind != "supervisor",
+                                 r.name))  # fmt: skip
+        return rows
+
+    def jobs_view(self, query: JobsQuery, *, with_panes: bool = True) -> JobsView:
+        def read() -> JobsView:
+            now = self.clock.now()
+            page = self._page(query, now)
+            queues = strip = None
+            workers: tuple[WorkerRow, ...] = ()
+            if with_panes:
+                queue_rows = self._queues(now)
+                recent, sampled = self._recent(now)
+                queues = tuple(queue_rows)
+                strip = stats.build_strip(now, recent, sampled, queue_rows)
+                workers = tuple(self._worker_rows(now))
+            return JobsView(now=now, page=page, queues=queues, strip=strip, workers=workers,
+                            matching=self._matching(query, now))  # fmt: skip
+
+        return self._read(read)
+
+    def rows_before(self, query: JobsQuery, count: int) -> list[str]:
+        """Ids of up to ``count`` rows just above ``query.top`` in display order, nearest
+        first (empty when following the head)."""
+        if query.top is None:
+            return []
+
+        def read() -> list[str]:
+            ascending = not query.oldest_first
+            bound = Job.id > query.top if ascending else Job.id < query.top
+            rows = self._scan(query, self.clock.now(), columns=(Job.id,), bound=bound,
+                              ascending=ascending, limit=count)  # fmt: skip
+            return [r[0] for r in rows]
+
+        return self._read(read)
+
+    def last_page_top(self, query: JobsQuery) -> str | None:
+        """The ``top`` that shows the last ``query.limit`` rows (the oldest, newest first)."""
+
+        def read() -> str | None:
+            rows = self._scan(query, self.clock.now(), columns=(Job.id,), bound=None,
+                              ascending=not query.oldest_first, limit=query.limit)  # fmt: skip
+            return rows[-1][0] if rows else None
+
+        return self._read(read)
+
+    def matching_jobs(self, query: JobsQuery, limit: int) -> list[tuple[str, str]]:
+        """(id, status) of up to ``limit`` jobs matching the query, newest first."""
+        return self._read(lambda: [tuple(r) for r in self._scan(
+            query, self.clock.now(), columns=(Job.id, Job.status), bound=None, ascending=False,
+            limit=limit)])  # fmt: skip
+
+    def statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        """The current status of each job that still exists."""
+
+        def read() -> dict[str, str]:
+            out: dict[str, str] = {}
+            for start in range(0, len(ids), 500):
+                part = list(ids[start : start + 500])
+                out.update(Job.select(Job.id, Job.status).where(Job.id.in_(part)).tuples()
+                           .execute(self.db))  # fmt: skip
+            return out
+
+        return self._read(read)
+
+    # ------------------------------------------------------------------ other views
+
+    def queues_view(self) -> QueuesView:
+        def read() -> QueuesView:
+            now = self.clock.now()
+            return QueuesView(now=now, queues=tuple(self._queues(now)))
+
+        return self._read(read)
+
+    def workers_view(self) -> WorkersView:
+        return self._read(
+            lambda: WorkersView(
+                now=self.clock.now(), rows=tuple(self._worker_rows(self.clock.now()))
+            )
+        )
+
+    def failures_view(self) -> FailuresView:
+        def read() -> FailuresView:
+            groups, sampled, capped = self._cached(
+                "failures", lambda: stats.failure_groups(self.db)
+            )
+            return FailuresView(now=self.clock.now(), groups=tuple(groups), sampled=sampled,
+                                capped=capped)  # fmt: skip
+
+        return self._read(read)
+
+    def scheduled_view(self) -> ScheduledView:
+        def read() -> ScheduledView:
+            now = self.clock.now()
+            queues = [q.name for q in self._queues(now)]
+            delayed = self._cached("delayed", lambda: stats.delayed_rows(self.db, now, queues))
+            return ScheduledView(
+                now=now,
+                schedules=tuple(stats.schedule_rows(self.db, now)),
+                delayed=tuple(d for d in delayed if d.run_at is None or d.run_at > now),
+            )
+
+        return self._read(read)
+
+    def metrics_view(self) -> MetricsView:
+        def read() -> MetricsView:
+            now = self.clock.now()
+            recent, sampled = self._recent(now)
+            return MetricsView(now=now, rows=tuple(stats.metric_rows(recent)), sampled=sampled)
+
+        return self._read(read)
+
+    def task_names(self) -> list[str]:
+        return self._read(lambda: stats.task_names(self.db))
+
+    # ------------------------------------------------------------------ detail screens
+
+    def job_detail(self, job_id: str) -> DetailView:
+        def read() -> DetailView:
+            now = self.clock.now()
+            job = Job.select().where(Job.id == job_id).first(self.db)
+            if job is None:
+                return DetailView(now=now, job=None)
+            attempts = [AttemptRow(attempt=a.attempt, started_at=a.started_at,
+                                   ended_at=a.ended_at, worker=a.worker_name, host=a.host,
+                                   pid=a.pid, outcome=a.outcome, error_type=a.error_type,
+                                   error=a.error_message, traceback=a.error_traceback)
+                        for a in JobAttempt.select().where(JobAttempt.job == job_id)
+                        .order_by(JobAttempt.attempt).execute(self.db)]  # fmt: skip
+            depends = tuple(d.depends_on_id for d in JobDependency.select(
+                JobDependency.depends_on_id).where(JobDependency.job_id == job_id)
+                .execute(self.db))  # fmt: skip
+            reference = None
+            if job.reference_type or job.reference_id:
+                reference = f"{job.reference_type or ''}:{job.reference_id or ''}"
+            row = job_row([getattr(job, f.name) for f in JOB_COLUMNS])
+            return DetailView(now=now, job=JobDetail(
+                row=row, title=job.title, description=job.description,
+                parameters=job.parameters, result=job.result, traceback=job.error_traceback,
+                completed_at=job.completed_at, failed_at=job.failed_at,
+                scheduled_for=job.scheduled_for, next_retry_at=job.next_retry_at,
+                updated_at=job.updated_at, timeout=job.timeout, user_id=job.user_id,
+                reference=reference, tags=tuple(job.tags or ()), metadata=job.metadata,
+                batch_id=job.batch_id, schedule_name=job.schedule_name,
+                unique_key=job.unique_key, depends_on=depends, supervisor=job.supervisor_name,
+                attempts=tuple(attempts)))  # fmt: skip
+
+        return self._read(read)
+
+    def worker_detail(self, name: str) -> WorkerDetailView:
+        def read() -> WorkerDetailView:
+            now = self.clock.now()
+            rows = self._worker_rows(now)
+            found = next((r for r in rows if r.name == name), None)
+            if found is None:
+                return WorkerDetailView(now=now, worker=None)
+            job = None
+            if found.current_job_id:
+                values = Job.select(*JOB_COLUMNS).where(Job.id == found.current_job_id).tuples()
+                first = values.execute(self.db)
+                job = next((job_row(v) for v in first), None)
+            children = tuple(r for r in rows if r.supervisor == found.name)
+            return WorkerDetailView(now=now, worker=found, job=job, workers=children)
+
+        return self._read(read)

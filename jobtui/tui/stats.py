@@ -1,0 +1,346 @@
+"""Aggregates for the console: queue counts, the 60-minute strip, metrics, failure groups,
+schedules. Plain functions over a database; no Textual.
+
+Every query here is bounded whatever the size of the job table: queue names come from a
+loose index scan, each (queue, status) count stops at ``COUNT_CAP``, the last hour is read
+through the (status, updated_at) index with a row limit, and failures are grouped from the
+newest ``FAILURE_SAMPLE`` failed jobs. The data source runs them every few seconds, not on
+every tick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from jobtui.models.clock import sql_timestamp
+from jobtui.models.job import Job
+from jobtui.models.queue import Queue
+from jobtui.models.schedule import Schedule
+from jobtui.models.worker import Supervisor
+
+from .snapshot import (
+    COUNT_CAP,
+    STALE_AFTER_S,
+    DelayedRow,
+    FailureGroup,
+    MetricRow,
+    QueueRow,
+    ScheduleRow,
+    Strip,
+)
+
+STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", "cancelled")
+#: Rows of the last hour read for the strip, throughput and metrics (newest first).
+RECENT_LIMIT = 20_000
+FAILURE_SAMPLE = 5_000
+DELAYED_PER_QUEUE = 50
+WINDOW = timedelta(hours=1)
+#: How far back (by creation) the last hour's ends are looked for.
+LOOKBACK = timedelta(hours=4)
+
+# Distinct queue names by a loose index scan of (status, queue_name), one walk per status.
+_QUEUE_NAMES = """WITH RECURSIVE st(s) AS (VALUES {statuses}),
+q(s, name) AS (
+    SELECT st.s, (SELECT MIN(queue_name) FROM jobs WHERE status = st.s) FROM st
+    UNION ALL
+    SELECT q.s, (SELECT MIN(queue_name) FROM jobs WHERE status = q.s AND queue_name > q.name)
+    FROM q WHERE q.name IS NOT NULL)
+SELECT DISTINCT name FROM q WHERE name IS NOT NULL""".format(
+    statuses=", ".join(f"('{s}')" for s in STATUSES)
+)
+# Distinct task names by a loose index scan of (job_type, id).
+_TASK_NAMES = """WITH RECURSIVE q(name) AS (
+    SELECT MIN(job_type) FROM jobs
+    UNION ALL
+    SELECT (SELECT MIN(job_type) FROM jobs WHERE job_type > q.name) FROM q
+    WHERE q.name IS NOT NULL)
+SELECT name FROM q WHERE name IS NOT NULL"""
+# The oldest due claimable job of a queue: one seek into the claim index per priority level
+# (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
+_OLDEST_DUE = """WITH RECURSIVE p(v) AS (
+    SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
+            AND status IN ('pending', 'retrying'))
+    UNION ALL
+    SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
+            AND status IN ('pending', 'retrying') AND priority < p.v)
+    FROM p WHERE p.v IS NOT NULL)
+SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
+            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}))
+FROM p WHERE p.v IS NOT NULL"""
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A timestamp as the driver returned it (text on SQLite) as a naive UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return Job.run_at.python_value(value)
+
+
+def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
+    return [row[0] for row in db.execute_sql(sql).fetchall()]
+
+
+def task_names(db: peewee.Database) -> list[str]:
+    """Task names: those in the job table and those live supervisors registered."""
+    names = set(distinct_names(db, _TASK_NAMES))
+    for (tasks,) in Supervisor.select(Supervisor.tasks).tuples().execute(db):
+        if isinstance(tasks, dict):
+            names.update(tasks)
+        elif isinstance(tasks, list):
+            names.update(t for t in tasks if isinstance(t, str))
+    return sorted(names)
+
+
+def _count_sql(db: peewee.Database) -> str:
+    p = db.param
+    parts = [f"(SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = '{status}' AND "
+             f"queue_name = {p} LIMIT {COUNT_CAP}) AS c{n})" for n, status in enumerate(STATUSES)]  # fmt: skip
+    return "SELECT " + ", ".join(parts)
+
+
+def _concurrency(now: datetime, db: peewee.Database) -> dict[str, int]:
+    """Workers serving each queue, from the live supervisors' registrations ("*": all)."""
+    out: dict[str, int] = defaultdict(int)
+    rows = Supervisor.select(Supervisor.queues, Supervisor.heartbeat_at).tuples().execute(db)
+    for queues, beat in rows:
+        beat = to_datetime(beat)
+        if beat is None or (now - beat).total_seconds() > STALE_AFTER_S or not queues:
+            continue
+        for label, size in dict(queues).items():
+            for name in str(label).split(","):
+                out[name] += int(size or 0)
+    return out
+
+
+def queue_rows(db: peewee.Database, now: datetime, recent: Sequence[tuple]) -> list[QueueRow]:
+    """Per queue: capped counts by status, latency, paused, concurrency, last hour's ends."""
+    controls = {name: (bool(paused), cap) for name, paused, cap in
+                Queue.select(Queue.name, Queue.paused, Queue.concurrency).tuples().execute(db)}  # fmt: skip
+    names = sorted(set(distinct_names(db)) | set(controls))
+    serving = _concurrency(now, db)
+    ended: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for status, queue, *_ in recent:
+        ended[queue][0 if status == "completed" else 1] += 1
+    sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
+    stamp = sql_timestamp(now)
+    for name in names:
+        values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
+        (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp]).fetchone()
+        oldest = to_datetime(oldest)
+        paused, cap = controls.get(name, (False, None))
+        workers = serving.get(name, 0) + serving.get("*", 0)
+        concurrency = min(cap, workers) if cap is not None and workers else (cap or workers)
+        rows.append(QueueRow(
+            name=name, counts=tuple(zip(STATUSES, (int(v) for v in values), strict=True)),
+            latency_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
+            paused=paused, concurrency=concurrency or None,
+            done_last_hour=ended[name][0], failed_last_hour=ended[name][1],
+        ))  # fmt: skip
+    return rows
+
+
+def recent_ends(db: peewee.Database, now: datetime) -> tuple[list[tuple], bool]:
+    """Jobs that ended in the last hour, newest first (capped): (status, queue, task,
+    run_at, started_at, ended_at). The bool says whether the cap cut the hour short.
+
+    Read through the (status, id) index, newest ids first, among the jobs created in the
+    last ``LOOKBACK`` (ids are creation times): a job created earlier that ended within
+    the hour (a long delay or backoff) is not counted."""
+    since = now - WINDOW
+    rows: list[tuple] = []
+    for status in ("completed", "failed"):
+        ended = Job.completed_at if status == "completed" else Job.failed_at
+        query = (Job.select(Job.status, Job.queue_name, Job.job_type, Job.run_at,
+                            Job.started_at, ended)
+                 .where(Job.status == status, Job.id >= id_floor(now - LOOKBACK),
+                        Job.updated_at >= since)
+                 .order_by(Job.id.desc()).limit(RECENT_LIMIT + 1).tuples())  # fmt: skip
+        rows += list(query.execute(db))
+    capped = len(rows) > RECENT_LIMIT
+    rows.sort(key=lambda r: r[5] or since, reverse=True)
+    return rows[:RECENT_LIMIT], capped
+
+
+def id_floor(moment: datetime) -> str:
+    """The smallest UUIDv7 string of ``moment``'s millisecond: ids compare as creation times."""
+    ms = int((moment - datetime(1970, 1, 1)).total_seconds() * 1000)
+    return str(uuid.UUID(int=(max(0, ms) & ((1 << 48) - 1)) << 80))
+
+
+def percentile(values: Sequence[float], fraction: float) -> float | None:
+    """The nearest-rank percentile; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _wait_and_run(row: tuple) -> tuple[float | None, float | None]:
+    _, _, _, run_at, started, ended = row
+    wait = (started - run_at).total_seconds() if started and run_at else None
+    run = (ended - started).total_seconds() if started and ended else None
+    return (None if wait is None else max(0.0, wait)), (None if run is None else max(0.0, run))
+
+
+def build_strip(now: datetime, recent: Sequence[tuple], sampled: bool,
+                queues: Iterable[QueueRow]) -> Strip:  # fmt: skip
+    done, failed, waits = [0] * 60, [0] * 60, []
+    for row in recent:
+        ended = row[5]
+        if ended is None:
+            continue
+        minute = int((now - ended).total_seconds() // 60)
+        if 0 <= minute < 60:
+            (done if row[0] == "completed" else failed)[59 - minute] += 1
+        wait, _ = _wait_and_run(row)
+        if wait is not None:
+            waits.append(wait)
+    latencies = [q.latency_s for q in queues if q.latency_s is not None]
+    return Strip(done_per_min=tuple(done), failed_per_min=tuple(failed),
+                 wait_p95_s=percentile(waits, 0.95),
+                 oldest_pending_s=max(latencies) if latencies else None, sampled=sampled)  # fmt: skip
+
+
+def metric_rows(recent: Sequence[tuple]) -> list[MetricRow]:
+    """Per queue (task "") and per queue and task: ends, failures, wait and run percentiles."""
+    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for row in recent:
+        groups[(row[1], "")].append(row)
+        groups[(row[1], row[2])].append(row)
+    out = []
+    for (queue, task), rows in sorted(groups.items()):
+        waits, runs = [], []
+        for row in rows:
+            wait, run = _wait_and_run(row)
+            if wait is not None:
+                waits.append(wait)
+            if run is not None:
+                runs.append(run)
+        done = sum(1 for r in rows if r[0] == "completed")
+        out.append(MetricRow(queue=queue, task=task, done=done, failed=len(rows) - done,
+                             wait_p50_s=percentile(waits, 0.5), wait_p95_s=percentile(waits, 0.95),
+                             run_p50_s=percentile(runs, 0.5), run_p95_s=percentile(runs, 0.95)))  # fmt: skip
+    return out
+
+
+_FINGERPRINT_RULES = (
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<id>"),
+    (re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+"), "<email>"),
+    (re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{12,}\b", re.I), "<hex>"),
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
+    (re.compile(r"\d+(\.\d+)?"), "<n>"),
+)
+
+
+def fingerprint(message: str | None) -> str:
+    """The message's first line with ids, e-mails, hex, quoted values and numbers blanked,
+    so failures that differ only in those group together."""
+    text = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    for pattern, replacement in _FINGERPRINT_RULES:
+        text = pattern.sub(replacement, text)
+    return text[:200]
+
+
+def failure_groups(db: peewee.Database) -> tuple[list[FailureGroup], int, bool]:
+    """Failed jobs grouped by error type and message fingerprint, most frequent first."""
+    query = (Job.select(Job.id, Job.job_type, Job.queue_name, Job.error_type,
+                        Job.error_message, Job.failed_at, Job.updated_at)
+             .where(Job.status == "failed").order_by(Job.id.desc())
+             .limit(FAILURE_SAMPLE + 1).tuples())  # fmt: skip
+    rows = list(query.execute(db))
+    capped = len(rows) > FAILURE_SAMPLE
+    rows = rows[:FAILURE_SAMPLE]
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for job_id, task, queue, error_type, message, failed_at, updated in rows:
+        kind = error_type or "Error"
+        key = (kind, fingerprint(message))
+        seen = failed_at or updated
+        group = groups.setdefault(key, {"ids": [], "tasks": {}, "queues": {}, "first": seen,
+                                        "last": seen, "sample": (message or "").strip()})  # fmt: skip
+        group["ids"].append(job_id)
+        group["tasks"][task] = None
+        group["queues"][queue] = None
+        if seen is not None:
+            group["first"] = seen if group["first"] is None else min(group["first"], seen)
+            group["last"] = seen if group["last"] is None else max(group["last"], seen)
+    out = [
+        FailureGroup(
+            key=hashlib.sha1(json.dumps(key).encode()).hexdigest()[:12],
+            error_type=key[0],
+            message=key[1],
+            sample=g["sample"].splitlines()[0][:300] if g["sample"] else "",
+            count=len(g["ids"]),
+            first_seen=g["first"],
+            last_seen=g["last"],
+            tasks=tuple(g["tasks"]),
+            queues=tuple(g["queues"]),
+            job_ids=tuple(g["ids"]),
+        )  # fmt: skip
+        for key, g in groups.items()
+    ]
+    out.sort(key=lambda g: (-g.count, g.error_type, g.message))
+    return out, len(rows), capped
+
+
+def next_runs(cron: str, timezone: str, after: datetime, count: int = 3) -> tuple[datetime, ...]:
+    """The next ``count`` fire times (naive UTC) of a cron expression in ``timezone``."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from croniter import croniter
+
+    try:
+        zone = ZoneInfo(timezone)
+        start = after.replace(tzinfo=UTC).astimezone(zone)
+        it = croniter(cron, start)
+        return tuple(it.get_next(datetime).astimezone(UTC).replace(tzinfo=None)
+                     for _ in range(count))  # fmt: skip
+    except Exception:  # noqa: BLE001 - a bad stored expression shows no runs, never crashes
+        return ()
+
+
+def schedule_rows(db: peewee.Database, now: datetime) -> list[ScheduleRow]:
+    schedules = list(Schedule.select().order_by(Schedule.name).execute(db))
+    last_ids = [s.last_job_id for s in schedules if s.last_job_id]
+    outcomes = dict(Job.select(Job.id, Job.status).where(Job.id.in_(last_ids)).tuples()
+                    .execute(db)) if last_ids else {}  # fmt: skip
+    return [
+        ScheduleRow(
+            name=s.name,
+            cron=s.cron,
+            task=s.job_type,
+            timezone=s.timezone,
+            enabled=bool(s.enabled),
+            next_runs=next_runs(s.cron, s.timezone, now),
+            last_fire_at=s.last_fire_at,
+            last_job_id=s.last_job_id,
+            last_outcome=outcomes.get(s.last_job_id),
+        )  # fmt: skip
+        for s in schedules
+    ]
+
+
+def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> list[DelayedRow]:
+    """Jobs due later (scheduled, or backing off before a retry), soonest first; read per
+    queue through the (queue_name, status, run_at) index."""
+    stamp, rows = sql_timestamp(now), []
+    columns = (Job.id, Job.job_type, Job.queue_name, Job.status, Job.run_at, Job.priority,
+               Job.retry_count)  # fmt: skip
+    for queue in queues:
+        for status in ("pending", "retrying"):
+            query = (Job.select(*columns)
+                     .where(Job.status == status, Job.queue_name == queue, Job.run_at > stamp)
+                     .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
+            rows += [DelayedRow(*row) for row in query.execute(db)]
+    rows.sort(key=lambda r: (r.run_at or now, r.id))
+    return rows[: DELAYED_PER_QUEUE * 2]

@@ -1,0 +1,105 @@
+"""End to end: the real ``jobtui`` console in a terminal (tmux) against a real supervisor,
+driven with keys; and ``jobtui --demo``, watched until it moves.
+
+Every wait polls the screen or the database to a deadline.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from tui_tmux import Tmux
+
+from jobtui.api import enqueue
+from jobtui.models import Job, store
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+    pytest.mark.timeout(120),
+]
+
+
+def wait_until(predicate, timeout: float = 20.0, what: str = "a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def supervisor(tmp_path):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store.reset()
+    store.use_database(url)
+    log = open(tmp_path / "supervisor.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobtui.supervisor.main", "--import", "jobtui.demo",
+         "--database", url, "--workers", "2", "--kill-grace", "1", "--shutdown-grace", "2",
+         "--heartbeat-interval", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    yield url
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+    store.reset()
+
+
+def test_the_console_steers_a_real_supervisor(supervisor):
+    url = supervisor
+    job = enqueue("jobtui.demo.build_report", args=["e2e [/x]"], database=url)
+    term = Tmux([sys.executable, "-m", "jobtui", "--database", url])
+    try:
+        term.wait_for("1 sup", describe="the supervisor in the header")
+        term.send("/")
+        term.type("task:*build_report")
+        term.send("Enter")
+        term.wait_for(lambda s: "running" in s and "1 matching" in s, describe="the job running")
+        term.send("K")
+        term.wait_for("Kill this job?")
+        term.send("y")
+        wait_until(lambda: Job.get_by_id(job.id).status == "cancelled", 20, "the kill")
+        term.wait_for("cancelled", describe="the killed job shown cancelled")
+        term.send("R")  # reversible: no confirmation
+        wait_until(lambda: Job.get_by_id(job.id).status in ("pending", "running", "completed"),
+                   10, "the retry")  # fmt: skip
+        term.send("Enter")  # the detail screen of the job under the cursor
+        term.wait_for(lambda s: "Overview" in s and job.id in s, describe="the detail screen")
+        term.send("q", "q")
+        assert term.exit_code() == 0
+    finally:
+        term.close()
+
+
+def test_the_demo_moves_and_stops_its_supervisor():
+    term = Tmux([sys.executable, "-m", "jobtui", "--demo"])
+    try:
+        screen = term.wait_for(lambda s: "1 sup" in s and "running" in s, 30,
+                               "the demo's supervisor running jobs")  # fmt: skip
+        database = re.search(r"sqlite:///(\S+demo\.db)", screen).group(1)
+        term.wait_for(lambda s: re.search(r"completed", s) is not None, 30, "completed jobs")
+        term.send("4")
+        term.wait_for("PermanentError", 30, "a failure group")
+        term.send("5")
+        term.wait_for("demo-newsletter", describe="the cron schedules")
+        term.send("q")
+        assert term.exit_code() == 0
+        leftovers = [p for p in psutil.process_iter(["cmdline"])
+                     if database in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+        assert leftovers == []
+        assert not __import__("os").path.exists(database)
+    finally:
+        term.close()

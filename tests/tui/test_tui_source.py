@@ -1,0 +1,217 @@
+"""The console's data source on a real database (SQLite and PostgreSQL): keyset windows,
+filters, capped counts, aggregates, and rows that vanish."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from tui_dbjobs import make_job, make_jobs, make_worker
+
+from jobtui.models import Job, Queue, Schedule, Worker
+from jobtui.models.clock import utcnow
+from jobtui.tui import source as source_module
+from jobtui.tui import stats
+from jobtui.tui.clock import SystemClock
+from jobtui.tui.filters import parse_filter
+from jobtui.tui.snapshot import JobsQuery
+from jobtui.tui.source import DataSource, id_floor
+
+
+@pytest.fixture
+def source(db):
+    return DataSource(db, url="postgresql://u:secret@h/db", clock=SystemClock(), stats_ttl_s=0)
+
+
+def ids(view) -> list[str]:
+    return [row.id for row in view.page.rows]
+
+
+def page(source, text: str = "", **query) -> list[str]:
+    return ids(source.jobs_view(JobsQuery(filter=parse_filter(text), **query), with_panes=False))
+
+
+def test_the_label_hides_the_password(source):
+    assert source.header().database == "postgresql://u:***@h/db"
+
+
+def test_keyset_windows_cover_every_job_once(source):
+    made = make_jobs(23)
+    newest_first = list(reversed(made))
+    seen: list[str] = []
+    top = None
+    while True:
+        view = source.jobs_view(JobsQuery(top=top, limit=10), with_panes=False)
+        rows = ids(view)
+        seen += rows if top is None else rows[1:]  # the top row repeats (inclusive bound)
+        if not view.page.more_below:
+            break
+        top = rows[-1]
+    assert seen == newest_first
+    back = source.rows_before(JobsQuery(top=newest_first[12], limit=10), 5)
+    assert back == newest_first[11:6:-1]
+    assert source.last_page_top(JobsQuery(limit=10)) == newest_first[13]
+    last = source.jobs_view(JobsQuery(top=newest_first[13], limit=10), with_panes=False)
+    assert ids(last) == newest_first[13:] and last.page.more_above and not last.page.more_below
+    oldest = source.jobs_view(JobsQuery(limit=5, oldest_first=True), with_panes=False)
+    assert ids(oldest) == made[:5]
+
+
+def test_state_filters_merge_branches_in_id_order(source):
+    jobs = [make_job(status=s) for s in ("failed", "pending", "cancelled", "failed", "running")]
+    assert page(source, "state:failed") == [jobs[3], jobs[0]]
+    assert page(source, "state:failed,cancelled") == [jobs[3], jobs[2], jobs[0]]
+    assert page(source, "!state:failed !state:pending") == [jobs[4], jobs[2]]
+    view = source.jobs_view(JobsQuery(filter=parse_filter("state:failed,cancelled"), limit=2),
+                            with_panes=False)  # fmt: skip
+    assert ids(view) == [jobs[3], jobs[2]] and view.page.more_below
+    assert view.matching == 3
+
+
+def test_queue_task_worker_priority_and_text_filters(source):
+    a = make_job(task="shop.send_email", queue="emails", priority=5, error_message="SMTP 554")
+    b = make_job(task="shop.send_sms", queue="sms", status="running", worker_name="w-3")
+    c = make_job(task="shop.report", queue="emails_low", priority=-1, title="Big [report]")
+    assert page(source, "queue:emails") == [a]
+    assert page(source, "queue:emails*") == [c, a]
+    assert page(source, "!queue:emails") == [c, b]
+    assert page(source, "task:shop.send_*") == [b, a]
+    assert page(source, "task:*report") == [c]
+    assert page(source, "worker:w-3") == [b]
+    assert page(source, "!worker:w-3") == [c, a]
+    assert page(source, "pri:>0") == [a]
+    assert page(source, "pri:-1..0") == [c, b]
+    assert page(source, "smtp") == [a]
+    assert page(source, "[report]") == [c]
+    assert page(source, "shop !sms") == [c, a]
+    assert page(source, "100%") == []  # % is literal, not a wildcard
+
+
+def test_queue_filters_pick_a_walk_or_a_sort_by_the_counts(source, monkeypatch):
+    monkeypatch.setattr(source_module, "COUNT_CAP", 3)
+    monkeypatch.setattr(stats, "COUNT_CAP", 3)
+    big = make_jobs(5, queue="big")
+    small = make_job(queue="small")
+    (dense,) = source._plan(parse_filter("queue:big"), utcnow())
+    assert dense.status is None and dense.walk_ids  # dense: one walk of the id index
+    plan = {str(b.status.rhs): b for b in source._plan(parse_filter("queue:big state:pending,failed"), utcnow())}  # fmt: skip
+    assert plan["pending"].walk_ids and not plan["pending"].sort  # capped: big
+    assert plan["failed"].sort and not plan["failed"].walk_ids  # none failed: sparse
+    assert page(source, "queue:big") == list(reversed(big))
+    assert page(source, "queue:big state:pending") == list(reversed(big))
+    assert page(source, "queue:big", oldest_first=True) == big
+    monkeypatch.setattr(source_module, "DENSE_WALK_ROWS", 0)
+    sparse = source._plan(parse_filter("queue:small"), utcnow())
+    assert all(b.sort for b in sparse) and len(sparse) == 7
+    assert page(source, "queue:small") == [small]
+    assert page(source, "queue:small,big", limit=2) == [small, big[-1]]
+
+
+def test_age_is_an_id_range(source):
+    old = make_job()
+    Job.update(id=id_floor(utcnow() - timedelta(hours=2))[:-4] + "beef").where(
+        Job.id == old
+    ).execute()
+    new = make_job()
+    (old_id,) = [j.id for j in Job.select().where(Job.id != new)]
+    assert page(source, "age:>1h") == [old_id]
+    assert page(source, "age:<1h") == [new]
+
+
+def test_pinned_ids(source):
+    jobs = make_jobs(4)
+    assert page(source, ids=(jobs[0], jobs[2])) == [jobs[2], jobs[0]]
+    assert page(source, "state:failed", ids=(jobs[0],)) == []
+
+
+def test_queue_rows_counts_latency_pause_and_cap(source, monkeypatch):
+    monkeypatch.setattr(stats, "COUNT_CAP", 3)
+    make_jobs(5, queue="emails")
+    make_job(queue="emails", status="failed")
+    make_job(queue="later", run_at=utcnow() + timedelta(hours=1))
+    Queue.create(name="paused-empty", paused=True)
+    make_worker("s-w1", "s")
+    rows = {q.name: q for q in source.queues_view().queues}
+    assert list(rows) == ["emails", "later", "paused-empty"]
+    assert rows["emails"].count("pending") == 3  # capped
+    assert rows["emails"].count("failed") == 1
+    assert rows["emails"].latency_s is not None and rows["emails"].latency_s >= 0
+    assert rows["later"].latency_s is None  # nothing due yet
+    assert rows["paused-empty"].paused and rows["emails"].concurrency == 2
+
+
+def test_last_hour_strip_and_metrics(source):
+    now = utcnow()
+    for _ in range(3):
+        make_job(queue="q", status="completed", started_at=now - timedelta(seconds=30),
+                 completed_at=now - timedelta(seconds=20), run_at=now - timedelta(seconds=40),
+                 updated_at=now - timedelta(seconds=20))  # fmt: skip
+    make_job(queue="q", status="failed", started_at=now - timedelta(minutes=5),
+             failed_at=now - timedelta(minutes=5), updated_at=now - timedelta(minutes=5))  # fmt: skip
+    view = source.jobs_view(JobsQuery())
+    assert sum(view.strip.done_per_min) == 3 and view.strip.done_per_min[-1] == 3
+    assert sum(view.strip.failed_per_min) == 1
+    assert view.strip.wait_p95_s == pytest.approx(10, abs=0.1)
+    metrics = {(m.queue, m.task): m for m in source.metrics_view().rows}
+    total = metrics[("q", "")]
+    assert (total.done, total.failed) == (3, 1)
+    assert total.run_p50_s == pytest.approx(10, abs=0.1)
+
+
+def test_failures_group_by_type_and_fingerprint(source):
+    for n in range(3):
+        make_job(status="failed", error_type="ConnectionError",
+                 error_message=f"refused for user{n}@example.com after {n + 1} tries")  # fmt: skip
+    make_job(status="failed", error_type="KeyError", error_message="'sku-1'")
+    view = source.failures_view()
+    assert [(g.error_type, g.count) for g in view.groups] == [("ConnectionError", 3),
+                                                              ("KeyError", 1)]  # fmt: skip
+    assert view.groups[0].message == "refused for <email> after <n> tries"
+    assert len(view.groups[0].job_ids) == 3
+
+
+def test_scheduled_view(source):
+    from jobtui.api import schedule
+
+    schedule("every-15s", "* * * * * */15", "tests.tick")
+    delayed = make_job(run_at=utcnow() + timedelta(minutes=5))
+    make_job()  # due now: not delayed
+    view = source.scheduled_view()
+    (row,) = view.schedules
+    assert row.name == "every-15s" and len(row.next_runs) == 3
+    gaps = {(b - a).total_seconds() for a, b in zip(row.next_runs, row.next_runs[1:], strict=False)}
+    assert gaps == {15.0}
+    assert [d.id for d in view.delayed] == [delayed]
+    Schedule.update(cron="not a cron").execute()
+    assert source.scheduled_view().schedules[0].next_runs == ()  # shown, never a crash
+
+
+def test_workers_stale_first_and_header_counts(source):
+    job = make_job(status="running", progress_percentage=40)
+    make_worker("s-w1", "s", job_id=job)
+    make_worker("old-w1", "old", age_s=120)
+    rows = source.workers_view().rows
+    assert [r.name for r in rows] == ["old", "old-w1", "s", "s-w1"]
+    assert rows[0].stale and not rows[2].stale
+    assert (rows[3].current_task, rows[3].progress) == ("tests.task", 40.0)
+    header = source.header()
+    assert (header.supervisors_alive, header.supervisors_stale) == (1, 1)
+    assert (header.workers_alive, header.workers_stale) == (1, 1)
+
+
+def test_gone_rows_come_back_as_none(source):
+    job = make_job(status="failed", error_message="x [/y]")
+    assert source.job_detail(job).job.row.error == "x [/y]"
+    Job.delete().where(Job.id == job).execute()
+    assert source.job_detail(job).job is None
+    make_worker("s-w1", "s")
+    assert source.worker_detail("s-w1").worker is not None
+    Worker.delete().execute()
+    assert source.worker_detail("s-w1").worker is None
+
+
+def test_matching_jobs_and_statuses(source):
+    jobs = [make_job(status=s) for s in ("failed", "pending", "failed")]
+    query = JobsQuery(filter=parse_filter("state:failed"))
+    assert source.matching_jobs(query, 10) == [(jobs[2], "failed"), (jobs[0], "failed")]
+    assert source.statuses(jobs) == dict(zip(jobs, ("failed", "pending", "failed"), strict=True))

@@ -1,0 +1,74 @@
+"""View behaviour on fixed data: sorting, drill-downs, palette entries, launch errors."""
+
+from __future__ import annotations
+
+from tui_fakes import GROUPS, JOBS, QUEUES, StaticSource
+from tui_helpers import press, run_pilot, static_app
+
+from jobtui.tui import run_console
+from jobtui.tui.screens.detail import JobDetailScreen
+from jobtui.tui.screens.jobs import JobsScreen
+from jobtui.tui.widgets.keyed_table import KeyedTable
+
+
+def test_s_cycles_the_sort_column_of_a_table():
+    async def scenario(pilot):
+        await press(pilot, "2")
+        table = pilot.app.screen.query_one("#queues-table", KeyedTable)
+        assert table.keys == [q.name for q in QUEUES]
+        await press(pilot, "s", "s")  # queue name, then reversed
+        assert table.keys == sorted((q.name for q in QUEUES), reverse=True)
+        await press(pilot, "s")  # the next column (paused), ascending: the paused queue last
+        assert table.keys[-1] == "orders"
+        for _ in range(2 * 12 + 1 - 3):  # a full cycle is 25 presses: none, each column twice
+            await pilot.press("s")
+        await press(pilot)
+        assert table.sort_column is None and table.keys == [q.name for q in QUEUES]
+
+    run_pilot(static_app(), scenario)
+
+
+def test_failure_group_and_scheduled_drill_downs():
+    async def scenario(pilot):
+        await press(pilot, "4", "down", "enter")
+        screen = pilot.app.screen
+        assert isinstance(screen, JobsScreen) and screen.pinned == GROUPS[1].job_ids
+        assert "ValueError" in screen.crumb()
+        await press(pilot, "escape", "5", "enter")  # the first schedule's last job
+        assert isinstance(pilot.app.screen, JobDetailScreen)
+
+    run_pilot(static_app(), scenario)
+
+
+def test_every_view_offers_its_actions_in_the_palette():
+    async def scenario(pilot):
+        app = pilot.app
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Job: cancel", "Job: kill", "Jobs: mark all matching", "Queue: pause / resume",
+                "View: Metrics", "Freeze / unfreeze"} <= titles  # fmt: skip
+        await press(pilot, "3")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Worker: current job" in titles and "Job: cancel" not in titles
+
+    run_pilot(static_app(), scenario)
+
+
+def test_marks_show_in_the_table():
+    async def scenario(pilot):
+        table = pilot.app.screen.query_one("#jobs-table", KeyedTable)
+        await press(pilot, "space")
+        assert table.get_row(JOBS[0].id)[0].plain.startswith("●")
+        assert not table.get_row(JOBS[1].id)[0].plain.startswith("●")
+        await press(pilot, "asterisk")
+        assert all(table.get_row(j.id)[0].plain.startswith("●") for j in JOBS)
+        await press(pilot, "escape")  # esc clears the marks before it would quit
+        assert pilot.app.is_running and not pilot.app.screen.all_matching
+
+    run_pilot(static_app(StaticSource()), scenario)
+
+
+def test_a_bad_database_is_one_line_and_exit_1(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/missing/folder/jobs.db"
+    assert run_console(url, demo=False, read_only=False) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("jobtui: ") and err.count("\n") == 1 and "does not exist" in err
