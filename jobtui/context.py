@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+PROGRESS_MESSAGE_MAX = 500  # what a job row keeps of a progress message (models/claims.py)
+
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
     "jobtui_current_job", default=None
 )
@@ -42,7 +44,8 @@ class JobContext:
 
     def progress(self, percentage: float, message: str | None = None) -> None:
         """Report progress (0–100, clamped) with an optional message."""
-        self.report_progress(max(0.0, min(100.0, float(percentage))), message)
+        text = None if message is None else str(message)[:PROGRESS_MESSAGE_MAX]
+        self.report_progress(max(0.0, min(100.0, float(percentage))), text)
 
     @property
     def cancel_requested(self) -> bool:

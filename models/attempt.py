@@ -19,7 +19,10 @@ class AttemptOutcome:
 
 class JobAttempt(BaseModel):
     id = peewee.AutoField()
-    job = peewee.ForeignKeyField(Job, column_name="job_id", on_delete="CASCADE", backref="attempts")
+    # No index of its own: the unique (job, attempt) index below serves lookups by job, and
+    # each index is one more page every outcome's insert writes (schema version 2).
+    job = peewee.ForeignKeyField(Job, column_name="job_id", on_delete="CASCADE",
+                                 backref="attempts", index=False)  # fmt: skip
     attempt = peewee.IntegerField()
     worker_name = peewee.CharField(max_length=200, null=True)
     supervisor_name = peewee.CharField(max_length=200, null=True)

@@ -157,6 +157,11 @@ class Dialect:
         if self.name == "sqlite":
             db.pragma("busy_timeout", int(milliseconds), permanent=True)
 
+    def set_page_cache(self, db: peewee.Database, kilobytes: int) -> None:
+        """The most SQLite keeps cached for this connection (PostgreSQL: the server's)."""
+        if self.name == "sqlite":
+            db.pragma("cache_size", -int(kilobytes), permanent=True)
+
     def lock_schema(self, db: peewee.Database) -> None:
         """Serialise schema creation between processes (SQLite's write lock already does)."""
         if self.name == "postgresql":

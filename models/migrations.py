@@ -9,9 +9,9 @@ once. A database written by a newer jobtui is refused before anything is written
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import peewee
-from playhouse.migrate import SchemaMigrator
 
 from .attempt import JobAttempt
 from .base import BaseModel
@@ -25,14 +25,26 @@ from .queue import Queue
 from .schedule import Schedule, ScheduleFire
 from .worker import Supervisor, Worker
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
+    from playhouse.migrate import SchemaMigrator
+
+SCHEMA_VERSION = 2
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
 ]  # fmt: skip
 
+
+def _drop_redundant_attempt_index(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 2: job_attempts lost its index on job_id alone (the unique (job_id,
+    attempt) index answers the same lookups), one page fewer per outcome written."""
+    db.execute_sql("DROP INDEX IF EXISTS job_attempts_job_id")
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n.
-STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {}
+STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
+    2: _drop_redundant_attempt_index,
+}
 
 
 class SchemaInfo(BaseModel):
@@ -81,6 +93,8 @@ def ensure_schema(db: peewee.Database) -> int:
             db.create_tables(ALL_MODELS)
             SchemaInfo.insert(id=1, version=SCHEMA_VERSION, migrated_at=utcnow()).execute()
             return SCHEMA_VERSION
+        from playhouse.migrate import SchemaMigrator
+
         migrator = SchemaMigrator.from_database(db)
         while version < SCHEMA_VERSION:
             version += 1

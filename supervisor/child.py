@@ -21,12 +21,12 @@ import signal
 import threading
 import time
 import traceback
-from multiprocessing.connection import Connection
 
 from jobtui.execution import execute_job
 from jobtui.registry import TaskRegistry
 
 from . import linux
+from .wire import Wire
 
 PROGRESS_MIN_INTERVAL_S = 0.1
 
@@ -38,7 +38,7 @@ class ResultTooLarge(Exception):
 class _Channel:
     """The worker's end of the pipe, safe to send on from the heartbeat thread too."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Wire) -> None:
         self.conn = conn
         self.lock = threading.Lock()
         self.cancelled: set[str] = set()
@@ -95,7 +95,7 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
 
 
 def worker_main(
-    conn: Connection,
+    conn: Wire,
     registry: TaskRegistry,
     *,
     heartbeat_interval_s: float,

@@ -22,7 +22,7 @@ from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
-from jobtui.models.outcomes import Outcome, apply_outcome, statements_for
+from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
 from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.workflow import finish_batches
 
@@ -72,6 +72,7 @@ class GroupCommit:
         self.started: dict[tuple[str, int], tuple[str, str]] = {}  # fence -> (token, worker)
         self.failures = 0
         self.retry_at = 0.0
+        self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
         self.progress_sql = dialect_for(db).sql(_PROGRESS)
         self.started_sql = dialect_for(db).sql(_STARTED)
         statements_for(dialect_for(db))  # build the statements now, not under the lock
@@ -84,6 +85,8 @@ class GroupCommit:
         return now_mono >= self.retry_at
 
     def add_outcome(self, outcome: Outcome) -> None:
+        if not self.outcomes:
+            self.first_outcome_mono = time.monotonic()
         self.outcomes.append(outcome)
 
     def add_progress(self, fence: tuple[str, int, str], pct: float, msg: str | None) -> None:
@@ -119,9 +122,8 @@ class GroupCommit:
                     db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "worker": worker, "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
-                for outcome in outcomes:
-                    result.statuses.append((outcome, apply_outcome(
-                        db, outcome, now=now, batches_to_finish=batches)))  # fmt: skip
+                statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches)
+                result.statuses = list(zip(outcomes, statuses, strict=True))
                 for (job_id, attempt), (token, pct, msg) in progress.items():
                     db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "pct": pct, "msg": msg, "now": stamp})  # fmt: skip
@@ -145,6 +147,7 @@ class GroupCommit:
             self._failed(exc)
             return None
         self.outcomes = self.outcomes[len(outcomes) :]
+        self.first_outcome_mono = time.monotonic() if self.outcomes else None
         for key, value in progress.items():
             if self.progress.get(key) == value:
                 del self.progress[key]

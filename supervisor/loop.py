@@ -18,14 +18,14 @@ import time
 import peewee
 import psutil
 
-from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 from . import timeouts
-from .commit import ClaimRequest, GroupCommit
+from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
+from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
 from .notify import Notifier, NotifySettings
-from .pool import RunningJob, WorkerHandle, spawn_worker
+from .pool import WorkerHandle, spawn_worker
 from .recovery import Reaper
 from .signals import SignalInbox
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
@@ -35,9 +35,10 @@ from .workers import WorkerEvents
 log = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF_MAX_S = 30.0
+REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was missed
 
 
-class Supervisor(WorkerEvents, Upkeep):
+class Supervisor(WorkerEvents, Dispatch, Upkeep):
     def __init__(self, config: SupervisorConfig, registry: TaskRegistry, db: peewee.Database):
         self.config = config
         self.registry = registry
@@ -61,6 +62,9 @@ class Supervisor(WorkerEvents, Upkeep):
         self.want_claim = True
         self.jobs_done = 0
         self.jobs_failed = 0
+        self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
+        self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
+        self.next_reap = 0.0
         self.cancel_deadlines: dict[str, float] = {}
         self.finished_info: dict[tuple[str, int], tuple[str, float | None, str | None]] = {}
         self.respawn: dict[
@@ -230,13 +234,21 @@ class Supervisor(WorkerEvents, Upkeep):
         now = time.monotonic()
         deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep, self.next_cron]
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
-            deadlines.append(self.commit.retry_at if not self.commit.healthy else now)
+            if not self.commit.healthy:
+                deadlines.append(self.commit.retry_at)
+            elif self._deferring(now):
+                deadlines.append(self.commit.first_outcome_mono + DEFER_MAX_S)
+            else:
+                deadlines.append(now)
         for worker in self.workers.values():
             if worker.kill is not None and not worker.kill.kill_sent:
                 deadlines.append(worker.kill.kill_after_mono)
             job = worker.current
-            if job is not None and job.started_mono is not None and job.timeout_s:
-                deadlines.append(job.started_mono + job.timeout_s)
+            if job is not None and job.started_mono is not None:
+                if job.timeout_s:
+                    deadlines.append(job.started_mono + job.timeout_s)
+                if not job.name_written:
+                    deadlines.append(job.started_mono + NAME_WORKER_AFTER_S)
         deadlines += list(self.cancel_deadlines.values())
         deadlines += [plan[1] for plan in self.respawn.values()]
         if self.stopping:
@@ -255,7 +267,11 @@ class Supervisor(WorkerEvents, Upkeep):
                 self.drain_worker(key.data)
         for signum in self.inbox.take():
             self.on_signal(signum)
-        self.reap_children()
+        now = time.monotonic()
+        if self.child_exited or now >= self.next_reap:
+            self.child_exited = False  # (cleared first: a SIGCHLD from now on sets it again)
+            self.next_reap = now + REAP_SAFETY_INTERVAL_S
+            self.reap_children()
         self.enforce_limits()
         if self.stopping:
             self.advance_shutdown()
@@ -277,6 +293,8 @@ class Supervisor(WorkerEvents, Upkeep):
                 self.cold = True
                 for worker in self.workers.values():
                     timeouts.start_kill(worker, "supervisor stopped (cold shutdown)", "shutdown", 0)
+        elif signum == signal.SIGCHLD:
+            self.child_exited = True
         elif signum == signal.SIGTSTP:
             if not self.quiet:
                 log.info("SIGTSTP: quiet (no new jobs; running jobs finish)")
@@ -323,128 +341,6 @@ class Supervisor(WorkerEvents, Upkeep):
             elif job.id in self.cancel_deadlines and now >= self.cancel_deadlines[job.id]:
                 timeouts.start_kill(worker, "cancelled by operator", "cancel",
                                     self.config.kill_grace_s)  # fmt: skip
-
-    # ---------------------------------------------------------------- database
-
-    def _capacity_requests(self) -> list[ClaimRequest]:
-        if self.stopping or self.quiet:
-            return []
-        free: dict[WorkerGroup, int] = {}
-        for worker in self.workers.values():
-            capacity = worker.capacity(self.config.prefetch)
-            if capacity:
-                free[worker.group] = free.get(worker.group, 0) + capacity
-        return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
-
-    def write_and_claim(self) -> None:
-        now = time.monotonic()
-        if not self.commit.can_try(now):
-            return
-        heartbeat = sweep = unknown = None
-        if now >= self.next_heartbeat:
-            heartbeat = self.heartbeat_rows()
-        if now >= self.next_sweep:
-            sweep = self.reaper.sweep
-        if now >= self.next_unknown_sweep and not self.stopping:
-            known = set(self.registry.names())
-            unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
-        poll_due = now >= self.next_poll
-        if poll_due:
-            self._open_wake_pg()
-        requests = self._capacity_requests() if (self.want_claim or poll_due) else []
-        cron = (poll_due or now >= self.next_cron) and not self.stopping
-        if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests or cron):
-            if poll_due:
-                self.poll_cancellations()
-                self.next_poll = now + self.config.poll_interval_s
-            return
-        self.unwritten_starts()
-        result = self.commit.run(requests, heartbeat, sweep, unknown, cron)
-        if result is None:
-            return
-        if heartbeat is not None:
-            self.next_heartbeat = now + self.config.heartbeat_interval_s
-        if sweep is not None:
-            self.next_sweep = now + max(0.5, min(self.config.lease_s / 3, 10.0))
-        if unknown is not None:
-            self.next_unknown_sweep = now + max(1.0, self.config.heartbeat_interval_s)
-        if cron:
-            self.next_cron = self.cron_deadline(now)
-        self.after_commit(result, requests)
-        if poll_due:
-            self.poll_cancellations()
-            self.next_poll = now + self.config.poll_interval_s
-
-    def after_commit(self, result, requests: list[ClaimRequest]) -> None:
-        for outcome, status in result.statuses:
-            self.log_outcome(outcome, status)
-        for outcome, status in result.recovered:
-            if status is not None:
-                log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
-                            outcome.attempt, outcome.error, status)  # fmt: skip
-            if status == "failed":
-                self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
-                            outcome.error_type)  # fmt: skip
-        for schedule, fire, job_id in result.fired:
-            log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
-            self.want_claim = True
-        for job_id, task in result.unknown_failed:
-            if task == "expired":
-                log.info("job %s cancelled: expired, not started by its deadline", job_id)
-                continue
-            log.warning("job %s failed: unknown task %s", job_id, task)
-            self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
-        for job_id in result.lost_leases:
-            for worker in self.workers.values():
-                if worker.find(job_id) is not None and worker.kill is None:
-                    log.warning("job %s: lease lost to another supervisor; stopping worker %s",
-                                job_id, worker.name)  # fmt: skip
-                    timeouts.start_kill(worker, "lease lost", "lost", 0)
-        self.want_claim = False
-        for request, claimed in zip(requests, result.claimed, strict=True):
-            self.dispatch(request, claimed)
-            if len(claimed) == request.limit:
-                self.want_claim = True  # maybe more is waiting
-
-    def dispatch(self, request: ClaimRequest, claimed) -> None:
-        """Hand claimed jobs to the group's least busy workers, one message per worker."""
-        group_workers = [
-            w
-            for w in self.workers.values()
-            if w.group.queues == request.queues and w.capacity(self.config.prefetch)
-        ]
-        batches: dict[int, list[tuple]] = {}
-        now = time.monotonic()
-        for job in claimed:
-            group_workers.sort(key=lambda w: len(w.jobs))
-            worker = next((w for w in group_workers if w.capacity(self.config.prefetch)), None)
-            if worker is None:  # a worker died since we counted: put the job back
-                self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
-                                                "interrupted", error="no worker free"))  # fmt: skip
-                continue
-            task = self.registry.get(job.job_type)
-            timeout = job.timeout or (task.timeout if task is not None else None)
-            running = RunningJob(claimed=job, timeout_s=timeout)
-            if not worker.jobs:
-                running.started_mono = now  # an idle worker starts it at once
-                if log.isEnabledFor(logging.INFO):
-                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.job_type,
-                             job.attempt, worker.name, worker.pid)  # fmt: skip
-            worker.jobs.append(running)
-            batches.setdefault(worker.pid, []).append(
-                (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
-            )
-        for pid, jobs in batches.items():
-            self.send(self.workers[pid], ("run", jobs))
-
-    def unwritten_starts(self) -> None:
-        """Jobs still running at this commit get their worker's name written (jobs that end
-        sooner carry it in their outcome: one statement fewer per short job)."""
-        for worker in self.workers.values():
-            for job in worker.jobs:
-                if job.started_mono is not None and not job.name_written:
-                    job.name_written = True
-                    self.commit.add_started(job.claimed.fence, worker.name)
 
     def shutdown_finally(self) -> None:
         for worker in list(self.workers.values()):

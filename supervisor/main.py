@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         linux.become_subreaper()
     from .loop import Supervisor
 
-    return Supervisor(config, registry, db).run()
+    supervisor = Supervisor(config, registry, db)
+    linux.release_free_memory()
+    return supervisor.run()
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 
 from jobtui.models.claims import ClaimedJob
 from jobtui.models.clock import sql_timestamp, utcnow
@@ -24,6 +22,7 @@ from jobtui.registry import TaskRegistry
 from . import linux
 from .child import worker_main
 from .config import SupervisorConfig, WorkerGroup
+from .wire import Wire
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class WorkerHandle:
     name: str
     group: WorkerGroup
     pid: int
-    conn: Connection
+    conn: Wire
     started_mono: float
     process_started_at: float | None
     started_at: str = ""  # wall-clock UTC, as the worker row stores it
@@ -112,7 +111,7 @@ def spawn_worker(
     close_in_child: Callable[[], None],
 ) -> WorkerHandle:
     """Fork one worker. The caller must hold no open database connection."""
-    parent_conn, child_conn = multiprocessing.Pipe(duplex=True)
+    parent_conn, child_conn = Wire.pair()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

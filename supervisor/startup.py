@@ -22,11 +22,15 @@ log = logging.getLogger(__name__)
 
 #: The loop's statements wait this long for SQLite's write lock, then retry next turn.
 LOOP_LOCK_WAIT_MS = 250
+#: The daemon touches the heads of a few indexes; SQLite's default 2 MB cache is memory
+#: it would keep for pages it reads once (retention, sweeps).
+SUPERVISOR_PAGE_CACHE_KB = 512
 
 
 def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewee.Database:
     db = use_database(config.database_url)
     dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
+    dialect_for(db).set_page_cache(db, SUPERVISOR_PAGE_CACHE_KB)
     try:
         existing = SupervisorRow.get_or_none(SupervisorRow.name == config.name)
         if existing is not None and existing.pid != os.getpid():

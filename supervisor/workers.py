@@ -35,13 +35,22 @@ class WorkerEvents:
     def drain_worker(self: Supervisor, worker: WorkerHandle) -> None:
         """Read every message the worker has sent so far."""
         conn = worker.conn
+        if conn.closed:
+            return
         try:
-            while not conn.closed and conn.poll():
-                message = conn.recv()
-                worker.last_message_mono = time.monotonic()
+            messages = conn.read_ready()
+        except OSError:
+            messages = []
+        if messages:
+            worker.last_message_mono = time.monotonic()
+            for message in messages:
                 self.on_message(worker, message)
-        except (EOFError, OSError):
-            pass  # the pipe closed: the worker is dying; SIGCHLD follows
+        if conn.eof:  # the worker is dying; SIGCHLD follows (stop watching a closed pipe)
+            self.child_exited = True
+            try:
+                self.selector.unregister(conn)
+            except (KeyError, ValueError):
+                pass
 
     def _worker_info(self: Supervisor, worker: WorkerHandle) -> dict:
         return {"worker_name": worker.name, "supervisor_name": self.config.name,
@@ -92,6 +101,8 @@ class WorkerEvents:
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
                          worker.pid)  # fmt: skip
         ran = None if job.started_mono is None else time.monotonic() - job.started_mono
+        if ran is not None:
+            self.job_run_ewma_s += 0.2 * (ran - self.job_run_ewma_s)
         self.finished_info[(outcome.job_id, outcome.attempt)] = (
             job.claimed.job_type,
             ran,
@@ -164,6 +175,8 @@ class WorkerEvents:
         task, ran, queue = self.finished_info.pop(
             (outcome.job_id, outcome.attempt), ("?", None, None)
         )
+        if status == "completed" and not log.isEnabledFor(logging.INFO):
+            return
         took = "" if ran is None else f" after {ran:.3f} s"
         what = f"job {outcome.job_id} {task} attempt {outcome.attempt}"
         if status is None:

@@ -173,6 +173,17 @@ def test_fresh_database_gets_the_current_schema_and_reopening_is_a_no_op(db, db_
     assert db.execute_sql("SELECT COUNT(*) FROM jobtui_schema").fetchone()[0] == 1
 
 
+def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
+    job = jobtui.enqueue("t")
+    db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
+    db.execute_sql("UPDATE jobtui_schema SET version = 1")
+    store.reset()
+    store.use_database(db_url)
+    assert db.execute_sql("SELECT version FROM jobtui_schema").fetchone()[0] == SCHEMA_VERSION
+    assert "job_attempts_job_id" not in {i.name for i in db.get_indexes("job_attempts")}
+    assert Job.get_by_id(job.id).status == "pending"
+
+
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):
     jobtui.enqueue("t")
     db.execute_sql("UPDATE jobtui_schema SET version = 999")

@@ -1,0 +1,169 @@
+"""What each loop turn writes and claims, and handing the claimed jobs to workers.
+
+A mixin of ``Supervisor`` (loop.py), kept apart so each file holds one concern. One group
+commit per turn carries every outcome, progress, heartbeat, sweep, cron tick and claim;
+for jobs far shorter than a commit it waits a moment (at most ``DEFER_MAX_S``) while any
+worker still has a job in hand, so one transaction carries several jobs (group commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from jobtui.models.outcomes import Outcome
+
+from . import timeouts
+from .commit import ClaimRequest
+from .config import WorkerGroup
+from .pool import RunningJob
+
+if TYPE_CHECKING:
+    from .loop import Supervisor
+
+log = logging.getLogger(__name__)
+
+NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on its row
+# Jobs shorter than a commit: hold their outcomes while a worker still has a job in hand
+# (at most DEFER_MAX_S), so one transaction carries several jobs' endings and claims.
+DEFER_JOBS_UNDER_S = 0.0003
+DEFER_MAX_S = 0.001
+
+
+class Dispatch:
+    # ---------------------------------------------------------------- database
+
+    def _capacity_requests(self: Supervisor) -> list[ClaimRequest]:
+        if self.stopping or self.quiet:
+            return []
+        free: dict[WorkerGroup, int] = {}
+        for worker in self.workers.values():
+            capacity = worker.capacity(self.config.prefetch)
+            if capacity:
+                free[worker.group] = free.get(worker.group, 0) + capacity
+        return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
+
+    def _deferring(self: Supervisor, now: float) -> bool:
+        """Hold this turn's commit for a moment? Only while jobs are far shorter than a
+        commit, outcomes wait, and every worker still has a job in hand: then waiting
+        costs no worker anything and the next commit carries more jobs (group commit)."""
+        first = self.commit.first_outcome_mono
+        if (first is None or now >= first + DEFER_MAX_S or self.stopping
+                or self.job_run_ewma_s > DEFER_JOBS_UNDER_S):  # fmt: skip
+            return False
+        return any(worker.jobs for worker in self.workers.values())
+
+    def write_and_claim(self: Supervisor) -> None:
+        now = time.monotonic()
+        self.unwritten_starts(now)  # queued even while the database refuses (no busy loop)
+        if not self.commit.can_try(now):
+            return
+        heartbeat = sweep = unknown = None
+        if now >= self.next_heartbeat:
+            heartbeat = self.heartbeat_rows()
+        if now >= self.next_sweep:
+            sweep = self.reaper.sweep
+        if now >= self.next_unknown_sweep and not self.stopping:
+            known = set(self.registry.names())
+            unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
+        poll_due = now >= self.next_poll
+        if not (heartbeat or sweep or unknown or poll_due) and self._deferring(now):
+            return
+        if poll_due:
+            self._open_wake_pg()
+        requests = self._capacity_requests() if (self.want_claim or poll_due) else []
+        cron = (poll_due or now >= self.next_cron) and not self.stopping
+        if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests or cron):
+            if poll_due:
+                self.poll_cancellations()
+                self.next_poll = now + self.config.poll_interval_s
+            return
+        result = self.commit.run(requests, heartbeat, sweep, unknown, cron)
+        if result is None:
+            return
+        if heartbeat is not None:
+            self.next_heartbeat = now + self.config.heartbeat_interval_s
+        if sweep is not None:
+            self.next_sweep = now + max(0.5, min(self.config.lease_s / 3, 10.0))
+        if unknown is not None:
+            self.next_unknown_sweep = now + max(1.0, self.config.heartbeat_interval_s)
+        if cron:
+            self.next_cron = self.cron_deadline(now)
+        self.after_commit(result, requests)
+        if poll_due:
+            self.poll_cancellations()
+            self.next_poll = now + self.config.poll_interval_s
+
+    def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
+        for outcome, status in result.statuses:
+            self.log_outcome(outcome, status)
+        for outcome, status in result.recovered:
+            if status is not None:
+                log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
+                            outcome.attempt, outcome.error, status)  # fmt: skip
+            if status == "failed":
+                self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
+                            outcome.error_type)  # fmt: skip
+        for schedule, fire, job_id in result.fired:
+            log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
+            self.want_claim = True
+        for job_id, task in result.unknown_failed:
+            if task == "expired":
+                log.info("job %s cancelled: expired, not started by its deadline", job_id)
+                continue
+            log.warning("job %s failed: unknown task %s", job_id, task)
+            self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
+        for job_id in result.lost_leases:
+            for worker in self.workers.values():
+                if worker.find(job_id) is not None and worker.kill is None:
+                    log.warning("job %s: lease lost to another supervisor; stopping worker %s",
+                                job_id, worker.name)  # fmt: skip
+                    timeouts.start_kill(worker, "lease lost", "lost", 0)
+        self.want_claim = False
+        for request, claimed in zip(requests, result.claimed, strict=True):
+            self.dispatch(request, claimed)
+            if len(claimed) == request.limit:
+                self.want_claim = True  # maybe more is waiting
+
+    def dispatch(self: Supervisor, request: ClaimRequest, claimed) -> None:
+        """Hand claimed jobs to the group's least busy workers, one message per worker."""
+        group_workers = [
+            w
+            for w in self.workers.values()
+            if w.group.queues == request.queues and w.capacity(self.config.prefetch)
+        ]
+        batches: dict[int, list[tuple]] = {}
+        now = time.monotonic()
+        for job in claimed:
+            group_workers.sort(key=lambda w: len(w.jobs))
+            worker = next((w for w in group_workers if w.capacity(self.config.prefetch)), None)
+            if worker is None:  # a worker died since we counted: put the job back
+                self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
+                                                "interrupted", error="no worker free"))  # fmt: skip
+                continue
+            task = self.registry.get(job.job_type)
+            timeout = job.timeout or (task.timeout if task is not None else None)
+            running = RunningJob(claimed=job, timeout_s=timeout)
+            if not worker.jobs:
+                running.started_mono = now  # an idle worker starts it at once
+                if log.isEnabledFor(logging.INFO):
+                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.job_type,
+                             job.attempt, worker.name, worker.pid)  # fmt: skip
+            worker.jobs.append(running)
+            batches.setdefault(worker.pid, []).append(
+                (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
+            )
+        for pid, jobs in batches.items():
+            self.send(self.workers[pid], ("run", jobs))
+
+    def unwritten_starts(self: Supervisor, now: float) -> None:
+        """Jobs running for ``NAME_WORKER_AFTER_S`` get their worker's name written; shorter
+        ones carry it in their outcome (no statement per short job: the worker rows say
+        which job each runs meanwhile)."""
+        for worker in self.workers.values():
+            job = worker.current
+            if (job is not None and job.started_mono is not None and not job.name_written
+                    and now - job.started_mono >= NAME_WORKER_AFTER_S):  # fmt: skip
+                job.name_written = True
+                self.commit.add_started(job.claimed.fence, worker.name)
