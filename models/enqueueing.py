@@ -50,8 +50,9 @@ OPTION_NAMES = frozenset({
     "description", "deadline", "batch_id", "schedule_name",
 })  # fmt: skip
 
-#: Called with the database after jobs were committed (the supervisor's wake-up poke).
-after_enqueue_hooks: list[Callable[[peewee.Database], None]] = [poke]
+#: Called after jobs were committed with the database and, when every new job is due
+#: later, the earliest due time (the supervisors' wake-up poke and its timer).
+after_enqueue_hooks: list[Callable[[peewee.Database, str | None], None]] = [poke]
 
 
 def _number(name: str, value: Any, *, minimum: float | None = 0, allow_none: bool = True) -> Any:
@@ -264,11 +265,14 @@ def insert_jobs(
         results = run() if db.in_transaction() else with_lock_retry(run)
     except peewee.IntegrityError as exc:
         raise InvalidJob(f"job refused by the database: {exc}") from exc
+    stamp = sql_timestamp(now)
+    due = min(r["run_at"] for r in rows)
+    due = due if due > stamp else None
     if not db.in_transaction():
         for hook in after_enqueue_hooks:
-            hook(db)
+            hook(db, due)
     else:
-        db.after_commit(lambda: [hook(db) for hook in after_enqueue_hooks])
+        db.after_commit(lambda: [hook(db, due) for hook in after_enqueue_hooks])
     if with_rows:
         return [(job_id, created, row if created else None)
                 for (job_id, created), row in zip(results, written, strict=True)]  # fmt: skip

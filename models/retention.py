@@ -56,3 +56,26 @@ def prune_jobs(
         batches += 1
         if deleted < batch_size or (max_batches is not None and batches >= max_batches):
             return total
+
+
+_PRUNE_FIRES = """DELETE FROM schedule_fires WHERE id IN (
+    SELECT id FROM schedule_fires WHERE fire_time < :cutoff LIMIT :batch)"""
+
+#: Fire records are kept at least this long whatever the retention: a scheduler looks back
+#: up to a day (catch-up "once"), and a record must outlive every tick it could refuse.
+FIRES_KEPT_AT_LEAST = timedelta(days=2)
+
+
+def prune_schedule_fires(
+    *, older_than: timedelta, batch_size: int = PRUNE_BATCH, db: peewee.Database | None = None
+) -> int:
+    """Delete one batch of cron fire records older than ``older_than`` (at least two days):
+    one row per tick would otherwise grow without end (86,400 a day for a per-second
+    schedule). Returns the count deleted; the caller holds no transaction."""
+    db = get_database(db)
+    dialect = dialect_for(db)
+    cutoff = utcnow() - max(older_than, FIRES_KEPT_AT_LEAST)
+    with dialect.write_transaction(db):
+        return db.execute_sql(dialect.sql(_PRUNE_FIRES),
+                              {"cutoff": sql_timestamp(cutoff), "batch": int(batch_size)}
+                              ).rowcount  # fmt: skip

@@ -46,12 +46,17 @@ def _sockets(folder: str) -> list[str]:
     return names
 
 
-def poke(db: peewee.Database) -> None:
-    """Tell the supervisors of ``db`` that new work is there (best effort, never raises)."""
+def poke(db: peewee.Database, due: str | None = None) -> None:
+    """Tell the supervisors of ``db`` that new work is there (best effort, never raises).
+
+    ``due`` (a SQL timestamp, UTC) says the earliest of the new jobs is due only then: the
+    supervisors set a timer for that moment instead of waiting for their safety poll.
+    """
     global _sender
+    payload = due or "!"
     try:
         if not is_sqlite(db):
-            db.execute_sql(f"NOTIFY {CHANNEL}")
+            db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
             return
         folder = wake_dir(db)
         if folder is None:
@@ -64,7 +69,7 @@ def poke(db: peewee.Database) -> None:
             _sender.setblocking(False)
         for target in targets:
             try:
-                _sender.sendto(b"!", target)
+                _sender.sendto(payload.encode(), target)
             except OSError as exc:
                 if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN):
                     raise

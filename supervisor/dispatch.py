@@ -8,10 +8,16 @@ worker still has a job in hand, so one transaction carries several jobs (group c
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+import peewee
+
+from jobtui.models.clock import sql_timestamp, utcnow
+from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome
 
 from . import timeouts
@@ -24,11 +30,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_NEXT_DUE = """SELECT DISTINCT run_at FROM jobs
+WHERE status IN ('pending', 'retrying') AND run_at > :now ORDER BY run_at LIMIT 32"""
+
 NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on its row
 # Jobs shorter than a commit: hold their outcomes while a worker still has a job in hand
 # (at most DEFER_MAX_S), so one transaction carries several jobs' endings and claims.
 DEFER_JOBS_UNDER_S = 0.0003
 DEFER_MAX_S = 0.001
+MAX_DUE_TIMERS = 1024
+DUE_MARGIN_S = 0.002  # claim a due job this late, never early (clocks differ in rounding)
 
 
 class Dispatch:
@@ -54,8 +65,34 @@ class Dispatch:
             return False
         return any(worker.jobs for worker in self.workers.values())
 
+    def claim_at(self: Supervisor, due: str | datetime) -> None:
+        """Jobs are due at ``due`` (UTC, as a wake-up announced it): claim then, not at a
+        safety poll up to a second later."""
+        try:
+            moment = due if isinstance(due, datetime) else datetime.fromisoformat(due)
+            wait = (moment - utcnow()).total_seconds()
+        except (TypeError, ValueError):
+            return  # not a timestamp: the safety poll will do
+        if len(self.due_times) < MAX_DUE_TIMERS:  # beyond that, the safety poll
+            heapq.heappush(self.due_times, time.monotonic() + max(0.0, wait) + DUE_MARGIN_S)
+
+    def arm_next_due(self: Supervisor) -> None:
+        """At start, once we listen: timers for the next jobs due later that were
+        enqueued while no supervisor listened (one scan of the pending jobs, once)."""
+        try:
+            rows = self.db.execute_sql(dialect_for(self.db).sql(_NEXT_DUE),
+                                       {"now": sql_timestamp(utcnow())}).fetchall()  # fmt: skip
+        except peewee.PeeweeException as exc:
+            log.debug("no timers for delayed jobs: %s", exc)
+            return
+        for (run_at,) in rows:
+            self.claim_at(run_at)
+
     def write_and_claim(self: Supervisor) -> None:
         now = time.monotonic()
+        while self.due_times and self.due_times[0] <= now:
+            heapq.heappop(self.due_times)
+            self.want_claim = True
         self.unwritten_starts(now)  # queued even while the database refuses (no busy loop)
         if not self.commit.can_try(now):
             return

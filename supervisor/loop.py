@@ -39,7 +39,13 @@ REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was m
 
 
 class Supervisor(WorkerEvents, Dispatch, Upkeep):
-    def __init__(self, config: SupervisorConfig, registry: TaskRegistry, db: peewee.Database):
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        registry: TaskRegistry,
+        db: peewee.Database,
+        wake: WakeListener | None = None,
+    ):
         self.config = config
         self.registry = registry
         self.db = db
@@ -51,7 +57,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         self.commit = GroupCommit(db, config.name, registry.names(),
                                   max_backoff_s=config.lease_s / 4)  # fmt: skip
         self.reaper = Reaper(config, self._orphan_policy)
-        self.wake: WakeListener | None = None
+        self.wake = wake  # bound before our row was written (SQLite), else opened in run()
         self.notifier = Notifier(NotifySettings(
             webhook=config.notify_webhook, email_to=config.notify_email,
             smtp_url=config.smtp_url, smtp_from=config.smtp_from), registry)  # fmt: skip
@@ -65,6 +71,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
+        self.due_times: list[float] = []  # heap: when jobs announced as due later are due
         self.cancel_deadlines: dict[str, float] = {}
         self.finished_info: dict[tuple[str, int], tuple[str, float | None, str | None]] = {}
         self.respawn: dict[
@@ -207,9 +214,11 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         self.inbox.install()
         self.selector.register(self.inbox.read_fd, selectors.EVENT_READ, "signal")
         self.spawn(self._initial_slots())
-        self.wake = WakeListener(self.db, self.config.name)
+        if self.wake is None:
+            self.wake = WakeListener(self.db, self.config.name)
         if self.wake.fileno() is not None:
             self.selector.register(self.wake.fileno(), selectors.EVENT_READ, "wake")
+        self.arm_next_due()
         log.info("supervisor %s running %d worker(s), %d task(s), queues %s",
                  self.config.name, len(self.workers), len(self.registry),
                  " ".join(f"{g.label}={g.size}" for g in self.config.groups))  # fmt: skip
@@ -233,6 +242,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep, self.next_cron]
+        if self.due_times:
+            deadlines.append(self.due_times[0])
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
             if not self.commit.healthy:
                 deadlines.append(self.commit.retry_at)
@@ -263,6 +274,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                 if self.wake is not None and not self.wake.drain():
                     self._close_wake_pg()  # lost: reopened on the next safety poll
                 self.want_claim = True
+                if self.wake is not None:
+                    for due in self.wake.take_due():
+                        self.claim_at(due)
             else:
                 self.drain_worker(key.data)
         for signum in self.inbox.take():

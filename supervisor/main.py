@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         import_tasks(config.imports)
         from .startup import open_and_register
 
-        db = open_and_register(config, registry)
+        db, wake = open_and_register(config, registry)
     except JobtuiError as exc:
         print(f"jobtui-supervisor: {exc}", file=sys.stderr)
         return 1
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         linux.become_subreaper()
     from .loop import Supervisor
 
-    supervisor = Supervisor(config, registry, db)
+    supervisor = Supervisor(config, registry, db, wake=wake)
     linux.release_free_memory()
     return supervisor.run()
 

@@ -8,6 +8,7 @@ import os
 import peewee
 
 from jobtui import __version__
+from jobtui.models.db import is_sqlite
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import ConfigurationError
 from jobtui.models.heartbeats import register_supervisor
@@ -17,6 +18,7 @@ from jobtui.registry import TaskRegistry
 
 from . import linux
 from .config import SupervisorConfig
+from .wakeup import WakeListener
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,14 @@ LOOP_LOCK_WAIT_MS = 250
 SUPERVISOR_PAGE_CACHE_KB = 512
 
 
-def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewee.Database:
+def open_and_register(
+    config: SupervisorConfig, registry: TaskRegistry
+) -> tuple[peewee.Database, WakeListener | None]:
+    """Open the database and write our Supervisor row. On SQLite the wake-up socket is
+    bound first: an enqueue that sees our row finds our socket too, and no wake-up (nor
+    the due time it announces) falls between the two."""
     db = use_database(config.database_url)
+    wake = WakeListener(db, config.name) if is_sqlite(db) else None
     dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
     dialect_for(db).set_page_cache(db, SUPERVISOR_PAGE_CACHE_KB)
     try:
@@ -55,8 +63,14 @@ def open_and_register(config: SupervisorConfig, registry: TaskRegistry) -> peewe
             })  # fmt: skip
         _declare_task_schedules(db, registry)
     except peewee.PeeweeException as exc:
+        if wake is not None:
+            wake.close()
         raise classify_error(exc) from exc
-    return db
+    except BaseException:
+        if wake is not None:
+            wake.close()
+        raise
+    return db, wake
 
 
 def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:

@@ -17,7 +17,7 @@ import peewee
 from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import StoreError
-from jobtui.models.retention import PRUNE_BATCH, prune_jobs
+from jobtui.models.retention import PRUNE_BATCH, prune_jobs, prune_schedule_fires
 from jobtui.models.scheduling import next_schedule_due
 
 if TYPE_CHECKING:
@@ -32,20 +32,24 @@ _CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_na
 
 class Upkeep:
     def prune(self: Supervisor) -> None:
-        """Retention: one small batch of old completed and cancelled jobs per call."""
+        """Retention: one small batch of old completed and cancelled jobs (and of old cron
+        fire records) per call."""
         now = time.monotonic()
         if self.stopping or now < self.next_prune or self.config.retention_days <= 0:
             return
         self.next_prune = now + PRUNE_INTERVAL_S
         try:
-            deleted = prune_jobs(older_than=timedelta(days=self.config.retention_days),
-                                 max_batches=1, retry_locked=False, db=self.db)  # fmt: skip
+            keep = timedelta(days=self.config.retention_days)
+            deleted = prune_jobs(older_than=keep, max_batches=1, retry_locked=False, db=self.db)
+            fires = prune_schedule_fires(older_than=keep, db=self.db)
         except (peewee.PeeweeException, StoreError) as exc:
             log.debug("pruning postponed: %s", exc)
             return
         if deleted:
             log.info("pruned %d job(s) older than %g days", deleted, self.config.retention_days)
-        if deleted >= PRUNE_BATCH:
+        if fires:
+            log.info("pruned %d cron fire record(s)", fires)
+        if deleted >= PRUNE_BATCH or fires >= PRUNE_BATCH:
             self.next_prune = now  # more to do: another batch next turn
 
     def cron_deadline(self: Supervisor, now_mono: float) -> float:
@@ -61,7 +65,21 @@ class Upkeep:
 
     def notify(self: Supervisor, job_id: str, task: str | None, queue: str | None, attempts: int,
                error: str | None, error_type: str | None) -> None:  # fmt: skip
-        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook)."""
+        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook).
+
+        A run recovered from a dead owner arrives without its task and queue: they are read
+        from the job row, so its notification and its task's ``on_failure`` hook match
+        those of any other final failure."""
+        if (task is None or queue is None) and self.notifier.write_fd is not None:
+            try:
+                row = self.db.execute_sql(dialect_for(self.db).sql(
+                    "SELECT job_type, queue_name FROM jobs WHERE id = :id"), {"id": job_id},
+                ).fetchone()  # fmt: skip
+            except peewee.PeeweeException as exc:
+                log.debug("could not read job %s for its notification: %s", job_id, exc)
+                row = None
+            if row is not None:
+                task, queue = task or row[0], queue or row[1]
         self.notifier.send({"job_id": job_id, "task": task, "queue": queue,
                             "attempts": attempts, "error": error, "error_type": error_type,
                             "supervisor": self.config.name})  # fmt: skip

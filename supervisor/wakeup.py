@@ -27,6 +27,7 @@ class WakeListener:
         self.sock: socket.socket | None = None
         self.path: str | None = None
         self.pg = None
+        self.due: list[str] = []
         self.open()
 
     def open(self) -> None:
@@ -63,21 +64,33 @@ class WakeListener:
         return None
 
     def drain(self) -> bool:
-        """Empty the wake-ups; False when the PostgreSQL connection was lost."""
+        """Empty the wake-ups; False when the PostgreSQL connection was lost. The due times
+        announced (of jobs due later) are kept for ``take_due``."""
         if self.sock is not None:
             try:
-                while self.sock.recv(64):
-                    pass
+                while payload := self.sock.recv(64):
+                    self._note(payload.decode("ascii", "replace"))
             except (BlockingIOError, InterruptedError):
                 pass
         elif self.pg is not None:
             try:
                 self.pg.poll()
+                for notify in self.pg.notifies:
+                    self._note(notify.payload)
                 self.pg.notifies.clear()
             except Exception as exc:  # noqa: BLE001 - reconnected on the next safety poll
                 log.warning("PostgreSQL wake-up connection lost: %s", exc)
                 return False
         return True
+
+    def _note(self, payload: str) -> None:
+        if payload and payload != "!":
+            self.due.append(payload)
+
+    def take_due(self) -> list[str]:
+        """The due times announced since the last call (SQL timestamps, UTC)."""
+        due, self.due = self.due, []
+        return due
 
     def close_pg(self) -> None:
         if self.pg is not None:

@@ -146,3 +146,18 @@ def test_prune_works_in_batches_and_cleanup_old_jobs_prunes_on_demand(db):
     assert Job.cleanup_old_jobs(7) == 1 and _alive(*more) == [False, True]
     assert Job.cleanup_old_jobs(7, include_failed=True) == 1
     assert Job.select().count() == 0
+
+
+def test_cron_fire_records_are_pruned_after_the_retention_and_never_within_two_days(db):
+    from jobtui.models.clock import utcnow
+    from jobtui.models.retention import prune_schedule_fires
+    from jobtui.models.schedule import ScheduleFire
+
+    jobtui.schedule("tick", "* * * * *", "t")
+    now = utcnow()
+    for days in (0, 1, 3, 8, 9):
+        ScheduleFire.create(schedule="tick", fire_time=now - timedelta(days=days, minutes=1))
+    assert prune_schedule_fires(older_than=timedelta(days=7)) == 2  # 8 and 9 days old
+    assert prune_schedule_fires(older_than=timedelta(0)) == 1  # 3 days: the two-day floor
+    kept = sorted((now - f.fire_time).days for f in ScheduleFire.select())
+    assert kept == [0, 1]

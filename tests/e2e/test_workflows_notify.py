@@ -5,6 +5,8 @@ webhook server never holds up other jobs. And retention (``--retention-days``)."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 
@@ -50,6 +52,27 @@ def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
     payload = json.loads(hook_line)
     assert (payload["job_id"], payload["task"], payload["error"]) == (
         hooked.id, f"{TASKS}.hooked", "hook me")  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_a_run_lost_with_its_supervisor_is_notified_like_any_failure(db, db_url, tmp_path):
+    hook_file = tmp_path / "hook.jsonl"
+    env = {"WORKFLOW_HOOK_FILE": str(hook_file)}
+    with webhook_server() as (url, bodies), supervisors(db_url, tmp_path, env=env) as group:
+        args = ("--import", TASKS, "--workers", "1", *FAST, "--notify-webhook", url)
+        (first,) = group.start(*args)
+        job = jobtui.enqueue(f"{TASKS}.hooked_sleeper", args=[60], queue="slow")
+        wait_for(lambda: Job.get_by_id(job.id).status == "running", 10, what="the run")
+        os.killpg(first.pid, signal.SIGKILL)  # its worker dies with it (parent-death signal)
+        first.wait(5)
+        group.start(*args)  # the next supervisor on this host recovers the run at once
+        wait_for(lambda: bodies and hook_file.exists(), 20, what="webhook and hook")
+    assert Job.get_by_id(job.id).status == "failed"
+    ((body,), hook) = bodies, json.loads(hook_file.read_text().splitlines()[0])
+    assert (body["job_id"], body["task"], body["queue"]) == (
+        job.id, f"{TASKS}.hooked_sleeper", "slow")  # fmt: skip
+    assert (hook["job_id"], hook["task"]) == (job.id, f"{TASKS}.hooked_sleeper")
+    assert "died" in body["error"]
 
 
 def _closed_port() -> int:

@@ -59,3 +59,8 @@ def hooked() -> None:
 @task(queue="callbacks", priority=7)
 def queued_callback(batch_id: str, label: str) -> str:
     return label
+
+
+@task(on_failure=_write_payload, max_retries=0)
+def hooked_sleeper(seconds: float) -> None:
+    time.sleep(seconds)
