@@ -216,14 +216,7 @@ def _plural(n: int, word: str = "job") -> str:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     result = actions.cancel_jobs(_resolve_ids(args.ids), reason=args.reason)
-    parts = [f"cancelled {_plural(result.changed)}"]
-    if result.requested:
-        parts.append(f"asked {_plural(result.requested, 'running job')} to stop")
-    if result.cascaded:
-        parts.append(f"cancelled {_plural(result.cascaded, 'dependant')}")
-    if result.skipped:
-        parts.append(f"{_plural(result.skipped)} already ended or stopping")
-    print("; ".join(parts))
+    print(result.cancel_summary())
     return 0 if result.changed or result.requested else 1
 
 

@@ -28,6 +28,21 @@ class ActionResult:
     cascaded: int = 0  # dependants cancelled in turn
     skipped: int = 0  # named jobs in a state the action does not apply to
 
+    def cancel_summary(self) -> str:
+        """One line on a cancel, as the CLI and the console both report it."""
+
+        def n(count: int, noun: str = "job") -> str:
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        parts = [f"cancelled {n(self.changed)}"]
+        if self.requested:
+            parts.append(f"asked {n(self.requested, 'running job')} to stop")
+        if self.cascaded:
+            parts.append(f"cancelled {n(self.cascaded, 'dependant')}")
+        if self.skipped:
+            parts.append(f"{n(self.skipped)} already ended or stopping")
+        return "; ".join(parts)
+
 
 def _chunks(ids: Sequence[str]) -> Iterable[tuple[str, dict[str, str]]]:
     for start in range(0, len(ids), CHUNK):

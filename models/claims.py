@@ -174,15 +174,14 @@ def claim_jobs(
     if limit <= 0:
         return []
     db = get_database(db)
-    dialect = dialect_for(db)
-    params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
-    sql = dialect.claim_statement(None if queues is None else len(queues))
 
-    def run() -> list[tuple]:
-        with dialect.write_transaction(db):
-            return db.execute_sql(sql, params).fetchall()
+    def run() -> list[ClaimedJob]:
+        with dialect_for(db).write_transaction(db):
+            return claim_in_transaction(db, limit, queues=queues, tasks=tasks,
+                                        worker_name=worker_name,
+                                        supervisor_name=supervisor_name, now=now)  # fmt: skip
 
-    return _claimed(with_lock_retry(run))
+    return with_lock_retry(run)
 
 
 def start_job(

@@ -129,14 +129,7 @@ class Operations:
     def cancel(self, ids: Sequence[str]) -> Outcome:
         def run() -> Outcome:
             r = actions.cancel_jobs(ids, db=self.db)
-            parts = [f"cancelled {_plural(r.changed)}"]
-            if r.requested:
-                parts.append(f"asked {_plural(r.requested, 'running job')} to stop")
-            if r.cascaded:
-                parts.append(f"{_plural(r.cascaded, 'dependant')} cancelled too")
-            if r.skipped:
-                parts.append(f"{_plural(r.skipped)} already ended")
-            return Outcome("; ".join(parts), "information" if r.changed or r.requested
+            return Outcome(r.cancel_summary(), "information" if r.changed or r.requested
                            else "warning")  # fmt: skip
 
         return self._run(run)

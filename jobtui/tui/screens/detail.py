@@ -20,7 +20,7 @@ from .. import formatting as fmt
 from ..snapshot import AttemptRow, DetailView, JobDetail, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
-from .job_actions import JOB_PALETTE, JobActions, Selection
+from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 
 TABS = ("overview", "parameters", "result", "traceback", "attempts")
 ATTEMPT_COLUMNS = (("#", "attempt", 3), ("started", "started", 23), ("took", "took", 7),
@@ -101,14 +101,7 @@ class JobDetailScreen(JobActions, ViewScreen):
         Binding("right_square_bracket", "cycle_tab(1)", "Next tab"),
         Binding("t", "show_tab('traceback')", "Traceback", show=False),
         Binding("a", "show_tab('attempts')", "Attempts", show=False),
-        Binding("c", "cancel", "Cancel"),
-        Binding("R", "retry", "Retry"),
-        Binding("K", "kill", "Kill"),
-        Binding("D", "delete", "Delete"),
-        Binding("plus", "priority_up", "Pri+", show=False),
-        Binding("minus", "priority_down", "Pri-", show=False),
-        Binding("e", "enqueue", "Enqueue", show=False),
-        Binding("w", "goto_worker", "Worker", show=False),
+        *job_bindings(show_enqueue=False),
     ]
     PALETTE = (*JOB_PALETTE,
                ("Job: traceback", "the traceback tab (t)", "show_tab('traceback')"),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from textual import work
+from textual.binding import Binding
 
 from ..operations import (
     MAX_BULK,
@@ -37,6 +38,20 @@ JOB_PALETTE = (
     ("Job: enqueue", "enqueue a new job (e)", "enqueue"),
     ("Job: go to worker", "the worker running the job (w)", "goto_worker"),
 )
+
+
+def job_bindings(*, show_enqueue: bool) -> list[Binding]:
+    """The keys of the job actions, the same on every screen that has them."""
+    return [
+        Binding("c", "cancel", "Cancel"),
+        Binding("R", "retry", "Retry"),
+        Binding("K", "kill", "Kill"),
+        Binding("D", "delete", "Delete"),
+        Binding("plus", "priority_up", "Pri+", show=False),
+        Binding("minus", "priority_down", "Pri-", show=False),
+        Binding("e", "enqueue", "Enqueue", show=show_enqueue),
+        Binding("w", "goto_worker", "Worker", show=False),
+    ]
 
 
 @dataclass(frozen=True)

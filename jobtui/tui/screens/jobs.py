@@ -24,7 +24,7 @@ from ..filters import FilterError, parse_filter
 from ..snapshot import JobRow, JobsQuery, JobsView, QueueRow, Source, Strip, WorkerRow
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
-from .job_actions import JOB_PALETTE, JobActions, Selection
+from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 from .modals import steady_inputs
 
 WINDOW = 200
@@ -156,14 +156,7 @@ class JobsScreen(JobActions, ViewScreen):
         Binding("slash", "filter", "Filter", priority=True),
         Binding("space", "toggle_mark", "Mark", show=False),
         Binding("asterisk", "mark_all", "Mark all", show=False),
-        Binding("c", "cancel", "Cancel"),
-        Binding("R", "retry", "Retry"),
-        Binding("K", "kill", "Kill"),
-        Binding("D", "delete", "Delete"),
-        Binding("plus", "priority_up", "Pri+", show=False),
-        Binding("minus", "priority_down", "Pri-", show=False),
-        Binding("e", "enqueue", "Enqueue"),
-        Binding("w", "goto_worker", "Worker", show=False),
+        *job_bindings(show_enqueue=True),
         Binding("p", "toggle_pause", "Pause queue", show=False),
     ]
     PALETTE = (
