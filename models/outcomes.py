@@ -118,7 +118,7 @@ UPDATE jobs SET status = 'completed', result = v.result, completed_at = {p}, upd
 FROM v
 WHERE jobs.id = v.id AND jobs.attempt = v.attempt AND jobs.status = 'running'
     AND (v.token IS NULL OR jobs.lease_token = v.token)
-RETURNING jobs.id, jobs.started_at, jobs.batch_id, jobs.has_dependants"""
+RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants"""
 
 _ATTEMPTS_MANY = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name,
     pid, host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -142,9 +142,9 @@ def _many(dialect: Dialect, template: str, width: int, count: int) -> str:
 
 def _complete_many(
     db: peewee.Database, outcomes: Sequence[Outcome], stamp: str, batches: set[str] | None
-) -> dict[str, str]:
-    """Write completed outcomes; {job id: "completed"} for the runs that still held
-    their lease (the rest changed nothing)."""
+) -> dict[tuple[str, int], str]:
+    """Write completed outcomes; {(job id, attempt): "completed"} for the runs that
+    still held their lease (the rest changed nothing)."""
     dialect = dialect_for(db)
     params: list[Any] = []
     for o in outcomes:
@@ -153,19 +153,19 @@ def _complete_many(
     rows = db.execute_sql(_many(dialect, _COMPLETE_MANY, 5, len(outcomes)), params).fetchall()
     if not rows:
         return {}
-    by_id = {o.job_id: o for o in outcomes}
+    by_run = {(o.job_id, o.attempt): o for o in outcomes}
     attempt_params: list[Any] = []
-    for job_id, started_at, _, _ in rows:
-        o = by_id[job_id]
+    for job_id, attempt, started_at, _, _ in rows:
+        o = by_run[(job_id, int(attempt))]
         w = o.worker
         attempt_params += (job_id, o.attempt, w.get("worker_name"), w.get("supervisor_name"),
                            w.get("pid"), w.get("host"), started_at, stamp,
                            o.attempt_outcome or AttemptOutcome.COMPLETED, None, None, None)  # fmt: skip
     db.execute_sql(_many(dialect, _ATTEMPTS_MANY, 12, len(rows)), attempt_params)
-    for job_id, _, batch_id, has_dependants in rows:
+    for job_id, _, _, batch_id, has_dependants in rows:
         if batch_id or has_dependants:
             job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches)
-    return {row[0]: "completed" for row in rows}
+    return {(row[0], int(row[1])): "completed" for row in rows}
 
 
 def apply_outcomes(
@@ -192,7 +192,7 @@ def apply_outcomes(
             chunk = completed[start : start + COMPLETE_CHUNK]
             written = _complete_many(db, [outcomes[i] for i in chunk], stamp, batches_to_finish)
             for i in chunk:
-                statuses[i] = written.get(outcomes[i].job_id)
+                statuses[i] = written.get((outcomes[i].job_id, outcomes[i].attempt))
     return statuses
 
 

@@ -57,8 +57,9 @@ class Dispatch:
 
     def _deferring(self: Supervisor, now: float) -> bool:
         """Hold this turn's commit for a moment? Only while jobs are far shorter than a
-        commit, outcomes wait, and every worker still has a job in hand: then waiting
-        costs no worker anything and the next commit carries more jobs (group commit)."""
+        commit, outcomes wait and some worker still has a job in hand: its outcome is a
+        few microseconds away, and the next commit carries it too (group commit). The
+        daemon's core, not the workers', is what limits such jobs."""
         first = self.commit.first_outcome_mono
         if (first is None or now >= first + DEFER_MAX_S or self.stopping
                 or self.job_run_ewma_s > DEFER_JOBS_UNDER_S):  # fmt: skip

@@ -164,3 +164,24 @@ def test_retry_resets_the_retry_count(db, status):
     again = jobtui.retry(job.id)
     assert again.status == "pending" and again.retry_count == 0
     assert claim_jobs(1)[0].attempt == 2
+
+
+def test_completions_written_together_are_each_fenced(db):
+    from jobtui.models.outcomes import Outcome, write_outcomes
+
+    for n in range(4):
+        jobtui.enqueue("t", args=[n])
+    ok, stale, old, failed = claim_jobs(4)
+    runs = [
+        Outcome(ok.id, ok.attempt, ok.lease_token, "completed", result_json="1"),
+        Outcome(stale.id, stale.attempt, "not-its-token", "completed", result_json="2"),
+        Outcome(old.id, old.attempt - 1, old.lease_token, "completed", result_json="3"),
+        Outcome(failed.id, failed.attempt, failed.lease_token, "failed", error="x",
+                permanent=True),
+    ]  # fmt: skip
+    assert write_outcomes(runs) == ["completed", None, None, "failed"]
+    rows = {j.id: j for j in Job.select()}
+    assert (rows[ok.id].status, rows[ok.id].result) == ("completed", 1)
+    assert rows[stale.id].status == rows[old.id].status == "running"
+    assert sorted((a.job_id, a.outcome) for a in JobAttempt.select()) == sorted(
+        [(ok.id, "completed"), (failed.id, "failed")])  # fmt: skip
