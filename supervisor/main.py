@@ -134,12 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_peewee_for(url: str | None) -> None:
     """Import Peewee without a PostgreSQL driver when the database is SQLite: the driver
-    and libpq cost every process of the daemon memory it never uses. Once Peewee is in,
-    the driver is importable again (a task may use PostgreSQL on its own)."""
+    and libpq cost every process of the daemon memory it never uses. Nor with OpenSSL:
+    Peewee's ``hashlib`` (it hashes long index names) falls back to the built-in MD5
+    instead of mapping libcrypto (3.5 MB resident). Once Peewee is in, both are
+    importable again, in full (a task may use PostgreSQL or ``hashlib.pbkdf2_hmac``)."""
     url = url or os.environ.get("JOBTUI_DATABASE") or "sqlite://"  # not models.db: no peewee yet
     if not url.lower().startswith("sqlite") or "peewee" in sys.modules:
         return
-    hidden = [name for name in ("psycopg2", "psycopg") if name not in sys.modules]
+    hidden = [name for name in ("psycopg2", "psycopg", "_hashlib") if name not in sys.modules]
+    fallback_hashlib = "hashlib" not in sys.modules  # imported below without _hashlib
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
@@ -147,6 +150,8 @@ def _load_peewee_for(url: str | None) -> None:
     finally:
         for name in hidden:
             sys.modules.pop(name, None)
+        if fallback_hashlib:
+            sys.modules.pop("hashlib", None)  # Peewee keeps it; the next import is whole
 
 
 def config_from_args(args: argparse.Namespace) -> SupervisorConfig:

@@ -98,3 +98,14 @@ def test_error_classes_and_deadlines(db, db_url, tmp_path):
     assert "expired" in rows[expired.id].error_message
     assert rows[expired.id].completed_at < rows[expired.id].scheduled_for  # not left to run
     assert (rows[in_time.id].status, rows[in_time.id].result) == ("completed", 2)
+
+
+@pytest.mark.timeout(60)
+def test_a_task_has_the_whole_hashlib_though_the_daemon_skips_openssl(db, db_url, tmp_path):
+    import hashlib
+
+    with supervisors(db_url, tmp_path) as group:
+        group.start("--import", TASKS, "--workers", "1", *FAST)
+        job = jobtui.enqueue(f"{TASKS}.derive_key", args=["hunter2"])
+        key = jobtui.wait(job.id, timeout=15)
+    assert key == hashlib.scrypt(b"hunter2", salt=b"salt", n=16, r=8, p=1, dklen=16).hex()

@@ -64,3 +64,10 @@ def queued_callback(batch_id: str, label: str) -> str:
 @task(on_failure=_write_payload, max_retries=0)
 def hooked_sleeper(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@task
+def derive_key(password: str) -> str:
+    import hashlib  # the daemon imports Peewee without OpenSSL; scrypt is OpenSSL-only
+
+    return hashlib.scrypt(password.encode(), salt=b"salt", n=16, r=8, p=1, dklen=16).hex()
