@@ -11,6 +11,7 @@ than n rows under a nested-loop plan (fact 2, PostgreSQL bug #15715).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -93,7 +94,7 @@ class Dialect:
         """A list parameter: JSON text for SQLite (json_each), an array for PostgreSQL."""
         if values is None:
             return None
-        return json.dumps(list(values)) if self.name == "sqlite" else list(values)
+        return _json_list(tuple(values)) if self.name == "sqlite" else list(values)
 
     @property
     def claim_sql(self) -> str:
@@ -169,6 +170,12 @@ class Dialect:
 
 
 _CLAIM_CACHE: dict[tuple[str, int | None], str] = {}
+
+
+@functools.lru_cache(maxsize=64)
+def _json_list(values: tuple[str, ...]) -> str:
+    """JSON text of a list; cached, as a supervisor passes the same task names each claim."""
+    return json.dumps(list(values))
 
 
 def _build(name: str) -> Dialect:

@@ -76,6 +76,7 @@ class WorkerHandle:
     exited: bool = False
     cpu_percent: float = 0.0
     rss_bytes: int = 0
+    info: dict | None = None  # who ran a job, for its outcomes (workers.py)
 
     @property
     def current(self) -> RunningJob | None:

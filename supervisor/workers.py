@@ -53,8 +53,11 @@ class WorkerEvents:
                 pass
 
     def _worker_info(self: Supervisor, worker: WorkerHandle) -> dict:
-        return {"worker_name": worker.name, "supervisor_name": self.config.name,
-                "pid": worker.pid, "host": self.config.host}  # fmt: skip
+        """Who ran a job, as its outcome records it (built once per worker, never changed)."""
+        if worker.info is None:
+            worker.info = {"worker_name": worker.name, "supervisor_name": self.config.name,
+                           "pid": worker.pid, "host": self.config.host}  # fmt: skip
+        return worker.info
 
     def on_message(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
         kind = message[0]
@@ -84,8 +87,9 @@ class WorkerEvents:
         if job.cancel_sent or kind == "cancelled":
             return Outcome(**base, kind="cancelled", error="cancelled by operator",
                            error_type="Cancelled")  # fmt: skip
+        policy = None if kind == "done" else self._task_policy(claimed.job_type)
         return outcome_from_message(message, claimed.lease_token, worker=info,
-                                    task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+                                    task_policy=policy)  # fmt: skip
 
     def _task_policy(self: Supervisor, job_type: str):
         task = self.registry.get(job_type)
