@@ -174,6 +174,7 @@ def apply_outcomes(
     *,
     now: datetime | None = None,
     batches_to_finish: set[str] | None = None,
+    retry_times: list[str] | None = None,
 ) -> list[str | None]:
     """``apply_outcome`` for many runs of different jobs, in the caller's transaction:
     completed ones in bulk, the rest one by one. The new status of each, in order."""
@@ -185,7 +186,8 @@ def apply_outcomes(
             completed.append(index)
         else:
             statuses[index] = apply_outcome(db, outcome, now=now_dt,
-                                            batches_to_finish=batches_to_finish)  # fmt: skip
+                                            batches_to_finish=batches_to_finish,
+                                            retry_times=retry_times)  # fmt: skip
     if completed:
         stamp = sql_timestamp(now_dt)
         for start in range(0, len(completed), COMPLETE_CHUNK):
@@ -225,10 +227,12 @@ def apply_outcome(
     *,
     now: datetime | None = None,
     batches_to_finish: set[str] | None = None,
+    retry_times: list[str] | None = None,
 ) -> str | None:
     """Write one outcome inside the caller's transaction; returns the job's new status, or
     None when the run had lost its lease (nothing written). With ``batches_to_finish``,
-    the job's batch is added to it for the caller's ``finish_batches`` (workflow.py)."""
+    the job's batch is added to it for the caller's ``finish_batches`` (workflow.py); with
+    ``retry_times``, a retry's due time is appended (the supervisor sets a timer for it)."""
     stmts = statements_for(dialect_for(db))
     now_dt = now or utcnow()
     stamp = sql_timestamp(now_dt)
@@ -253,6 +257,8 @@ def apply_outcome(
                 "permanent": bool(outcome.permanent),
             })  # fmt: skip
             row = (row[6], row[7], row[8])
+            if next_retry_at is not None and retry_times is not None:
+                retry_times.append(next_retry_at)
         attempt_outcome = AttemptOutcome.FAILED
     elif kind == "cancelled":
         row = db.execute_sql(stmts.cancelled, params).fetchone()

@@ -53,6 +53,7 @@ class TurnResult:
     recovered: list[tuple[Outcome, str | None]] = field(default_factory=list)
     unknown_failed: list[tuple[str, str]] = field(default_factory=list)
     fired: list[tuple[str, Any, str]] = field(default_factory=list)  # cron ticks enqueued
+    retry_times: list[str] = field(default_factory=list)  # when the retries written are due
 
 
 class GroupCommit:
@@ -122,7 +123,8 @@ class GroupCommit:
                     db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "worker": worker, "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
-                statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches)
+                statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
+                                          retry_times=result.retry_times)  # fmt: skip
                 result.statuses = list(zip(outcomes, statuses, strict=True))
                 for (job_id, attempt), (token, pct, msg) in progress.items():
                     db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
@@ -132,7 +134,8 @@ class GroupCommit:
                 if sweep is not None:
                     for outcome in sweep(db):
                         result.recovered.append((outcome, apply_outcome(
-                            db, outcome, now=now, batches_to_finish=batches)))  # fmt: skip
+                            db, outcome, now=now, batches_to_finish=batches,
+                            retry_times=result.retry_times)))  # fmt: skip
                 finish_batches(db, batches)
                 if unknown_sweep is not None:
                     result.unknown_failed = unknown_sweep(db, stamp)

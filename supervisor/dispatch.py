@@ -134,6 +134,8 @@ class Dispatch:
             self.next_poll = now + self.config.poll_interval_s
 
     def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
+        for due in result.retry_times:
+            self.claim_at(due)  # a retry starts when its backoff ends, not a poll later
         for outcome, status in result.statuses:
             self.log_outcome(outcome, status)
         for outcome, status in result.recovered:

@@ -3,6 +3,7 @@ on both engines."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -109,3 +110,17 @@ def test_a_task_has_the_whole_hashlib_though_the_daemon_skips_openssl(db, db_url
         job = jobtui.enqueue(f"{TASKS}.derive_key", args=["hunter2"])
         key = jobtui.wait(job.id, timeout=15)
     assert key == hashlib.scrypt(b"hunter2", salt=b"salt", n=16, r=8, p=1, dklen=16).hex()
+
+
+@pytest.mark.timeout(60)
+def test_a_retry_starts_when_its_backoff_ends(db, db_url, tmp_path):
+    with supervisors(db_url, tmp_path) as group:
+        group.start("--import", TASKS, "--workers", "1", *FAST)  # default --poll-interval 1
+        job = jobtui.enqueue(f"{TASKS}.flaky_twice")
+        assert jobtui.wait(job.id, timeout=15) == "ok"
+    runs = list(JobAttempt.select().where(JobAttempt.job == job.id).order_by(JobAttempt.attempt))
+    assert [r.outcome for r in runs] == ["failed", "failed", "completed"]
+    for before, after in itertools.pairwise(runs):
+        gap = (after.started_at - before.ended_at).total_seconds()
+        # the supervisor that wrote the retry sets a timer for it: not the 1 s safety poll
+        assert 0.4 - 0.01 <= gap < 0.4 + 0.3, f"attempt {after.attempt} began {gap:.3f} s on"

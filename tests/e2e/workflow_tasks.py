@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from jobtui import PermanentError, task
+from jobtui import PermanentError, current_job, task
 
 
 def _append(path: str, line: str) -> None:
@@ -71,3 +71,11 @@ def derive_key(password: str) -> str:
     import hashlib  # the daemon imports Peewee without OpenSSL; scrypt is OpenSSL-only
 
     return hashlib.scrypt(password.encode(), salt=b"salt", n=16, r=8, p=1, dklen=16).hex()
+
+
+@task(max_retries=2, retry_delay=0.4, retry_backoff=1.0, retry_jitter=False)
+def flaky_twice() -> str:
+    attempt = current_job().attempt
+    if attempt < 3:
+        raise RuntimeError(f"attempt {attempt} fails")
+    return "ok"
