@@ -210,6 +210,8 @@ class JobDetail:
     depends_on: tuple[str, ...]
     supervisor: str | None
     attempts: tuple[AttemptRow, ...] = ()
+    batch_progress: str | None = None  # "3/10 ended", and how the batch ended if it has
+    dependants: tuple[str, ...] = ()  # jobs that wait on this one (the first few)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ from .snapshot import (
 )
 from .stats import id_floor
 
+DETAIL_DEPENDANTS = 20  # the job detail lists this many of the jobs waiting on a job
+
 T = TypeVar("T")
 
 JOB_COLUMNS = (
@@ -449,6 +451,9 @@ class DataSource:
             depends = tuple(d.depends_on_id for d in JobDependency.select(
                 JobDependency.depends_on_id).where(JobDependency.job_id == job_id)
                 .execute(self.db))  # fmt: skip
+            dependants = tuple(d.job_id for d in JobDependency.select(JobDependency.job)
+                               .where(JobDependency.depends_on == job_id)
+                               .limit(DETAIL_DEPENDANTS).execute(self.db))  # fmt: skip
             reference = None
             if job.reference_type or job.reference_id:
                 reference = f"{job.reference_type or ''}:{job.reference_id or ''}"
@@ -462,9 +467,24 @@ class DataSource:
                 reference=reference, tags=tuple(job.tags or ()), metadata=job.metadata,
                 batch_id=job.batch_id, schedule_name=job.schedule_name,
                 unique_key=job.unique_key, depends_on=depends, supervisor=job.supervisor_name,
-                attempts=tuple(attempts)))  # fmt: skip
+                attempts=tuple(attempts), dependants=dependants,
+                batch_progress=self._batch_progress(job.batch_id)))  # fmt: skip
 
         return self._read(read)
+
+    def _batch_progress(self, batch_id: str | None) -> str | None:
+        """How far a job's batch has got, as ``jobtui status`` counts it."""
+        if batch_id is None:
+            return None
+        from jobtui.batching import batch_status
+        from jobtui.models.errors import JobNotFound
+
+        try:
+            status = batch_status(batch_id, database=self.db)
+        except JobNotFound:
+            return None
+        text = f"{status['done']}/{status['total']} ended"
+        return f"{text}, {status['outcome']}" if status["outcome"] else text
 
     def worker_detail(self, name: str) -> WorkerDetailView:
         def read() -> WorkerDetailView:

@@ -215,3 +215,22 @@ def test_matching_jobs_and_statuses(source):
     query = JobsQuery(filter=parse_filter("state:failed"))
     assert source.matching_jobs(query, 10) == [(jobs[2], "failed"), (jobs[0], "failed")]
     assert source.statuses(jobs) == dict(zip(jobs, ("failed", "pending", "failed"), strict=True))
+
+
+def test_job_detail_shows_batch_progress_and_dependants(source):
+    import jobtui
+
+    with jobtui.batch() as group:
+        first = jobtui.enqueue("t.a")
+        jobtui.enqueue("t.b")
+    waiting = jobtui.enqueue("t.c", depends_on=[first.id])
+    Job.update(status="completed").where(Job.id == first.id).execute()
+    detail = source.job_detail(first.id).job
+    assert detail.batch_id == group.id and detail.batch_progress == "1/2 ended"
+    assert detail.dependants == (waiting.id,)
+    assert source.job_detail(waiting.id).job.batch_progress is None
+    from jobtui.tui.screens.detail import overview_text
+
+    text = overview_text(detail, utcnow()).plain
+    assert f"batch      {group.id}  (1/2 ended)" in text
+    assert f"dependants {waiting.id}" in text

@@ -78,10 +78,12 @@ def overview_text(job: JobDetail, now) -> Text:
     line("user", job.user_id)
     line("reference", job.reference)
     line("tags", ", ".join(job.tags))
-    line("batch", job.batch_id)
+    batch = job.batch_id
+    line("batch", f"{batch}  ({job.batch_progress})" if batch and job.batch_progress else batch)
     line("schedule", job.schedule_name)
     line("unique key", job.unique_key)
     line("depends on", ", ".join(job.depends_on))
+    line("dependants", ", ".join(job.dependants))
     line("description", job.description)
     if row.error_type or row.error:
         line("error", f"{row.error_type or 'Error'}: {row.error or ''}", "red")
