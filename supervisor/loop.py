@@ -267,7 +267,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         return max(0.0, min(deadlines) - now)
 
     def turn(self) -> None:
-        for key, _ in self.selector.select(self._timeout()):
+        for key, events in self.selector.select(self._timeout()):
             if key.data == "signal":
                 self.inbox.drain_pipe()
             elif key.data == "wake":
@@ -278,7 +278,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                     for due in self.wake.take_due():
                         self.claim_at(due)
             else:
-                self.drain_worker(key.data)
+                if events & selectors.EVENT_WRITE:
+                    self.flush_worker(key.data)
+                if events & selectors.EVENT_READ:
+                    self.drain_worker(key.data)
         for signum in self.inbox.take():
             self.on_signal(signum)
         now = time.monotonic()

@@ -26,6 +26,7 @@ class Wire:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
+        self.outbox = bytearray()  # queued by send_nowait, not yet taken by the socket
         self.closed = False
         self.eof = False  # the other end closed (it exited, or is exiting)
 
@@ -38,8 +39,31 @@ class Wire:
         return self.sock.fileno()
 
     def send(self, message: tuple) -> None:
+        """Send, waiting while the socket is full (the worker's side: its supervisor
+        always reads)."""
         data = marshal.dumps(message)
         self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def send_nowait(self, message: tuple) -> bool:
+        """Queue a message and send what the socket takes now (the supervisor's side: a
+        worker deep in a long job reads nothing, and a large prefetched job must not stop
+        the loop that enforces that job's timeout). True when all of it went; otherwise
+        ``flush`` the rest once the socket is writable."""
+        data = marshal.dumps(message)
+        self.outbox += _HEADER.pack(len(data))
+        self.outbox += data
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Send what is queued without waiting; True when nothing is left."""
+        outbox = self.outbox
+        while outbox:
+            try:
+                sent = self.sock.send(outbox, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return False
+            del outbox[:sent]
+        return True
 
     def _next_frame(self) -> tuple | None:
         buffer = self.buffer
@@ -97,6 +121,7 @@ class Wire:
                 raise EOFError("the other end closed the channel")
 
     def close(self) -> None:
+        self.outbox.clear()
         if not self.closed:
             self.closed = True
             self.sock.close()

@@ -7,6 +7,7 @@ turns what a worker says (or how it died) into the ``Outcome`` the group commit 
 from __future__ import annotations
 
 import logging
+import selectors
 import time
 from typing import TYPE_CHECKING
 
@@ -27,10 +28,31 @@ PROGRESS_WRITE_INTERVAL_S = 0.25
 
 class WorkerEvents:
     def send(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
+        """Send without ever waiting on the worker: what its socket cannot take now is sent
+        when it becomes writable (``flush_worker``)."""
         try:
-            worker.conn.send(message)
-        except (OSError, EOFError, ValueError):
-            pass  # it died; reaping will tell
+            if worker.conn.send_nowait(message):
+                return
+        except (OSError, ValueError):
+            worker.conn.outbox.clear()  # it died; reaping will tell
+            return
+        self._watch(worker, selectors.EVENT_READ | selectors.EVENT_WRITE)
+
+    def flush_worker(self: Supervisor, worker: WorkerHandle) -> None:
+        """The worker's socket can take more of what was queued for it."""
+        try:
+            done = worker.conn.flush()
+        except (OSError, ValueError):
+            worker.conn.outbox.clear()
+            done = True
+        if done:
+            self._watch(worker, selectors.EVENT_READ)
+
+    def _watch(self: Supervisor, worker: WorkerHandle, events: int) -> None:
+        try:
+            self.selector.modify(worker.conn, events, worker)
+        except (KeyError, ValueError):
+            pass  # no longer watched: its pipe closed
 
     def drain_worker(self: Supervisor, worker: WorkerHandle) -> None:
         """Read every message the worker has sent so far."""

@@ -235,3 +235,9 @@ def unserialisable() -> object:
 @logged
 def huge(size: int) -> str:
     return "x" * size
+
+
+@task
+@logged
+def blob_length(blob: str) -> int:
+    return len(blob)

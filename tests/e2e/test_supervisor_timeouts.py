@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from supervisor_harness import TASKS, gone, wait_until
-from supervisor_history import attempts
+from supervisor_history import attempts, job
 
 import jobtui
 
@@ -84,3 +84,19 @@ def test_cancel_a_pending_a_cooperative_and_an_oblivious_job(cluster):
                10, "the oblivious job's worker replaced")  # fmt: skip
     assert cluster.execlog.records(later.id) == []
     cluster.check()
+
+
+def test_a_large_prefetched_job_never_stalls_the_loop_behind_a_busy_worker(cluster):
+    # The worker reads nothing while the sleeper runs; a job 4 MB large, prefetched to it,
+    # fills its socket. Were the supervisor to wait on that socket, the sleeper's timeout
+    # could never be enforced.
+    cluster.start(workers=1)
+    sleeper = jobtui.enqueue(f"{TASKS}.sleeper")
+    cluster.fault(sleeper.id, "timed out")
+    wait_until(lambda: job(sleeper.id).status == "running", 10, "the sleeper running")
+    large = jobtui.enqueue(f"{TASKS}.blob_length", args=["y" * 4_000_000])
+    rows = cluster.wait_status([sleeper.id, large.id])
+    assert (rows[sleeper.id].status, rows[sleeper.id].error_message) == (
+        "failed", "timed out after 1 s")  # fmt: skip
+    assert rows[large.id].status == "completed"
+    assert jobtui.wait(large.id, timeout=5)["value"] == 4_000_000
