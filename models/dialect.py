@@ -150,13 +150,19 @@ class Dialect:
                 yield
 
     def set_lock_wait(self, db: peewee.Database, milliseconds: int) -> None:
-        """How long a statement waits for SQLite's write lock before "database is locked".
+        """How long a statement waits for a lock held elsewhere before it fails: SQLite's
+        write lock ("database is locked"), a PostgreSQL row lock (``lock_timeout``; an
+        application may hold one on a job row in its own long transaction).
 
         The supervisor's loop waits briefly and retries on its next turn, so a long lock
         held by someone else never stalls its timeouts and signals.
         """
         if self.name == "sqlite":
             db.pragma("busy_timeout", int(milliseconds), permanent=True)
+            return
+        db.connect_params["options"] = f"-c lock_timeout={int(milliseconds)}"  # reconnects
+        if not db.is_closed():
+            db.execute_sql(f"SET lock_timeout = {int(milliseconds)}")
 
     def set_page_cache(self, db: peewee.Database, kilobytes: int) -> None:
         """The most SQLite keeps cached for this connection (PostgreSQL: the server's)."""

@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 import pytest
-from supervisor_harness import TASKS, wait_until
+from supervisor_harness import TASKS, gone, wait_until
 
 import jobtui
 
@@ -58,3 +58,34 @@ def test_sqlite_write_lock_held_by_another_process(sqlite_cluster):
     assert all(s.alive() for s in sups)
     rows = cluster.check()
     assert all(rows[j.id].attempt == 1 for j in (*during, *after))
+
+
+def test_a_postgresql_row_lock_held_elsewhere_never_stalls_the_loop(cluster):
+    if not cluster.db_url.startswith("postgres"):
+        pytest.skip("PostgreSQL row locks (SQLite's write lock: the test above)")
+    import psycopg2
+
+    from jobtui.models import store
+
+    sup = cluster.start(workers=2)
+    held = jobtui.enqueue(f"{TASKS}.gated", args=["held"])
+    cluster.wait_started(held.id)
+    sleeper = jobtui.enqueue(f"{TASKS}.sleeper")  # 1 s timeout
+    cluster.fault(sleeper.id, "timed out")
+    sleeping = cluster.wait_started(sleeper.id)
+    db = store.get_database()
+    lock = psycopg2.connect(dbname=db.database, **db.connect_params)
+    try:
+        with lock.cursor() as cur:  # an application's long transaction holding a job row
+            cur.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (held.id,))
+        cluster.open_gate("held")  # its outcome now waits for the row: the turn fails, retried
+        wait_until(lambda: gone(sleeping.pid), 10, "the sleeper killed by its timeout",
+                   explain=cluster.logs)  # fmt: skip
+        wait_until(lambda: "database trouble" in sup.log(), 10, "the lock logged")
+    finally:
+        lock.rollback()
+        lock.close()
+    rows = cluster.wait_status([held.id, sleeper.id])
+    assert rows[held.id].status == "completed"
+    assert (rows[sleeper.id].status, rows[sleeper.id].error_message) == (
+        "failed", "timed out after 1 s")  # fmt: skip
