@@ -19,6 +19,26 @@ from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+#: What a failure keeps of its message and traceback: an exception carrying megabytes of
+#: text (a response body, a repr) must not fill the job row, the pipe or the console.
+ERROR_MESSAGE_MAX = 10_000
+TRACEBACK_MAX = 64_000
+
+
+def _clip_start(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit:,} characters cut]"
+
+
+def _clip_middle(text: str, limit: int) -> str:
+    """Keep the start and, mostly, the end of a traceback: the innermost frames and the
+    exception line are at the end."""
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    cut = len(text) - limit
+    return f"{text[:head]}\n… [{cut:,} characters cut] …\n{text[len(text) - (limit - head) :]}"
+
+
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
 
 
@@ -70,8 +90,8 @@ def execute_job(
         value = call_task(task.func, args, kwargs)
     except BaseException as exc:  # noqa: BLE001 - a task's failure is data, not our crash
         kind = type(exc).__name__
-        return ("error", job_id, attempt, kind, str(exc) or kind, traceback.format_exc(),
-                task.is_permanent(exc))  # fmt: skip
+        return ("error", job_id, attempt, kind, _clip_start(str(exc) or kind, ERROR_MESSAGE_MAX),
+                _clip_middle(traceback.format_exc(), TRACEBACK_MAX), task.is_permanent(exc))  # fmt: skip
     finally:
         unbind_job(token)
     try:

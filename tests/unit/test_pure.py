@@ -144,3 +144,22 @@ def test_every_public_name_resolves_to_the_api_object_not_a_module():
     for name in jobtui.__all__:
         assert not isinstance(getattr(jobtui, name), types.ModuleType), name
     assert callable(jobtui.eager)
+
+
+def test_a_failure_keeps_a_bounded_message_and_the_end_of_its_traceback():
+    from jobtui.execution import ERROR_MESSAGE_MAX, TRACEBACK_MAX, execute_job
+    from jobtui.registry import Task
+
+    def huge() -> None:
+        raise ValueError("body: " + "x" * 5_000_000)
+
+    local = TaskRegistry()
+    local.register(Task(func=huge, name="huge"))
+
+    message = execute_job(local, ("id", "huge", "{}", 1), report_progress=lambda p, m: None,
+                          check_cancel=lambda: False)  # fmt: skip
+    kind, error, trace = message[3], message[4], message[5]
+    assert kind == "ValueError" and error.startswith("body: xxx")
+    assert len(error) < ERROR_MESSAGE_MAX + 100 and "characters cut]" in error
+    assert len(trace) < TRACEBACK_MAX + 100 and trace.startswith("Traceback")
+    assert "characters cut] …" in trace and trace.rstrip().endswith("x")  # the end is kept
