@@ -113,6 +113,7 @@ def worker_main(
         linux.die_with_parent()
         if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
             os._exit(1)
+        me = os.getpid()
         channel = _Channel(conn)
         stop = threading.Event()
         threading.Thread(target=_beat, args=(channel, heartbeat_interval_s, stop),
@@ -130,7 +131,10 @@ def worker_main(
                         channel.cancelled.discard(job[0])
                         channel.send(("cancelled", job[0], job[3]))
                     else:
-                        channel.send(run_job(channel, registry, job, max_result_bytes))
+                        outcome = run_job(channel, registry, job, max_result_bytes)
+                        if os.getpid() != me:
+                            os._exit(0)  # a process the task forked returned here: not a worker
+                        channel.send(outcome)
             elif message[0] == "cancel":
                 channel.cancelled.add(message[1])
         stop.set()

@@ -241,3 +241,13 @@ def huge(size: int) -> str:
 @logged
 def blob_length(blob: str) -> int:
     return len(blob)
+
+
+@task
+@logged
+def forks_and_returns_twice() -> int:
+    """Both the worker and a child it forks return from the task (a careless os.fork)."""
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)
+    return os.getpid()

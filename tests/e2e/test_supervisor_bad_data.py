@@ -70,3 +70,14 @@ def test_bad_jobs_fail_alone_and_the_supervisor_keeps_running(cluster, db):
     after = jobtui.enqueue(f"{TASKS}.add", args=[20, 22])
     assert jobtui.wait(after.id, timeout=10)["value"] == 42
     cluster.check()
+
+
+def test_a_process_a_task_forked_never_acts_as_the_worker(cluster):
+    sup = cluster.start(workers=1)
+    forked = jobtui.enqueue(f"{TASKS}.forks_and_returns_twice")
+    after = [jobtui.enqueue(f"{TASKS}.quick", args=[n]) for n in range(5)]
+    assert [jobtui.wait(j.id, timeout=15)["value"] for j in after] == list(range(5))
+    result = jobtui.wait(forked.id, timeout=15)
+    assert result["value"] in sup.worker_pids()  # the worker's own outcome, once
+    (only,) = attempts(forked.id)
+    assert only.outcome == "completed"
