@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -85,7 +86,8 @@ def test_the_console_steers_a_real_supervisor(supervisor):
 
 
 def test_the_demo_moves_and_stops_its_supervisor():
-    term = Tmux([sys.executable, "-m", "jobtui", "--demo"])
+    # README's main command, through the console script the install made
+    term = Tmux([str(Path(sys.executable).parent / "jobtui"), "--demo"])
     try:
         screen = term.wait_for(lambda s: "1 sup" in s and "running" in s, 30,
                                "the demo's supervisor running jobs")  # fmt: skip
