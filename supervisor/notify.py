@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import time
 from dataclasses import dataclass
@@ -120,6 +121,28 @@ def notifier_main(read_fd: int, settings: NotifySettings, registry: TaskRegistry
     os._exit(0)
 
 
+def _line(payload: dict[str, Any]) -> bytes:
+    """One JSON line no longer than PIPE_BUF: a write that size to a pipe is atomic (all or
+    EAGAIN), so a full pipe never leaves half a line for the next one to corrupt. A long
+    error message is cut to fit (the job row has it whole)."""
+
+    def encoded(error: str | None) -> bytes:
+        return (json.dumps({**payload, "error": error}, ensure_ascii=False) + "\n").encode()
+
+    error = payload.get("error")
+    data = encoded(error)
+    if len(data) <= select.PIPE_BUF or not error:
+        return data
+    low, high = 0, len(error)  # the longest prefix that fits (escapes make it uneven)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(encoded(error[:mid] + "…")) <= select.PIPE_BUF:
+            low = mid
+        else:
+            high = mid - 1
+    return encoded(error[:low] + "…")
+
+
 class Notifier:
     """The supervisor's side: fork the notifier, hand it failures without ever blocking."""
 
@@ -155,9 +178,9 @@ class Notifier:
     def send(self, payload: dict[str, Any]) -> None:
         if self.write_fd is None:
             return
-        data = (json.dumps(payload) + "\n").encode()
+        data = _line(payload)
         try:
-            os.write(self.write_fd, data)
+            os.write(self.write_fd, data)  # at most PIPE_BUF bytes: all of it, or none
         except BlockingIOError:
             log.warning("notifier is behind: dropped the notification for job %s",
                         payload.get("job_id"))  # fmt: skip

@@ -163,3 +163,24 @@ def test_a_failure_keeps_a_bounded_message_and_the_end_of_its_traceback():
     assert len(error) < ERROR_MESSAGE_MAX + 100 and "characters cut]" in error
     assert len(trace) < TRACEBACK_MAX + 100 and trace.startswith("Traceback")
     assert "characters cut] …" in trace and trace.rstrip().endswith("x")  # the end is kept
+
+
+@pytest.mark.parametrize("error", ["short", "é" * 5000, 'quote" and\nnewline' * 900, None])
+def test_a_notification_line_fits_one_atomic_pipe_write(error):
+    import json
+    import select
+
+    from jobtui.supervisor.notify import _line
+
+    payload = {"job_id": "j" * 36, "task": "app.send", "queue": "q", "attempts": 3,
+               "error": error, "error_type": "E", "supervisor": "s"}  # fmt: skip
+    data = _line(payload)
+    assert len(data) <= select.PIPE_BUF and data.endswith(b"\n") and data.count(b"\n") == 1
+    decoded = json.loads(data)
+    assert {k: v for k, v in decoded.items() if k != "error"} == {
+        k: v for k, v in payload.items() if k != "error"}  # fmt: skip
+    if error and len(error) < 100:
+        assert decoded["error"] == error
+    elif error:
+        assert decoded["error"].endswith("…") and error.startswith(decoded["error"][:-1])
+        assert len(data) > select.PIPE_BUF - 16  # cut to fit, not far below
