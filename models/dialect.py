@@ -128,10 +128,17 @@ class Dialect:
             sql = _CLAIM_SQLITE.format(set_running=self.set_running, select=select,
                                        returning=self.returning)  # fmt: skip
         else:
-            tasks = "(:tasks::text[] IS NULL OR job_type = ANY(:tasks::text[]))"
+            # ``job_type || ''``: the task list matches nearly every row, so the (job_type,
+            # id) index never helps a claim; hidden from the planner, it cannot be picked
+            # on stale statistics (a fresh bulk insert) to sort every pending row per claim.
+            tasks = "(:tasks::text[] IS NULL OR (job_type || '') = ANY(:tasks::text[]))"
             where = _CLAIM_FILTER.format(tasks=tasks)
             sql = _CLAIM_POSTGRES.format(filter=where, order=_ORDER, set_running=self.set_running,
                                          returning=self.returning)  # fmt: skip
+            # Walk a claim index in its order, never sort every pending row: a planner
+            # that trusts stale statistics (a fresh bulk insert: "1 row") picks a sort.
+            # SET LOCAL ends with the transaction; claims are a turn's last statements.
+            sql = "SET LOCAL enable_sort = off;\n" + sql
         return self.sql(sql)
 
     @contextlib.contextmanager

@@ -116,8 +116,8 @@ UPDATE jobs SET status = 'completed', result = v.result, completed_at = {p}, upd
     error_traceback = NULL, error_permanent = {p}, cancel_requested = {p},
     worker_name = COALESCE(v.worker_name, jobs.worker_name)
 FROM v
-WHERE jobs.id = v.id AND jobs.attempt = v.attempt AND jobs.status = 'running'
-    AND (v.token IS NULL OR jobs.lease_token = v.token)
+WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
+    AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
 RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants"""
 
 _ATTEMPTS_MANY = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name,
@@ -134,7 +134,10 @@ def _many(dialect: Dialect, template: str, width: int, count: int) -> str:
     if found is None:
         p = "?" if dialect.name == "sqlite" else "%s"
         row = "(" + ", ".join([p] * width) + ")"
-        found = template.format(rows=", ".join([row] * count), p=p)
+        # ``ids`` and ``status || ''``: the rows by primary key, whatever the statistics
+        # say (a planner sure that few jobs run would read every 'running' index entry,
+        # dead ones included, through a status index)
+        found = template.format(rows=", ".join([row] * count), p=p, ids=", ".join([p] * count))
         if len(_many_cache) < 1024:
             _many_cache[key] = found
     return found
@@ -150,6 +153,7 @@ def _complete_many(
     for o in outcomes:
         params += (o.job_id, o.attempt, o.lease_token, o.result_json, o.worker.get("worker_name"))
     params += (stamp, stamp, False, False)
+    params += (o.job_id for o in outcomes)
     rows = db.execute_sql(_many(dialect, _COMPLETE_MANY, 5, len(outcomes)), params).fetchall()
     if not rows:
         return {}

@@ -96,3 +96,34 @@ def test_postgres_claim_never_takes_more_than_the_limit_under_nested_loops(db):
         ours = claim_jobs(5, queues=["default"])
     assert len(ours) == 5
     assert Job.select().where(Job.status == "running").count() == 5
+
+
+def test_postgres_claims_and_completions_never_trust_stale_statistics(db):
+    """A bulk insert the planner has not analysed ("the table is empty") must not turn a
+    claim into a sort of every pending row, nor a completion into a read of every
+    'running' index entry: the claim walks its index, the completion goes by primary key."""
+    if dialect_for(db).name != "postgresql":
+        pytest.skip("PostgreSQL only: plans chosen on statistics")
+    from jobtui.models.claims import claim_in_transaction
+    from jobtui.models.clock import sql_timestamp, utcnow
+    from jobtui.models.dialect import POSTGRESQL
+    from jobtui.models.outcomes import _COMPLETE_MANY, _many
+
+    db.execute_sql("ANALYZE jobs")  # statistics of an empty table...
+    for _ in range(10):  # ...then 20,000 rows, 2,000 of another task
+        jobtui.enqueue_many("t", [{"args": [n]} for n in range(1_800)])
+        jobtui.enqueue_many("other", [{"args": [n]} for n in range(200)])
+    with db.atomic() as txn:
+        claimed = claim_in_transaction(db, 4, tasks=["t"])  # sets its planner option, LOCAL
+        claim_body = POSTGRESQL.claim_statement(None).split(";\n", 1)[1]
+        params = {"now": sql_timestamp(utcnow()), "tasks": ["t"], "limit": 4,
+                  "worker_name": None, "supervisor_name": None, "queues": None}  # fmt: skip
+        plan = "\n".join(r[0] for r in db.execute_sql("EXPLAIN " + claim_body, params))
+        assert "jobs_claim_order" in plan and "Sort" not in plan, plan
+        values = [v for c in claimed for v in (c.id, c.attempt, c.lease_token, "1", None)]
+        stamp = sql_timestamp(utcnow())
+        sql = _many(POSTGRESQL, _COMPLETE_MANY, 5, 4)
+        params = [*values, stamp, stamp, False, False, *(c.id for c in claimed)]
+        plan = "\n".join(r[0] for r in db.execute_sql("EXPLAIN " + sql, params))
+        assert "jobs_pkey" in plan and "jobs_status" not in plan, plan
+        txn.rollback()
