@@ -11,10 +11,7 @@ from supervisor_harness import Cluster
 from jobtui.models import store
 
 
-@pytest.fixture
-def cluster(db, db_url, tmp_path) -> Iterator[Cluster]:
-    """Supervisors on the test's database (SQLite and PostgreSQL in turn)."""
-    group = Cluster(db_url, tmp_path)
+def _closing(group: Cluster) -> Iterator[Cluster]:
     try:
         yield group
     finally:
@@ -23,17 +20,15 @@ def cluster(db, db_url, tmp_path) -> Iterator[Cluster]:
         finally:
             print(group.logs()[-20000:])  # shown only when the test failed
             store.reset()
+
+
+@pytest.fixture
+def cluster(db, db_url, tmp_path) -> Iterator[Cluster]:
+    """Supervisors on the test's database (SQLite and PostgreSQL in turn)."""
+    yield from _closing(Cluster(db_url, tmp_path))
 
 
 @pytest.fixture
 def sqlite_cluster(sqlite_db, tmp_path) -> Iterator[Cluster]:
     """Supervisors on a SQLite file (tests of SQLite's write lock)."""
-    group = Cluster(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path)
-    try:
-        yield group
-    finally:
-        try:
-            group.close()
-        finally:
-            print(group.logs()[-20000:])  # shown only when the test failed
-            store.reset()
+    yield from _closing(Cluster(f"sqlite:///{tmp_path / 'jobs.db'}", tmp_path))

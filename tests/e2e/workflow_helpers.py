@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from supervisor_harness import wait_until
+
 HERE = Path(__file__).parent
 FAST = ["--heartbeat-interval", "0.2", "--lease", "2", "--kill-grace", "0.3",
         "--shutdown-grace", "2", "--log-level", "INFO"]  # fmt: skip
@@ -25,15 +27,9 @@ T = TypeVar("T")
 
 def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.02,
              what: str = "condition") -> T:  # fmt: skip
-    """Poll ``predicate`` until it returns a true value (returned), or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(interval)
+    """Poll ``predicate`` until it returns a true value (returned), or fail at the deadline
+    (supervisor_harness.wait_until, with the interval before the description)."""
+    return wait_until(predicate, timeout, what, interval=interval)
 
 
 class Supervisors:
