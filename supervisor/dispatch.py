@@ -74,8 +74,15 @@ class Dispatch:
             wait = (moment - utcnow()).total_seconds()
         except (TypeError, ValueError):
             return  # not a timestamp: the safety poll will do
-        if len(self.due_times) < MAX_DUE_TIMERS:  # beyond that, the safety poll
-            heapq.heappush(self.due_times, time.monotonic() + max(0.0, wait) + DUE_MARGIN_S)
+        at = time.monotonic() + max(0.0, wait) + DUE_MARGIN_S
+        timers = self.due_times
+        if len(timers) < MAX_DUE_TIMERS:
+            heapq.heappush(timers, at)
+        else:  # full: keep the soonest (the latest falls back to the safety poll)
+            latest = max(range(len(timers)), key=timers.__getitem__)
+            if at < timers[latest]:
+                timers[latest] = at
+                heapq.heapify(timers)
 
     def arm_next_due(self: Supervisor) -> None:
         """At start, once we listen: timers for the next jobs due later that were

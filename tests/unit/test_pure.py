@@ -184,3 +184,24 @@ def test_a_notification_line_fits_one_atomic_pipe_write(error):
     elif error:
         assert decoded["error"].endswith("…") and error.startswith(decoded["error"][:-1])
         assert len(data) > select.PIPE_BUF - 16  # cut to fit, not far below
+
+
+def test_due_timers_keep_the_soonest_when_full(monkeypatch):
+    import time
+    from datetime import timedelta
+
+    from jobtui.models.clock import utcnow
+    from jobtui.supervisor import dispatch
+
+    class Loop(dispatch.Dispatch):
+        def __init__(self) -> None:
+            self.due_times: list[float] = []
+
+    monkeypatch.setattr(dispatch, "MAX_DUE_TIMERS", 4)
+    loop = Loop()
+    for days in (5, 4, 3, 2):  # a full heap of far-away jobs...
+        loop.claim_at(utcnow() + timedelta(days=days))
+    loop.claim_at(utcnow() + timedelta(seconds=1))  # ...still takes a job due in a second
+    loop.claim_at("not a time")  # a stray datagram is ignored
+    days_away = sorted(round((t - time.monotonic()) / 86400) for t in loop.due_times)
+    assert days_away == [0, 2, 3, 4] and 0.5 < loop.due_times[0] - time.monotonic() < 1.5
