@@ -33,16 +33,25 @@ class WakeListener:
     def open(self) -> None:
         folder = wake_dir(self.db)
         if folder is not None:
-            os.makedirs(folder, exist_ok=True)
-            self.path = os.path.join(folder, f"{os.getpid()}.sock")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sock.bind(self.path)
-            self.sock.setblocking(False)
-            os.utime(folder)  # invalidate enqueuers' cached listing at once
+            try:
+                self._bind(folder)
+            except OSError as exc:  # a path over 107 bytes, a folder we may not write
+                log.warning("no wake-up socket beside the database (polling only): %s", exc)
+                with contextlib.suppress(OSError):
+                    self.close()
+                self.sock = self.path = None
         elif isinstance(self.db, peewee.PostgresqlDatabase):
             self.open_pg()
+
+    def _bind(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, f"{os.getpid()}.sock")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        os.utime(folder)  # invalidate enqueuers' cached listing at once
 
     def open_pg(self) -> None:
         try:

@@ -81,3 +81,25 @@ def test_a_process_a_task_forked_never_acts_as_the_worker(cluster):
     assert result["value"] in sup.worker_pids()  # the worker's own outcome, once
     (only,) = attempts(forked.id)
     assert only.outcome == "completed"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the SQLite wake-up socket
+def test_a_database_path_too_long_for_a_wake_up_socket_falls_back_to_polling(db, tmp_path):
+    from supervisor_harness import Cluster
+
+    from jobtui.models import store
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # the socket path would pass 107 bytes
+    deep.mkdir(parents=True)
+    url = f"sqlite:///{deep / 'jobs.db'}"
+    store.reset()
+    store.use_database(url)
+    cluster = Cluster(url, tmp_path)
+    try:
+        sup = cluster.start("--poll-interval", "0.2", workers=1)
+        job = jobtui.enqueue(f"{TASKS}.quick", args=[7])
+        assert jobtui.wait(job.id, timeout=15)["value"] == 7
+        assert "polling only" in sup.log()
+    finally:
+        cluster.close()
+        store.reset()
