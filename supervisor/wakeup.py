@@ -18,6 +18,22 @@ from jobtui.models.wakeup import CHANNEL, wake_dir
 log = logging.getLogger(__name__)
 
 
+def _remove_dead_sockets(folder: str) -> None:
+    """Sockets left by supervisors that were killed: every enqueue would otherwise keep
+    sending to them (one refused datagram each)."""
+    for name in os.listdir(folder):
+        stem = name.removesuffix(".sock")
+        if stem == name or not stem.isdigit() or int(stem) == os.getpid():
+            continue
+        try:
+            os.kill(int(stem), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass  # alive, someone else's
+
+
 class WakeListener:
     """Readable when somebody enqueued; ``drain`` empties it. ``fileno`` None: none."""
 
@@ -51,6 +67,7 @@ class WakeListener:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.sock.setblocking(False)
+        _remove_dead_sockets(folder)
         os.utime(folder)  # invalidate enqueuers' cached listing at once
 
     def open_pg(self) -> None:

@@ -103,3 +103,21 @@ def test_a_database_path_too_long_for_a_wake_up_socket_falls_back_to_polling(db,
     finally:
         cluster.close()
         store.reset()
+
+
+def test_wake_up_sockets_of_dead_supervisors_are_removed_at_start(sqlite_cluster, tmp_path):
+    import socket
+    import subprocess
+
+    folder = tmp_path / "jobs.db.wake"
+    folder.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = folder / f"{dead.pid}.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(stale))  # the file stays when a killed supervisor's socket closes
+    other = folder / "notes.txt"
+    other.write_text("not ours")
+    sup = sqlite_cluster.start(workers=1)
+    assert (folder / f"{sup.pid}.sock").exists() and other.exists()
+    assert not stale.exists()
