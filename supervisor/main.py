@@ -202,6 +202,20 @@ def import_tasks(modules: tuple[str, ...]) -> None:
             ) from exc
     if not len(registry):
         raise ConfigurationError(f"no @task found in {', '.join(modules)}")
+    _warn_about_threads()
+
+
+def _warn_about_threads() -> None:
+    """Workers are forked from this process; a thread a task module started at import
+    (an SDK's flusher, a metrics client) may hold a lock at the fork that no worker can
+    ever take again (RELIABILITY.md, fact 3). Say so, naming them."""
+    import threading
+
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if others:
+        log.warning("the task modules started thread(s) %s in the supervisor; workers are "
+                    "forked from it and may deadlock: start them inside the tasks instead",
+                    ", ".join(sorted(others)))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,3 +121,10 @@ def test_wake_up_sockets_of_dead_supervisors_are_removed_at_start(sqlite_cluster
     sup = sqlite_cluster.start(workers=1)
     assert (folder / f"{sup.pid}.sock").exists() and other.exists()
     assert not stale.exists()
+
+
+def test_a_thread_started_by_a_task_module_is_named_in_a_warning(cluster):
+    sup = cluster.start(workers=1, imports=(TASKS, "thread_at_import_tasks"))
+    job = jobtui.enqueue("thread_at_import_tasks.hello")
+    assert jobtui.wait(job.id, timeout=15) == "hello"
+    assert "started thread(s) sdk-flusher in the supervisor" in sup.log()
