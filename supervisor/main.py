@@ -165,6 +165,9 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
     if args.notify_email and not args.smtp_url:
         raise ConfigurationError("--notify-email needs --smtp-url")
+    for name in ("max_jobs_per_worker", "max_memory_per_worker"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0 (0: no limit)")
     if args.retention_days < 0:
         raise ConfigurationError("--retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:

@@ -181,3 +181,24 @@ def test_newer_schema_is_refused_and_untouched(tmp_path):
     assert conn.execute("SELECT version FROM jobtui_schema").fetchone() == (999,)
     conn.close()
     store.reset()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "no workers: give --workers N or --queue NAME=N"),
+        (["--queue", "a=0"], "--queue 'a=0': N must be at least 1"),
+        (["--max-memory-per-worker", "-5"], "--max-memory-per-worker must be >= 0"),
+        (["--max-jobs-per-worker", "-1"], "--max-jobs-per-worker must be >= 0"),
+        (["--lease", "0"], "--lease must be > 0"),
+        (["--import", "no_such_module_x"], "cannot import no_such_module_x"),
+    ],
+)
+def test_supervisor_option_mistakes_are_one_line(tmp_path, args, message):
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    argv = args if "--import" in args else ["--import", "jobtui.demo", *args]
+    done = subprocess.run([sys.executable, "-m", "jobtui.supervisor.main", "--database", url,
+                           *argv], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("jobtui-supervisor: ") and message in line
