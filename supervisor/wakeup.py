@@ -43,6 +43,7 @@ class WakeListener:
         self.sock: socket.socket | None = None
         self.path: str | None = None
         self.pg = None
+        self.pg_fd: int | None = None
         self.due: list[str] = []
         self.open()
 
@@ -78,15 +79,16 @@ class WakeListener:
             self.pg.autocommit = True
             with self.pg.cursor() as cur:
                 cur.execute(f"LISTEN {CHANNEL}")
+            self.pg_fd = self.pg.fileno()
         except Exception as exc:  # noqa: BLE001 - wake-ups are an optimisation; polling remains
             log.warning("no PostgreSQL wake-ups (polling only): %s", exc)
-            self.pg = None
+            self.close_pg()
 
     def fileno(self) -> int | None:
         if self.sock is not None:
             return self.sock.fileno()
         if self.pg is not None:
-            return self.pg.fileno()
+            return self.pg_fd  # as registered: a connection the server cut has none left
         return None
 
     def drain(self) -> bool:
@@ -123,6 +125,7 @@ class WakeListener:
             with contextlib.suppress(Exception):
                 self.pg.close()
             self.pg = None
+            self.pg_fd = None
 
     def close_in_child(self) -> None:
         """In a forked worker: drop the socket without unlinking the parent's path."""

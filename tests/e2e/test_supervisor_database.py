@@ -89,3 +89,30 @@ def test_a_postgresql_row_lock_held_elsewhere_never_stalls_the_loop(cluster):
     assert rows[held.id].status == "completed"
     assert (rows[sleeper.id].status, rows[sleeper.id].error_message) == (
         "failed", "timed out after 1 s")  # fmt: skip
+
+
+def test_postgresql_connections_cut_under_the_supervisor_are_reopened(cluster):
+    """What a PostgreSQL restart does to a running supervisor: every connection it holds
+    (the loop's and the LISTEN one) is cut. It reconnects and carries on; nothing is lost."""
+    if not cluster.db_url.startswith("postgres"):
+        pytest.skip("PostgreSQL connections (SQLite has none to lose)")
+    from jobtui.models import store
+
+    sup = cluster.start("--poll-interval", "0.3", workers=2)
+    held = jobtui.enqueue(f"{TASKS}.gated", args=["cut"])
+    cluster.wait_started(held.id)
+    db = store.get_database()
+    cut = db.execute_sql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    ).fetchone()[0]
+    assert cut >= 2  # the supervisor's loop and its LISTEN connection at least
+    cluster.open_gate("cut")
+    later = [jobtui.enqueue(f"{TASKS}.quick", args=[n]) for n in range(5)]
+    rows = cluster.wait_status([held.id, *(j.id for j in later)], timeout=30)
+    assert {row.status for row in rows.values()} == {"completed"}
+    assert sup.alive(), sup.log()
+    log = sup.log()
+    assert "database trouble (database connection lost" in log  # it did see the cut
+    assert "supervisor loop error" not in log, log  # and handled it, not by the last resort
+    assert [jobtui.wait(j.id, timeout=5)["value"] for j in later] == list(range(5))
