@@ -66,13 +66,10 @@ class Wire:
         return True
 
     def _next_frame(self) -> tuple | None:
+        if not self._has_frame():
+            return None
         buffer = self.buffer
-        if len(buffer) < 4:
-            return None
-        (size,) = _HEADER.unpack_from(buffer)
-        end = 4 + size
-        if len(buffer) < end:
-            return None
+        end = 4 + _HEADER.unpack_from(buffer)[0]
         message = marshal.loads(bytes(buffer[4:end]))
         del buffer[:end]
         return message

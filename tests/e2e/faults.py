@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
+from supervisor_harness import wait_until
 
 from jobtui.models import Job
 
@@ -21,13 +22,8 @@ FAST = ["--heartbeat-interval", "0.2", "--lease", "1.5", "--kill-grace", "0.5",
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout} s")
+    """supervisor_harness.wait_until, with this module's longer default."""
+    return wait_until(predicate, timeout, what, interval=interval)
 
 
 class SupervisorProcess:

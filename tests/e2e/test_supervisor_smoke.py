@@ -9,27 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from supervisor_harness import wait_until
 
 import jobtui
 from jobtui.models import store
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.timeout(60)
-
-
-def _wait_for(predicate, timeout: float = 15.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def supervisor(db_url, tmp_path):
     )  # fmt: skip
     from jobtui.models import Supervisor as SupervisorRow
 
-    _wait_for(lambda: SupervisorRow.select().count() > 0 or proc.poll() is not None)
+    wait_until(lambda: SupervisorRow.select().count() > 0 or proc.poll() is not None)
     assert proc.poll() is None, (tmp_path / "supervisor.log").read_text()
     yield proc
     if proc.poll() is None:
@@ -90,11 +80,11 @@ def test_sigterm_stops_cleanly_and_leaves_no_process(supervisor):
     job = jobtui.enqueue("smoke_tasks.add", args=[1, 1])
     assert jobtui.wait(job.id, timeout=15) == 2
     parent = psutil.Process(supervisor.pid)
-    workers = _wait_for(lambda: parent.children(recursive=True))
+    workers = wait_until(lambda: parent.children(recursive=True))
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(15) == 0
     for proc in workers:
-        _wait_for(lambda p=proc: not p.is_running() or p.status() == psutil.STATUS_ZOMBIE)
+        wait_until(lambda p=proc: not p.is_running() or p.status() == psutil.STATUS_ZOMBIE)
     from jobtui.models import Supervisor as SupervisorRow
 
     assert SupervisorRow.select().count() == 0
