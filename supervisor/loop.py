@@ -45,11 +45,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         registry: TaskRegistry,
         db: peewee.Database,
         wake: WakeListener | None = None,
+        inbox: SignalInbox | None = None,
     ):
         self.config = config
         self.registry = registry
         self.db = db
-        self.inbox = SignalInbox()
+        self.inbox = inbox or SignalInbox()  # installed by main before registering
         self.selector = selectors.DefaultSelector()
         self.workers: dict[int, WorkerHandle] = {}
         # Retry a refused write well within a lease, so that once the database is back our
@@ -210,8 +211,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         self.notifier.start(self._close_in_child)
 
     def run(self) -> int:
-        self._start_notifier()
         self.inbox.install()
+        self._start_notifier()
         self.selector.register(self.inbox.read_fd, selectors.EVENT_READ, "signal")
         self.spawn(self._initial_slots())
         if self.wake is None:

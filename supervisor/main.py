@@ -230,12 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     from jobtui.registry import registry
 
     from . import linux
+    from .signals import SignalInbox
 
     try:
         config = config_from_args(args)
         import_tasks(config.imports)
         from .startup import open_and_register
 
+        # Signals are ours before the row that makes us visible is written: a SIGTSTP or
+        # SIGTERM sent as soon as we appear must not meet the default action (stop, die).
+        inbox = SignalInbox()
+        inbox.install()
         db, wake = open_and_register(config, registry)
     except JobtuiError as exc:
         print(f"jobtui-supervisor: {exc}", file=sys.stderr)
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         linux.become_subreaper()
     from .loop import Supervisor
 
-    supervisor = Supervisor(config, registry, db, wake=wake)
+    supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox)
     linux.release_free_memory()
     return supervisor.run()
 

@@ -109,7 +109,9 @@ def notifier_main(read_fd: int, settings: NotifySettings, registry: TaskRegistry
     """The notifier process: one JSON line per failure until the supervisor closes the pipe."""
     os.setpgid(0, 0)  # out of the supervisor's group: a group signal is the supervisor's
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGTSTP, signal.SIGCONT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # not the supervisor's recording handlers
+    signal.set_wakeup_fd(-1)  # nor its wake-up pipe (closed in this process)
     linux.die_with_parent()
     with os.fdopen(read_fd, "r", encoding="utf-8") as lines:
         for line in lines:

@@ -24,6 +24,8 @@ class SignalInbox:
         self._previous: dict[int, object] = {}
 
     def install(self) -> None:
+        if self._previous:
+            return  # installed already
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
         for sig in HANDLED:
             self._previous[sig] = signal.signal(sig, self._record)
