@@ -107,9 +107,14 @@ class Dispatch:
         heartbeat = sweep = unknown = None
         if now >= self.next_heartbeat:
             heartbeat = self.heartbeat_rows()
-        if now >= self.next_sweep:
+        # After a refused commit, the next one carries only what is ours (outcomes,
+        # progress, heartbeats, claims that skip locked rows): a sweep, a cron tick or an
+        # unknown-task sweep may wait on a row another transaction holds (a supervisor
+        # stopped mid-commit) and must not keep our heartbeats from landing.
+        essentials_only = not self.commit.healthy
+        if now >= self.next_sweep and not essentials_only:
             sweep = self.reaper.sweep
-        if now >= self.next_unknown_sweep and not self.stopping:
+        if now >= self.next_unknown_sweep and not self.stopping and not essentials_only:
             known = set(self.registry.names())
             unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
         poll_due = now >= self.next_poll
@@ -118,7 +123,7 @@ class Dispatch:
         if poll_due:
             self._open_wake_pg()
         requests = self._capacity_requests() if (self.want_claim or poll_due) else []
-        cron = (poll_due or now >= self.next_cron) and not self.stopping
+        cron = (poll_due or now >= self.next_cron) and not self.stopping and not essentials_only
         if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests or cron):
             if poll_due:
                 self.poll_cancellations()

@@ -124,7 +124,8 @@ class Reaper:
         for name in dead:
             log.warning("supervisor %s is gone: recovering its jobs", name)
             remove_supervisor(db, name)
-        return list(outcomes.values())
+        free = dialect.unlocked_jobs(db, [job_id for job_id, _ in outcomes])
+        return [outcome for (job_id, _), outcome in outcomes.items() if job_id in free]
 
     def live_supervisor_tasks(self, db: peewee.Database) -> set[str] | None:
         """Task names other live supervisors can run (liveness: heartbeat moved within a

@@ -48,3 +48,34 @@ def test_a_stopped_supervisor_loses_its_job_and_its_late_outcome_is_fenced_out(c
     assert jobtui.wait(after.id, timeout=10)["value"] == 1
     assert stopped.alive() and rescuer.alive()
     cluster.check()
+
+
+def test_an_orphan_locked_by_another_transaction_never_holds_back_our_heartbeats(cluster):
+    """PostgreSQL: another supervisor stopped in the middle of recovering an orphan holds
+    its row lock. A new supervisor skips that row (a later sweep takes it) instead of
+    failing every group commit on it, so its own heartbeats land and it runs jobs."""
+    if cluster.is_sqlite:
+        pytest.skip("row locks are PostgreSQL's: SQLite has one write lock, held per commit")
+    import psycopg2
+
+    old = cluster.start(name="old")
+    orphan = jobtui.enqueue(f"{TASKS}.hold_first", args=["never-opened"])
+    cluster.wait_started(orphan.id)
+    cluster.fault(orphan.id, "its supervisor was SIGKILLed")
+    old.kill()
+
+    holder = psycopg2.connect(cluster.db_url)  # a transaction that never ends on its own
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", (orphan.id,))
+        new = cluster.start(name="new")  # ready: its heartbeat and worker rows are written
+        other = jobtui.enqueue(f"{TASKS}.quick", args=[7])
+        assert jobtui.wait(other.id, timeout=10)["value"] == 7
+        assert job(orphan.id).status == "running"  # skipped while locked, not waited on
+    finally:
+        holder.rollback()
+        holder.close()
+    result = jobtui.wait(orphan.id, timeout=10)  # the next sweep recovers it
+    assert result["attempt"] == 2 and result["pid"] in new.worker_pids()
+    assert "lock timeout" not in new.log()
+    cluster.check()
