@@ -29,6 +29,7 @@ from .dependency import JobDependency
 from .enqueueing import insert_job, insert_jobs
 from .errors import (
     ConfigurationError,
+    ConnectionLost,
     DatabaseUnavailable,
     InvalidJob,
     InvalidTransition,
@@ -52,7 +53,7 @@ from .worker import Supervisor, Worker
 
 __all__ = [
     "ALL_STATUSES", "CLAIMABLE", "FINAL", "LIVE", "MODELS", "SCHEMA_VERSION", "ActionResult",
-    "AttemptOutcome", "Batch", "ClaimedJob", "ConfigurationError", "DatabaseUnavailable",
+    "AttemptOutcome", "Batch", "ClaimedJob", "ConfigurationError", "ConnectionLost", "DatabaseUnavailable",
     "InvalidJob", "InvalidTransition", "Job", "JobAttempt", "JobDependency", "JobFailed",
     "JobNotFound", "JobStatus", "JobtuiError", "PermanentError", "Priority", "Queue",
     "Schedule", "ScheduleFire", "SchemaTooNew", "StoreError", "Supervisor", "TaskNotFound",

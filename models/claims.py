@@ -91,7 +91,11 @@ def clip_message(message: str | None) -> str | None:
 
 def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "database is locked" in text or "database table is locked" in text
+    return (
+        "database is locked" in text
+        or "database table is locked" in text
+        or "due to lock timeout" in text
+    )  # PostgreSQL, where a lock_timeout is set
 
 
 def with_lock_retry(fn: Callable[[], T], deadline_s: float = LOCKED_RETRY_DEADLINE_S) -> T:

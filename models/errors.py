@@ -27,6 +27,10 @@ class DatabaseUnavailable(StoreError):
     """The job database cannot be reached."""
 
 
+class ConnectionLost(DatabaseUnavailable):
+    """The connection to the job database broke (a server restart, a cut connection)."""
+
+
 class SchemaTooNew(StoreError):
     """The database was written by a newer jobtui; upgrade jobtui to use it."""
 

@@ -16,7 +16,7 @@ import weakref
 import peewee
 
 from .db import connect, database_proxy, default_database_url, open_database, resolve_database_url
-from .errors import DatabaseUnavailable, StoreError
+from .errors import ConnectionLost, StoreError
 from .migrations import ensure_schema
 
 _lock = threading.RLock()
@@ -31,7 +31,11 @@ def _prepare(db: peewee.Database, url: str | None) -> peewee.Database:
         connect(db, url)
         try:
             ensure_schema(db)
-        except peewee.OperationalError as exc:
+        except (peewee.OperationalError, peewee.InterfaceError) as exc:
+            try:
+                db.close()  # a broken connection: the next try opens a fresh one
+            except peewee.PeeweeException:
+                pass
             raise classify_error(exc) from exc
         _checked.add(db)
     return db
@@ -102,7 +106,7 @@ def classify_error(exc: BaseException) -> StoreError:
     if "locked" in lowered or "busy" in lowered:
         return StoreError(f"database is locked: {text}")
     if "connection" in lowered or "server closed" in lowered or "could not connect" in lowered:
-        return DatabaseUnavailable(f"database connection lost: {text}")
+        return ConnectionLost(f"database connection lost: {text}")
     return StoreError(text or type(exc).__name__)
 
 

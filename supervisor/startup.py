@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import peewee
 
 from jobtui import __version__
+from jobtui.models.claims import with_lock_retry
 from jobtui.models.db import is_sqlite
 from jobtui.models.dialect import dialect_for
-from jobtui.models.errors import ConfigurationError
+from jobtui.models.errors import ConfigurationError, ConnectionLost
 from jobtui.models.heartbeats import register_supervisor
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.worker import Supervisor as SupervisorRow
@@ -21,12 +25,15 @@ from .config import SupervisorConfig
 from .wakeup import WakeListener
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: The loop's statements wait this long for SQLite's write lock, then retry next turn.
 LOOP_LOCK_WAIT_MS = 250
 #: The daemon touches the heads of a few indexes; SQLite's default 2 MB cache is memory
 #: it would keep for pages it reads once (retention, sweeps).
 SUPERVISOR_PAGE_CACHE_KB = 512
+#: How long a start-up write retries a connection the server cut (a restart).
+RECONNECT_FOR_S = 30.0
 
 
 def open_and_register(
@@ -35,33 +42,16 @@ def open_and_register(
     """Open the database and write our Supervisor row. On SQLite the wake-up socket is
     bound first: an enqueue that sees our row finds our socket too, and no wake-up (nor
     the due time it announces) falls between the two."""
-    db = use_database(config.database_url)
+    db = _while_passing(None, lambda: use_database(config.database_url))
     wake = WakeListener(db, config.name) if is_sqlite(db) else None
     dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
     dialect_for(db).set_page_cache(db, SUPERVISOR_PAGE_CACHE_KB)
     try:
-        existing = SupervisorRow.get_or_none(SupervisorRow.name == config.name)
-        if existing is not None and existing.pid != os.getpid():
-            same_host = existing.host == config.host
-            if same_host and linux.process_alive(existing.pid, existing.process_started_at):
-                raise ConfigurationError(
-                    f"a supervisor named {config.name} is already running (pid {existing.pid})"
-                )
-            log.info("taking over the name %s from a stopped supervisor (pid %d on %s)",
-                     config.name, existing.pid, existing.host)  # fmt: skip
-        me = os.getpid()
-        with dialect_for(db).write_transaction(db):
-            if existing is not None:
-                _recover_namesake(db, config, existing.pid)
-            register_supervisor(db, {
-                "name": config.name, "host": config.host, "pid": me,
-                "process_started_at": linux.process_start_time(me), "state": "running",
-                "tasks": {name: registry.get(name).registered_defaults
-                          for name in registry.names()},
-                "version": __version__,
-                "queues": {g.label: g.size for g in config.groups},
-            })  # fmt: skip
-        _declare_task_schedules(db, registry)
+        # At start there is no loop to retry on its next turn: a write lock held elsewhere
+        # (a busy or stopped writer) is waited out with backoff, and a connection the
+        # server cut (a restart) reopened, rather than ending the start.
+        _while_passing(db, lambda: _register(db, config, registry))
+        _while_passing(db, lambda: _declare_task_schedules(db, registry))
     except peewee.PeeweeException as exc:
         if wake is not None:
             wake.close()
@@ -71,6 +61,54 @@ def open_and_register(
             wake.close()
         raise
     return db, wake
+
+
+def _while_passing(db: peewee.Database | None, step: Callable[[], T]) -> T:
+    """Run a start-up step, waiting out passing database trouble: a lock for up to a
+    minute (``with_lock_retry``), a connection the server cut for ``RECONNECT_FOR_S``.
+    A database that cannot be reached at all still fails the start at once."""
+    give_up = time.monotonic() + RECONNECT_FOR_S
+    pause = 0.05
+    while True:
+        try:
+            return with_lock_retry(step)
+        except (peewee.OperationalError, peewee.InterfaceError, ConnectionLost) as exc:
+            trouble = exc if isinstance(exc, ConnectionLost) else classify_error(exc)
+            if not isinstance(trouble, ConnectionLost) or time.monotonic() >= give_up:
+                raise trouble from exc
+            log.warning("%s; retrying in %.2f s", trouble, pause)
+        if db is not None:
+            try:
+                db.close()  # reconnect on the next try
+            except peewee.PeeweeException:
+                pass
+        time.sleep(pause)
+        pause = min(1.0, pause * 2)
+
+
+def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegistry) -> None:
+    """Write our Supervisor row, refusing a live namesake and recovering a dead one's runs."""
+    existing = SupervisorRow.get_or_none(SupervisorRow.name == config.name)
+    me = os.getpid()
+    if existing is not None and existing.pid != me:
+        same_host = existing.host == config.host
+        if same_host and linux.process_alive(existing.pid, existing.process_started_at):
+            raise ConfigurationError(
+                f"a supervisor named {config.name} is already running (pid {existing.pid})"
+            )
+        log.info("taking over the name %s from a stopped supervisor (pid %d on %s)",
+                 config.name, existing.pid, existing.host)  # fmt: skip
+    with dialect_for(db).write_transaction(db):
+        if existing is not None and existing.pid != me:
+            _recover_namesake(db, config, existing.pid)
+        register_supervisor(db, {
+            "name": config.name, "host": config.host, "pid": me,
+            "process_started_at": linux.process_start_time(me), "state": "running",
+            "tasks": {name: registry.get(name).registered_defaults
+                      for name in registry.names()},
+            "version": __version__,
+            "queues": {g.label: g.size for g in config.groups},
+        })  # fmt: skip
 
 
 def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import psutil
 import pytest
-from supervisor_harness import TASKS, gone, wait_until
+from supervisor_harness import TASKS, gone, never, wait_until
 
 import jobtui
 
@@ -116,3 +117,32 @@ def test_postgresql_connections_cut_under_the_supervisor_are_reopened(cluster):
     assert "database trouble (database connection lost" in log  # it did see the cut
     assert "supervisor loop error" not in log, log  # and handled it, not by the last resort
     assert [jobtui.wait(j.id, timeout=5)["value"] for j in later] == list(range(5))
+
+
+def test_a_supervisor_started_under_a_held_write_lock_waits_it_out(sqlite_cluster):
+    """Registering is the start's one write: a lock held elsewhere for a while (a busy or
+    stopped writer) is waited out with backoff, not reported as a failed start."""
+    cluster = sqlite_cluster
+    jobtui.enqueue(f"{TASKS}.quick", args=[0])  # the schema exists: only the lock is in the way
+    lock = sqlite3.connect(cluster.db_url.split("sqlite:///", 1)[1], isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        sup = cluster.start(name="patient", wait=False)
+
+        def opened_the_database() -> bool:
+            try:
+                files = psutil.Process(sup.pid).open_files()
+            except psutil.NoSuchProcess:
+                return True
+            return not sup.alive() or any(f.path.endswith("jobs.db") for f in files)
+
+        wait_until(opened_the_database, 15, "the supervisor opened the database")
+        # held for four times the loop's 250 ms lock wait: long enough to give up, once
+        never(lambda: not sup.alive(), 1.0, "the supervisor gave up under the lock")
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    cluster.wait_ready(sup)
+    follow = jobtui.enqueue(f"{TASKS}.quick", args=[5])
+    assert jobtui.wait(follow.id, timeout=10)["value"] == 5
+    cluster.check()
