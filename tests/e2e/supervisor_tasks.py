@@ -195,6 +195,14 @@ def oblivious() -> None:
 # ------------------------------------------------------------------ retries
 
 
+@task(max_retries=5, retry_delay=0.05, retry_jitter=False)
+@logged
+def nap(seconds: float) -> float:
+    """A short job a fault can hit while it runs (the chaos soak's staple)."""
+    time.sleep(seconds)
+    return seconds
+
+
 @task(max_retries=3, retry_delay=0.2, retry_backoff=2, retry_jitter=False)
 @logged
 def flaky(failures: int) -> int:
