@@ -10,8 +10,10 @@ Jobs run in the order they were sent, so the supervisor knows a job started when
 before it ended (no "start" message, one message fewer per job).
 
 Messages to the supervisor: ("beat",), ("progress", id, attempt,
-pct, msg), ("done", id, attempt, result_json), ("error", id, attempt, type, message,
-traceback, permanent), ("skipped"|"cancelled", id, attempt) for a job not started. From it: ("run", [job, ...]), ("cancel", id), ("stop",).
+pct, msg), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
+traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
+``ran_s`` is how long the task ran: the supervisor's own view of it includes however long
+its commit kept it from reading the pipe, and it decides group commits on it. From it: ("run", [job, ...]), ("cancel", id), ("stop",).
 """
 
 from __future__ import annotations
@@ -87,11 +89,13 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
         channel.drain_controls()
         return job_id in channel.cancelled
 
+    began = time.perf_counter()
     try:
-        return execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
-                           max_result_bytes=max_result_bytes)  # fmt: skip
+        outcome = execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
+                              max_result_bytes=max_result_bytes)  # fmt: skip
     finally:
         channel.cancelled.discard(job_id)
+    return (*outcome, time.perf_counter() - began)  # how long it ran, as the worker saw it
 
 
 def worker_main(

@@ -94,6 +94,9 @@ class WorkerEvents:
             if now - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S or message[3] >= 100:
                 job.progress_written_mono = now
                 self.commit.add_progress(job.claimed.fence, message[3], message[4])
+        elif kind in ("done", "error"):
+            ran = message[-1]
+            self.finish(worker, job, self._outcome_of(worker, job, message[:-1]), ran_s=ran)
         else:
             self.finish(worker, job, self._outcome_of(worker, job, message))
 
@@ -117,7 +120,13 @@ class WorkerEvents:
         task = self.registry.get(job_type)
         return task.retry_policy if task is not None else None
 
-    def finish(self: Supervisor, worker: WorkerHandle, job: RunningJob, outcome: Outcome) -> None:
+    def finish(
+        self: Supervisor,
+        worker: WorkerHandle,
+        job: RunningJob,
+        outcome: Outcome,
+        ran_s: float | None = None,
+    ) -> None:
         worker.jobs.remove(job)
         if worker.jobs and worker.jobs[0].started_mono is None:
             nxt = worker.jobs[0]
@@ -126,7 +135,9 @@ class WorkerEvents:
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
                          worker.pid)  # fmt: skip
-        ran = None if job.started_mono is None else time.monotonic() - job.started_mono
+        ran = ran_s
+        if ran is None and job.started_mono is not None:
+            ran = time.monotonic() - job.started_mono
         if ran is not None:
             self.job_run_ewma_s += 0.2 * (ran - self.job_run_ewma_s)
         self.finished_info[(outcome.job_id, outcome.attempt)] = (
