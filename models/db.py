@@ -53,6 +53,53 @@ def _sqlite_path(url: str) -> str:
     return path or ":memory:"
 
 
+class PostgresDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL, with each transaction's BEGIN sent along with its first statement.
+
+    Peewee runs psycopg2 in autocommit mode and sends BEGIN on its own: a round trip of
+    the few a transaction makes, and what bounds the supervisor's turn on PostgreSQL is
+    round trips (README, "PostgreSQL"). Here ``begin`` only notes the BEGIN; the first
+    statement carries it ("BEGIN; ..." is one simple query), a transaction that ran
+    nothing sends neither BEGIN nor COMMIT, and a cursor taken directly (``executemany``)
+    sends the BEGIN first. The note belongs to the connection it was made on: after a
+    reconnect it is void.
+    """
+
+    def begin(self, isolation_level: int | None = None) -> None:
+        level = self._isolation_level if isolation_level is None else isolation_level
+        statement = "BEGIN"
+        if level:
+            statement += " TRANSACTION ISOLATION LEVEL " + self._adapter.isolation_level_str(level)
+        super().cursor()  # connected now, as Peewee's own BEGIN would have (autoconnect)
+        self._state.deferred_begin = (self._state.conn, statement)
+
+    def _take_begin(self) -> str | None:
+        noted = getattr(self._state, "deferred_begin", None)
+        if noted is None:
+            return None
+        self._state.deferred_begin = None
+        return noted[1] if noted[0] is self._state.conn else None
+
+    def execute_sql(self, sql, params=None):  # noqa: ANN001, ANN201 - Peewee's signature
+        begin = self._take_begin()
+        return super().execute_sql(sql if begin is None else f"{begin};\n{sql}", params)
+
+    def cursor(self, named_cursor=None):  # noqa: ANN001, ANN201 - Peewee's signature
+        cursor = super().cursor(named_cursor)
+        begin = self._take_begin()
+        if begin is not None:  # used directly, not through execute_sql
+            cursor.execute(begin)
+        return cursor
+
+    def commit(self) -> None:
+        if self._take_begin() is None:
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._take_begin() is None:
+            super().rollback()
+
+
 def open_database(url: str, *, create_dirs: bool = False) -> peewee.Database:
     """A new, unconnected Database for ``url``; refuses what cannot work with a clear error.
 
@@ -95,7 +142,7 @@ def open_database(url: str, *, create_dirs: bool = False) -> peewee.Database:
             params["port"] = parts.port
         name = unquote(parts.path.lstrip("/")) or "postgres"
         try:
-            return peewee.PostgresqlDatabase(name, autorollback=False, **params)
+            return PostgresDatabase(name, autorollback=False, **params)
         except peewee.ImproperlyConfigured as exc:
             raise ConfigurationError(
                 "PostgreSQL needs a driver: pip install 'jobtui[postgres]'"

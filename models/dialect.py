@@ -79,6 +79,12 @@ class Dialect:
     set_running: str
     returning: str
 
+    @property
+    def writable_ctes(self) -> bool:
+        """Whether one statement may change two tables (PostgreSQL's data-modifying WITH):
+        a completion then writes its attempt row in the same round trip."""
+        return self.name == "postgresql"
+
     def with_db_now(self, statement: str) -> str:
         """Fill ``{now}`` with the clock leases are stamped with: the database's on
         PostgreSQL (hosts' clocks differ), the ``:now`` parameter on SQLite (one host)."""
