@@ -4,11 +4,13 @@ the Jepsen checker (supervisor_history.py) judges every job.
 The faults are the ones issue 3 names, at random, from a seed: SIGKILL a worker, SIGKILL a
 supervisor (a new one starts on the same host), a warm shutdown (SIGTERM) and a
 replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zombie whose
-jobs others may have recovered), hold SQLite's write lock for up to 2 s or cut every
-PostgreSQL connection, and cancel jobs that are pending or running. Meanwhile jobs of
+jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, hold
+SQLite's write lock for up to 2 s or cut every PostgreSQL connection, pause and resume a
+queue, and cancel jobs that are pending or running. Supervisors recycle their workers
+after a few jobs at random. Meanwhile jobs of
 every shape keep arriving: instant, napping, failing then succeeding, failing for good,
-delayed, prioritised, unique, chained by dependencies, grouped in batches with callbacks,
-and a cron schedule ticks every second.
+delayed, prioritised, reporting progress, timing out, on a second queue, unique, chained
+by dependencies, grouped in batches with callbacks, and a cron schedule ticks every second.
 
 Since any job may have been hit, the checker allows a crashed attempt an extra execution
 but nothing else: every job ends in exactly one terminal state, none is left running, no
@@ -45,6 +47,7 @@ from supervisor_harness import Cluster, SupervisorProcess, wait_until  # noqa: E
 
 LEASE_S = 1.5  # supervisor_harness.FAST
 TICK = "chaos-tick"
+SECOND_QUEUE = "chaos-q2"
 MIN_LIVE = 2
 
 
@@ -70,6 +73,7 @@ class Chaos:
         self.depends: dict[str, list[str]] = {}  # dependant -> its dependencies
         self.cancelled: set[str] = set()  # cancelled by the soak itself
         self.batches: list[str] = []
+        self.paused = False
 
     # ------------------------------------------------------------------ supervisors
 
@@ -80,8 +84,9 @@ class Chaos:
     def start_one(self) -> None:
         self.started += 1
         # not waited for: a stopped supervisor may hold a lock the new one needs at first
-        self.cluster.start(name=f"chaos-{self.started}", workers=self.rng.choice([1, 2, 3]),
-                           wait=False)  # fmt: skip
+        recycle = self.rng.choice(["0", "0", "3", "20"])
+        self.cluster.start("--max-jobs-per-worker", recycle, name=f"chaos-{self.started}",
+                           workers=self.rng.choice([1, 2, 3]), wait=False)  # fmt: skip
 
     def keep_enough(self) -> None:
         while len([s for s in self.live() if s.pid not in self.frozen]) < MIN_LIVE:
@@ -96,6 +101,13 @@ class Chaos:
         options.setdefault("priority", self.rng.choice([0, 0, 0, 5, -5]))
         if self.rng.random() < 0.1:
             options["delay"] = self.rng.uniform(0.05, 1.0)
+        if self.rng.random() < 0.15:
+            options["queue"] = SECOND_QUEUE  # the one that gets paused
+        if self.rng.random() < 0.02:  # runs past its timeout on every attempt
+            options["timeout"] = 0.2
+            job = jobtui.enqueue("supervisor_tasks.nap", [0.3], **options)
+            self.job_ids.append(job.id)
+            return job.id
         if kind < 0.45:
             job = jobtui.enqueue("supervisor_tasks.quick", [len(self.job_ids)], **options)
         elif kind < 0.8:
@@ -193,6 +205,25 @@ class Chaos:
                     _resume(pid)
                 del self.frozen[pid]
 
+    def quiet(self) -> None:
+        """SIGTSTP: no new claims until SIGCONT (from a timer), running jobs go on."""
+        sups = [s for s in self.live() if s.pid not in self.frozen and self.registered(s)]
+        if not sups:
+            return
+        sup = self.rng.choice(sups)
+        sup.signal(signal.SIGTSTP)
+        thaw = threading.Timer(self.rng.uniform(0.2, 2.0), _resume, (sup.pid,))
+        thaw.daemon = True
+        thaw.start()
+        self.done["supervisor SIGTSTP"] += 1
+
+    def pause_queue(self) -> None:
+        from jobtui.models.actions import set_queue_paused
+
+        self.paused = not self.paused
+        set_queue_paused(SECOND_QUEUE, self.paused)
+        self.done["queue paused" if self.paused else "queue resumed"] += 1
+
     def database_trouble(self) -> None:
         if self.cluster.is_sqlite:
             import sqlite3
@@ -235,7 +266,8 @@ class Chaos:
         jobtui.schedule(TICK, "* * * * * *", "supervisor_tasks.quick", args=[-1])
         self.keep_enough()
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
-                  (self.freeze, 2), (self.database_trouble, 2), (self.cancel_some, 2)]  # fmt: skip
+                  (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
+                  (self.pause_queue, 1), (self.cancel_some, 2)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:
@@ -247,6 +279,8 @@ class Chaos:
             time.sleep(self.rng.uniform(0.02, 0.15))
         self.thaw_due(time.monotonic(), everyone=True)
         jobtui.schedule(TICK, "* * * * * *", "supervisor_tasks.quick", args=[-1], enabled=False)
+        if self.paused:
+            self.pause_queue()  # resumed: its jobs must end too
 
     def settle(self, timeout: float = 90.0) -> None:
         """No more faults: wait for every job to end on the supervisors still running."""

@@ -198,8 +198,11 @@ def oblivious() -> None:
 @task(max_retries=5, retry_delay=0.05, retry_jitter=False)
 @logged
 def nap(seconds: float) -> float:
-    """A short job a fault can hit while it runs (the chaos soak's staple)."""
-    time.sleep(seconds)
+    """A short job a fault can hit while it runs (the chaos soak's staple); it reports
+    progress halfway."""
+    time.sleep(seconds / 2)
+    current_job().progress(50, "halfway")
+    time.sleep(seconds / 2)
     return seconds
 
 
