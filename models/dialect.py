@@ -183,16 +183,15 @@ class Dialect:
             db.pragma("cache_size", -int(kilobytes), permanent=True)
 
     def unlocked_jobs(self, db: peewee.Database, ids: Sequence[str]) -> set[str]:
-        """Of these running jobs, the ones no other transaction holds a lock on, locked now
-        for ours (PostgreSQL). A reaper skips the rest until its next sweep: another
-        supervisor is writing them (maybe stopped mid-transaction), and waiting on it
-        would fail our whole group commit, heartbeats included. SQLite: all of them (our
-        write lock is the only lock)."""
+        """Of these jobs, the ones no other transaction holds a lock on, locked now for
+        ours (PostgreSQL). A reaper or a lease renewal skips the rest until its next turn:
+        another transaction is writing them (an application's, or a supervisor stopped
+        mid-commit), and waiting on it would fail our whole transaction. SQLite: all of
+        them (our write lock is the only lock)."""
         if self.name == "sqlite" or not ids:
             return set(ids)
         rows = db.execute_sql(
-            "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status = 'running'"
-            " ORDER BY id FOR UPDATE SKIP LOCKED",
+            "SELECT id FROM jobs WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE SKIP LOCKED",
             {"ids": sorted(set(ids))},
         ).fetchall()
         return {row[0] for row in rows}

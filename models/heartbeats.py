@@ -93,8 +93,12 @@ def write_heartbeat(
         {"sup": supervisor["name"], **{f"w{i}": n for i, n in enumerate(names)}},
     )
     lease = _sql(db, _LEASE)
+    fences = list(fences)
+    free = dialect_for(db).unlocked_jobs(db, [job_id for job_id, _, _ in fences])
     lost = []
     for job_id, attempt, token in fences:
+        if job_id not in free:
+            continue  # locked by another transaction: renewed once it lets go
         params = {"id": job_id, "attempt": attempt, "token": token, "now": now}
         if db.execute_sql(lease, params).rowcount != 1:
             lost.append(job_id)

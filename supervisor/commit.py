@@ -162,6 +162,23 @@ class GroupCommit:
         self.retry_at = 0.0
         return result
 
+    def beat(
+        self, heartbeat: tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, int, str]]]
+    ) -> list[str] | None:
+        """The heartbeat alone, in its own transaction: while the turn's commit is refused
+        for a row of ours another transaction holds, our leases must still be renewed.
+        The lost leases, or None when this was refused too (the backoff is the turn's)."""
+        try:
+            with dialect_for(self.db).write_transaction(self.db):
+                return write_heartbeat(self.db, *heartbeat)
+        except (peewee.PeeweeException, OSError) as exc:
+            log.debug("heartbeat refused too: %s", exc)
+            return None
+
+    def pending_fences(self) -> list[tuple[str, int, str]]:
+        """Runs whose outcome waits to be written: their leases are still ours to renew."""
+        return [(o.job_id, o.attempt, o.lease_token) for o in self.outcomes if o.lease_token]
+
     def _failed(self, exc: BaseException) -> None:
         from jobtui.models.store import classify_error
 

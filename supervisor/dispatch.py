@@ -102,6 +102,8 @@ class Dispatch:
             heapq.heappop(self.due_times)
             self.want_claim = True
         self.unwritten_starts(now)  # queued even while the database refuses (no busy loop)
+        if now >= self.next_heartbeat and not self.commit.healthy:
+            self.beat_alone(now)
         if not self.commit.can_try(now):
             return
         heartbeat = sweep = unknown = None
@@ -145,6 +147,24 @@ class Dispatch:
             self.poll_cancellations()
             self.next_poll = now + self.config.poll_interval_s
 
+    def beat_alone(self: Supervisor, now: float) -> None:
+        """Commits are being refused (maybe one row of ours is locked elsewhere): renew our
+        leases and rows in a transaction of their own, so that no reaper judges our
+        healthy jobs by a heartbeat that only a stuck outcome held back."""
+        lost = self.commit.beat(self.heartbeat_rows())
+        if lost is None:
+            return
+        self.next_heartbeat = now + self.config.heartbeat_interval_s
+        self.stop_lost(lost)
+
+    def stop_lost(self: Supervisor, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            for worker in self.workers.values():
+                if worker.find(job_id) is not None and worker.kill is None:
+                    log.warning("job %s: lease lost to another supervisor; stopping worker %s",
+                                job_id, worker.name)  # fmt: skip
+                    timeouts.start_kill(worker, "lease lost", "lost", 0)
+
     def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
         for due in result.retry_times:
             self.claim_at(due)  # a retry starts when its backoff ends, not a poll later
@@ -166,12 +186,7 @@ class Dispatch:
                 continue
             log.warning("job %s failed: unknown task %s", job_id, task)
             self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
-        for job_id in result.lost_leases:
-            for worker in self.workers.values():
-                if worker.find(job_id) is not None and worker.kill is None:
-                    log.warning("job %s: lease lost to another supervisor; stopping worker %s",
-                                job_id, worker.name)  # fmt: skip
-                    timeouts.start_kill(worker, "lease lost", "lost", 0)
+        self.stop_lost(result.lost_leases)
         self.want_claim = False
         for request, claimed in zip(requests, result.claimed, strict=True):
             self.dispatch(request, claimed)

@@ -99,8 +99,13 @@ class Reaper:
         ).fetchall():
             if not linux.process_alive(int(pid), started):
                 dead[name] = f"supervisor {name} died (pid {pid})"
+        # A live owner renews its own leases and stops its own hung workers: a job lease it
+        # could not renew (its row locked by another transaction) is not an orphan.
+        live = self._live_supervisors(db, watching)
         stale = stale_running_jobs(db, self.config.lease_s, me) if watching else []
         for job_id, attempt, owner, job_type in stale:
+            if owner in live and owner not in dead:
+                continue
             reason = f"lease expired: no heartbeat from {owner or 'its owner'} for {self.config.lease_s:g} s"
             outcomes[(job_id, attempt)] = self._outcome(job_id, attempt, job_type, reason, owner)
         running = db.execute_sql(dialect.sql(_RUNNING_NOT_OURS), {"me": me}).fetchall()
@@ -114,7 +119,8 @@ class Reaper:
             seen = self._seen.get(key)
             if seen is None or seen[0] != heartbeat_at:
                 self._seen[key] = (heartbeat_at, now_mono)
-            elif watching and now_mono - seen[1] >= self.config.lease_s and key not in outcomes:
+            elif (watching and now_mono - seen[1] >= self.config.lease_s and key not in outcomes
+                  and owner not in live):  # fmt: skip
                 reason = (f"lease expired: no heartbeat from {owner or 'its owner'} "
                           f"for {self.config.lease_s:g} s")  # fmt: skip
                 outcomes[key] = self._outcome(job_id, key[1], job_type, reason, owner)
@@ -127,29 +133,34 @@ class Reaper:
         free = dialect.unlocked_jobs(db, [job_id for job_id, _ in outcomes])
         return [outcome for (job_id, _), outcome in outcomes.items() if job_id in free]
 
-    def live_supervisor_tasks(self, db: peewee.Database) -> set[str] | None:
-        """Task names other live supervisors can run (liveness: heartbeat moved within a
-        lease of our monotonic time, or seen for less than a lease)."""
-        dialect = dialect_for(db)
+    def _live_supervisors(self, db: peewee.Database, watching: bool) -> dict[str, str | None]:
+        """Other supervisors alive now, with their tasks (JSON): liveness is a heartbeat
+        that moved within a lease of our monotonic time, or one seen for less than a lease."""
         now_mono = time.monotonic()
-        watching = self._look(now_mono)
-        tasks: set[str] = set()
-        rows = db.execute_sql(dialect.sql(_LIVE_TASKS), {"me": self.config.name}).fetchall()
-        names = set()
+        rows = db.execute_sql(dialect_for(db).sql(_LIVE_TASKS),
+                              {"me": self.config.name}).fetchall()  # fmt: skip
+        live: dict[str, str | None] = {}
         for name, tasks_json, heartbeat_at in rows:
-            names.add(name)
             seen = self._supervisor_beats.get(name)
             if seen is None or seen[0] != heartbeat_at:
                 self._supervisor_beats[name] = (heartbeat_at, now_mono)
             elif watching and now_mono - seen[1] >= self.config.lease_s:
                 continue  # silent for a lease: not live
+            live[name] = tasks_json
+        for name in list(self._supervisor_beats):
+            if name not in {row[0] for row in rows}:
+                del self._supervisor_beats[name]
+        return live
+
+    def live_supervisor_tasks(self, db: peewee.Database) -> set[str] | None:
+        """Task names other live supervisors can run."""
+        watching = self._look(time.monotonic())
+        tasks: set[str] = set()
+        for tasks_json in self._live_supervisors(db, watching).values():
             try:
                 tasks.update(json.loads(tasks_json or "[]"))
             except ValueError:
                 continue
-        for name in list(self._supervisor_beats):
-            if name not in names:
-                del self._supervisor_beats[name]
         return tasks
 
     def fail_unknown_tasks(

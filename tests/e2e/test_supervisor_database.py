@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 from supervisor_harness import TASKS, gone, never, wait_until
+from supervisor_history import job
 
 import jobtui
 
@@ -145,4 +146,38 @@ def test_a_supervisor_started_under_a_held_write_lock_waits_it_out(sqlite_cluste
     cluster.wait_ready(sup)
     follow = jobtui.enqueue(f"{TASKS}.quick", args=[5])
     assert jobtui.wait(follow.id, timeout=10)["value"] == 5
+    cluster.check()
+
+
+def test_a_row_lock_on_one_outcome_never_costs_the_other_jobs_their_leases(cluster):
+    """PostgreSQL: an application's transaction holds the row of a job that just finished,
+    so every group commit carrying its outcome waits and fails, for twice the lease. The
+    supervisor's heartbeats go on in their own transaction meanwhile: another supervisor
+    watching must not take its other, healthy running job away."""
+    if cluster.is_sqlite:
+        pytest.skip("PostgreSQL row locks (SQLite's write lock: test_sqlite_write_lock_held...)")
+    import psycopg2
+
+    sup = cluster.start("--queue", "mine", name="locked")
+    cluster.start("--queue", "other", name="watcher")
+    held = jobtui.enqueue(f"{TASKS}.gated", args=["held"], queue="mine")
+    healthy = jobtui.enqueue(f"{TASKS}.gated", args=["healthy"], queue="mine")
+    cluster.wait_started(held.id)
+    cluster.wait_started(healthy.id)
+    lock = psycopg2.connect(cluster.db_url)
+    try:
+        with lock.cursor() as cur:
+            cur.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (held.id,))
+        cluster.open_gate("held")  # its outcome now waits for the row
+        wait_until(lambda: "database trouble" in sup.log(), 10, "the lock met", explain=sup.log)
+        never(lambda: job(healthy.id).attempt > 1 or job(healthy.id).status != "running",
+              3.0, "the healthy job taken over while one outcome waited on a lock")  # fmt: skip
+    finally:
+        lock.rollback()
+        lock.close()
+    cluster.open_gate("healthy")
+    rows = cluster.wait_status([held.id, healthy.id])
+    assert {rows[j].status for j in rows} == {"completed"}
+    # the held one too: its outcome waited, its owner lived, so no reaper re-ran it
+    assert rows[healthy.id].attempt == rows[held.id].attempt == 1
     cluster.check()
