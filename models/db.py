@@ -53,6 +53,11 @@ def _sqlite_path(url: str) -> str:
     return path or ":memory:"
 
 
+#: Peewee's translation of driver errors into its own (a module name: inside a class body
+#: the double underscore would be mangled).
+_PEEWEE_ERRORS = getattr(peewee, "__exception_wrapper__")  # noqa: B009
+
+
 class PostgresDatabase(peewee.PostgresqlDatabase):
     """PostgreSQL, with each transaction's BEGIN sent along with its first statement.
 
@@ -70,7 +75,8 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         statement = "BEGIN"
         if level:
             statement += " TRANSACTION ISOLATION LEVEL " + self._adapter.isolation_level_str(level)
-        super().cursor()  # connected now, as Peewee's own BEGIN would have (autoconnect)
+        with _PEEWEE_ERRORS:  # a dead connection fails here, as Peewee's own BEGIN would
+            super().cursor()  # connected now (autoconnect), as Peewee's own BEGIN would be
         self._state.deferred_begin = (self._state.conn, statement)
 
     def _take_begin(self) -> str | None:
@@ -88,7 +94,8 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
         cursor = super().cursor(named_cursor)
         begin = self._take_begin()
         if begin is not None:  # used directly, not through execute_sql
-            cursor.execute(begin)
+            with _PEEWEE_ERRORS:
+                cursor.execute(begin)
         return cursor
 
     def commit(self) -> None:

@@ -65,3 +65,22 @@ def test_a_begin_noted_before_a_reconnect_is_void(db, db_url):
     db.connect()
     db.execute_sql(INSERT.format(p=_p(db)), ("tx-f", False))  # not inside a stale BEGIN
     assert _count_elsewhere(db_url) == 1
+
+
+def test_a_transaction_on_a_cut_connection_fails_as_a_database_error(db, db_url):
+    """What a PostgreSQL restart does under a transaction about to begin: Peewee's error,
+    which every caller handles, not the driver's."""
+    import peewee
+
+    if dialect_for(db).name != "postgresql":
+        pytest.skip("a server to cut the connection (SQLite has none)")
+    mine = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    other = open_database(db_url)
+    other.execute_sql("SELECT pg_terminate_backend(%s)", (mine,))
+    other.close()
+    with pytest.raises(peewee.PeeweeException):  # the driver learns the connection is gone
+        db.execute_sql("SELECT 1")
+    with pytest.raises(peewee.PeeweeException):  # and a transaction then cannot begin
+        with dialect_for(db).write_transaction(db):
+            db.execute_sql(INSERT.format(p=_p(db)), ("tx-g", False))
+    db.close()
