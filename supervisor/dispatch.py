@@ -115,7 +115,7 @@ class Dispatch:
         # stopped mid-commit) and must not keep our heartbeats from landing.
         essentials_only = not self.commit.healthy
         if now >= self.next_sweep and not essentials_only:
-            sweep = self.reaper.sweep
+            sweep = lambda db: self.reaper.sweep(db, self.held_runs())  # noqa: E731
         if now >= self.next_unknown_sweep and not self.stopping and not essentials_only:
             known = set(self.registry.names())
             unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
@@ -146,6 +146,13 @@ class Dispatch:
         if poll_due:
             self.poll_cancellations()
             self.next_poll = now + self.config.poll_interval_s
+
+    def held_runs(self: Supervisor) -> set[tuple[str, int]]:
+        """(job id, attempt) of every run this supervisor holds: in a worker's hands, or
+        ended with its outcome not yet written."""
+        held = {(job.id, job.claimed.attempt) for w in self.workers.values() for job in w.jobs}
+        held.update((o.job_id, o.attempt) for o in self.commit.outcomes)
+        return held
 
     def beat_alone(self: Supervisor, now: float) -> None:
         """Commits are being refused (maybe one row of ours is locked elsewhere): renew our

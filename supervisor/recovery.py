@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import peewee
@@ -28,8 +28,8 @@ from .config import SupervisorConfig
 
 log = logging.getLogger(__name__)
 
-_RUNNING_NOT_OURS = """SELECT id, attempt, heartbeat_at, supervisor_name, job_type FROM jobs
-WHERE status = 'running' AND (supervisor_name IS NULL OR supervisor_name <> :me)"""
+_RUNNING = """SELECT id, attempt, heartbeat_at, supervisor_name, job_type FROM jobs
+WHERE status = 'running'"""
 
 _SUPERVISORS_HERE = """SELECT name, pid, process_started_at FROM supervisors
 WHERE host = :host AND name <> :me"""
@@ -87,8 +87,17 @@ class Reaper:
             worker={"supervisor_name": owner},
         )  # fmt: skip
 
-    def sweep(self, db: peewee.Database) -> list[Outcome]:
-        """Outcomes for every orphaned run found now (the caller writes them, fenced)."""
+    def sweep(
+        self, db: peewee.Database, held: Collection[tuple[str, int]] = frozenset()
+    ) -> list[Outcome]:
+        """Outcomes for every orphaned run found now (the caller writes them, fenced).
+
+        ``held``: the runs this supervisor holds (in a worker's hands, or ended with the
+        outcome not yet written). A run the database says is ours but that we do not
+        hold — a claim whose COMMIT went through while its acknowledgement was lost with
+        the connection, so it was never handed to a worker — is an orphan of ours: its
+        lease is never renewed, and once it has stood still for a lease it is recovered
+        like anyone else's (no other supervisor takes a live owner's jobs)."""
         dialect = dialect_for(db)
         me, now_mono = self.config.name, time.monotonic()
         watching = self._look(now_mono)
@@ -108,10 +117,12 @@ class Reaper:
                 continue
             reason = f"lease expired: no heartbeat from {owner or 'its owner'} for {self.config.lease_s:g} s"
             outcomes[(job_id, attempt)] = self._outcome(job_id, attempt, job_type, reason, owner)
-        running = db.execute_sql(dialect.sql(_RUNNING_NOT_OURS), {"me": me}).fetchall()
+        running = db.execute_sql(_RUNNING).fetchall()
         live_keys = set()
         for job_id, attempt, heartbeat_at, owner, job_type in running:
             key = (job_id, int(attempt))
+            if owner == me and key in held:
+                continue
             live_keys.add(key)
             if owner in dead:
                 outcomes[key] = self._outcome(job_id, key[1], job_type, dead[owner], owner)
@@ -123,6 +134,8 @@ class Reaper:
                   and owner not in live):  # fmt: skip
                 reason = (f"lease expired: no heartbeat from {owner or 'its owner'} "
                           f"for {self.config.lease_s:g} s")  # fmt: skip
+                if owner == me:
+                    reason = f"claimed by {me} but never handed to a worker (lost claim)"
                 outcomes[key] = self._outcome(job_id, key[1], job_type, reason, owner)
         for key in list(self._seen):
             if key not in live_keys:

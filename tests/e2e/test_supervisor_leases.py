@@ -79,3 +79,31 @@ def test_an_orphan_locked_by_another_transaction_never_holds_back_our_heartbeats
     assert result["attempt"] == 2 and result["pid"] in new.worker_pids()
     assert "lock timeout" not in new.log()
     cluster.check()
+
+
+def test_a_claim_its_supervisor_never_handed_out_is_recovered(cluster):
+    """A claim whose COMMIT went through while its acknowledgement was lost with the
+    connection: the database says the supervisor runs the job, the supervisor never heard
+    of it. Its lease is never renewed; after a lease the supervisor's own sweep recovers
+    it (no other supervisor takes a live owner's jobs), and the job runs again."""
+    from jobtui.models import store
+    from jobtui.models.clock import sql_timestamp, utcnow
+    from jobtui.models.dialect import dialect_for
+
+    cluster.start(name="forgetful")
+    lost = jobtui.enqueue(f"{TASKS}.nap", args=[0.01], delay=3600)  # not due: never claimed
+    cluster.fault(lost.id, "its claim was never handed to a worker")
+    db = store.get_database()
+    dialect = dialect_for(db)
+    now = sql_timestamp(utcnow())
+    with dialect.write_transaction(db):
+        db.execute_sql(dialect.sql(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = 'lost',"
+            " started_at = :now, heartbeat_at = :now, run_at = :now,"
+            " supervisor_name = 'forgetful' WHERE id = :id"), {"now": now, "id": lost.id})  # fmt: skip
+    result = jobtui.wait(lost.id, timeout=15)
+    assert result["attempt"] == 2
+    first = attempts(lost.id)[0]
+    assert first.outcome == "crashed"
+    assert first.error_message == "claimed by forgetful but never handed to a worker (lost claim)"
+    cluster.check()
