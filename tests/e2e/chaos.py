@@ -5,8 +5,9 @@ The faults are the ones issue 3 names, at random, from a seed: SIGKILL a worker,
 supervisor (a new one starts on the same host), a warm shutdown (SIGTERM) and a
 replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zombie whose
 jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, hold
-SQLite's write lock for up to 2 s or cut every PostgreSQL connection, pause and resume a
-queue, and cancel jobs that are pending or running. Supervisors recycle their workers
+SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
+from an application's transaction for up to 3 s, pause and resume a queue, and cancel
+jobs that are pending or running. Supervisors recycle their workers
 after a few jobs at random. Meanwhile jobs of
 every shape keep arriving: instant, napping, failing then succeeding, failing for good,
 delayed, prioritised, reporting progress, timing out, on a second queue, unique, chained
@@ -246,6 +247,30 @@ class Chaos:
         )
         self.done["PostgreSQL connections cut"] += 1
 
+    def lock_a_row(self) -> None:
+        """PostgreSQL: an application's transaction holds a recent job's row for a while
+        (released by a timer: this loop may wait on that row itself)."""
+        if self.cluster.is_sqlite or not self.job_ids:
+            return
+        import psycopg2
+
+        holder = psycopg2.connect(self.cluster.db_url)
+        with holder.cursor() as cur:
+            cur.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE",
+                        (self.rng.choice(self.job_ids[-20:]),))  # fmt: skip
+
+        def release() -> None:
+            try:
+                holder.rollback()
+            except psycopg2.Error:
+                pass  # cut meanwhile by the other fault: the lock went with it
+            holder.close()
+
+        timer = threading.Timer(self.rng.uniform(0.3, 2 * LEASE_S), release)
+        timer.daemon = True
+        timer.start()
+        self.done["job row locked"] += 1
+
     def cancel_some(self) -> None:
         import jobtui
         from jobtui.models.errors import JobtuiError
@@ -267,7 +292,7 @@ class Chaos:
         self.keep_enough()
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
                   (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
-                  (self.pause_queue, 1), (self.cancel_some, 2)]  # fmt: skip
+                  (self.pause_queue, 1), (self.lock_a_row, 2), (self.cancel_some, 2)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:
