@@ -12,8 +12,10 @@ before it ended (no "start" message, one message fewer per job).
 Messages to the supervisor: ("beat",), ("progress", id, attempt,
 pct, msg), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
 traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
-``ran_s`` is how long the task ran: the supervisor's own view of it includes however long
-its commit kept it from reading the pipe, and it decides group commits on it. From it: ("run", [job, ...]), ("cancel", id), ("stop",).
+From it: ("run", [job, ...]), ("cancel", id), ("stop",).
+
+``ran_s`` is how long the task ran: the supervisor decides group commits on it, and its
+own view would include however long its commit kept it from reading the pipe.
 """
 
 from __future__ import annotations
