@@ -160,8 +160,9 @@ class Reaper:
             elif watching and now_mono - seen[1] >= self.config.lease_s:
                 continue  # silent for a lease: not live
             live[name] = tasks_json
+        present = {row[0] for row in rows}
         for name in list(self._supervisor_beats):
-            if name not in {row[0] for row in rows}:
+            if name not in present:
                 del self._supervisor_beats[name]
         return live
 
