@@ -7,11 +7,11 @@ replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zo
 jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, hold
 SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
 from an application's transaction for up to 3 s, pause and resume a queue, and cancel
-jobs that are pending or running. Supervisors recycle their workers
-after a few jobs at random. Meanwhile jobs of
-every shape keep arriving: instant, napping, failing then succeeding, failing for good,
-delayed, prioritised, reporting progress, timing out, on a second queue, unique, chained
-by dependencies, grouped in batches with callbacks, and a cron schedule ticks every second.
+jobs that are pending or running. Supervisors recycle their workers after a few jobs at
+random, and some give the second queue a worker of its own. Meanwhile jobs of every shape
+keep arriving: instant, napping, failing then succeeding, failing for good, delayed,
+prioritised, reporting progress, timing out, on a second queue, unique, chained by
+dependencies, grouped in batches with callbacks, and a cron schedule ticks every second.
 
 Since any job may have been hit, the checker allows a crashed attempt an extra execution
 but nothing else: every job ends in exactly one terminal state, none is left running, no
@@ -87,8 +87,10 @@ class Chaos:
     def start_one(self) -> None:
         self.started += 1
         # not waited for: a stopped supervisor may hold a lock the new one needs at first
-        recycle = self.rng.choice(["0", "0", "3", "20"])
-        self.cluster.start("--max-jobs-per-worker", recycle, name=f"chaos-{self.started}",
+        options = ["--max-jobs-per-worker", self.rng.choice(["0", "0", "3", "20"])]
+        if self.rng.random() < 0.3:  # a worker of its own for the second queue
+            options += ["--queue", f"{SECOND_QUEUE}=1"]
+        self.cluster.start(*options, name=f"chaos-{self.started}",
                            workers=self.rng.choice([1, 2, 3]), wait=False)  # fmt: skip
 
     def keep_enough(self) -> None:
