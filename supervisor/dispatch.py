@@ -158,7 +158,10 @@ class Dispatch:
         """Commits are being refused (maybe one row of ours is locked elsewhere): renew our
         leases and rows in a transaction of their own, so that no reaper judges our
         healthy jobs by a heartbeat that only a stuck outcome held back."""
-        lost = self.commit.beat(self.heartbeat_rows())
+        sup, rows, fences = self.heartbeat_rows()
+        # runs that ended with the outcome not written yet are still ours: keep their lease
+        # (in a turn's commit their outcomes are written instead)
+        lost = self.commit.beat((sup, rows, fences + self.commit.pending_fences()))
         if lost is None:
             return
         self.next_heartbeat = now + self.config.heartbeat_interval_s

@@ -121,5 +121,4 @@ class Upkeep:
                 "jobs_done": worker.jobs_done, "jobs_failed": worker.jobs_failed,
             })  # fmt: skip
             fences += [job.claimed.fence for job in worker.jobs]
-        fences += self.commit.pending_fences()  # ended, not written yet: still leased
         return sup, rows, fences
