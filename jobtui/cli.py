@@ -76,6 +76,8 @@ def _job_rows(jobs: Sequence[Any]) -> list[list[Any]]:
     rows = []
     for job in jobs:
         progress = f"{job.progress_percentage:.0f}%" if job.status == "running" else ""
+        if job.status == "running" and job.started_at is None:
+            progress = "waiting"  # prefetched: claimed, begins when its worker is free
         rows.append([job.id, job.queue_name, clip(job.job_type, 32), job.status, job.priority,
                      f"{job.attempt}/{job.max_retries + 1}", progress, age(job.created_at, now),
                      clip(job.worker_name, 20), clip(job.error_message, 40)])  # fmt: skip

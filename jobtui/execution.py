@@ -113,10 +113,11 @@ def outcome_from_message(
     *,
     worker: dict[str, Any] | None = None,
     task_policy: Any = None,
+    started_at: str | None = None,
 ) -> Outcome:
     """The outcome a "done" or "error" message means (the supervisor and eager mode agree)."""
     base = {"job_id": message[1], "attempt": message[2], "lease_token": lease_token,
-            "worker": worker or {}}  # fmt: skip
+            "worker": worker or {}, "started_at": started_at}  # fmt: skip
     if message[0] == "done":
         return Outcome(**base, kind="completed", result_json=message[3])
     _, _, _, error_type, error, trace, permanent = message

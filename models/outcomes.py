@@ -33,11 +33,13 @@ from .workflow import finish_batches, job_ended
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
 
-_WORKER = "worker_name = COALESCE(:worker_name, worker_name)"
+# who ran it, and when it began if that was later than its claim
+_RAN_BY = ("worker_name = COALESCE(:worker_name, worker_name),"
+           " started_at = COALESCE(:started_at, started_at)")  # fmt: skip
 
 _COMPLETED = f"""UPDATE jobs SET status = 'completed', result = :result, completed_at = :now,
     updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
-    error_traceback = NULL, error_permanent = :no, cancel_requested = :no, {_WORKER}
+    error_traceback = NULL, error_permanent = :no, cancel_requested = :no, {_RAN_BY}
 WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""
 
@@ -49,16 +51,16 @@ _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
     next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
     failed_at = :failed_at, updated_at = :now, error_message = :error,
     error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
-    {_WORKER}
+    {_RAN_BY}
 WHERE {FENCE}"""
 
 _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, updated_at = :now,
-    error_message = :error, error_type = :error_type, error_traceback = :traceback, {_WORKER}
+    error_message = :error, error_type = :error_type, error_traceback = :traceback, {_RAN_BY}
 WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""
 
 _INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
-    error_message = :error, cancel_requested = :no
+    error_message = :error, cancel_requested = :no, started_at = COALESCE(:started_at, started_at)
 WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""
 
@@ -88,6 +90,9 @@ class Outcome:
     #: The task's policy, for what the job row leaves NULL (enqueued by name, without it).
     task_policy: RetryPolicy | None = None
     worker: dict[str, Any] = field(default_factory=dict)  # worker_name, supervisor_name, pid, host
+    #: When the run began, if later than its claim (a prefetched job waits for its worker):
+    #: written on the job and its attempt row. None keeps the claim's time.
+    started_at: str | None = None
 
 
 class _Statements:
@@ -110,11 +115,12 @@ _statements: dict[str, _Statements] = {}
 
 # Completed runs are the supervisor's hot path: all of a turn's in two statements (one
 # UPDATE ... FROM a VALUES list, one multi-row INSERT of attempt rows) instead of two each.
-_COMPLETE_MANY = """WITH v(id, attempt, token, result, worker_name) AS (VALUES {rows})
+_COMPLETE_MANY = """WITH v(id, attempt, token, result, worker_name, started_at) AS (VALUES {rows})
 UPDATE jobs SET status = 'completed', result = v.result, completed_at = {p}, updated_at = {p},
     progress_percentage = 100, error_message = NULL, error_type = NULL,
     error_traceback = NULL, error_permanent = {p}, cancel_requested = {p},
-    worker_name = COALESCE(v.worker_name, jobs.worker_name)
+    worker_name = COALESCE(v.worker_name, jobs.worker_name),
+    started_at = COALESCE(v.started_at, jobs.started_at)
 FROM v
 WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
@@ -127,11 +133,12 @@ VALUES {rows}"""
 # Where one statement may change two tables (PostgreSQL's data-modifying WITH), the attempt
 # rows go in with the completions: one round trip and one plan fewer per turn.
 _COMPLETE_WITH_ATTEMPTS = """WITH v(id, attempt, token, result, worker_name, supervisor_name, pid,
-    host, outcome) AS (VALUES {rows}),
+    host, outcome, started_at) AS (VALUES {rows}),
 done AS (UPDATE jobs SET status = 'completed', result = v.result, completed_at = {p},
     updated_at = {p}, progress_percentage = 100, error_message = NULL, error_type = NULL,
     error_traceback = NULL, error_permanent = {p}, cancel_requested = {p},
-    worker_name = COALESCE(v.worker_name, jobs.worker_name)
+    worker_name = COALESCE(v.worker_name, jobs.worker_name),
+    started_at = COALESCE(CAST(v.started_at AS TIMESTAMP), jobs.started_at)
   FROM v
   WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
@@ -174,17 +181,18 @@ def _complete_many(
             w = o.worker
             params += (o.job_id, o.attempt, o.lease_token, o.result_json, w.get("worker_name"),
                        w.get("supervisor_name"), w.get("pid"), w.get("host"),
-                       o.attempt_outcome or AttemptOutcome.COMPLETED)  # fmt: skip
+                       o.attempt_outcome or AttemptOutcome.COMPLETED, o.started_at)  # fmt: skip
         params += (stamp, stamp, False, False, *(o.job_id for o in outcomes), stamp)
-        sql = _many(dialect, _COMPLETE_WITH_ATTEMPTS, 9, len(outcomes))
+        sql = _many(dialect, _COMPLETE_WITH_ATTEMPTS, 10, len(outcomes))
         rows = db.execute_sql(sql, params).fetchall()
         _follow_up(db, rows, batches)
         return {(row[0], int(row[1])): "completed" for row in rows}
     for o in outcomes:
-        params += (o.job_id, o.attempt, o.lease_token, o.result_json, o.worker.get("worker_name"))
+        params += (o.job_id, o.attempt, o.lease_token, o.result_json, o.worker.get("worker_name"),
+                   o.started_at)  # fmt: skip
     params += (stamp, stamp, False, False)
     params += (o.job_id for o in outcomes)
-    rows = db.execute_sql(_many(dialect, _COMPLETE_MANY, 5, len(outcomes)), params).fetchall()
+    rows = db.execute_sql(_many(dialect, _COMPLETE_MANY, 6, len(outcomes)), params).fetchall()
     if not rows:
         return {}
     by_run = {(o.job_id, o.attempt): o for o in outcomes}
@@ -282,6 +290,7 @@ def apply_outcome(
         "id": outcome.job_id, "attempt": outcome.attempt, "token": outcome.lease_token,
         "now": stamp, "no": False, "error": outcome.error, "error_type": outcome.error_type,
         "traceback": outcome.traceback, "worker_name": outcome.worker.get("worker_name"),
+        "started_at": outcome.started_at,
     }  # fmt: skip
     kind = outcome.kind
     if kind == "completed":
@@ -298,7 +307,7 @@ def apply_outcome(
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),
             })  # fmt: skip
-            row = (row[6], row[7], row[8])
+            row = (outcome.started_at or row[6], row[7], row[8])
             if next_retry_at is not None and retry_times is not None:
                 retry_times.append(next_retry_at)
         attempt_outcome = AttemptOutcome.FAILED

@@ -28,7 +28,7 @@ from jobtui.models.workflow import finish_batches
 
 log = logging.getLogger(__name__)
 
-_STARTED = """UPDATE jobs SET worker_name = :worker, updated_at = :now
+_STARTED = """UPDATE jobs SET worker_name = :worker, started_at = :began, updated_at = :now
 WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
 
 _PROGRESS = """UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
@@ -70,7 +70,8 @@ class GroupCommit:
         self.tasks = list(tasks)
         self.outcomes: list[Outcome] = []
         self.progress: dict[tuple[str, int], tuple[str, float, str | None]] = {}
-        self.started: dict[tuple[str, int], tuple[str, str]] = {}  # fence -> (token, worker)
+        #: fence -> (token, worker, when it began: None while it waits for the worker)
+        self.started: dict[tuple[str, int], tuple[str, str, Any]] = {}
         self.failures = 0
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
@@ -93,8 +94,9 @@ class GroupCommit:
     def add_progress(self, fence: tuple[str, int, str], pct: float, msg: str | None) -> None:
         self.progress[(fence[0], fence[1])] = (fence[2], pct, msg)
 
-    def add_started(self, fence: tuple[str, int, str], worker_name: str) -> None:
-        self.started[(fence[0], fence[1])] = (fence[2], worker_name)
+    def add_started(self, fence: tuple[str, int, str], worker_name: str, began: Any) -> None:
+        """Name the run's worker on its row, with when it began (None: not begun yet)."""
+        self.started[(fence[0], fence[1])] = (fence[2], worker_name, began)
 
     def drop_progress(self, job_id: str, attempt: int) -> None:
         self.progress.pop((job_id, attempt), None)
@@ -119,9 +121,10 @@ class GroupCommit:
         stamp = sql_timestamp(now)
         try:
             with dialect_for(db).write_transaction(db):
-                for (job_id, attempt), (token, worker) in started.items():
+                for (job_id, attempt), (token, worker, began) in started.items():
                     db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
-                                   "token": token, "worker": worker, "now": stamp})  # fmt: skip
+                                   "token": token, "worker": worker, "began": began,
+                                   "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
                 statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
                                           retry_times=result.retry_times)  # fmt: skip

@@ -221,7 +221,7 @@ class Dispatch:
                 continue
             task = self.registry.get(job.job_type)
             timeout = job.timeout or (task.timeout if task is not None else None)
-            running = RunningJob(claimed=job, timeout_s=timeout)
+            running = RunningJob(claimed=job, timeout_s=timeout, handed_mono=now)
             if not worker.jobs:
                 running.started_mono = now  # an idle worker starts it at once
                 if log.isEnabledFor(logging.INFO):
@@ -235,12 +235,23 @@ class Dispatch:
             self.send(self.workers[pid], ("run", jobs))
 
     def unwritten_starts(self: Supervisor, now: float) -> None:
-        """Jobs running for ``NAME_WORKER_AFTER_S`` get their worker's name written; shorter
-        ones carry it in their outcome (no statement per short job: the worker rows say
-        which job each runs meanwhile)."""
+        """What the job rows say of the jobs our workers hold, written only for jobs held
+        ``NAME_WORKER_AFTER_S`` (no statement per short job: the worker rows say which job
+        each runs meanwhile, and an outcome carries the rest).
+
+        A job running that long gets its worker's name and when it began. A prefetched job
+        waiting that long behind its worker's current one gets its worker's name and no
+        start time: claimed, not begun — shown as waiting, not as running for as long as
+        the job ahead of it. Once it begins, that is written at once."""
         for worker in self.workers.values():
-            job = worker.current
-            if (job is not None and job.started_mono is not None and not job.name_written
-                    and now - job.started_mono >= NAME_WORKER_AFTER_S):  # fmt: skip
-                job.name_written = True
-                self.commit.add_started(job.claimed.fence, worker.name)
+            for job in worker.jobs:
+                if job.started_mono is None:
+                    if not job.shown_waiting and now - job.handed_mono >= NAME_WORKER_AFTER_S:
+                        job.shown_waiting = True
+                        self.commit.add_started(job.claimed.fence, worker.name, None)
+                elif not job.name_written and (
+                    job.shown_waiting or now - job.started_mono >= NAME_WORKER_AFTER_S
+                ):
+                    job.name_written = True
+                    began = job.started_at or job.claimed.started_at
+                    self.commit.add_started(job.claimed.fence, worker.name, began)

@@ -255,12 +255,16 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
         for worker in self.workers.values():
             if worker.kill is not None and not worker.kill.kill_sent:
                 deadlines.append(worker.kill.kill_after_mono)
-            job = worker.current
-            if job is not None and job.started_mono is not None:
+            for job in worker.jobs:
+                if job.started_mono is None:
+                    if not job.shown_waiting:
+                        deadlines.append(job.handed_mono + NAME_WORKER_AFTER_S)
+                    continue
                 if job.timeout_s:
                     deadlines.append(job.started_mono + job.timeout_s)
                 if not job.name_written:
-                    deadlines.append(job.started_mono + NAME_WORKER_AFTER_S)
+                    wait = 0.0 if job.shown_waiting else NAME_WORKER_AFTER_S
+                    deadlines.append(job.started_mono + wait)
         deadlines += list(self.cancel_deadlines.values())
         deadlines += [plan[1] for plan in self.respawn.values()]
         if self.stopping:

@@ -33,8 +33,14 @@ class RunningJob:
 
     claimed: ClaimedJob
     timeout_s: float | None = None  # the job's, else its task's
+    handed_mono: float = 0.0  # when it was handed to its worker
     started_mono: float | None = None  # when its worker began it (None: still queued)
-    name_written: bool = False  # the job row names its worker already
+    #: When it began (UTC, as the columns store it) if that was after the turn that claimed
+    #: it (a prefetched job); None while queued, and for a job begun at once (its row's
+    #: started_at, the claim's time, is right).
+    started_at: str | None = None
+    name_written: bool = False  # the job row names its worker and when it began
+    shown_waiting: bool = False  # the job row says it waits for its worker (no start time)
     cancel_sent: bool = False
     progress: tuple[float, str | None] | None = None  # latest, not yet written
     progress_written_mono: float = 0.0

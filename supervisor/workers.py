@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from jobtui.execution import outcome_from_message
+from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.outcomes import Outcome
 
 from .pool import RunningJob, WorkerHandle
@@ -104,7 +105,7 @@ class WorkerEvents:
         self: Supervisor, worker: WorkerHandle, job: RunningJob, message: tuple
     ) -> Outcome:
         claimed, info = job.claimed, self._worker_info(worker)
-        base = {"job_id": claimed.id, "attempt": claimed.attempt,
+        base = {"job_id": claimed.id, "attempt": claimed.attempt, "started_at": job.started_at,
                 "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
         kind = message[0]
         if kind == "skipped":
@@ -114,7 +115,7 @@ class WorkerEvents:
                            error_type="Cancelled")  # fmt: skip
         policy = None if kind == "done" else self._task_policy(claimed.job_type)
         return outcome_from_message(message, claimed.lease_token, worker=info,
-                                    task_policy=policy)  # fmt: skip
+                                    task_policy=policy, started_at=job.started_at)  # fmt: skip
 
     def _task_policy(self: Supervisor, job_type: str):
         task = self.registry.get(job_type)
@@ -128,9 +129,10 @@ class WorkerEvents:
         ran_s: float | None = None,
     ) -> None:
         worker.jobs.remove(job)
-        if worker.jobs and worker.jobs[0].started_mono is None:
+        if worker.jobs and worker.jobs[0].started_mono is None and not worker.exited:
             nxt = worker.jobs[0]
             nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
+            nxt.started_at = sql_timestamp(utcnow())
             if log.isEnabledFor(logging.INFO):
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
@@ -184,7 +186,7 @@ class WorkerEvents:
     ) -> None:
         """The worker running (or holding) ``job`` is gone: decide the job's outcome."""
         claimed, info = job.claimed, self._worker_info(worker)
-        base = {"job_id": claimed.id, "attempt": claimed.attempt,
+        base = {"job_id": claimed.id, "attempt": claimed.attempt, "started_at": job.started_at,
                 "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
         plan = worker.kill
         if plan is not None and plan.kind == "lost":

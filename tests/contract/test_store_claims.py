@@ -185,3 +185,27 @@ def test_completions_written_together_are_each_fenced(db):
     assert rows[stale.id].status == rows[old.id].status == "running"
     assert sorted((a.job_id, a.outcome) for a in JobAttempt.select()) == sorted(
         [(ok.id, "completed"), (failed.id, "failed")])  # fmt: skip
+
+
+def test_an_outcome_records_when_its_run_began_after_its_claim(db):
+    """A prefetched run begins after its claim: each kind of ending writes that start on
+    the job and its attempt row (completions in bulk too); without one, the claim's stays."""
+    from jobtui.models.clock import sql_timestamp
+    from jobtui.models.outcomes import Outcome, write_outcomes
+
+    for n in range(5):
+        jobtui.enqueue("t", args=[n], retry_delay=0)
+    runs = claim_jobs(5)
+    claimed_at = Job.get_by_id(runs[0].id).started_at
+    began = claimed_at + timedelta(seconds=7)
+    kinds = ("completed", "completed", "failed", "cancelled", "interrupted")
+    outcomes = [Outcome(r.id, r.attempt, r.lease_token, kind, result_json="1", error="x",
+                        started_at=sql_timestamp(began) if index else None)
+                for index, (r, kind) in enumerate(zip(runs, kinds, strict=True))]  # fmt: skip
+    assert write_outcomes(outcomes) == ["completed", "completed", "retrying", "cancelled",
+                                        "pending"]  # fmt: skip
+    rows = {j.id: j for j in Job.select()}
+    tried = {a.job_id: a for a in JobAttempt.select()}
+    assert rows[runs[0].id].started_at == tried[runs[0].id].started_at == claimed_at
+    for run in runs[1:]:
+        assert rows[run.id].started_at == tried[run.id].started_at == began, run.id

@@ -10,6 +10,8 @@ from supervisor_harness import TASKS, wait_until
 from supervisor_history import attempts, job
 
 import jobtui
+from jobtui.cli import main as cli_main
+from jobtui.models.clock import utcnow
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,6 +40,41 @@ def test_jobs_complete_with_results_progress_and_async_tasks(cluster):
     (only,) = attempts(doubled.id)
     assert only.outcome == "completed" and only.worker_name and only.pid
     assert only.pid == cluster.execlog.started(doubled.id).pid  # the row names the real process
+    cluster.check()
+
+
+def test_a_prefetched_job_says_it_waits_and_records_when_it_really_began(cluster, capsys):
+    """With one worker busy, the next job is claimed and handed to it to wait (the prefetch).
+    Its row must not claim that it runs: it names the worker it waits for and has no start
+    time. Once it runs, its row and its attempt row hold when it began, not when it was
+    claimed, so its duration is its own."""
+    cluster.start(workers=1)
+    first = jobtui.enqueue(f"{TASKS}.gated", args=["first"])
+    cluster.wait_started(first.id)
+    second = jobtui.enqueue(f"{TASKS}.add", args=[1, 2])
+
+    def waits_for_its_worker():
+        row, ahead = job(second.id), job(first.id)
+        return (row.status == "running" and row.started_at is None and row.worker_name
+                and row.worker_name == ahead.worker_name)  # fmt: skip
+
+    wait_until(
+        waits_for_its_worker,
+        15,
+        "the prefetched job's row: its worker, no start time",
+        explain=lambda: f"{job(second.id).__data__}\n{job(first.id).__data__}",
+    )
+    assert cli_main(["jobs", "--status", "running"]) == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "waiting" in listed[second.id] and "waiting" not in listed[first.id]
+    opened = utcnow()
+    cluster.open_gate("first")
+    rows = cluster.wait_status([first.id, second.id])
+    done = rows[second.id]
+    assert done.status == "completed" and done.worker_name == rows[first.id].worker_name
+    assert done.started_at >= opened, f"began {done.started_at}, its turn came at {opened}"
+    (ran,) = attempts(second.id)
+    assert ran.started_at == done.started_at and ran.ended_at >= ran.started_at
     cluster.check()
 
 

@@ -138,3 +138,23 @@ def test_readme_shows_the_keymap_the_console_has():
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "<!-- console-keymap -->\n" + keymap_markdown() + "\n" in readme
+
+
+def test_a_prefetched_job_says_it_waits_for_its_worker():
+    """Claimed behind its worker's current job, a job is `running` without a start time:
+    the list and the detail say it waits rather than show it running since its claim."""
+    from tui_fakes import FIXED_NOW, job
+
+    from jobtui.tui.screens.detail import overview_text
+    from jobtui.tui.screens.jobs import info_cell, job_cells
+    from jobtui.tui.snapshot import JobDetail
+
+    waiting = job(3, "running", worker="host-1-w1")
+    assert info_cell(waiting, FIXED_NOW, 40).plain == "prefetched: waits for its worker"
+    assert job_cells(waiting, FIXED_NOW, False, False)[6].plain == "—"  # no age: not begun
+    running = job(4, "running", worker="host-1-w1", started_at=FIXED_NOW, progress=50.0)
+    assert "50%" in info_cell(running, FIXED_NOW, 40).plain
+    blank = {name: None for name in JobDetail.__dataclass_fields__}
+    detail = JobDetail(**{**blank, "row": waiting, "tags": (), "depends_on": (),
+                          "attempts": (), "dependants": ()})  # fmt: skip
+    assert "started    not yet: prefetched" in overview_text(detail, FIXED_NOW).plain

@@ -64,7 +64,10 @@ def overview_text(job: JobDetail, now) -> Text:
     line("due", when(row.run_at) if row.status in ("pending", "retrying", "waiting") else None)
     line("scheduled", when(job.scheduled_for))
     line("next retry", when(job.next_retry_at))
-    line("started", when(row.started_at))
+    if row.status == "running" and row.started_at is None:
+        line("started", "not yet: prefetched, waits for its worker to finish its job")
+    else:
+        line("started", when(row.started_at))
     line("completed", when(job.completed_at) if row.status == "completed" else None)
     line("failed", when(job.failed_at))
     line("ended", when(job.completed_at) if row.status == "cancelled" else None)

@@ -50,7 +50,11 @@ def task_label(task: str, width: int) -> str:
 
 
 def info_cell(row: JobRow, now: datetime, width: int) -> Text:
-    """Progress for a running job, the error for a failed one, when a delayed one is due."""
+    """Progress for a running job, the error for a failed one, when a delayed one is due.
+    A running job without a start time is claimed but waits for its worker to finish the
+    job ahead of it (the prefetch): it says so rather than show an idle progress bar."""
+    if row.status == "running" and row.started_at is None:
+        return fmt.text(fmt.clip("prefetched: waits for its worker", width), "dim")
     if row.status == "running":
         out = fmt.bar(row.progress, max(5, min(10, width - 5)))
         if row.progress_message and width > 20:
