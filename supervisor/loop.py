@@ -27,6 +27,7 @@ from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_worker
 from .recovery import Reaper
+from .reload import Reloading
 from .signals import SignalInbox
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
@@ -38,7 +39,7 @@ RESPAWN_BACKOFF_MAX_S = 30.0
 REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was missed
 
 
-class Supervisor(WorkerEvents, Dispatch, Upkeep):
+class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
     def __init__(
         self,
         config: SupervisorConfig,
@@ -155,6 +156,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                 return
             worker = self.workers.pop(pid, None)
             if worker is None:
+                if self.reload_check_reaped(pid, status):
+                    continue
                 if pid == self.notifier.pid:
                     self.notifier.exited()
                 continue  # an orphan the subreaper adopted: nothing to record
@@ -204,7 +207,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
     # ---------------------------------------------------------------- the loop
 
     def _keep_pids(self) -> list[int]:
-        return [*self.workers, *([self.notifier.pid] if self.notifier.pid else [])]
+        keep = [*self.workers, *([self.notifier.pid] if self.notifier.pid else [])]
+        return keep + ([self.import_check.pid] if self.import_check is not None else [])
 
     def _start_notifier(self) -> None:
         self.db.close()  # fork with no connection open
@@ -267,6 +271,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                     deadlines.append(job.started_mono + wait)
         deadlines += list(self.cancel_deadlines.values())
         deadlines += [plan[1] for plan in self.respawn.values()]
+        if self.import_check is not None:
+            deadlines.append(self.import_check.deadline_mono)
         if self.stopping:
             deadlines.append(self.stop_deadline)
         return max(0.0, min(deadlines) - now)
@@ -295,6 +301,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
             self.next_reap = now + REAP_SAFETY_INTERVAL_S
             self.reap_children()
         self.enforce_limits()
+        if self.import_check is not None:
+            self.reload_check_tick(now)
         if self.stopping:
             self.advance_shutdown()
         elif self.respawn:
@@ -326,9 +334,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                 log.info("SIGCONT: claiming again")
             self.quiet = False
             self.want_claim = True
+        elif signum == signal.SIGHUP:
+            self.request_reload()
 
     def begin_shutdown(self) -> None:
         self.stopping = True
+        self.abandon_reload_check()  # a reload asked for first no longer matters
         self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
         self.respawn.clear()
         for worker in self.workers.values():
@@ -365,6 +376,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep):
                                     self.config.kill_grace_s)  # fmt: skip
 
     def shutdown_finally(self) -> None:
+        self.abandon_reload_check()
         for worker in list(self.workers.values()):
             timeouts.kill_group_now(worker.pid)
         deadline = time.monotonic() + 5

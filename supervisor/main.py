@@ -254,7 +254,16 @@ def main(argv: list[str] | None = None) -> int:
 
     supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox)
     linux.release_free_memory()
-    return supervisor.run()
+    code = supervisor.run()
+    if supervisor.reload_requested:  # SIGHUP, and the new code imports
+        from .reload import execute_again
+
+        try:
+            execute_again()
+        except OSError as exc:
+            print(f"jobtui-supervisor: cannot start again after SIGHUP: {exc}", file=sys.stderr)
+            return 1
+    return code
 
 
 if __name__ == "__main__":
