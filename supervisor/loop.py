@@ -314,7 +314,11 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
-            if not self.stopping:
+            if self.reload_requested:  # a stop wins over a reload; its warm stop goes on
+                self.reload_requested = False
+                log.info("%s: stopping instead of reloading (again to stop now)",
+                         signal.Signals(signum).name)  # fmt: skip
+            elif not self.stopping:
                 log.info("%s: warm shutdown (running jobs get %g s; again to stop now)",
                          signal.Signals(signum).name, self.config.shutdown_grace_s)  # fmt: skip
                 self.begin_shutdown()

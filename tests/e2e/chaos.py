@@ -4,7 +4,8 @@ the Jepsen checker (supervisor_history.py) judges every job.
 The faults are the ones issue 3 names, at random, from a seed: SIGKILL a worker, SIGKILL a
 supervisor (a new one starts on the same host), a warm shutdown (SIGTERM) and a
 replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zombie whose
-jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, hold
+jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, SIGHUP
+one (a reload: checked, stopped warm, started again as the same process), hold
 SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
 from an application's transaction for up to 3 s, pause and resume a queue, and cancel
 jobs that are pending or running. Supervisors recycle their workers after a few jobs at
@@ -188,6 +189,14 @@ class Chaos:
             self.done["supervisor SIGTERM"] += 1
             self.keep_enough()
 
+    def reload(self) -> None:
+        """SIGHUP: the code is checked, then a warm stop and the same process starts again
+        (faults may hit it meanwhile: a SIGKILL, a SIGTERM that turns it into a stop)."""
+        sups = [s for s in self.live() if s.pid not in self.frozen and self.registered(s)]
+        if sups:
+            self.rng.choice(sups).signal(signal.SIGHUP)
+            self.done["supervisor SIGHUP (reload)"] += 1
+
     def freeze(self) -> None:
         sups = [s for s in self.live() if s.pid not in self.frozen]
         if len(sups) <= 1:
@@ -295,7 +304,7 @@ class Chaos:
         jobtui.schedule(TICK, "* * * * * *", "supervisor_tasks.quick", args=[-1])
         self.keep_enough()
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
-                  (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
+                  (self.reload, 1), (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
                   (self.pause_queue, 1), (self.lock_a_row, 2), (self.cancel_some, 2)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds

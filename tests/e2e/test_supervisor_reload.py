@@ -122,3 +122,22 @@ def test_a_stop_while_the_new_code_is_being_checked_ends_the_check_too(cluster, 
     wait_until(lambda: gone(check), 5, "the import check killed with its supervisor")
     assert _starts(sup) == 1  # stopped, not reloaded
     cluster.check()
+
+
+def test_sigterm_during_the_reload_stops_instead(cluster, tmp_path):
+    """The reload's warm stop is under way (a job still runs) when SIGTERM comes: the
+    supervisor stops for good after that job, it does not start again."""
+    module = _deployable(cluster, tmp_path)
+    sup = cluster.start("--shutdown-grace", "20", imports=(TASKS, MODULE))
+    busy = jobtui.enqueue(f"{TASKS}.gated", args=["stop"])
+    cluster.wait_started(busy.id)
+    module.write_text(SOURCE.format(version=2))
+    sup.signal(signal.SIGHUP)
+    wait_until(lambda: "then reloading" in sup.log(), 20, "the reload begun", explain=sup.log)
+    sup.signal(signal.SIGTERM)
+    wait_until(lambda: "stopping instead of reloading" in sup.log(), 5, "the reload dropped")
+    assert sup.alive()  # still warm: the running job may finish
+    cluster.open_gate("stop")
+    assert sup.wait_exit(10) == 0 and _starts(sup) == 1
+    assert jobtui.wait(busy.id, timeout=1)["attempt"] == 1
+    cluster.check()
