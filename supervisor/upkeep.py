@@ -102,9 +102,15 @@ class Upkeep:
                     self.cancel_deadlines[job_id] = time.monotonic() + self.config.kill_grace_s
                     log.info("job %s: cancel requested; stopping it", job_id)
 
+    def state(self: Supervisor) -> str:
+        """What the supervisor row says it does: running, quiet, reloading or stopping."""
+        if self.stopping:
+            return "reloading" if self.reload_requested else "stopping"
+        return "quiet" if self.quiet else "running"
+
     def heartbeat_rows(self: Supervisor) -> tuple[dict[str, Any], list[dict[str, Any]], list]:
         sup = {"name": self.config.name, "pid": os.getpid(),
-               "state": "stopping" if self.stopping else ("quiet" if self.quiet else "running"),
+               "state": self.state(),
                "cpu_percent": self.process.cpu_percent(None),
                "rss_bytes": self.process.memory_info().rss,
                "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed}  # fmt: skip

@@ -72,6 +72,8 @@ def test_sighup_loads_new_code_once_running_jobs_have_finished(cluster, tmp_path
                "the new code checked", explain=sup.log)  # fmt: skip
     after_deploy = jobtui.enqueue(f"{MODULE}.version")  # must run on the new code
     assert _starts(sup) == 1 and sup.alive()  # the running job holds the reload back
+    wait_until(lambda: SupervisorRow.get(SupervisorRow.name == sup.name).state == "reloading",
+               10, "the supervisor row says it reloads")  # fmt: skip
     cluster.open_gate("deploy")
 
     wait_until(lambda: _starts(sup) == 2, 20, "started again", explain=sup.log)
