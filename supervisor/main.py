@@ -160,6 +160,12 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
     for name in ("heartbeat_interval", "lease", "poll_interval"):
         if getattr(args, name) <= 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be > 0")
+    if args.lease < 2 * args.heartbeat_interval:  # a lease must outlive a late heartbeat
+        raise ConfigurationError(
+            f"--lease ({args.lease:g} s) must be at least twice --heartbeat-interval "
+            f"({args.heartbeat_interval:g} s): other supervisors would take running jobs "
+            "from a healthy supervisor between two of its heartbeats"
+        )
     for name in ("kill_grace", "shutdown_grace"):
         if getattr(args, name) < 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
