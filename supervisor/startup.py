@@ -44,12 +44,12 @@ def open_and_register(
     the due time it announces) falls between the two."""
     db = _while_passing(None, lambda: use_database(config.database_url))
     wake = WakeListener(db, config.name) if is_sqlite(db) else None
-    dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
-    dialect_for(db).set_page_cache(db, SUPERVISOR_PAGE_CACHE_KB)
     try:
         # At start there is no loop to retry on its next turn: a write lock held elsewhere
         # (a busy or stopped writer) is waited out with backoff, and a connection the
-        # server cut (a restart) reopened, rather than ending the start.
+        # server cut (a restart) reopened, rather than ending the start — from the first
+        # statement on (the session's settings).
+        _while_passing(db, lambda: _configure_session(db))
         _while_passing(db, lambda: _register(db, config, registry))
         _while_passing(db, lambda: _declare_task_schedules(db, registry))
     except peewee.PeeweeException as exc:
@@ -84,6 +84,12 @@ def _while_passing(db: peewee.Database | None, step: Callable[[], T]) -> T:
                 pass
         time.sleep(pause)
         pause = min(1.0, pause * 2)
+
+
+def _configure_session(db: peewee.Database) -> None:
+    """The loop's short lock wait and small page cache, kept across reconnections."""
+    dialect_for(db).set_lock_wait(db, LOOP_LOCK_WAIT_MS)
+    dialect_for(db).set_page_cache(db, SUPERVISOR_PAGE_CACHE_KB)
 
 
 def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegistry) -> None:

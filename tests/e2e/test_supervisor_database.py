@@ -181,3 +181,39 @@ def test_a_row_lock_on_one_outcome_never_costs_the_other_jobs_their_leases(clust
     # the held one too: its outcome waited, its owner lived, so no reaper re-ran it
     assert rows[healthy.id].attempt == rows[held.id].attempt == 1
     cluster.check()
+
+
+def test_a_connection_cut_as_the_supervisor_starts_is_reopened(db, db_url, monkeypatch):
+    """PostgreSQL restarting just after the supervisor connected, before its first
+    statement (its session settings): the start reconnects and registers, it does not
+    end with a traceback. (Found by the chaos soak.)"""
+    if not db_url.startswith("postgres"):
+        pytest.skip("PostgreSQL connections (SQLite has none to lose)")
+    import psycopg2
+
+    from jobtui.models import Supervisor as SupervisorRow
+    from jobtui.models import store
+    from jobtui.registry import Task, TaskRegistry
+    from jobtui.supervisor import startup
+    from jobtui.supervisor.config import SupervisorConfig, WorkerGroup
+
+    opened = []
+
+    def open_then_cut(url):
+        opened.append(store.use_database(url))
+        server_pid = opened[-1].execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        cutter = psycopg2.connect(db_url)
+        cutter.autocommit = True
+        cutter.cursor().execute("SELECT pg_terminate_backend(%s)", (server_pid,))
+        cutter.close()
+        return opened[-1]
+
+    monkeypatch.setattr(startup, "use_database", open_then_cut)
+    registry = TaskRegistry()
+    registry.register(Task(func=lambda: None, name="cut.noop"))
+    config = SupervisorConfig(imports=(), groups=(WorkerGroup(None, 1),), name="cut-at-start",
+                              database_url=db_url)  # fmt: skip
+    started, wake = startup.open_and_register(config, registry)
+    assert wake is None and opened == [started]
+    assert SupervisorRow.get(SupervisorRow.name == "cut-at-start").state == "running"
+    assert started.execute_sql("SHOW lock_timeout").fetchone()[0] == "250ms"
