@@ -175,9 +175,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
         return 0
     if stats:
-        table(["queue", *ALL_STATUSES, "latency", "avg run", "paused"], [
+        table(["queue", *ALL_STATUSES, "latency", "avg run", "paused", "limit"], [
             [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
-             duration(q["avg_run_s"]), "yes" if q["paused"] else ""]
+             duration(q["avg_run_s"]), "yes" if q["paused"] else "",
+             "" if q["limit"] is None else q["limit"]]
             for name, q in stats.items()
         ])  # fmt: skip
     else:
@@ -255,6 +256,22 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
     actions.set_queue_paused(args.queue, paused)
     print(f"{'paused' if paused else 'resumed'} queue {args.queue}")
+    return 0
+
+
+def cmd_limit(args: argparse.Namespace) -> int:
+    from jobtui.models.limits import set_queue_limit
+
+    text = args.limit.strip().lower()
+    try:
+        limit = None if text == "none" else int(text)
+        set_queue_limit(args.queue, limit)
+    except ValueError:
+        raise UsageError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
+    if limit is None:
+        print(f"queue {args.queue}: no limit")
+    else:
+        print(f"queue {args.queue}: at most {limit} running at once, across every supervisor")
     return 0
 
 
@@ -355,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="claim from a paused queue again")
     p.add_argument("queue")
     p.set_defaults(func=lambda a: cmd_pause(a, paused=False))
+
+    p = sub.add_parser("limit", help="cap a queue's running jobs across every supervisor")
+    p.add_argument("queue")
+    p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
+    p.set_defaults(func=cmd_limit)
 
     p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
     p.add_argument("--older-than", type=float, required=True, metavar="DAYS")

@@ -26,6 +26,7 @@ from .base import dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
 from .errors import InvalidTransition, JobNotFound
+from .limits import any_limits, rooms
 from .outcomes import Outcome, write_outcomes
 from .store import classify_error, get_database
 
@@ -132,6 +133,7 @@ def _claim_params(
         "limit": int(limit),
         "worker_name": worker_name,
         "supervisor_name": supervisor_name,
+        "capped": False,  # limited queues are claimed apart (limits.py)
     }
 
 
@@ -150,14 +152,30 @@ def claim_in_transaction(
     worker_name: str | None = None,
     supervisor_name: str | None = None,
     now: datetime | None = None,
+    limits: bool | None = None,
 ) -> list[ClaimedJob]:
-    """``claim_jobs`` inside the caller's write transaction (the supervisor's group commit)."""
+    """``claim_jobs`` inside the caller's write transaction (the supervisor's group commit).
+
+    ``limits``: whether some queue may have a concurrency limit (None: look). Limited
+    queues are claimed first, each up to its room (limits.py), then the rest."""
     if limit <= 0:
         return []
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
-    sql = dialect.claim_statement(None if queues is None else len(queues))
-    return _claimed(db.execute_sql(sql, params).fetchall())
+    claimed: list[tuple] = []
+    if limits or (limits is None and any_limits(db)):
+        for name, room in rooms(db, dialect, queues):
+            take = min(room, limit - len(claimed))
+            if take <= 0:
+                break
+            capped = {**params, **dialect.claim_queue_params([name]), "limit": take,
+                      "capped": True}  # fmt: skip
+            claimed += db.execute_sql(dialect.claim_statement(1), capped).fetchall()
+        params["limit"] = limit - len(claimed)
+    if params["limit"] > 0:
+        sql = dialect.claim_statement(None if queues is None else len(queues))
+        claimed += db.execute_sql(sql, params).fetchall()
+    return _claimed(claimed)
 
 
 def claim_jobs(

@@ -41,7 +41,8 @@ CLAIM_QUEUE_INDEX = "jobs_claim_queue"
 _CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
       AND (deadline IS NULL OR deadline > :now)
       AND {tasks}
-      AND queue_name NOT IN (SELECT name FROM queues WHERE paused)"""
+      AND queue_name NOT IN (SELECT name FROM queues
+                             WHERE paused OR (concurrency IS NOT NULL AND NOT :capped))"""
 
 _ORDER = "ORDER BY priority DESC, run_at, id"
 

@@ -61,7 +61,8 @@ def list_jobs(
 
 def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
     """Per queue: counts by status, latency (age of the oldest due pending job, seconds),
-    average run time of recent completions (seconds), and whether it is paused."""
+    average run time of recent completions (seconds), whether it is paused, and its
+    concurrency limit across every supervisor (None: none)."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -69,7 +70,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     def entry(name: str) -> dict[str, Any]:
         return stats.setdefault(name, {
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
-            "avg_run_s": None, "paused": False,
+            "avg_run_s": None, "paused": False, "limit": None,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -96,6 +97,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
         entry(queue)["avg_run_s"] = sum(durations) / len(durations)
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
+        entry(row.name)["limit"] = row.concurrency
     return dict(sorted(stats.items()))
 
 

@@ -22,6 +22,7 @@ from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
+from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
 from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.workflow import finish_batches
@@ -72,6 +73,10 @@ class GroupCommit:
         self.progress: dict[tuple[str, int], tuple[str, float, str | None]] = {}
         #: fence -> (token, worker, when it began: None while it waits for the worker)
         self.started: dict[tuple[str, int], tuple[str, str, Any]] = {}
+        #: Whether some queue has a concurrency limit: looked up at the first claim and once
+        #: per poll (a limit set meanwhile holds back its queue at once: the claim leaves
+        #: limited queues out; they are claimed within a poll interval).
+        self.limits: bool | None = None
         self.failures = 0
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
@@ -112,6 +117,7 @@ class GroupCommit:
         sweep: Callable[[peewee.Database], list[Outcome]] | None = None,
         unknown_sweep: Callable[[peewee.Database, str], list[tuple[str, str]]] | None = None,
         cron: bool = False,
+        look_for_limits: bool = False,
     ) -> TurnResult | None:
         """One transaction for the turn; None when the database refused (retried later)."""
         outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
@@ -144,10 +150,12 @@ class GroupCommit:
                     result.unknown_failed = unknown_sweep(db, stamp)
                 if cron:
                     result.fired = fire_due_schedules(db, now)
+                if claims and (look_for_limits or self.limits is None):
+                    self.limits = any_limits(db)
                 for request in claims:
                     result.claimed.append(claim_in_transaction(
                         db, request.limit, queues=request.queues, tasks=self.tasks,
-                        supervisor_name=self.supervisor_name, now=now,
+                        supervisor_name=self.supervisor_name, now=now, limits=self.limits,
                     ))  # fmt: skip
         except (peewee.PeeweeException, OSError) as exc:
             self._failed(exc)

@@ -131,7 +131,8 @@ class Dispatch:
                 self.poll_cancellations()
                 self.next_poll = now + self.config.poll_interval_s
             return
-        result = self.commit.run(requests, heartbeat, sweep, unknown, cron)
+        result = self.commit.run(requests, heartbeat, sweep, unknown, cron,
+                                 look_for_limits=poll_due)  # fmt: skip
         if result is None:
             return
         if heartbeat is not None:

@@ -117,7 +117,8 @@ def test_postgres_claims_and_completions_never_trust_stale_statistics(db):
         claimed = claim_in_transaction(db, 4, tasks=["t"])  # sets its planner option, LOCAL
         claim_body = POSTGRESQL.claim_statement(None).split(";\n", 1)[1]
         params = {"now": sql_timestamp(utcnow()), "tasks": ["t"], "limit": 4,
-                  "worker_name": None, "supervisor_name": None, "queues": None}  # fmt: skip
+                  "worker_name": None, "supervisor_name": None, "queues": None,
+                  "capped": False}  # fmt: skip
         plan = "\n".join(r[0] for r in db.execute_sql("EXPLAIN " + claim_body, params))
         assert "jobs_claim_order" in plan and "Sort" not in plan, plan
         values = [v for c in claimed

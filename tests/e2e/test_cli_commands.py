@@ -62,6 +62,8 @@ def test_enqueue_json_prints_the_job_object(cli, capsys):
         (["cancel", "nope-nope"], "no job"),
         (["jobs", "--status", "weird"], "unknown status"),
         (["schedule", "add", "s", "61 * * * *", "t.x"], "bad cron expression"),
+        (["limit", "api", "0"], "limit '0': a whole number of at least 1, or none"),
+        (["limit", "api", "lots"], "limit 'lots': a whole number of at least 1, or none"),
     ],
 )
 def test_user_mistakes_are_one_line_and_write_nothing(cli, capsys, args, message):
@@ -203,3 +205,20 @@ def test_supervisor_option_mistakes_are_one_line(tmp_path, args, message):
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("jobtui-supervisor: ") and message in line
+
+
+def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
+    for n in range(3):
+        assert cli("enqueue", "t.x", "--queue", "api", "--args", f"[{n}]") == 0
+    assert cli("limit", "api", "2") == 0
+    assert "at most 2 running at once" in _out(capsys)[0]
+    assert len(claim_jobs(5)) == 2 and claim_jobs(5) == []
+    assert cli("status", "--json") == 0
+    assert json.loads(_out(capsys)[0])["queues"]["api"]["limit"] == 2
+    assert cli("status") == 0
+    header, row = _out(capsys)[0].splitlines()[:2]
+    assert (
+        header.split()[-1].lower() == "limit" and row.split()[0] == "api" and row.split()[-1] == "2"
+    )
+    assert cli("limit", "api", "none") == 0 and "no limit" in _out(capsys)[0]
+    assert len(claim_jobs(5)) == 1

@@ -135,3 +135,26 @@ def test_workers_are_recycled_under_steady_load(cluster, option):
     wait_until(lambda: sup.worker_pids() and not sup.worker_pids() & first, 10, "a fresh worker")
     assert "recycling worker" in sup.log()
     cluster.check()
+
+
+def test_a_queue_limit_holds_across_supervisors(cluster):
+    """Two supervisors with three workers each share a queue limited to two: never more
+    than two of its jobs run at once (the tasks' own log says so), and it does reach two
+    while a busy unlimited queue competes for the same workers."""
+    from jobtui.models.limits import set_queue_limit
+
+    cluster.start(workers=3)
+    cluster.start(workers=3)
+    set_queue_limit("api", 2)  # while they run: seen within a poll
+    limited = [jobtui.enqueue(f"{TASKS}.nap", args=[0.3], queue="api") for _ in range(8)]
+    others = [jobtui.enqueue(f"{TASKS}.nap", args=[0.3]) for _ in range(12)]
+    rows = cluster.wait_status([j.id for j in limited + others], timeout=30)
+    assert {row.status for row in rows.values()} == {"completed"}
+    api = {j.id for j in limited}
+    running = most = 0
+    for record in cluster.execlog.records():
+        if record.job_id in api:
+            running += 1 if record.event == "start" else -1 if record.event == "end" else 0
+            most = max(most, running)
+    assert most == 2, f"{most} jobs of the limited queue ran at once"
+    cluster.check()
