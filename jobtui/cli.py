@@ -17,7 +17,7 @@ from typing import Any
 import peewee
 
 from jobtui import __version__
-from jobtui.cli_format import age, clip, duration, megabytes, table, to_json
+from jobtui.cli_format import age, clip, duration, megabytes, priority_option, table, to_json
 from jobtui.models import actions, queries
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--kwargs", metavar="JSON", help="keyword arguments, a JSON object")
     p.add_argument("--queue")
-    p.add_argument("--priority", type=int)
+    p.add_argument("--priority", type=priority_option, metavar="N|LEVEL",
+                   help="an integer, higher first, or low, normal, high, critical")  # fmt: skip
     p.add_argument("--delay", type=float, metavar="S")
     p.add_argument("--max-retries", type=int)
     p.add_argument("--timeout", type=float, metavar="S")

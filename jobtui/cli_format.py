@@ -72,3 +72,15 @@ def to_json(value: Any) -> str:
         raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
     return json.dumps(value, indent=2, default=default, ensure_ascii=False)
+
+
+def priority_option(text: str) -> int:
+    """The type of ``--priority``: an integer or a level's name (jobtui.Priority)."""
+    import argparse
+
+    from jobtui.models.status import parse_priority
+
+    try:
+        return parse_priority(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

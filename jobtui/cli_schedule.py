@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobtui.cli_format import age, table, to_json
+from jobtui.cli_format import age, priority_option, table, to_json
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
 
@@ -19,7 +19,7 @@ def add_schedule_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--args", metavar="JSON")
     a.add_argument("--kwargs", metavar="JSON")
     a.add_argument("--queue")
-    a.add_argument("--priority", type=int)
+    a.add_argument("--priority", type=priority_option, metavar="N|LEVEL")
     a.add_argument("--timezone", default="UTC")
     a.add_argument("--catch-up", choices=("skip", "once"), default="skip")
     a.add_argument("--disabled", action="store_true")

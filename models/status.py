@@ -24,6 +24,20 @@ class Priority(IntEnum):
     CRITICAL = 20
 
 
+def parse_priority(text: str) -> int:
+    """A priority typed by a person: an integer or a level's name (``high``, ``LOW``)."""
+    value = text.strip()
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return int(Priority[value.upper()])
+    except KeyError:
+        names = ", ".join(level.name.lower() for level in Priority)
+        raise ValueError(f"priority {text!r}: an integer or one of {names}") from None
+
+
 #: A claim takes jobs in these statuses (once due).
 CLAIMABLE = ("pending", "retrying")
 #: A job in one of these may still run: unique keys and dependencies look at them.

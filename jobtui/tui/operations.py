@@ -18,6 +18,7 @@ import peewee
 
 from jobtui.models import actions
 from jobtui.models.errors import JobtuiError
+from jobtui.models.status import parse_priority
 
 #: At this many jobs (or "all matching") the operator types the count to confirm.
 TYPED_CONFIRM_AT = 100
@@ -99,10 +100,7 @@ def parse_enqueue_form(task: str, arguments: str, queue: str = "", priority: str
             kwargs = value
         else:
             raise ValueError("arguments: a JSON array (args) or object (kwargs)")
-    try:
-        number = int(priority) if priority.strip() else None
-    except ValueError:
-        raise ValueError(f"priority: {priority!r} is not an integer") from None
+    number = parse_priority(priority) if priority.strip() else None
     try:
         seconds = float(delay) if delay.strip() else None
     except ValueError:

@@ -207,6 +207,16 @@ def test_supervisor_option_mistakes_are_one_line(tmp_path, args, message):
     assert line.startswith("jobtui-supervisor: ") and message in line
 
 
+def test_priority_takes_an_integer_or_a_level_name(cli, capsys):
+    assert cli("enqueue", "t.x", "--priority", "critical") == 0
+    assert cli("enqueue", "t.x", "--priority", "-3") == 0
+    assert sorted(j.priority for j in Job.select()) == [-3, 20]
+    with pytest.raises(SystemExit) as exit_:
+        cli("enqueue", "t.x", "--priority", "urgent")
+    assert exit_.value.code == 2
+    assert "priority 'urgent': an integer or one of low, normal, high, critical" in _out(capsys)[1]
+
+
 def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
     for n in range(3):
         assert cli("enqueue", "t.x", "--queue", "api", "--args", f"[{n}]") == 0

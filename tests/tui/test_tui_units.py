@@ -67,8 +67,9 @@ def test_enqueue_form_parsing():
     for bad, message in (("", "task"), ("[1", "JSON"), ("3", "array")):
         with pytest.raises(ValueError, match=message):
             parse_enqueue_form("t" if bad else "", bad)
-    with pytest.raises(ValueError, match="priority"):
-        parse_enqueue_form("t", "", priority="high")
+    assert parse_enqueue_form("t", "", priority=" High ").priority == 10  # a level's name
+    with pytest.raises(ValueError, match="priority 'urgent': an integer or one of low, normal"):
+        parse_enqueue_form("t", "", priority="urgent")
     with pytest.raises(ValueError, match="delay"):
         parse_enqueue_form("t", "", delay="-1")
 
