@@ -90,7 +90,9 @@ JOB_HEADERS = ["id", "queue", "task", "state", "pri", "try", "progress", "age", 
 def cmd_jobs(args: argparse.Namespace) -> int:
     if args.status and args.status not in ALL_STATUSES:
         raise UsageError(f"unknown status {args.status!r}: one of {', '.join(ALL_STATUSES)}")
-    jobs = queries.list_jobs(status=args.status, queue=args.queue, task=args.task, limit=args.limit)
+    jobs = queries.list_jobs(status=args.status, queue=args.queue, task=args.task,
+                             user_id=args.user, tag=args.tag, reference=args.reference,
+                             limit=args.limit)  # fmt: skip
     if args.json:
         print(to_json([job.to_dict() for job in jobs]))
     elif not jobs:
@@ -339,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status")
     p.add_argument("--queue")
     p.add_argument("--task")
+    p.add_argument("--user", help="the jobs of this user_id")
+    p.add_argument("--tag", help="the jobs with this tag")
+    p.add_argument("--reference", metavar="TYPE[:ID]", help="the jobs about this object")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs)

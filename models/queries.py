@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,17 +40,39 @@ def get_job(job_id: str, *, db: peewee.Database | None = None) -> Job:
     return job
 
 
+def has_tag(tag: str) -> peewee.Node:
+    """The job's tags (a JSON list in a text column) hold ``tag``: its JSON text holds the
+    tag as a JSON string, quotes included, so ``urgent`` never matches ``not-urgent``."""
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", json.dumps(tag)) + "%"
+    return peewee.NodeList(
+        (Job.tags, peewee.SQL("LIKE"), peewee.Value(pattern), peewee.SQL("ESCAPE '\\'"))
+    )
+
+
 def list_jobs(
     *,
     status: str | Sequence[str] | None = None,
     queue: str | None = None,
     task: str | None = None,
+    user_id: str | None = None,
+    tag: str | None = None,
+    reference: str | None = None,
     limit: int = 50,
     db: peewee.Database | None = None,
 ) -> list[Job]:
-    """Jobs, newest first (ids are time-ordered), filtered by status, queue and task."""
+    """Jobs, newest first (ids are time-ordered), filtered by status, queue, task, user,
+    tag and reference (``type`` or ``type:id``)."""
     get_database(db)
     query = Job.select()
+    if user_id:
+        query = query.where(Job.user_id == user_id)
+    if tag:
+        query = query.where(has_tag(tag))
+    if reference:
+        kind, sep, ident = reference.partition(":")
+        query = query.where(Job.reference_type == kind)
+        if sep and ident:
+            query = query.where(Job.reference_id == ident)
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
         query = query.where(Job.status.in_(statuses))

@@ -5,6 +5,9 @@
 - ``key:value`` terms; ``!`` in front negates one (``!queue:low``). Values may be quoted
   (``queue:"big jobs"``) and comma-separated (``state:failed,cancelled``); the same key given
   twice widens the match (``queue:a queue:b`` is either queue).
+- ``user``, ``tag`` and ``ref`` find the jobs an application labelled: ``user:42`` (the
+  job's user_id, wildcards allowed), ``tag:urgent`` (one of its tags), ``ref:order:42``
+  (reference type and id; ``ref:order`` any id of that type).
 - ``state`` (or ``status``) takes the statuses, a unique prefix of one (``state:fail``) or
   an alias (``dead``, ``done``, ``queued``, ``canceled``); ``queue``, ``task`` and ``worker``
   take names with ``*`` and ``?`` wildcards; ``pri`` takes ``>5``, ``>=5``, ``<0``, ``<=``,
@@ -28,7 +31,8 @@ STATE_ALIASES = {
 KEY_ALIASES = {
     "state": "state", "status": "state", "s": "state", "queue": "queue", "q": "queue",
     "task": "task", "type": "task", "t": "task", "worker": "worker", "w": "worker",
-    "pri": "pri", "priority": "pri", "p": "pri", "age": "age",
+    "pri": "pri", "priority": "pri", "p": "pri", "age": "age", "user": "user",
+    "user_id": "user", "tag": "tag", "tags": "tag", "ref": "ref", "reference": "ref",
 }  # fmt: skip
 UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _COMPARISON = re.compile(r"^(>=|<=|>|<|=)?\s*(.+)$")
@@ -65,6 +69,12 @@ class JobFilter:
     not_tasks: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
     not_workers: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    not_users: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    not_tags: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()  # "type" or "type:id"
+    not_refs: tuple[str, ...] = ()
     priority: tuple[Comparison, ...] = ()
     age_s: tuple[Comparison, ...] = ()
     text: tuple[str, ...] = ()
@@ -86,7 +96,10 @@ class JobFilter:
         for key, positive, negative in (("state", self.states, self.not_states),
                                         ("queue", self.queues, self.not_queues),
                                         ("task", self.tasks, self.not_tasks),
-                                        ("worker", self.workers, self.not_workers)):  # fmt: skip
+                                        ("worker", self.workers, self.not_workers),
+                                        ("user", self.users, self.not_users),
+                                        ("tag", self.tags, self.not_tags),
+                                        ("ref", self.refs, self.not_refs)):  # fmt: skip
             if positive:
                 parts.append(f"{key}:{','.join(_quote(v) for v in positive)}")
             parts += [f"!{key}:{_quote(v)}" for v in negative]
@@ -101,7 +114,8 @@ class JobFilter:
 
 
 _TERM_FIELDS = ("states", "not_states", "queues", "not_queues", "tasks", "not_tasks", "workers",
-                "not_workers", "priority", "age_s", "text", "not_text")  # fmt: skip
+                "not_workers", "users", "not_users", "tags", "not_tags", "refs", "not_refs",
+                "priority", "age_s", "text", "not_text")  # fmt: skip
 
 
 def _quote(value: str) -> str:
@@ -222,7 +236,8 @@ def parse_filter(text: str) -> JobFilter:
         canonical = KEY_ALIASES.get(key.lower()) if sep else None
         if sep and key and canonical is None and re.fullmatch(r"[A-Za-z_]+", key):
             raise FilterError(
-                f"unknown key {key!r}: use state, queue, task, worker, pri or age "
+                f"unknown key {key!r}: use state, queue, task, worker, user, tag, ref, pri "
+                "or age "
                 '(quote text that holds a colon: "a: b")'
             )
         if canonical is None:
@@ -241,9 +256,8 @@ def parse_filter(text: str) -> JobFilter:
         values = [v.strip() for v in value.split(",") if v.strip()]
         if canonical == "state":
             values = [resolve_state(v) for v in values]
-        name = {"state": "states", "queue": "queues", "task": "tasks", "worker": "workers"}[
-            canonical
-        ]
+        name = {"state": "states", "queue": "queues", "task": "tasks", "worker": "workers",
+                "user": "users", "tag": "tags", "ref": "refs"}[canonical]  # fmt: skip
         bucket = terms[f"not_{name}" if negated else name]
         bucket += [v for v in values if v not in bucket]
     return JobFilter(**{k: tuple(v) for k, v in terms.items()}, source=(text or "").strip())

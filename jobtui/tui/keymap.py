@@ -45,7 +45,7 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     (
         "filter",
         "state:failed queue:email task:send_* worker:w-3 pri:>5 age:>10m !queue:low",
-        "and free text; comma lists, quotes, ! negates",
+        "user:42 tag:urgent ref:order:7 and free text; comma lists, quotes, ! negates",
         "",
     ),
 )

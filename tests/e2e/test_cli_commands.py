@@ -232,3 +232,17 @@ def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
     )
     assert cli("limit", "api", "none") == 0 and "no limit" in _out(capsys)[0]
     assert len(claim_jobs(5)) == 1
+
+
+def test_jobs_by_user_tag_and_reference(cli, capsys):
+    import jobtui
+
+    mine = jobtui.enqueue("t.x", user_id="42", tags=["urgent"], reference_type="order",
+                          reference_id="7").id  # fmt: skip
+    jobtui.enqueue("t.x", user_id="43", tags=["not-urgent"], reference_type="order",
+                   reference_id="8")  # fmt: skip
+    for args in (["--user", "42"], ["--tag", "urgent"], ["--reference", "order:7"]):
+        assert cli("jobs", "--json", *args) == 0
+        assert [j["id"] for j in json.loads(_out(capsys)[0])] == [mine], args
+    assert cli("jobs", "--json", "--reference", "order") == 0
+    assert len(json.loads(_out(capsys)[0])) == 2

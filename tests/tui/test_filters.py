@@ -79,6 +79,15 @@ def test_priority_comparisons(text, expected):
     assert parse_filter(text).priority == expected
 
 
+def test_user_tag_and_reference_keys():
+    f = parse_filter("user:42 tag:urgent,eu ref:order:1001 !tag:test !ref:invoice")
+    assert (f.users, f.tags, f.not_tags, f.refs, f.not_refs) == (
+        ("42",), ("urgent", "eu"), ("test",), ("order:1001",), ("invoice",))  # fmt: skip
+    assert parse_filter(f.describe()) == f
+    with pytest.raises(FilterError, match="use state, queue, task, worker, user, tag, ref"):
+        parse_filter("colour:red")
+
+
 def test_priority_must_be_an_integer():
     with pytest.raises(FilterError, match="not an integer"):
         parse_filter("pri:>high")

@@ -15,7 +15,8 @@ from jobtui.tui import stats
 from jobtui.tui.clock import SystemClock
 from jobtui.tui.filters import parse_filter
 from jobtui.tui.snapshot import JobsQuery
-from jobtui.tui.source import DataSource, id_floor
+from jobtui.tui.source import DataSource
+from jobtui.tui.stats import id_floor
 
 
 @pytest.fixture
@@ -85,6 +86,29 @@ def test_queue_task_worker_priority_and_text_filters(source):
     assert page(source, "[report]") == [c]
     assert page(source, "shop !sms") == [c, a]
     assert page(source, "100%") == []  # % is literal, not a wildcard
+
+
+def test_user_tag_and_reference_filters(source):
+    """The labels an application puts on its jobs find them again (both engines)."""
+    import jobtui
+
+    a = jobtui.enqueue("t", user_id="42", tags=["urgent", "eu"],
+                       reference_type="order", reference_id="1001").id  # fmt: skip
+    b = jobtui.enqueue("t", user_id="420", tags=["not-urgent"], reference_type="order",
+                       reference_id="2002").id  # fmt: skip
+    c = jobtui.enqueue("t", tags=['say "hi"\\'], reference_type="invoice", reference_id="1001").id
+    assert page(source, "user:42") == [a]
+    assert page(source, "user:42*") == [b, a]
+    assert page(source, "!user:42") == [c, b]
+    assert page(source, "tag:urgent") == [a]  # never the tag not-urgent
+    assert page(source, "tag:eu,not-urgent") == [b, a]
+    assert page(source, "!tag:urgent") == [c, b]
+    assert page(source, "tag:'say \"hi\"\\'") == [c]  # quotes and a backslash, literally
+    assert page(source, "ref:order") == [b, a]
+    assert page(source, "ref:order:1001") == [a]
+    assert page(source, "ref:*:1001") == []  # the type is a name, not a glob
+    assert page(source, "ref:order:*2") == [b]
+    assert page(source, "!ref:order") == [c]
 
 
 def test_queue_filters_pick_a_walk_or_a_sort_by_the_counts(source, monkeypatch):
