@@ -212,6 +212,7 @@ class JobDetail:
     attempts: tuple[AttemptRow, ...] = ()
     batch_progress: str | None = None  # "3/10 ended", and how the batch ended if it has
     dependants: tuple[str, ...] = ()  # jobs that wait on this one (the first few)
+    deadline: datetime | None = None  # not started by then: cancelled as expired
 
 
 @dataclass(frozen=True)

@@ -413,7 +413,8 @@ class DataSource:
                 batch_id=job.batch_id, schedule_name=job.schedule_name,
                 unique_key=job.unique_key, depends_on=depends, supervisor=job.supervisor_name,
                 attempts=tuple(attempts), dependants=dependants,
-                batch_progress=self._batch_progress(job.batch_id)))  # fmt: skip
+                batch_progress=self._batch_progress(job.batch_id),
+                deadline=job.deadline))  # fmt: skip
 
         return self._read(read)
 

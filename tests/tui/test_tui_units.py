@@ -159,3 +159,18 @@ def test_a_prefetched_job_says_it_waits_for_its_worker():
     detail = JobDetail(**{**blank, "row": waiting, "tags": (), "depends_on": (),
                           "attempts": (), "dependants": ()})  # fmt: skip
     assert "started    not yet: prefetched" in overview_text(detail, FIXED_NOW).plain
+
+
+def test_the_detail_shows_a_waiting_jobs_deadline_and_the_metadata():
+    from dataclasses import replace
+
+    from tui_fakes import DETAIL, FIXED_NOW, job
+
+    from jobtui.tui.screens.detail import overview_text
+
+    waiting = replace(DETAIL, row=job(2, "pending"), deadline=FIXED_NOW)
+    text = overview_text(waiting, FIXED_NOW).plain
+    assert "deadline   2026-01-15 12:00:00 UTC" in text
+    assert 'metadata   {"source": "cron"}' in text
+    ended = overview_text(replace(waiting, row=job(2, "completed")), FIXED_NOW).plain
+    assert "deadline" not in ended  # it only matters before a job starts

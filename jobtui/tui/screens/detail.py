@@ -63,6 +63,8 @@ def overview_text(job: JobDetail, now) -> Text:
     line("created", when(row.created_at))
     line("due", when(row.run_at) if row.status in ("pending", "retrying", "waiting") else None)
     line("scheduled", when(job.scheduled_for))
+    line("deadline", when(job.deadline) if row.status in ("pending", "waiting", "retrying")
+         else None)  # fmt: skip
     line("next retry", when(job.next_retry_at))
     if row.status == "running" and row.started_at is None:
         line("started", "not yet: prefetched, waits for its worker to finish its job")
@@ -81,6 +83,8 @@ def overview_text(job: JobDetail, now) -> Text:
     line("user", job.user_id)
     line("reference", job.reference)
     line("tags", ", ".join(job.tags))
+    if job.metadata not in (None, {}, []):
+        line("metadata", fmt.clip(json.dumps(job.metadata, ensure_ascii=False, default=str), 200))
     batch = job.batch_id
     line("batch", f"{batch}  ({job.batch_progress})" if batch and job.batch_progress else batch)
     line("schedule", job.schedule_name)
