@@ -9,7 +9,7 @@ from __future__ import annotations
 #: Actions that change the database.
 MUTATING = frozenset({
     "cancel", "kill", "retry", "delete", "priority_up", "priority_down", "toggle_pause",
-    "enqueue",
+    "enqueue", "toggle_schedule", "run_schedule_now",
 })  # fmt: skip
 
 #: (scope, keys, what, action or "" when not an action of its own)
@@ -37,6 +37,9 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("jobs", "w", "go to the job's worker", "goto_worker"),
     ("queues", "p", "pause / resume the queue", "toggle_pause"),
     ("queues", "enter", "the queue's jobs", ""),
+    ("scheduled", "p", "pause / resume the schedule", "toggle_schedule"),
+    ("scheduled", "n", "run the schedule's job now", "run_schedule_now"),
+    ("scheduled", "enter", "the schedule's last job, or a delayed job", ""),
     ("workers", "enter", "worker detail", ""),
     ("workers", "o", "its current job", "open_job"),
     ("job detail", "[ / ]", "previous / next tab", ""),

@@ -185,6 +185,24 @@ class Operations:
 
         return self._run(run)
 
+    def set_schedule_enabled(self, name: str, enabled: bool) -> Outcome:
+        from jobtui.models import scheduling
+
+        def run() -> Outcome:
+            scheduling.set_schedule_enabled(name, enabled, db=self.db)
+            return Outcome(f"schedule {name} {'resumed' if enabled else 'paused'}")
+
+        return self._run(run)
+
+    def run_schedule_now(self, name: str) -> Outcome:
+        from jobtui.models import scheduling
+
+        def run() -> Outcome:
+            job_id = scheduling.run_schedule_now(name, db=self.db)
+            return Outcome(f"schedule {name}: job {job_id} enqueued now")
+
+        return self._run(run)
+
     def enqueue(self, request: EnqueueRequest) -> Outcome:
         from jobtui.api import enqueue
 

@@ -122,6 +122,26 @@ def test_pause_and_resume_a_queue(db):
     run_pilot(db_app(db), scenario)
 
 
+def test_pause_resume_and_run_a_schedule_now(db):
+    import jobtui
+    from jobtui.models import Schedule
+
+    jobtui.schedule("nightly", "0 3 * * *", "tests.report", args=[1])
+
+    async def scenario(pilot):
+        await press(pilot, "5")
+        await press(pilot, "p")
+        assert Schedule.get(Schedule.name == "nightly").enabled is False
+        await press(pilot, "p")
+        assert Schedule.get(Schedule.name == "nightly").enabled is True
+        await press(pilot, "n")
+        (job,) = Job.select().where(Job.job_type == "tests.report")
+        assert job.args == [1] and job.status == "pending"
+        assert any("enqueued now" in text for text in toasts(pilot.app))
+
+    run_pilot(db_app(db), scenario)
+
+
 def test_enqueue_form_writes_the_job(db):
     async def scenario(pilot):
         await press(pilot, "e")

@@ -104,9 +104,11 @@ def test_keymap_covers_the_actions_and_read_only_hides_writes():
     from jobtui.tui.screens.detail import JobDetailScreen
     from jobtui.tui.screens.jobs import JobsScreen
     from jobtui.tui.screens.queues import QueuesScreen
+    from jobtui.tui.screens.scheduled import ScheduledScreen
     from jobtui.tui.screens.workers import WorkersScreen
 
-    owners = (JobtuiApp, JobsScreen, JobDetailScreen, QueuesScreen, WorkersScreen)
+    owners = (JobtuiApp, JobsScreen, JobDetailScreen, QueuesScreen, ScheduledScreen,
+              WorkersScreen)  # fmt: skip
     for _, _, _, action in KEYMAP:
         if action:
             assert any(hasattr(cls, f"action_{action}") for cls in owners), action

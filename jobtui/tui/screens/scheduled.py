@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
@@ -42,6 +43,12 @@ def delayed_cells(row: DelayedRow, now) -> tuple[Text, ...]:
 
 class ScheduledScreen(ViewScreen):
     VIEW = "Scheduled"
+    BINDINGS = [Binding("p", "toggle_schedule", "Pause/resume"),
+                Binding("n", "run_schedule_now", "Run now")]  # fmt: skip
+    PALETTE = (("Schedule: pause / resume", "pause or resume the schedule under the cursor (p)",
+                "toggle_schedule"),
+               ("Schedule: run now", "enqueue the job of the schedule under the cursor (n)",
+                "run_schedule_now"))  # fmt: skip
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,6 +78,25 @@ class ScheduledScreen(ViewScreen):
             TableRow(d.id, delayed_cells(d, data.now),
                      (d.id, d.task, d.queue, d.status, d.run_at, d.priority, d.retry_count))
             for d in data.delayed])  # fmt: skip
+
+    def _schedule(self) -> ScheduleRow | None:
+        """The schedule under the schedules table's cursor (it need not have the focus)."""
+        row = self.schedules.get(self.query_one("#schedules-table", KeyedTable).current_key())
+        if row is None:
+            self.app.notify("no schedule selected", severity="warning", markup=False)
+        return row
+
+    def action_toggle_schedule(self) -> None:
+        row = self._schedule()
+        if row is not None:
+            self.jobtui.run_operation(
+                "pause", lambda ops: ops.set_schedule_enabled(row.name, not row.enabled)
+            )
+
+    def action_run_schedule_now(self) -> None:
+        row = self._schedule()
+        if row is not None:
+            self.jobtui.run_operation("run now", lambda ops: ops.run_schedule_now(row.name))
 
     @on(DataTable.RowSelected)
     def on_selected(self, event: DataTable.RowSelected) -> None:
