@@ -218,6 +218,25 @@ def _write(db: peewee.Database, row: dict[str, Any]) -> tuple[str, bool]:
     return row["id"], True
 
 
+_JOIN_BATCH = """UPDATE batches SET total = total + :count
+WHERE id = :id AND finished_at IS NULL"""
+
+
+def _join_batches(db: peewee.Database, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Jobs naming a batch join it: it must exist and not have finished (its callbacks
+    would never see them), and its total counts them. The update locks the batch row, so
+    a batch whose last job ends meanwhile either sees these jobs or has finished first."""
+    dialect = dialect_for(db)
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("batch_id"):
+            counts[row["batch_id"]] = counts.get(row["batch_id"], 0) + 1
+    for batch_id, count in sorted(counts.items()):
+        joined = db.execute_sql(dialect.sql(_JOIN_BATCH), {"id": batch_id, "count": count})
+        if joined.rowcount == 0:
+            raise InvalidJob(f"batch {batch_id} is finished or unknown: jobs join open batches")
+
+
 def insert_jobs(
     job_type: str | Sequence[str],
     items: Sequence[Mapping[str, Any]],
@@ -248,11 +267,15 @@ def insert_jobs(
 
     def run() -> list[tuple[str, bool]]:
         written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
-        if len(written) == 1 and not written[0]["_depends_on"] and written[0]["unique_key"] is None:
+        batched = any(r.get("batch_id") for r in written)
+        if (len(written) == 1 and not written[0]["_depends_on"] and not batched
+                and written[0]["unique_key"] is None):  # fmt: skip
             del written[0]["_depends_on"]
             db.execute_sql(insert_sql, written[0])  # one statement: autocommit is atomic
             return [(written[0]["id"], True)]
         with dialect.write_transaction(db):
+            if batched:
+                _join_batches(db, written)
             if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
                 for r in written:
                     del r["_depends_on"]

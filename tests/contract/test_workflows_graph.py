@@ -154,6 +154,27 @@ def test_batch_callbacks_on_success_and_progress(db):
     assert jobs[0].batch_id == b.id
 
 
+def test_jobs_join_an_open_batch_later_and_never_a_finished_or_unknown_one(db):
+    """The seed's batch->add: enqueue(..., batch_id=) after the block. The batch counts
+    them and waits for them; a finished batch (its callbacks fired) or a made-up id is
+    refused and nothing is written."""
+    with batch(on_success="cb.ok") as b:
+        first = jobtui.enqueue("t")
+    later = jobtui.enqueue("t", batch_id=b.id)
+    more = jobtui.enqueue_many("t", [{"batch_id": b.id}, {"batch_id": b.id}])
+    assert batch_status(b.id)["total"] == 4
+    for job in (first, later, more[0]):
+        _complete(job)
+    assert _callbacks() == []  # one joined job still runs
+    _complete(more[1])
+    assert _callbacks() == [("cb.ok", [b.id, "success"])]
+    before = Job.select().count()
+    for bad in (b.id, "no-such-batch"):
+        with pytest.raises(InvalidJob, match="is finished or unknown"):
+            jobtui.enqueue("t", batch_id=bad)
+    assert Job.select().count() == before
+
+
 def test_batch_with_a_failed_or_cancelled_job_calls_on_failure(db):
     with batch(on_success="cb.ok", on_failure="cb.bad", on_complete="cb.done") as b:
         first, second, third = (jobtui.enqueue("t") for _ in range(3))
