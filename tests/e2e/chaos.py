@@ -161,7 +161,10 @@ class Chaos:
         for sup in self.rng.sample(sups, len(sups)):
             pids = sorted(sup.worker_pids())
             if pids:
-                os.kill(self.rng.choice(pids), signal.SIGKILL)
+                try:
+                    os.kill(self.rng.choice(pids), signal.SIGKILL)
+                except ProcessLookupError:
+                    continue  # it exited meanwhile (recycled, or its supervisor reloads)
                 self.done["worker SIGKILL"] += 1
                 return
 
