@@ -7,7 +7,7 @@ replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zo
 jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, SIGHUP
 one (a reload: checked, stopped warm, started again as the same process), hold
 SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
-from an application's transaction for up to 3 s, pause and resume a queue, and cancel
+from an application's transaction for up to 3 s, pause and resume a queue, limit it to one or two running jobs and lift that, and cancel
 jobs that are pending or running. Supervisors recycle their workers after a few jobs at
 random, and some give the second queue a worker of its own. Meanwhile jobs of every shape
 keep arriving: instant, napping, failing then succeeding, failing for good, delayed,
@@ -78,6 +78,7 @@ class Chaos:
         self.cancelled: set[str] = set()  # cancelled by the soak itself
         self.batches: list[str] = []
         self.paused = False
+        self.limited = False
 
     # ------------------------------------------------------------------ supervisors
 
@@ -241,6 +242,15 @@ class Chaos:
         set_queue_paused(SECOND_QUEUE, self.paused)
         self.done["queue paused" if self.paused else "queue resumed"] += 1
 
+    def limit_queue(self) -> None:
+        """A concurrency limit on the second queue (1 or 2 across every supervisor), or
+        none: its jobs must still all end, whatever the other faults do meanwhile."""
+        from jobtui.models.limits import set_queue_limit
+
+        self.limited = not self.limited
+        set_queue_limit(SECOND_QUEUE, self.rng.choice([1, 2]) if self.limited else None)
+        self.done["queue limited" if self.limited else "queue limit lifted"] += 1
+
     def database_trouble(self) -> None:
         if self.cluster.is_sqlite:
             import sqlite3
@@ -308,7 +318,8 @@ class Chaos:
         self.keep_enough()
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
                   (self.reload, 1), (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
-                  (self.pause_queue, 1), (self.lock_a_row, 2), (self.cancel_some, 2)]  # fmt: skip
+                  (self.pause_queue, 1), (self.limit_queue, 1), (self.lock_a_row, 2),
+                  (self.cancel_some, 2)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:
