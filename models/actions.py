@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import peewee
 
@@ -175,16 +176,21 @@ def change_priority(
 
 def set_queue_paused(name: str, paused: bool, *, db: peewee.Database | None = None) -> None:
     """Pause or resume a queue: supervisors stop (or resume) claiming from it."""
+    set_queue_control(name, db=db, paused=paused)
+
+
+def set_queue_control(name: str, *, db: peewee.Database | None = None, **values: Any) -> None:
+    """Write a queue's control row (``paused``, ``concurrency``), creating it if needed."""
     from .claims import with_lock_retry
     from .queue import Queue
 
     db = get_database(db)
+    update = {getattr(Queue, field): value for field, value in values.items()}
 
     def run() -> None:
         with dialect_for(db).write_transaction(db):
-            Queue.insert(name=name, paused=paused, updated_at=utcnow()).on_conflict(
-                conflict_target=[Queue.name],
-                update={Queue.paused: paused, Queue.updated_at: utcnow()},
+            Queue.insert(name=name, updated_at=utcnow(), **values).on_conflict(
+                conflict_target=[Queue.name], update={**update, Queue.updated_at: utcnow()}
             ).execute(db)
 
     with_lock_retry(run)

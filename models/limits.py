@@ -17,13 +17,10 @@ stalls our turn — its heartbeats included).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import peewee
 
-from .clock import utcnow
-from .dialect import Dialect, dialect_for
-from .store import get_database
+from .dialect import Dialect
 
 _ANY_LIMIT = "SELECT 1 FROM queues WHERE concurrency IS NOT NULL LIMIT 1"
 
@@ -69,19 +66,8 @@ def rooms(
 def set_queue_limit(name: str, limit: int | None, *, db: peewee.Database | None = None) -> None:
     """At most ``limit`` jobs of queue ``name`` running at once across every supervisor
     (None: no limit). Running jobs are never stopped by a lower limit; it holds back claims."""
-    from .claims import with_lock_retry
-    from .queue import Queue
+    from .actions import set_queue_control
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise ValueError(f"a queue limit is a whole number of at least 1 (or none), not {limit!r}")
-    db = get_database(db)
-    value: Any = None if limit is None else int(limit)
-
-    def run() -> None:
-        with dialect_for(db).write_transaction(db):
-            Queue.insert(name=name, concurrency=value, updated_at=utcnow()).on_conflict(
-                conflict_target=[Queue.name],
-                update={Queue.concurrency: value, Queue.updated_at: utcnow()},
-            ).execute(db)
-
-    with_lock_retry(run)
+    set_queue_control(name, db=db, concurrency=None if limit is None else int(limit))
