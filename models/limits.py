@@ -68,6 +68,6 @@ def set_queue_limit(name: str, limit: int | None, *, db: peewee.Database | None 
     (None: no limit). Running jobs are never stopped by a lower limit; it holds back claims."""
     from .actions import set_queue_control
 
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise ValueError(f"a queue limit is a whole number of at least 1 (or none), not {limit!r}")
     set_queue_control(name, db=db, concurrency=None if limit is None else int(limit))

@@ -53,7 +53,7 @@ def test_limits_respect_pauses_served_queues_and_the_claim_order(db):
     assert row.status == "running"
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", "lots"])
 def test_a_limit_is_a_whole_number_of_at_least_one(db, bad):
     with pytest.raises(ValueError, match="at least 1"):
         set_queue_limit("api", bad)
