@@ -62,7 +62,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         priority=args.priority, delay=args.delay, max_retries=args.max_retries,
         timeout=args.timeout, unique_key=args.unique_key, depends_on=args.depends_on or None,
         user_id=args.user_id, reference=_reference(args.reference), tags=args.tag or None,
-        title=args.title,
+        title=args.title, description=args.description, deadline=args.deadline,
+        metadata=_json_arg(args.metadata, "--metadata", dict),
     )  # fmt: skip
     if job is None:
         print("not enqueued: the task's should_enqueue declined", file=sys.stderr)
@@ -330,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", metavar="TYPE:ID")
     p.add_argument("--tag", action="append")
     p.add_argument("--title")
+    p.add_argument("--description")
+    p.add_argument("--deadline", type=float, metavar="S",
+                   help="not started within S seconds: cancelled as expired")  # fmt: skip
+    p.add_argument(
+        "--metadata", metavar="JSON", help="anything to keep with the job, a JSON object"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_enqueue)
 

@@ -63,6 +63,8 @@ def test_enqueue_json_prints_the_job_object(cli, capsys):
         (["jobs", "--status", "weird"], "unknown status"),
         (["schedule", "add", "s", "61 * * * *", "t.x"], "bad cron expression"),
         (["limit", "api", "0"], "limit '0': a whole number of at least 1, or none"),
+        (["enqueue", "t.x", "--metadata", "[1]"], "--metadata must be a JSON object"),
+        (["enqueue", "t.x", "--deadline", "-5"], "deadline"),
         (["limit", "api", "lots"], "limit 'lots': a whole number of at least 1, or none"),
     ],
 )
@@ -246,3 +248,11 @@ def test_jobs_by_user_tag_and_reference(cli, capsys):
         assert [j["id"] for j in json.loads(_out(capsys)[0])] == [mine], args
     assert cli("jobs", "--json", "--reference", "order") == 0
     assert len(json.loads(_out(capsys)[0])) == 2
+
+
+def test_enqueue_with_a_deadline_metadata_and_description(cli, capsys):
+    assert cli("enqueue", "t.x", "--deadline", "60", "--metadata", '{"source": "ops"}',
+               "--description", "rerun of last night's import") == 0  # fmt: skip
+    job = Job.get()
+    assert job.metadata == {"source": "ops"} and job.description.startswith("rerun")
+    assert 55 <= (job.deadline - job.created_at).total_seconds() <= 65
