@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,18 @@ def has_tag(tag: str) -> peewee.Node:
     )
 
 
+def has_reference(
+    reference: str, match_id: Callable[[peewee.Field, str], peewee.Node] = operator.eq
+) -> peewee.Node:
+    """The job is about ``reference``: ``type`` (any id of that type) or ``type:id``, the
+    id compared by ``match_id`` (equality; the console passes its glob match)."""
+    kind, sep, ident = reference.partition(":")
+    condition = Job.reference_type == kind
+    if sep and ident:
+        condition &= match_id(Job.reference_id, ident)
+    return condition
+
+
 def list_jobs(
     *,
     status: str | Sequence[str] | None = None,
@@ -69,10 +82,7 @@ def list_jobs(
     if tag:
         query = query.where(has_tag(tag))
     if reference:
-        kind, sep, ident = reference.partition(":")
-        query = query.where(Job.reference_type == kind)
-        if sep and ident:
-            query = query.where(Job.reference_id == ident)
+        query = query.where(has_reference(reference))
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
         query = query.where(Job.status.in_(statuses))

@@ -15,7 +15,7 @@ from typing import Any
 import peewee
 
 from jobtui.models.job import Job
-from jobtui.models.queries import has_tag
+from jobtui.models.queries import has_reference, has_tag
 
 from .filters import JobFilter, escape_like, glob_to_like
 from .stats import id_floor
@@ -42,13 +42,7 @@ def _any_tag(tags: Sequence[str]) -> peewee.Node:
 
 def _any_reference(refs: Sequence[str]) -> peewee.Node:
     """``type`` (any id of that type) or ``type:id`` (ids may be globs)."""
-    parts = []
-    for ref in refs:
-        kind, sep, ident = ref.partition(":")
-        match = Job.reference_type == kind
-        if sep and ident:
-            match &= _names(Job.reference_id, [ident])
-        parts.append(match)
+    parts = [has_reference(ref, lambda field, ident: _names(field, [ident])) for ref in refs]
     return functools.reduce(operator.or_, parts)
 
 
