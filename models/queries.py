@@ -141,7 +141,7 @@ def list_supervisors(*, db: peewee.Database | None = None) -> list[dict[str, Any
     out = []
     workers_by_sup: dict[str, list[dict[str, Any]]] = {}
     for worker in Worker.select().order_by(Worker.name):
-        workers_by_sup.setdefault(worker.supervisor_id, []).append(row_dict(worker))
+        workers_by_sup.setdefault(worker.supervisor_name, []).append(row_dict(worker))
     for sup in Supervisor.select().order_by(Supervisor.name):
         data = row_dict(sup)
         data["workers"] = workers_by_sup.get(sup.name, [])

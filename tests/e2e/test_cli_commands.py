@@ -9,7 +9,9 @@ import sys
 import time
 
 import pytest
+from supervisor_harness import TASKS, wait_until
 
+import jobtui
 from jobtui.cli import main
 from jobtui.models import Job, Queue, claim_jobs, fail_job, store
 
@@ -256,3 +258,29 @@ def test_enqueue_with_a_deadline_metadata_and_description(cli, capsys):
     job = Job.get()
     assert job.metadata == {"source": "ops"} and job.description.startswith("rerun")
     assert 55 <= (job.deadline - job.created_at).total_seconds() <= 65
+
+
+def test_status_and_workers_list_a_running_supervisor_and_its_workers(cluster, db_url, capsys):
+    """What an operator types first on a live system: the supervisor and each worker, the
+    busy one naming its job (in the table and in --json)."""
+    sup = cluster.start(workers=2)
+    busy = jobtui.enqueue(f"{TASKS}.gated", args=["status"])
+    cluster.wait_started(busy.id)
+
+    def worker_shows_the_job():
+        main(["--database", db_url, "workers", "--json"])
+        (listed,) = json.loads(capsys.readouterr().out)
+        jobs = [w["current_job_id"] for w in listed["workers"]]
+        return listed if busy.id in jobs else None
+
+    listed = wait_until(worker_shows_the_job, 15, "the busy worker's heartbeat")
+    assert listed["name"] == sup.name and listed["pid"] == sup.pid
+    assert {w["pid"] for w in listed["workers"]} == sup.worker_pids()
+    assert main(["--database", db_url, "status"]) == 0
+    out = _out(capsys)[0]
+    assert sup.name in out and busy.id in out and out.count(" worker ") == 2
+    assert main(["--database", db_url, "workers"]) == 0
+    assert busy.id in _out(capsys)[0]
+    cluster.open_gate("status")
+    assert jobtui.wait(busy.id, timeout=15)["value"] == "status"
+    cluster.check()
