@@ -144,10 +144,14 @@ def wait(job_id: str, timeout: float | None = None, *, database: Database = None
         interval = min(interval * 1.5, WAIT_POLL_MAX_S)
 
 
-def cancel(job_id: str, *, reason: str | None = None, database: Database = None) -> Job:
-    """Cancel a job (a running one is asked to stop); returns its state after the request."""
+def cancel(
+    job_id: str, *, reason: str | None = None, kill: bool = False, database: Database = None
+) -> Job:
+    """Cancel a job; returns its state after the request. A running one is asked to stop
+    (``current_job().cancel_requested``) and killed after its supervisor's kill grace;
+    ``kill=True`` stops its processes at once instead. ``reason`` becomes its error."""
     job = poll(job_id, database=database)
-    actions.cancel_jobs([job.id], reason=reason, db=get_database(database))
+    actions.cancel_jobs([job.id], reason=reason, kill=kill, db=get_database(database))
     return poll(job.id, database=database)
 
 

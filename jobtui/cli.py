@@ -221,8 +221,8 @@ def _plural(n: int, word: str = "job") -> str:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    result = actions.cancel_jobs(_resolve_ids(args.ids), reason=args.reason)
-    print(result.cancel_summary())
+    result = actions.cancel_jobs(_resolve_ids(args.ids), reason=args.reason, kill=args.kill)
+    print(result.cancel_summary(kill=args.kill))
     return 0 if result.changed or result.requested else 1
 
 
@@ -366,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cancel", help="cancel jobs (running ones are asked to stop)")
     p.add_argument("ids", nargs="+", metavar="ID")
-    p.add_argument("--reason")
+    p.add_argument("--reason", help="the error the cancelled jobs end with")
+    p.add_argument("--kill", action="store_true",
+                   help="stop running jobs' processes now instead of asking them first")  # fmt: skip
     p.set_defaults(func=cmd_cancel)
 
     p = sub.add_parser("delete", help="delete jobs that are not running")

@@ -29,7 +29,7 @@ class ActionResult:
     cascaded: int = 0  # dependants cancelled in turn
     skipped: int = 0  # named jobs in a state the action does not apply to
 
-    def cancel_summary(self) -> str:
+    def cancel_summary(self, *, kill: bool = False) -> str:
         """One line on a cancel, as the CLI and the console both report it."""
 
         def n(count: int, noun: str = "job") -> str:
@@ -37,7 +37,8 @@ class ActionResult:
 
         parts = [f"cancelled {n(self.changed)}"]
         if self.requested:
-            parts.append(f"asked {n(self.requested, 'running job')} to stop")
+            verb = "killing {}" if kill else "asked {} to stop"
+            parts.append(verb.format(n(self.requested, "running job")))
         if self.cascaded:
             parts.append(f"cancelled {n(self.cascaded, 'dependant')}")
         if self.skipped:
@@ -57,16 +58,25 @@ def _run(db: peewee.Database, sql: str, params: dict) -> int:
 
 
 def cancel_jobs(
-    ids: Sequence[str], *, reason: str | None = None, db: peewee.Database | None = None
+    ids: Sequence[str],
+    *,
+    reason: str | None = None,
+    kill: bool = False,
+    db: peewee.Database | None = None,
 ) -> ActionResult:
     """Cancel jobs: at once if not running; running ones get ``cancel_requested`` and the
-    supervisor stops them (they end ``cancelled``). Waiting dependants are cancelled too."""
+    supervisor stops them (they end ``cancelled``, ``reason`` as their error). Waiting
+    dependants are cancelled too.
+
+    A running job is first asked to stop (``current_job().cancel_requested``) and killed
+    after the supervisor's kill grace; ``kill`` skips the asking: its process tree gets
+    SIGTERM at once (SIGKILL after the grace). A job already asked can still be killed."""
     from .claims import with_lock_retry
 
     db = get_database(db)
     ids = list(dict.fromkeys(ids))
     now = sql_timestamp(utcnow())
-    reason = reason or "cancelled by operator"
+    reason = (reason or ("killed by operator" if kill else "cancelled by operator"))[:500]
 
     def run() -> ActionResult:
         changed = requested = 0
@@ -81,8 +91,10 @@ def cancel_jobs(
                     RETURNING id"""), params).fetchall()  # fmt: skip
                 cancelled += [row[0] for row in rows]
                 requested += _run(db, f"""UPDATE jobs SET cancel_requested = :yes,
-                    updated_at = :now WHERE id IN ({marks}) AND status = 'running'
-                    AND NOT cancel_requested""", {**params, "yes": True})  # fmt: skip
+                    cancel_reason = :reason, kill_requested = :kill, updated_at = :now
+                    WHERE id IN ({marks}) AND status = 'running' AND (NOT cancel_requested
+                    OR (:kill AND kill_requested IS NOT TRUE))""",
+                    {**params, "yes": True, "kill": kill})  # fmt: skip
             changed = len(cancelled)
             cascaded = jobs_ended(db, cancelled, "cancelled")
         return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested)
@@ -102,7 +114,8 @@ def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Acti
             SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on_id
             WHERE d.job_id = jobs.id AND j.status <> 'completed') THEN 'waiting' ELSE 'pending' END,
         retry_count = 0, run_at = :now, next_retry_at = NULL, scheduled_for = NULL,
-        error_permanent = :no, cancel_requested = :no, failed_at = NULL, completed_at = NULL,
+        error_permanent = :no, cancel_requested = :no, cancel_reason = NULL,
+        kill_requested = NULL, failed_at = NULL, completed_at = NULL,
         progress_percentage = 0, progress_message = NULL, updated_at = :now
     WHERE id = :id AND status IN ('failed', 'cancelled')"""
 

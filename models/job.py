@@ -53,6 +53,11 @@ class Job(BaseModel):
     supervisor_name = peewee.CharField(max_length=200, null=True)  # owner of the running attempt
     timeout = peewee.FloatField(null=True)  # seconds a run may take
     cancel_requested = peewee.BooleanField(default=False)
+    # -- read only while cancel_requested is set: the operator's reason (it becomes the
+    # error of the cancelled job) and whether to kill the process now rather than ask the
+    # task to stop first (NULL: ask)
+    cancel_reason = peewee.CharField(max_length=500, null=True)
+    kill_requested = peewee.BooleanField(null=True)
     error_type = peewee.CharField(max_length=200, null=True)  # exception class of the last error
     error_permanent = peewee.BooleanField(default=False)  # the last failure must not be retried
     # -- retry policy for this job (NULL: the defaults of DESIGN.md)

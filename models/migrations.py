@@ -28,7 +28,7 @@ from .worker import Supervisor, Worker
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -41,9 +41,24 @@ def _drop_redundant_attempt_index(migrator: SchemaMigrator, db: peewee.Database)
     db.execute_sql("DROP INDEX IF EXISTS job_attempts_job_id")
 
 
+def _add_cancel_reasons_and_beat_intervals(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 3: a running job's cancel request keeps the operator's reason and whether
+    to kill it now (jobs.cancel_reason, jobs.kill_requested), and a supervisor row says
+    how often it beats (supervisors.heartbeat_interval_s), so staleness is judged by it.
+    All nullable: adding them rewrites no row on either engine."""
+    from playhouse.migrate import migrate
+
+    migrate(
+        migrator.add_column("jobs", "cancel_reason", Job.cancel_reason),
+        migrator.add_column("jobs", "kill_requested", Job.kill_requested),
+        migrator.add_column("supervisors", "heartbeat_interval_s", Supervisor.heartbeat_interval_s),
+    )
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n.
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     2: _drop_redundant_attempt_index,
+    3: _add_cancel_reasons_and_beat_intervals,
 }
 
 

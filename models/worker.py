@@ -22,6 +22,8 @@ class Supervisor(BaseModel):
     rss_bytes = peewee.BigIntegerField(default=0)
     jobs_done = peewee.BigIntegerField(default=0)
     jobs_failed = peewee.BigIntegerField(default=0)
+    #: its --heartbeat-interval: readers call it and its workers stale after 3 of them
+    heartbeat_interval_s = peewee.FloatField(null=True)
 
     class Meta:
         table_name = "supervisors"

@@ -376,7 +376,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                 timeouts.start_kill(worker, f"timed out after {job.timeout_s:g} s",
                                     "timeout", self.config.kill_grace_s)  # fmt: skip
             elif job.id in self.cancel_deadlines and now >= self.cancel_deadlines[job.id]:
-                timeouts.start_kill(worker, "cancelled by operator", "cancel",
+                timeouts.start_kill(worker, job.cancel_error, "cancel",
                                     self.config.kill_grace_s)  # fmt: skip
 
     def shutdown_finally(self) -> None:

@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="NAME=N: N workers for NAME alone; NAME: a queue the shared workers serve",
     )
     p.add_argument("--name", help="this supervisor's name (default HOST-PID)")
-    p.add_argument("--database", metavar="URL", help="database URL (default: $JOBTUI_DATABASE)")
+    p.add_argument("--database", metavar="URL",
+                   help="sqlite:////abs/path.db or postgresql://user@host/db (default: "
+                        "$JOBTUI_DATABASE, then ~/.local/share/jobtui/jobtui.db)")  # fmt: skip
     p.add_argument("--notify-webhook", metavar="URL", help="POST a JSON body on each final failure")
     p.add_argument(
         "--notify-email",

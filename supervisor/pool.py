@@ -26,6 +26,8 @@ from .wire import Wire
 
 log = logging.getLogger(__name__)
 
+CANCEL_REASON = "cancelled by operator"  # a cancel request that gave none
+
 
 @dataclass
 class RunningJob:
@@ -41,13 +43,20 @@ class RunningJob:
     started_at: str | None = None
     name_written: bool = False  # the job row names its worker and when it began
     shown_waiting: bool = False  # the job row says it waits for its worker (no start time)
-    cancel_sent: bool = False
+    cancel_sent: bool = False  # the worker was told to skip or stop it
+    cancel_reason: str | None = None  # the operator's, written as its error
+    kill_sent: bool = False  # an operator's kill: its process tree is being stopped
     progress: tuple[float, str | None] | None = None  # latest, not yet written
     progress_written_mono: float = 0.0
 
     @property
     def id(self) -> str:
         return self.claimed.id
+
+    @property
+    def cancel_error(self) -> str:
+        """The error a cancelled run ends with: the operator's reason."""
+        return self.cancel_reason or CANCEL_REASON
 
 
 @dataclass

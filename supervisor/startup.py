@@ -114,6 +114,7 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
                       for name in registry.names()},
             "version": __version__,
             "queues": {g.label: g.size for g in config.groups},
+            "heartbeat_interval_s": config.heartbeat_interval_s,
         })  # fmt: skip
 
 

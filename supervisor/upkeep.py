@@ -20,14 +20,17 @@ from jobtui.models.errors import StoreError
 from jobtui.models.retention import PRUNE_BATCH, prune_jobs, prune_schedule_fires
 from jobtui.models.scheduling import next_schedule_due
 
+from . import timeouts
+from .pool import CANCEL_REASON, RunningJob, WorkerHandle
+
 if TYPE_CHECKING:
     from .loop import Supervisor
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 60.0
-_CANCEL_POLL = """SELECT id FROM jobs WHERE status = 'running' AND supervisor_name = :me
-    AND cancel_requested"""
+_CANCEL_POLL = """SELECT id, cancel_reason, kill_requested FROM jobs WHERE status = 'running'
+    AND supervisor_name = :me AND cancel_requested"""
 
 
 class Upkeep:
@@ -93,14 +96,31 @@ class Upkeep:
         except peewee.PeeweeException as exc:
             log.debug("cancel poll failed: %s", exc)
             return
-        for (job_id,) in rows:
+        for job_id, reason, kill in rows:
             for worker in self.workers.values():
                 job = worker.find(job_id)
-                if job is not None and not job.cancel_sent:
-                    job.cancel_sent = True
-                    self.send(worker, ("cancel", job_id))
-                    self.cancel_deadlines[job_id] = time.monotonic() + self.config.kill_grace_s
-                    log.info("job %s: cancel requested; stopping it", job_id)
+                if job is not None:
+                    self.stop_cancelled(worker, job, reason or CANCEL_REASON, bool(kill))
+
+    def stop_cancelled(self: Supervisor, worker: WorkerHandle, job: RunningJob, reason: str,
+                       kill: bool) -> None:  # fmt: skip
+        """An operator cancelled ``job``. A job still waiting behind another is told not to
+        start. A running one is asked to stop (``cancel_requested``) and killed after the
+        kill grace, or for a kill its process tree gets SIGTERM now, without asking (also
+        when it was asked before and did not listen)."""
+        job.cancel_reason = reason
+        running = worker.current is job and job.started_mono is not None
+        if kill and running:
+            if not job.kill_sent:
+                job.cancel_sent = job.kill_sent = True
+                self.cancel_deadlines.pop(job.id, None)
+                log.info("job %s: kill requested (%s); stopping its processes", job.id, reason)
+                timeouts.start_kill(worker, reason, "cancel", self.config.kill_grace_s)
+        elif not job.cancel_sent:
+            job.cancel_sent = True
+            self.send(worker, ("cancel", job.id))
+            self.cancel_deadlines[job.id] = time.monotonic() + self.config.kill_grace_s
+            log.info("job %s: cancel requested (%s); asking it to stop", job.id, reason)
 
     def state(self: Supervisor) -> str:
         """What the supervisor row says it does: running, quiet, reloading or stopping."""

@@ -111,7 +111,7 @@ class WorkerEvents:
         if kind == "skipped":
             return Outcome(**base, kind="interrupted", error="supervisor shutdown: not started")
         if job.cancel_sent or kind == "cancelled":
-            return Outcome(**base, kind="cancelled", error="cancelled by operator",
+            return Outcome(**base, kind="cancelled", error=job.cancel_error,
                            error_type="Cancelled")  # fmt: skip
         policy = None if kind == "done" else self._task_policy(claimed.job_type)
         return outcome_from_message(message, claimed.lease_token, worker=info,
@@ -196,7 +196,7 @@ class WorkerEvents:
         elif not started:  # handed over but never begun: back to pending, no retry spent
             outcome = Outcome(**base, kind="interrupted", error=f"worker lost before start: {why}")
         elif job.cancel_sent or (plan is not None and plan.kind == "cancel"):
-            outcome = Outcome(**base, kind="cancelled", error="cancelled by operator",
+            outcome = Outcome(**base, kind="cancelled", error=job.cancel_error,
                               error_type="Cancelled", attempt_outcome="cancelled")  # fmt: skip
         elif plan is not None and plan.kind == "timeout":
             outcome = Outcome(**base, kind="failed", error=plan.reason, error_type="Timeout",

@@ -103,9 +103,9 @@ class DemoSession:
         self.log_path = os.path.join(log_dir, f"jobtui-demo-supervisor-{os.getpid()}.log")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         command = [sys.executable, "-m", "jobtui.supervisor.main", "--import", "jobtui.demo",
-                   "--database", self.url, "--workers", str(workers), "--shutdown-grace", "3",
-                   "--kill-grace", "2", "--log-level", "INFO"]  # fmt: skip
-        env = {**os.environ, "JOBTUI_DATABASE": self.url}
+                   "--workers", str(workers), "--shutdown-grace", "3", "--kill-grace", "2",
+                   "--log-level", "INFO"]  # fmt: skip
+        env = {**os.environ, "JOBTUI_DATABASE": self.url}  # not argv: ps would show a password
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)  # fmt: skip

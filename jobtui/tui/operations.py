@@ -133,14 +133,15 @@ class Operations:
         return self._run(run)
 
     def kill(self, ids: Sequence[str], statuses: dict[str, str]) -> Outcome:
-        """Stop running jobs now: cancel with a reason; their supervisor kills the process
-        tree after its kill grace. Jobs that are not running are left alone."""
+        """Stop running jobs now: their supervisor sends SIGTERM to each one's process tree
+        at once (SIGKILL after its kill grace) without asking the task first, as ``c``
+        does. Jobs that are not running are left alone."""
         running = [i for i in ids if statuses.get(i) == "running"]
         if not running:
             return Outcome("nothing to kill: no running job selected", "warning")
 
         def run() -> Outcome:
-            r = actions.cancel_jobs(running, reason=KILL_REASON, db=self.db)
+            r = actions.cancel_jobs(running, reason=KILL_REASON, kill=True, db=self.db)
             skipped = len(ids) - len(running)
             text = f"killing {_plural(r.requested, 'running job')}"
             return Outcome(text + (f" ({skipped} not running, left alone)" if skipped else ""))

@@ -16,8 +16,15 @@ from .filters import JobFilter
 #: Counts are capped at this many (shown as "10k+"): counting a million rows every few
 #: seconds would cost more than the number is worth.
 COUNT_CAP = 10_000
-#: A worker or supervisor whose heartbeat is older than this is stale (3 heartbeat intervals).
+#: A worker or supervisor whose heartbeat is older than 3 of its supervisor's heartbeat
+#: intervals is stale; this is that for the default 5 s (rows of supervisors before
+#: jobtui stored their interval).
 STALE_AFTER_S = 15.0
+
+
+def stale_after_s(heartbeat_interval_s: float | None) -> float:
+    """How old a heartbeat may be before its process is shown stale: 3 intervals."""
+    return 3 * heartbeat_interval_s if heartbeat_interval_s else STALE_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,11 @@ class WorkerRow:
     jobs_done: int
     jobs_failed: int
 
+    stale_after_s: float = STALE_AFTER_S  # 3 of its supervisor's heartbeat intervals
+
     @property
     def stale(self) -> bool:
-        return self.heartbeat_age_s is not None and self.heartbeat_age_s > STALE_AFTER_S
+        return self.heartbeat_age_s is not None and self.heartbeat_age_s > self.stale_after_s
 
 
 @dataclass(frozen=True)
@@ -213,6 +222,8 @@ class JobDetail:
     batch_progress: str | None = None  # "3/10 ended", and how the batch ended if it has
     dependants: tuple[str, ...] = ()  # jobs that wait on this one (the first few)
     deadline: datetime | None = None  # not started by then: cancelled as expired
+    cancel_reason: str | None = None  # while a cancel request of a running job is open
+    kill_requested: bool = False  # that request is a kill: no asking first
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from .filter_sql import filter_conditions
 from .filters import JobFilter, glob_to_like
 from .snapshot import (
     COUNT_CAP,
+    STALE_AFTER_S,
     AttemptRow,
     DetailView,
     FailuresView,
@@ -49,6 +50,7 @@ from .snapshot import (
     WorkerDetailView,
     WorkerRow,
     WorkersView,
+    stale_after_s,
 )
 
 DETAIL_DEPENDANTS = 20  # the job detail lists this many of the jobs waiting on a job
@@ -132,10 +134,13 @@ class DataSource:
         def read() -> HeaderInfo:
             now = self.clock.now()
             counts = {"supervisors": [0, 0], "workers": [0, 0]}
-            for key, model in (("supervisors", Supervisor), ("workers", Worker)):
-                for (beat,) in model.select(model.heartbeat_at).tuples().execute(self.db):
+            limits = stats.stale_limits(self.db)
+            for key, model, owner in (("supervisors", Supervisor, Supervisor.name),
+                                      ("workers", Worker, Worker.supervisor)):  # fmt: skip
+                for beat, name in model.select(model.heartbeat_at, owner).tuples().execute(self.db):
                     beat = stats.to_datetime(beat)
-                    stale = beat is None or (now - beat).total_seconds() > stats.STALE_AFTER_S
+                    limit = limits.get(name, STALE_AFTER_S)
+                    stale = beat is None or (now - beat).total_seconds() > limit
                     counts[key][1 if stale else 0] += 1
             return HeaderInfo(self.label, *counts["supervisors"], *counts["workers"])
 
@@ -245,6 +250,7 @@ class DataSource:
         def age(moment: datetime | None) -> float | None:
             return None if moment is None else max(0.0, (now - moment).total_seconds())
 
+        limits = {s.name: stale_after_s(s.heartbeat_interval_s) for s in sups}
         rows = []
         for s in sups:
             rows.append(WorkerRow(
@@ -253,7 +259,8 @@ class DataSource:
                 current_job_id=None, current_task=None, progress=None,
                 cpu_percent=float(s.cpu_percent or 0), rss_bytes=int(s.rss_bytes or 0),
                 uptime_s=age(s.started_at), heartbeat_age_s=age(s.heartbeat_at),
-                jobs_done=int(s.jobs_done or 0), jobs_failed=int(s.jobs_failed or 0)))  # fmt: skip
+                jobs_done=int(s.jobs_done or 0), jobs_failed=int(s.jobs_failed or 0),
+                stale_after_s=limits[s.name]))  # fmt: skip
         for w in workers:
             task, progress = jobs.get(w.current_job_id, (None, None))
             rows.append(WorkerRow(
@@ -262,7 +269,8 @@ class DataSource:
                 current_task=task, progress=None if progress is None else float(progress),
                 cpu_percent=float(w.cpu_percent or 0), rss_bytes=int(w.rss_bytes or 0),
                 uptime_s=age(w.started_at), heartbeat_age_s=age(w.heartbeat_at),
-                jobs_done=int(w.jobs_done or 0), jobs_failed=int(w.jobs_failed or 0)))  # fmt: skip
+                jobs_done=int(w.jobs_done or 0), jobs_failed=int(w.jobs_failed or 0),
+                stale_after_s=limits.get(w.supervisor_name, STALE_AFTER_S)))  # fmt: skip
         # stale first, then each supervisor followed by its workers
         rows.sort(key=lambda r: (not r.stale, r.supervisor or r.name, r.kind != "supervisor",
                                  r.name))  # fmt: skip
@@ -414,7 +422,8 @@ class DataSource:
                 unique_key=job.unique_key, depends_on=depends, supervisor=job.supervisor_name,
                 attempts=tuple(attempts), dependants=dependants,
                 batch_progress=self._batch_progress(job.batch_id),
-                deadline=job.deadline))  # fmt: skip
+                deadline=job.deadline, cancel_reason=job.cancel_reason,
+                kill_requested=bool(job.kill_requested)))  # fmt: skip
 
         return self._read(read)
 

@@ -29,13 +29,13 @@ from jobtui.models.worker import Supervisor
 
 from .snapshot import (
     COUNT_CAP,
-    STALE_AFTER_S,
     DelayedRow,
     FailureGroup,
     MetricRow,
     QueueRow,
     ScheduleRow,
     Strip,
+    stale_after_s,
 )
 
 STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", "cancelled")
@@ -107,13 +107,20 @@ def _count_sql(db: peewee.Database) -> str:
     return "SELECT " + ", ".join(parts)
 
 
+def stale_limits(db: peewee.Database) -> dict[str, float]:
+    """Each supervisor's stale limit (3 of its heartbeat intervals), by name."""
+    rows = Supervisor.select(Supervisor.name, Supervisor.heartbeat_interval_s).tuples()
+    return {name: stale_after_s(interval) for name, interval in rows.execute(db)}
+
+
 def _concurrency(now: datetime, db: peewee.Database) -> dict[str, int]:
     """Workers serving each queue, from the live supervisors' registrations ("*": all)."""
     out: dict[str, int] = defaultdict(int)
-    rows = Supervisor.select(Supervisor.queues, Supervisor.heartbeat_at).tuples().execute(db)
-    for queues, beat in rows:
+    rows = Supervisor.select(Supervisor.queues, Supervisor.heartbeat_at,
+                             Supervisor.heartbeat_interval_s).tuples().execute(db)  # fmt: skip
+    for queues, beat, interval in rows:
         beat = to_datetime(beat)
-        if beat is None or (now - beat).total_seconds() > STALE_AFTER_S or not queues:
+        if beat is None or (now - beat).total_seconds() > stale_after_s(interval) or not queues:
             continue
         for label, size in dict(queues).items():
             for name in str(label).split(","):

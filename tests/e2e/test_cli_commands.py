@@ -106,6 +106,13 @@ def test_cancel_retry_delete_pause_resume_purge(cli, capsys):
     claimed = claim_jobs(1, tasks=["t.b"])
     assert cli("cancel", b) == 0
     assert Job.get_by_id(b).cancel_requested and Job.get_by_id(b).status == "running"
+    assert "asked 1 running job to stop" in _out(capsys)[0]
+    assert cli("cancel", b, "--kill", "--reason", "stuck on a lock") == 0  # asked, now killed
+    assert "killing 1 running job" in _out(capsys)[0]
+    row = Job.get_by_id(b)
+    assert (row.kill_requested, row.cancel_reason) == (True, "stuck on a lock")
+    assert cli("cancel", b, "--kill") == 1  # already being killed: nothing new
+    assert "1 job already ended or stopping" in _out(capsys)[0]
     assert cli("delete", b) == 1  # running: refused
     assert "still running" in _out(capsys)[1]
     fail_job(b, claimed[0].attempt, claimed[0].lease_token, "boom", permanent=True)
@@ -275,6 +282,7 @@ def test_status_and_workers_list_a_running_supervisor_and_its_workers(cluster, d
 
     listed = wait_until(worker_shows_the_job, 15, "the busy worker's heartbeat")
     assert listed["name"] == sup.name and listed["pid"] == sup.pid
+    assert listed["heartbeat_interval_s"] == 0.2  # the harness's: the console judges by it
     assert {w["pid"] for w in listed["workers"]} == sup.worker_pids()
     assert main(["--database", db_url, "status"]) == 0
     out = _out(capsys)[0]

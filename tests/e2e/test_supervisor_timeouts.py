@@ -100,3 +100,31 @@ def test_a_large_prefetched_job_never_stalls_the_loop_behind_a_busy_worker(clust
         "failed", "timed out after 1 s")  # fmt: skip
     assert rows[large.id].status == "completed"
     assert jobtui.wait(large.id, timeout=5)["value"] == 4_000_000
+
+
+def test_kill_stops_a_job_at_once_and_every_cancel_keeps_the_operators_reason(cluster):
+    """``cancel`` asks and waits the kill grace (30 s here); ``kill`` does not wait, also
+    for a job asked before that never listened. The reason given is the error each ends
+    with, on the job and on its attempt."""
+    sup = cluster.start("--kill-grace", "30")
+    polite = jobtui.enqueue(f"{TASKS}.cooperative")
+    rude = jobtui.enqueue(f"{TASKS}.oblivious")
+    cluster.wait_started(polite.id)
+    rude_run = cluster.wait_started(rude.id)
+    cluster.fault(rude.id, "killed by operator")
+
+    jobtui.cancel(polite.id, reason="duplicate order")
+    jobtui.cancel(rude.id, reason="please stop")  # it never looks
+    wait_until(lambda: "asking it to stop" in sup.log() and job(rude.id).status == "running",
+               10, "the first request seen")  # fmt: skip
+    assert jobtui.cancel(rude.id, reason="runaway import", kill=True).cancel_requested
+
+    rows = cluster.wait_status([polite.id, rude.id], timeout=10)  # far below the grace
+    for handle, reason in ((polite, "duplicate order"), (rude, "runaway import")):
+        assert (rows[handle.id].status, rows[handle.id].error_message) == ("cancelled", reason)
+        (only,) = attempts(handle.id)
+        assert (only.outcome, only.error_message) == ("cancelled", reason)
+    assert [r.event for r in cluster.execlog.records(rude.id)] == ["start"]
+    wait_until(lambda: rude_run.pid not in sup.worker_pids() and len(sup.worker_pids()) == 2,
+               10, "the killed job's worker replaced")  # fmt: skip
+    cluster.check()

@@ -60,7 +60,7 @@ def test_retry_needs_no_confirmation(db):
     run_pilot(db_app(db), scenario)
 
 
-def test_kill_asks_the_running_job_to_stop(db):
+def test_kill_asks_the_supervisor_to_kill_the_running_job_now(db):
     job = make_job(status="running", worker_name="sup-1-w1")
 
     async def scenario(pilot):
@@ -69,6 +69,18 @@ def test_kill_asks_the_running_job_to_stop(db):
         await press(pilot, "y")
         row = Job.get_by_id(job)
         assert row.status == "running" and row.cancel_requested  # the supervisor kills it
+        assert row.kill_requested and row.cancel_reason == "killed by operator"
+
+    run_pilot(db_app(db), scenario)
+
+
+def test_cancel_asks_the_running_job_to_stop_first(db):
+    job = make_job(status="running", worker_name="sup-1-w1")
+
+    async def scenario(pilot):
+        await press(pilot, "c", "y")
+        row = Job.get_by_id(job)
+        assert row.status == "running" and row.cancel_requested and not row.kill_requested
 
     run_pilot(db_app(db), scenario)
 

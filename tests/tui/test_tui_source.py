@@ -223,6 +223,23 @@ def test_workers_stale_first_and_header_counts(source):
     assert (header.workers_alive, header.workers_stale) == (1, 1)
 
 
+def test_stale_means_three_of_its_own_supervisors_heartbeat_intervals(source):
+    """8 s without a heartbeat: stale for a supervisor beating every second, not for one
+    beating every 5 s (nor for a row that does not say: 15 s, 3 of the default)."""
+    make_job()  # a queue to count the live workers of
+    make_worker("fast-w1", "fast", age_s=8, interval_s=1)
+    make_worker("slow-w1", "slow", age_s=8, interval_s=5)
+    make_worker("older-w1", "older", age_s=8)
+    stale = {r.name: r.stale for r in source.workers_view().rows}
+    assert stale == {"fast": True, "fast-w1": True, "slow": False, "slow-w1": False,
+                     "older": False, "older-w1": False}  # fmt: skip
+    header = source.header()
+    assert (header.supervisors_alive, header.supervisors_stale) == (2, 1)
+    assert (header.workers_alive, header.workers_stale) == (2, 1)
+    (default,) = stats.queue_rows(source.db, utcnow(), [])
+    assert default.concurrency == 4  # the live supervisors' 2 workers each
+
+
 def test_gone_rows_come_back_as_none(source):
     job = make_job(status="failed", error_message="x [/y]")
     assert source.job_detail(job).job.row.error == "x [/y]"

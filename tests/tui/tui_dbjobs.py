@@ -40,11 +40,11 @@ def make_jobs(count: int, **kwargs) -> list[str]:
 
 
 def make_worker(name: str = "sup-1-w1", supervisor: str = "sup-1", job_id: str | None = None,
-                *, age_s: float = 0.0) -> None:  # fmt: skip
+                *, age_s: float = 0.0, interval_s: float | None = None) -> None:  # fmt: skip
     beat = utcnow() - timedelta(seconds=age_s)
     if Supervisor.get_or_none(Supervisor.name == supervisor) is None:
         Supervisor.create(name=supervisor, host="host", pid=100, heartbeat_at=beat,
-                          queues={"*": 2})  # fmt: skip
+                          queues={"*": 2}, heartbeat_interval_s=interval_s)  # fmt: skip
     Worker.create(name=name, supervisor=supervisor, host="host", pid=101, heartbeat_at=beat,
                   state="busy" if job_id else "idle", current_job_id=job_id, queue_name="*")  # fmt: skip
 

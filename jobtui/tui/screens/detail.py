@@ -57,7 +57,9 @@ def overview_text(job: JobDetail, now) -> Text:
     state = f"{row.status}    try {row.attempt} of {row.max_retries + 1}"
     state += f", {row.retry_count} retr{'y' if row.retry_count == 1 else 'ies'} used"
     if row.cancel_requested and row.status == "running":
-        state += "    (stop requested)"
+        asked = "kill" if job.kill_requested else "stop"
+        state += f"    ({asked} requested: {job.cancel_reason})" if job.cancel_reason else (
+            f"    ({asked} requested)")  # fmt: skip
     line("state", state, fmt.STATE_STYLES.get(row.status, ""))
     out.append("\n")
     line("created", when(row.created_at))

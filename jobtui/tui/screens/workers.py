@@ -60,8 +60,8 @@ class WorkersScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="workers-table")
-        yield Static(Text("stale: no heartbeat for 15 s (3 intervals) · enter: detail · o: its "
-                          "current job", style="dim"), id="workers-hint")  # fmt: skip
+        yield Static(Text("stale: no heartbeat for 3 intervals (15 s by default) · enter: "
+                          "detail · o: its current job", style="dim"), id="workers-hint")  # fmt: skip
 
     def on_mount(self) -> None:
         self.query_one("#workers-table").focus()
