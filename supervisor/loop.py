@@ -39,6 +39,13 @@ RESPAWN_BACKOFF_MAX_S = 30.0
 REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was missed
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
 class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
     def __init__(
         self,
@@ -149,7 +156,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         """Collect every exited child: workers are finalised, other orphans just reaped."""
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -161,9 +168,11 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                 if pid == self.notifier.pid:
                     self.notifier.exited()
                 continue  # an orphan the subreaper adopted: nothing to record
-            self.worker_exited(worker, status)
+            self.worker_exited(worker, status, usage.ru_maxrss * 1024)
 
-    def worker_exited(self, worker: WorkerHandle, status: int) -> None:
+    def worker_exited(self, worker: WorkerHandle, status: int, peak_rss: int = 0) -> None:
+        """``status`` as waitpid gives it; ``peak_rss``: the worker's largest resident set
+        (bytes), on the job's error, so a SIGKILL from the kernel's OOM killer shows why."""
         worker.exited = True
         try:
             self.selector.unregister(worker.conn)
@@ -172,9 +181,11 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.drain_worker(worker)  # an outcome sent just before exiting still counts
         worker.conn.close()
         if os.WIFSIGNALED(status):
-            why = f"killed by signal {os.WTERMSIG(status)}"
+            why = f"killed by signal {os.WTERMSIG(status)} ({_signal_name(os.WTERMSIG(status))})"
         else:
             why = f"worker exited with code {os.WEXITSTATUS(status)}"
+        if peak_rss:
+            why += f"; worker peak RSS {peak_rss / 1048576:.0f} MB"
         for index, job in enumerate(list(worker.jobs)):
             started = index == 0 and job.started_mono is not None
             self.job_lost_with_worker(worker, job, why, started=started)
