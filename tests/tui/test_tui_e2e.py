@@ -102,9 +102,10 @@ def test_the_demo_moves_and_stops_its_supervisor():
     # README's main command, through the console script the install made
     term = Tmux([str(Path(sys.executable).parent / "jobtui"), "--demo"])
     try:
-        screen = term.wait_for(lambda s: "1 sup" in s and "running" in s, 30,
-                               "the demo's supervisor running jobs")  # fmt: skip
-        database = re.search(r"sqlite:///(\S+demo\.db)", screen).group(1)
+        label = re.compile(r"sqlite:///(\S+demo\.db)")
+        screen = term.wait_for(lambda s: "1 sup" in s and "running" in s and label.search(s),
+                               30, "the demo's supervisor running jobs")  # fmt: skip
+        database = label.search(screen).group(1)  # a whole frame: tmux may show half of one
         running = _processes_on(database)  # the supervisor and its forked workers
         assert running and not [p for p in running if database in " ".join(p.cmdline())]
         term.wait_for(lambda s: re.search(r"completed", s) is not None, 30, "completed jobs")
