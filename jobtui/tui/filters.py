@@ -10,7 +10,7 @@
   (reference type and id; ``ref:order`` any id of that type).
 - ``state`` (or ``status``) takes the statuses, a unique prefix of one (``state:fail``) or
   an alias (``dead``, ``done``, ``queued``, ``canceled``); ``queue``, ``task`` and ``worker``
-  take names with ``*`` and ``?`` wildcards; ``pri`` takes ``>5``, ``>=5``, ``<0``, ``<=``,
+  take names with ``*`` and ``?`` wildcards; ``pri`` takes ``>5``, ``>=high``, ``<0``, ``<=``,
   ``=5``, ``5`` or a range ``1..5``; ``age`` takes ``>10m`` (older than ten minutes) or
   ``<1h30m`` / ``1h30m`` (newer), units s, m, h, d, w.
 - Any other word is free text, matched anywhere in the id, task, queue, title or error
@@ -169,10 +169,12 @@ def _comparisons(key: str, text: str, convert, default: str = "=") -> tuple[Comp
 
 
 def _priority(text: str) -> float:
+    from jobtui.models.status import parse_priority
+
     try:
-        return float(int(text.strip()))
-    except ValueError:
-        raise FilterError(f"pri: {text!r} is not an integer") from None
+        return float(parse_priority(text))
+    except ValueError as exc:
+        raise FilterError(f"pri: {exc}") from None
 
 
 def _age(text: str) -> float:

@@ -74,6 +74,8 @@ def test_key_aliases():
     ("pri:5", (Comparison("=", 5),)), ("pri:=5", (Comparison("=", 5),)),
     ("pri:>=10", (Comparison(">=", 10),)), ("pri:<=-3", (Comparison("<=", -3),)),
     ("pri:1..5", (Comparison(">=", 1), Comparison("<=", 5))),
+    ("pri:>=high", (Comparison(">=", 10),)), ("pri:CRITICAL", (Comparison("=", 20),)),
+    ("pri:low..normal", (Comparison(">=", -10), Comparison("<=", 0))),
 ])  # fmt: skip
 def test_priority_comparisons(text, expected):
     assert parse_filter(text).priority == expected
@@ -88,9 +90,9 @@ def test_user_tag_and_reference_keys():
         parse_filter("colour:red")
 
 
-def test_priority_must_be_an_integer():
-    with pytest.raises(FilterError, match="not an integer"):
-        parse_filter("pri:>high")
+def test_priority_must_be_an_integer_or_a_level_name():
+    with pytest.raises(FilterError, match="an integer or one of low, normal, high, critical"):
+        parse_filter("pri:>urgent")
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -162,12 +162,13 @@ def test_enqueue_form_writes_the_job(db):
         form.query_one("#task").value = "tests.report"
         form.query_one("#arguments").value = '{"name": "daily [x]"}'
         form.query_one("#queue").value = "reports"
-        form.query_one("#priority").value = "7"
         form.query_one("#delay").value = "60"
+        form.query_one("#priority").focus()
+        await press(pilot, *"high")  # typed, as a person would: a level's name is let in
         await press(pilot, "enter")
         assert not isinstance(pilot.app.screen, EnqueueScreen)
         job = Job.get(Job.job_type == "tests.report")
-        assert (job.queue_name, job.priority, job.kwargs) == ("reports", 7, {"name": "daily [x]"})
+        assert (job.queue_name, job.priority, job.kwargs) == ("reports", 10, {"name": "daily [x]"})
         assert (job.run_at - job.created_at).total_seconds() >= 59
         assert job.id in table_keys(pilot.app)
 

@@ -116,7 +116,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
                     yield Input(self.initial_queue, id="queue", placeholder="task's default")
                 with Vertical():
                     yield Label(Text("priority"))
-                    yield Input(id="priority", placeholder="0", type="integer")
+                    yield Input(id="priority", placeholder="0, -5 or high")
                 with Vertical():
                     yield Label(Text("delay (s)"))
                     yield Input(id="delay", placeholder="0", type="number")
