@@ -98,16 +98,17 @@ def _processes_on(database: str) -> list[psutil.Process]:
     return found
 
 
-def test_the_demo_moves_and_stops_its_supervisor():
-    # README's main command, through the console script the install made
-    term = Tmux([str(Path(sys.executable).parent / "jobtui"), "--demo"])
+def test_the_demo_moves_and_stops_its_supervisor(tmp_path):
+    # README's main command, through the console script the install made; its temporary
+    # folder goes under tmp_path (TMPDIR), so its processes are told apart from any other's
+    term = Tmux([str(Path(sys.executable).parent / "jobtui"), "--demo"],
+                env={"TMPDIR": str(tmp_path)})  # fmt: skip
     try:
-        label = re.compile(r"sqlite:///(\S+demo\.db)")
-        screen = term.wait_for(lambda s: "1 sup" in s and "running" in s and label.search(s),
-                               30, "the demo's supervisor running jobs")  # fmt: skip
-        database = label.search(screen).group(1)  # a whole frame: tmux may show half of one
-        running = _processes_on(database)  # the supervisor and its forked workers
-        assert running and not [p for p in running if database in " ".join(p.cmdline())]
+        term.wait_for(lambda s: "1 sup" in s and "running" in s, 30,
+                      "the demo's supervisor running jobs")  # fmt: skip
+        (demo_db,) = tmp_path.glob("*/demo.db")
+        running = _processes_on(str(demo_db))  # the supervisor and its forked workers
+        assert running and not [p for p in running if str(demo_db) in " ".join(p.cmdline())]
         term.wait_for(lambda s: re.search(r"completed", s) is not None, 30, "completed jobs")
         term.send("4")
         term.wait_for("PermanentError", 30, "a failure group")
@@ -115,7 +116,7 @@ def test_the_demo_moves_and_stops_its_supervisor():
         term.wait_for("demo-newsletter", describe="the cron schedules")
         term.send("q")
         assert term.exit_code() == 0
-        assert _processes_on(database) == []
-        assert not __import__("os").path.exists(database)
+        assert _processes_on(str(demo_db)) == []
+        assert list(tmp_path.iterdir()) == []  # its folder and database removed
     finally:
         term.close()
