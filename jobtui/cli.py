@@ -17,7 +17,16 @@ from typing import Any
 import peewee
 
 from jobtui import __version__
-from jobtui.cli_format import age, clip, duration, megabytes, priority_option, table, to_json
+from jobtui.cli_format import (
+    age,
+    clip,
+    duration,
+    megabytes,
+    moment_option,
+    priority_option,
+    table,
+    to_json,
+)
 from jobtui.models import actions, queries
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
@@ -59,7 +68,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     job = enqueue(
         args.task, args=_json_arg(args.args, "--args", list),
         kwargs=_json_arg(args.kwargs, "--kwargs", dict), queue=args.queue,
-        priority=args.priority, delay=args.delay, max_retries=args.max_retries,
+        priority=args.priority, delay=args.delay, scheduled_for=args.at,
+        max_retries=args.max_retries,
         timeout=args.timeout, unique_key=args.unique_key, depends_on=args.depends_on or None,
         user_id=args.user_id, reference=_reference(args.reference), tags=args.tag or None,
         title=args.title, description=args.description, deadline=args.deadline,
@@ -322,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue")
     p.add_argument("--priority", type=priority_option, metavar="N|LEVEL",
                    help="an integer, higher first, or low, normal, high, critical")  # fmt: skip
-    p.add_argument("--delay", type=float, metavar="S")
+    p.add_argument("--delay", type=float, metavar="S", help="due in S seconds")
+    p.add_argument("--at", type=moment_option, metavar="WHEN",
+                   help="due at this ISO 8601 time (local unless it has Z or an offset)")  # fmt: skip
     p.add_argument("--max-retries", type=int)
     p.add_argument("--timeout", type=float, metavar="S")
     p.add_argument("--unique-key")

@@ -84,3 +84,19 @@ def priority_option(text: str) -> int:
         return parse_priority(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def moment_option(text: str) -> datetime:
+    """The type of ``--at``: an ISO 8601 date and time. Without an offset it is this
+    machine's local time, as a person at a shell means it (``at``, cron); with ``Z`` or an
+    offset, that moment. Returned aware, so the store converts it to UTC."""
+    import argparse
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date and time: use ISO 8601, e.g. 2026-12-01T09:00 (local "
+            "time) or 2026-12-01T08:00Z"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.astimezone()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC
 
 import pytest
 from supervisor_harness import TASKS, wait_until
@@ -226,6 +227,22 @@ def test_priority_takes_an_integer_or_a_level_name(cli, capsys):
         cli("enqueue", "t.x", "--priority", "urgent")
     assert exit_.value.code == 2
     assert "priority 'urgent': an integer or one of low, normal, high, critical" in _out(capsys)[1]
+
+
+def test_enqueue_at_a_moment_local_or_with_an_offset(cli, capsys):
+    from datetime import datetime, timedelta
+
+    local = (datetime.now() + timedelta(hours=2)).replace(microsecond=0)
+    assert cli("enqueue", "t.x", "--at", local.isoformat(sep=" ", timespec="minutes")) == 0
+    assert cli("enqueue", "t.x", "--at", "2030-01-02T03:04:05+01:00") == 0
+    first, second = Job.select().order_by(Job.id)
+    expected = local.replace(second=0).astimezone().astimezone(UTC).replace(tzinfo=None)
+    assert first.scheduled_for == first.run_at == expected  # local time, stored as UTC
+    assert second.run_at == datetime(2030, 1, 2, 2, 4, 5)
+    assert claim_jobs(5) == []  # not due yet
+    with pytest.raises(SystemExit):
+        cli("enqueue", "t.x", "--at", "tomorrow")
+    assert "'tomorrow' is not a date and time: use ISO 8601" in _out(capsys)[1]
 
 
 def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
