@@ -81,7 +81,9 @@ def test_error_classes_and_deadlines(db, db_url, tmp_path):
         value = jobtui.enqueue(f"{TASKS}.bad_value")
         conn = jobtui.enqueue(f"{TASKS}.network", args=["conn"])
         key = jobtui.enqueue(f"{TASKS}.network", args=["key"])
-        expired = jobtui.enqueue(f"{TASKS}.item", args=[1], delay=1.5, deadline=0.5)
+        expired = jobtui.enqueue(
+            f"{TASKS}.item", args=[1], delay=5, deadline=0.5
+        )  # expired long before due
         in_time = jobtui.enqueue(f"{TASKS}.item", args=[2], delay=0.3, deadline=30)
         rows = _ended([j.id for j in (value, conn, key, expired, in_time)])
 
