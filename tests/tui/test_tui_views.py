@@ -28,6 +28,31 @@ def test_s_cycles_the_sort_column_of_a_table():
     run_pilot(static_app(), scenario)
 
 
+def test_slash_filters_the_other_views_by_text_and_esc_clears_it():
+    """TUI.md: ``/`` filters every table. Outside the Jobs view (which has its grammar) it
+    keeps the rows holding every word typed, across polls, until esc."""
+
+    async def scenario(pilot):
+        await press(pilot, "2", "slash", *"ORD", "enter")
+        screen = pilot.app.screen
+        table = screen.query_one("#queues-table", KeyedTable)
+        assert table.keys == ["orders"] and screen.focused is table
+        assert screen.query_one("#table-filter").display  # shown while it filters
+        await press(pilot, "ctrl+r")  # a fresh poll keeps the filter
+        assert table.keys == ["orders"]
+        await press(pilot, "escape")  # clears the filter, stays on the view
+        assert table.keys == [q.name for q in QUEUES] and pilot.app.screen is screen
+        assert not screen.query_one("#table-filter").display
+
+        await press(pilot, "3", "slash", *"busy host-1", "enter")  # every word must match
+        workers = pilot.app.screen.query_one("#workers-table", KeyedTable)
+        assert workers.keys == ["host-1-w1", "host-1-w2"]
+        await press(pilot, "slash", "escape")  # esc inside the box clears it too
+        assert len(workers.keys) == 5
+
+    run_pilot(static_app(), scenario)
+
+
 def test_failure_group_and_scheduled_drill_downs():
     async def scenario(pilot):
         await press(pilot, "4", "down", "enter")

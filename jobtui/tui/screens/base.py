@@ -8,20 +8,47 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from ..keymap import MUTATING
 from ..snapshot import HeaderInfo, Source
+from ..widgets.keyed_table import KeyedTable
 from ..widgets.status import Banner, StatusLine
 
 if TYPE_CHECKING:
     from ..app import JobtuiApp
 
 
+class FilterInput(Input):
+    """A filter box: enter applies it, esc clears it."""
+
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
+
+    def action_clear_filter(self) -> None:
+        self.value = ""
+        self.post_message(self.Submitted(self, ""))
+
+    def show(self, shown: bool) -> None:
+        """Show or hide it; hidden, it takes no focus (a screen's first focus included)."""
+        self.display = shown
+        self.can_focus = shown
+
+
 class ViewScreen(Screen):
+    """``/`` filters the screen's tables by text (the Jobs view has its own grammar)."""
+
+    BINDINGS = [
+        # priority: the app runs it before forwarding the next keys, so the characters
+        # typed right after "/" (already queued) reach the filter input, not the table
+        Binding("slash", "filter_tables", "Filter", priority=True),
+    ]
     VIEW: ClassVar[str] = "Jobs"
+    #: Whether ``/`` filters this screen's tables by text (not on a job's detail).
+    TABLE_FILTER: ClassVar[bool] = True
     #: Palette entries of this screen: (title, help, action). Mutating ones are hidden
     #: in read-only mode.
     PALETTE: ClassVar[tuple[tuple[str, str, str], ...]] = ()
@@ -36,6 +63,10 @@ class ViewScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusLine(self.VIEW, self.crumb(), id="status")
         yield Banner(id="banner")
+        box = FilterInput(id="table-filter", placeholder="words every row shown must hold "
+                          "(enter: apply · esc: clear)")  # fmt: skip
+        box.show(False)
+        yield box
         yield from self.compose_body()
         yield Footer(compact=True)
 
@@ -66,6 +97,8 @@ class ViewScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MUTATING and self.jobtui.read_only:
             return False
+        if action == "filter_tables" and not self.TABLE_FILTER:
+            return False
         return True
 
     def palette(self) -> list[tuple[str, str, str]]:
@@ -73,5 +106,37 @@ class ViewScreen(Screen):
                 if not (self.jobtui.read_only and entry[2].split("(")[0] in MUTATING)]  # fmt: skip
 
     def handle_back(self) -> bool:
-        """Handle q / esc here (True) instead of going back; e.g. clear the marks."""
+        """Handle q / esc here (True) instead of going back; e.g. clear a filter."""
+        if any(table.text_filter for table in self.query(KeyedTable)):
+            self._filter_tables("")
+            return True
         return False
+
+    # ------------------------------------------------------------------ the text filter
+
+    def action_filter_tables(self) -> None:
+        box = self.query_one("#table-filter", FilterInput)
+        if self.focused is box:  # a "/" typed into the filter itself
+            box.insert_text_at_cursor("/")
+            return
+        box.show(True)
+        self.set_focus(box)  # at once, not after the next message
+
+    @on(Input.Submitted, "#table-filter")
+    def on_table_filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._filter_tables(event.value)
+
+    def _filter_tables(self, text: str) -> None:
+        box = self.query_one("#table-filter", FilterInput)
+        box.value = text
+        box.show(bool(text.strip()))  # shown while it filters, so it is never forgotten
+        tables = list(self.query(KeyedTable))
+        for table in tables:
+            table.set_text_filter(text)
+        if tables:
+            self.set_focus(tables[0])
+        hidden = sum(table.hidden_count for table in tables)
+        if text.strip():
+            self.notify(f"{hidden} row{'' if hidden == 1 else 's'} hidden by the filter",
+                        markup=False, timeout=2)  # fmt: skip

@@ -107,6 +107,7 @@ def attempt_cells(attempt: AttemptRow) -> tuple[Text, ...]:
 
 
 class JobDetailScreen(JobActions, ViewScreen):
+    TABLE_FILTER = False
     BINDINGS = [
         Binding("left_square_bracket", "cycle_tab(-1)", "Prev tab"),
         Binding("right_square_bracket", "cycle_tab(1)", "Next tab"),

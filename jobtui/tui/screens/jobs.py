@@ -23,7 +23,7 @@ from .. import formatting as fmt
 from ..filters import FilterError, parse_filter
 from ..snapshot import JobRow, JobsQuery, JobsView, QueueRow, Source, Strip, WorkerRow
 from ..widgets.keyed_table import KeyedTable, TableRow
-from .base import ViewScreen
+from .base import FilterInput, ViewScreen
 from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 from .modals import steady_inputs
 
@@ -142,14 +142,6 @@ class StripPane(Widget):
         if self.strip is None:
             return Text("last 60 min", style="bold")
         return strip_text(self.strip, self.content_size.width)
-
-
-class FilterInput(Input):
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]
-
-    def action_clear_filter(self) -> None:
-        self.value = ""
-        self.post_message(self.Submitted(self, ""))
 
 
 class JobsScreen(JobActions, ViewScreen):

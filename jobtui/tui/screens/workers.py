@@ -100,6 +100,7 @@ class WorkersScreen(ViewScreen):
 class WorkerDetailScreen(ViewScreen):
     """One worker or supervisor; it may vanish at any moment (replaced, stopped)."""
 
+    TABLE_FILTER = False
     BINDINGS = [Binding("o", "open_job", "Its job")]
     PALETTE = (("Worker: current job", "the job the worker runs (o)", "open_job"),)
 

@@ -65,6 +65,7 @@ class KeyedTable(DataTable):
         self.sort_column: int | None = None
         self.sort_reverse = False
         self.cursor_blink = False
+        self.text_filter: tuple[str, ...] = ()  # words every shown row holds (``/``)
 
     def on_mount(self) -> None:
         for label, key, width in self._column_spec:
@@ -100,10 +101,28 @@ class KeyedTable(DataTable):
         except TypeError:
             return sorted(rows, key=lambda r: r.cells[column].plain, reverse=self.sort_reverse)
 
+    def _kept(self, rows: Sequence[TableRow]) -> list[TableRow]:
+        if not self.text_filter:
+            return list(rows)
+        return [row for row in rows
+                if all(word in " ".join(c.plain for c in row.cells).casefold()
+                       for word in self.text_filter)]  # fmt: skip
+
+    def set_text_filter(self, text: str) -> None:
+        """Keep only the rows whose text holds every word of ``text`` (any case)."""
+        self.text_filter = tuple(text.casefold().split())
+        self.resort()
+
+    @property
+    def hidden_count(self) -> int:
+        """Rows of the last snapshot that the text filter hides."""
+        return len(self._last) - len(self._order)
+
     def sync(self, rows: Sequence[TableRow], anchor: str | None = None) -> None:
-        """Show ``rows``; the cursor stays on ``anchor`` (default: the current row's key)."""
+        """Show ``rows`` (those the text filter keeps); the cursor stays on ``anchor``
+        (default: the current row's key)."""
         self._last = list(rows)
-        rows = self._sorted(rows)
+        rows = self._sorted(self._kept(rows))
         anchor = anchor if anchor is not None else self.current_key()
         old_index = self.cursor_row
         old_screen_offset = old_index - int(self.scroll_y)
