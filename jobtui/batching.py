@@ -96,15 +96,18 @@ def batch_status(batch_id: str, *, database: peewee.Database | str | None = None
         counts[status] = count
     done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
     return {"id": row.id, "total": row.total, "done": done, "counts": counts,
-            "finished_at": row.finished_at, "outcome": row.outcome,
+            "created_at": row.created_at, "finished_at": row.finished_at, "outcome": row.outcome,
             "on_success": row.on_success, "on_failure": row.on_failure,
             "on_complete": row.on_complete}  # fmt: skip
 
 
 def open_batches(
-    *, database: peewee.Database | str | None = None, limit: int = 20
+    *, database: peewee.Database | str | None = None, limit: int = 20, finished: bool = False
 ) -> list[dict[str, Any]]:
-    """Batches not finished yet, newest first, with their progress (``jobtui status``)."""
+    """Batches not finished yet (``finished``: all of them), newest first, with their
+    progress (``jobtui status``, ``jobtui batch list``)."""
     get_database(database)
-    rows = Batch.select(Batch.id).where(Batch.finished_at.is_null()).order_by(Batch.id.desc())
+    rows = Batch.select(Batch.id).order_by(Batch.id.desc())
+    if not finished:
+        rows = rows.where(Batch.finished_at.is_null())
     return [batch_status(row.id, database=database) for row in rows.limit(limit)]

@@ -103,7 +103,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown status {args.status!r}: one of {', '.join(ALL_STATUSES)}")
     jobs = queries.list_jobs(status=args.status, queue=args.queue, task=args.task,
                              user_id=args.user, tag=args.tag, reference=args.reference,
-                             limit=args.limit)  # fmt: skip
+                             batch_id=args.batch, limit=args.limit)  # fmt: skip
     if args.json:
         print(to_json([job.to_dict() for job in jobs]))
     elif not jobs:
@@ -363,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="the jobs of this user_id")
     p.add_argument("--tag", help="the jobs with this tag")
     p.add_argument("--reference", metavar="TYPE[:ID]", help="the jobs about this object")
+    p.add_argument("--batch", metavar="ID", help="the jobs of this batch")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_jobs)
@@ -410,9 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true", help="failed jobs too")
     p.set_defaults(func=cmd_purge)
 
+    from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_schedule import add_schedule_parser
 
     add_schedule_parser(sub)
+    add_batch_parser(sub)
     return parser
 
 

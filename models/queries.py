@@ -70,13 +70,16 @@ def list_jobs(
     user_id: str | None = None,
     tag: str | None = None,
     reference: str | None = None,
+    batch_id: str | None = None,
     limit: int = 50,
     db: peewee.Database | None = None,
 ) -> list[Job]:
     """Jobs, newest first (ids are time-ordered), filtered by status, queue, task, user,
-    tag and reference (``type`` or ``type:id``)."""
+    tag, reference (``type`` or ``type:id``) and batch."""
     get_database(db)
     query = Job.select()
+    if batch_id:
+        query = query.where(Job.batch_id == batch_id)
     if user_id:
         query = query.where(Job.user_id == user_id)
     if tag:

@@ -245,6 +245,38 @@ def test_enqueue_at_a_moment_local_or_with_an_offset(cli, capsys):
     assert "'tomorrow' is not a date and time: use ISO 8601" in _out(capsys)[1]
 
 
+def test_batch_list_show_jobs_and_cancel(cli, capsys):
+    """An operator follows a batch and calls off what is left of it: pending jobs end at
+    once with the reason, the running one is asked to stop; the batch ends failed once
+    that one ends too, and its on_failure callback is enqueued."""
+    with jobtui.batch(on_failure="etl.alert") as b:
+        for n in range(3):
+            jobtui.enqueue("etl.load", args=[n])
+    (running,) = claim_jobs(1)
+    assert cli("batch", "list") == 0
+    header, row = _out(capsys)[0].splitlines()[:2]
+    assert row.split()[:4] == [b.id, "0", "3", "0"]
+    assert cli("batch", "show", b.id[:13]) == 0  # a unique prefix, as for jobs
+    out = _out(capsys)[0]
+    assert "progress   0/3 ended (2 pending, 1 running)" in out and "on_failure etl.alert" in out
+    assert cli("jobs", "--batch", b.id, "--json") == 0
+    assert len(json.loads(_out(capsys)[0])) == 3
+
+    assert cli("batch", "cancel", b.id, "--reason", "bad input file") == 0
+    assert "cancelled 2 jobs; asked 1 running job to stop" in _out(capsys)[0]
+    ended = Job.select().where(Job.status == "cancelled")
+    assert {j.error_message for j in ended} == {"bad input file"} and len(ended) == 2
+    assert cli("batch", "cancel", b.id) == 1  # the running one is already asked
+    fail_job(running.id, running.attempt, running.lease_token, "stopped", permanent=True)
+    assert cli("batch", "list") == 0 and "no open batches" in _out(capsys)[0]
+    assert cli("batch", "list", "--all", "--json") == 0
+    (finished,) = json.loads(_out(capsys)[0])
+    assert (finished["done"], finished["outcome"]) == (3, "failure")
+    assert Job.select().where(Job.job_type == "etl.alert").count() == 1
+    assert cli("batch", "show", "nope") == 1
+    assert "no batch nope" in _out(capsys)[1]
+
+
 def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
     for n in range(3):
         assert cli("enqueue", "t.x", "--queue", "api", "--args", f"[{n}]") == 0

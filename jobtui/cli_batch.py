@@ -1,0 +1,113 @@
+"""``jobtui batch list|show|cancel``: batches from the shell (seed 003's batch monitoring).
+
+A batch's callbacks run once all its jobs have ended (``jobtui.batching``); from here an
+operator sees how far each batch has got, lists its jobs, and cancels what is left of one
+(the batch then ends, and its on_failure/on_complete callbacks run as for any failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jobtui.cli_format import age, table, to_json
+from jobtui.models.clock import utcnow
+
+FAILED = ("failed", "cancelled")
+
+
+def add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("batch", help="batches: list, show, cancel")
+    actions = p.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+    lst = actions.add_parser("list", help="open batches, newest first (--all: finished too)")
+    lst.add_argument("--all", action="store_true", help="finished batches too")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one batch: its progress, callbacks and jobs")
+    show.add_argument("id")
+    show.add_argument("--limit", type=int, default=50, help="jobs listed (newest first)")
+    show.add_argument("--json", action="store_true")
+    cancel = actions.add_parser("cancel", help="cancel every job of a batch not ended yet")
+    cancel.add_argument("id")
+    cancel.add_argument("--reason", help="the error its jobs end with")
+    cancel.add_argument("--kill", action="store_true",
+                        help="stop running jobs' processes now instead of asking them first")  # fmt: skip
+    p.set_defaults(func=run_batch_command)
+
+
+def _failed(status: dict[str, Any]) -> int:
+    return sum(status["counts"].get(s, 0) for s in FAILED)
+
+
+def _resolve(prefix: str) -> str:
+    """The full id of a batch from a unique prefix (as job ids are typed)."""
+    from jobtui.models.batch import Batch
+    from jobtui.models.errors import JobNotFound
+
+    ids = [row.id for row in Batch.select(Batch.id).where(Batch.id.startswith(prefix)).limit(2)]
+    if len(ids) != 1:
+        raise JobNotFound(f"no batch {prefix}" if not ids else f"batch id {prefix} is ambiguous")
+    return ids[0]
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    from jobtui.batching import batch_status, open_batches
+
+    if args.batch_command == "list":
+        batches = open_batches(limit=args.limit, finished=args.all)
+        if args.json:
+            print(to_json(batches))
+        elif not batches:
+            print("no open batches" if not args.all else "no batches")
+        else:
+            now = utcnow()
+            table(["batch", "done", "total", "failed", "age", "outcome"], [
+                [b["id"], b["done"], b["total"], _failed(b), age(b["created_at"], now),
+                 b["outcome"] or "-"] for b in batches
+            ])  # fmt: skip
+        return 0
+    batch_id = _resolve(args.id)
+    if args.batch_command == "show":
+        return _show(batch_status(batch_id), args)
+    return _cancel(batch_id, args)
+
+
+def _show(status: dict[str, Any], args: argparse.Namespace) -> int:
+    from jobtui.cli import JOB_HEADERS, _job_rows
+    from jobtui.models.job import Job
+
+    jobs = list(Job.select().where(Job.batch_id == status["id"]).order_by(Job.id.desc())
+                .limit(args.limit))  # fmt: skip
+    if args.json:
+        print(to_json({**status, "jobs": [job.to_dict() for job in jobs]}))
+        return 0
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["counts"].items())) or "no jobs"
+    callbacks = ", ".join(f"{k} {status[k]}" for k in ("on_success", "on_failure", "on_complete")
+                          if status[k]) or "none"  # fmt: skip
+    print(f"batch      {status['id']}")
+    print(f"progress   {status['done']}/{status['total']} ended ({counts})")
+    print(f"outcome    {status['outcome'] or 'not finished'}")
+    print(f"callbacks  {callbacks}")
+    if jobs:
+        print()
+        table(JOB_HEADERS, _job_rows(jobs))
+    return 0
+
+
+def _cancel(batch_id: str, args: argparse.Namespace) -> int:
+    from jobtui.models import actions
+    from jobtui.models.job import Job
+    from jobtui.models.status import FINAL
+
+    ids = [row.id for row in Job.select(Job.id).where(
+        (Job.batch_id == batch_id) & Job.status.not_in(list(FINAL)))]  # fmt: skip
+    if not ids:
+        print(f"batch {batch_id}: no job left to cancel")
+        return 1
+    reason = args.reason or f"batch {batch_id} cancelled by operator"
+    result = actions.cancel_jobs(ids, reason=reason, kill=args.kill)
+    print(f"batch {batch_id}: {result.cancel_summary(kill=args.kill)}")
+    return 0 if result.changed or result.requested else 1
+
+
+__all__ = ["add_batch_parser", "run_batch_command"]
