@@ -44,6 +44,7 @@ class SupervisorConfig:
     retention_days: float = DEFAULT_RETENTION_DAYS
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     prefetch: int = 1  # jobs queued per worker beyond the one it runs
+    default_timeout_s: float = 0  # for jobs whose own and task's timeout are unset (0: none)
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()
     smtp_url: str | None = None

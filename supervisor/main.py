@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long a warm shutdown lets running jobs finish",
     )
+    p.add_argument(
+        "--default-timeout",
+        type=float,
+        default=0,
+        metavar="S",
+        help="the timeout of jobs whose own and task's are unset (0: none, the default)",
+    )
     p.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES, metavar="N")
     p.add_argument(
         "--max-jobs-per-worker",
@@ -168,7 +175,7 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
             f"({args.heartbeat_interval:g} s): other supervisors would take running jobs "
             "from a healthy supervisor between two of its heartbeats"
         )
-    for name in ("kill_grace", "shutdown_grace"):
+    for name in ("kill_grace", "shutdown_grace", "default_timeout"):
         if getattr(args, name) < 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
     if args.notify_email and not args.smtp_url:
@@ -194,6 +201,7 @@ def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
         poll_interval_s=args.poll_interval, prefetch=args.prefetch,
         notify_webhook=args.notify_webhook, notify_email=tuple(args.notify_email),
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
+        default_timeout_s=args.default_timeout,
     )  # fmt: skip
 
 

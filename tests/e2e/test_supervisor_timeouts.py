@@ -44,6 +44,20 @@ def test_jobs_past_their_timeout_are_stopped_with_their_whole_tree(cluster):
     cluster.check()
 
 
+def test_default_timeout_bounds_jobs_that_set_none(cluster):
+    """--default-timeout: a job whose own and task's timeout are unset is stopped after
+    it; one with a timeout of its own keeps that."""
+    cluster.start("--default-timeout", "1")
+    endless = jobtui.enqueue(f"{TASKS}.oblivious")  # sleeps 60 s, no timeout anywhere
+    own = jobtui.enqueue(f"{TASKS}.add", args=[1, 2], timeout=30)
+    cluster.fault(endless.id, "timed out")
+    rows = cluster.wait_status([endless.id, own.id], timeout=15)
+    assert (rows[endless.id].status, rows[endless.id].error_message) == (
+        "failed", "timed out after 1 s")  # fmt: skip
+    assert rows[own.id].status == "completed"
+    cluster.check()
+
+
 def test_a_worker_stuck_in_c_code_holding_the_gil_is_killed_as_hung(cluster):
     sup = cluster.start()
     stuck = jobtui.enqueue(f"{TASKS}.holds_the_gil")
