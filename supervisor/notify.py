@@ -58,6 +58,16 @@ def _retrying(what: str, action) -> None:
             time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
 
 
+def summary(payload: dict[str, Any]) -> str:
+    """One line for people: the webhook's ``text`` (what Slack and Mattermost incoming
+    webhooks show; other receivers read the fields beside it)."""
+    attempts = payload.get("attempts")
+    tries = f"after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
+    where = f"on {payload['queue']} " if payload.get("queue") else ""
+    return (f"jobtui: {payload.get('task')} failed {where}{tries}: {payload.get('error')} "
+            f"(job {payload.get('job_id')})")  # fmt: skip
+
+
 def post_webhook(url: str, payload: dict[str, Any]) -> None:
     """POST ``payload`` as JSON; raises on a network error or a non-2xx answer."""
     import urllib.request
@@ -94,7 +104,7 @@ def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str,
     """Every channel for one final failure; each failing channel is logged, never raised."""
     if settings.webhook:
         _retrying(f"webhook for job {payload['job_id']}",
-                  lambda: post_webhook(settings.webhook, payload))  # fmt: skip
+                  lambda: post_webhook(settings.webhook, {**payload, "text": summary(payload)}))  # fmt: skip
     if settings.email_to and settings.smtp_url:
         _retrying(f"e-mail for job {payload['job_id']}", lambda: send_email(settings, payload))
     task = registry.get(payload.get("task") or "")

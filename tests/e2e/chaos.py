@@ -7,8 +7,9 @@ replacement, SIGSTOP a supervisor for up to twice its lease and SIGCONT it (a zo
 jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, SIGHUP
 one (a reload: checked, stopped warm, started again as the same process), hold
 SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
-from an application's transaction for up to 3 s, pause and resume a queue, limit it to one or two running jobs and lift that, and cancel
-jobs that are pending or running. Supervisors recycle their workers after a few jobs at
+from an application's transaction for up to 3 s, pause and resume a queue, limit it to
+one or two running jobs and lift that, and cancel or kill jobs that are pending or
+running. Supervisors recycle their workers after a few jobs at
 random, and some give the second queue a worker of its own. Meanwhile jobs of every shape
 keep arriving: instant, napping, failing then succeeding, failing for good, delayed,
 prioritised, reporting progress, timing out, on a second queue, unique, chained by
@@ -304,8 +305,9 @@ class Chaos:
         for job_id in self.rng.sample(self.job_ids[-40:], min(3, len(self.job_ids))):
             try:
                 self.cancelled.add(job_id)  # even if it ended meanwhile: the check allows it
-                jobtui.cancel(job_id, reason="chaos")
-                self.done["cancel"] += 1
+                kill = self.rng.random() < 0.5  # a kill stops it at once, without asking
+                jobtui.cancel(job_id, reason="chaos", kill=kill)
+                self.done["kill" if kill else "cancel"] += 1
             except JobtuiError:
                 pass  # ended already
 

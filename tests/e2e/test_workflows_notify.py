@@ -44,6 +44,9 @@ def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
     assert PAYLOAD_KEYS <= set(body) and body["type"] == "application/json"
     assert (body["task"], body["queue"], body["attempts"], body["error"]) == (
         f"{TASKS}.refuse", "billing", 1, "card declined")  # fmt: skip
+    assert body["text"] == (  # a Slack or Mattermost incoming webhook shows this line
+        f"jobtui: {TASKS}.refuse failed on billing after 1 attempt: card declined (job {refused.id})"
+    )
     assert (by_job[retried.id]["attempts"], by_job[retried.id]["error"]) == (3, "reset by peer")
     mail = next(m for m in mails if refused.id in m["data"])
     assert mail["rcpt"] == ["<ops@example.com>"] and mail["from"].startswith("<jobs@example.com>")
