@@ -9,7 +9,7 @@ transaction commits.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -122,15 +122,29 @@ def poll(job_id: str, *, database: Database = None) -> Job:
     return queries.get_job(job_id, db=get_database(database))
 
 
-def wait(job_id: str, timeout: float | None = None, *, database: Database = None) -> Any:
+def wait(
+    job_id: str,
+    timeout: float | None = None,
+    *,
+    on_progress: Callable[[float, str | None], Any] | None = None,
+    database: Database = None,
+) -> Any:
     """Block until the job ends; return its result, or raise JobFailed with its error.
 
     TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval.
+    ``on_progress(percent, message)`` is called each time the job's progress is seen to
+    change (a script's progress bar); while it moves, polls stay frequent.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
+    seen: tuple[float, str | None] | None = None
     while True:
         job = poll(job_id, database=database)
+        progress = (float(job.progress_percentage or 0), job.progress_message)
+        if on_progress is not None and progress != seen and (seen or progress[0] or progress[1]):
+            on_progress(*progress)
+            interval = WAIT_POLL_MIN_S  # it moves: look again soon
+        seen = progress
         if job.status == "completed":
             return job.result
         if job.status in ("failed", "cancelled"):

@@ -43,6 +43,24 @@ def test_jobs_complete_with_results_progress_and_async_tasks(cluster):
     cluster.check()
 
 
+def test_wait_reports_progress_as_it_moves(cluster):
+    """``wait(id, on_progress=...)``: an application follows a job (a progress bar) without
+    polling for itself; each change is reported once."""
+    cluster.start()
+    handle = jobtui.enqueue(f"{TASKS}.progress_then_gate", args=["bar"])
+    seen = []
+
+    def on_progress(percent, message):
+        seen.append((percent, message))
+        if percent == 50:
+            cluster.open_gate("bar")  # the job goes on once its halfway mark was seen
+
+    assert jobtui.wait(handle.id, timeout=15, on_progress=on_progress)["value"] == "done"
+    assert seen[0] == (50.0, "halfway") and seen[-1][0] == 100.0
+    assert len(seen) == len(set(seen))  # once per change
+    cluster.check()
+
+
 def test_a_prefetched_job_says_it_waits_and_records_when_it_really_began(cluster, capsys):
     """With one worker busy, the next job is claimed and handed to it to wait (the prefetch).
     Its row must not claim that it runs: it names the worker it waits for and has no start
