@@ -177,7 +177,8 @@ def retry(job_id: str, *, database: Database = None) -> Job:
 
 
 def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
-    """Per queue: counts by status, latency (s), average run time (s), paused."""
+    """Per queue: counts by status, latency (s), average run time (s), paused, its limit
+    and the workers of live supervisors serving it."""
     return queries.queue_stats(db=get_database(database))
 
 

@@ -188,9 +188,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
         return 0
     if stats:
-        table(["queue", *ALL_STATUSES, "latency", "avg run", "paused", "limit"], [
+        table(["queue", *ALL_STATUSES, "latency", "avg run", "workers", "paused", "limit"], [
             [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
-             duration(q["avg_run_s"]), "yes" if q["paused"] else "",
+             duration(q["avg_run_s"]), q["workers"], "yes" if q["paused"] else "",
              "" if q["limit"] is None else q["limit"]]
             for name, q in stats.items()
         ])  # fmt: skip

@@ -45,6 +45,17 @@ class UTCDateTime(peewee.DateTimeField):
         return value
 
 
+_STAMP = UTCDateTime()
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp as a driver returned it from raw SQL (text on SQLite, a datetime on
+    PostgreSQL) as the naive UTC datetime the models give."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return _STAMP.python_value(value)
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database_proxy

@@ -10,13 +10,15 @@ jump cannot expire a healthy lease.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import peewee
 
-from .base import dumps
+from .base import as_datetime, dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
+from .worker import Supervisor
 
 _SUPERVISOR_UPSERT = """INSERT INTO supervisors (name, host, pid, process_started_at, started_at,
     heartbeat_at, state, tasks, queues, version, cpu_percent, rss_bytes, jobs_done, jobs_failed,
@@ -54,6 +56,32 @@ WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'run
 _STALE = """SELECT id, attempt, supervisor_name, job_type FROM jobs WHERE status = 'running'
 AND (supervisor_name IS NULL OR supervisor_name <> :me)
 AND heartbeat_at < {now} - make_interval(secs => :lease)"""
+
+
+#: A process whose heartbeat is older than 3 of its supervisor's heartbeat intervals is
+#: stale; this is that for the default 5 s (rows of supervisors that stored no interval).
+STALE_AFTER_S = 15.0
+
+
+def stale_after_s(heartbeat_interval_s: float | None) -> float:
+    """How old a heartbeat may be before its process counts as stale: 3 intervals."""
+    return 3 * heartbeat_interval_s if heartbeat_interval_s else STALE_AFTER_S
+
+
+def workers_serving(db: peewee.Database, now: datetime) -> dict[str, int]:
+    """Workers serving each queue, from the live supervisors' registrations ("*": the
+    workers that serve every queue)."""
+    out: dict[str, int] = {}
+    rows = Supervisor.select(Supervisor.queues, Supervisor.heartbeat_at,
+                             Supervisor.heartbeat_interval_s).tuples().execute(db)  # fmt: skip
+    for queues, beat, interval in rows:
+        beat = as_datetime(beat)
+        if beat is None or (now - beat).total_seconds() > stale_after_s(interval) or not queues:
+            continue
+        for label, size in dict(queues).items():
+            for name in str(label).split(","):
+                out[name] = out.get(name, 0) + int(size or 0)
+    return out
 
 
 def _sql(db: peewee.Database, statement: str) -> str:

@@ -11,19 +11,15 @@ from typing import Any
 
 import peewee
 
+from .base import as_datetime
 from .clock import iso_utc, sql_timestamp, utcnow
 from .errors import JobNotFound
+from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
 from .status import ALL_STATUSES
 from .store import get_database
 from .worker import Supervisor, Worker
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return Job.run_at.python_value(value)
 
 
 def get_job(job_id: str, *, db: peewee.Database | None = None) -> Job:
@@ -98,8 +94,9 @@ def list_jobs(
 
 def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
     """Per queue: counts by status, latency (age of the oldest due pending job, seconds),
-    average run time of recent completions (seconds), whether it is paused, and its
-    concurrency limit across every supervisor (None: none)."""
+    average run time of recent completions (seconds), whether it is paused, its
+    concurrency limit across every supervisor (None: none) and the workers of live
+    supervisors that serve it."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -107,7 +104,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     def entry(name: str) -> dict[str, Any]:
         return stats.setdefault(name, {
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
-            "avg_run_s": None, "paused": False, "limit": None,
+            "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -118,7 +115,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
               .where(Job.status.in_(["pending", "retrying"]), Job.run_at <= now)
               .group_by(Job.queue_name).tuples())  # fmt: skip
     for queue, first_due in oldest:
-        first_due = _as_datetime(first_due)
+        first_due = as_datetime(first_due)
         if first_due is not None:
             entry(queue)["latency_s"] = max(0.0, (now - first_due).total_seconds())
     recent = (Job.select(Job.queue_name, Job.started_at, Job.completed_at)
@@ -127,7 +124,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
               .order_by(Job.completed_at.desc()).limit(2000).tuples())  # fmt: skip
     runs: dict[str, list[float]] = {}
     for queue, started, completed in recent:
-        started, completed = _as_datetime(started), _as_datetime(completed)
+        started, completed = as_datetime(started), as_datetime(completed)
         if started and completed:
             runs.setdefault(queue, []).append((completed - started).total_seconds())
     for queue, durations in runs.items():
@@ -135,6 +132,9 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
         entry(row.name)["limit"] = row.concurrency
+    serving = workers_serving(get_database(db), now)
+    for name, queue in stats.items():
+        queue["workers"] = serving.get(name, 0) + serving.get("*", 0)
     return dict(sorted(stats.items()))
 
 

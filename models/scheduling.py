@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee
 
-from .base import dumps
+from .base import as_datetime, dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob, JobNotFound
@@ -247,14 +247,6 @@ def run_schedule_now(name: str, *, db: peewee.Database | None = None) -> str:
     return insert_jobs(row[2], [options], database=db)[0][0]
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    from .base import UTCDateTime
-
-    return UTCDateTime().python_value(value)
-
-
 def fire_due_schedules(
     db: peewee.Database, now: datetime | None = None
 ) -> list[tuple[str, datetime, str]]:
@@ -269,7 +261,7 @@ def fire_due_schedules(
     ahead = sql_timestamp(now + timedelta(seconds=CLOCK_STEP_S))
     for row in db.execute_sql(dialect.sql(_DUE), {"now": stamp, "ahead": ahead}).fetchall():
         name, cron, job_type, timezone, catch_up = row[0], row[1], row[2], row[6], row[7]
-        next_at = _as_datetime(row[8])
+        next_at = as_datetime(row[8])
         # Only ticks within the policy's window count: look no further back than it (a
         # dense expression after a long downtime would otherwise stop at the first
         # MAX_TICKS_PER_PASS ticks, and "once" would fire a stale one).
@@ -306,4 +298,4 @@ def fire_due_schedules(
 def next_schedule_due(db: peewee.Database) -> datetime | None:
     """When the earliest enabled schedule fires next (naive UTC), for the loop's timer."""
     row = db.execute_sql(_NEXT_DUE).fetchone()
-    return _as_datetime(row[0]) if row else None
+    return as_datetime(row[0]) if row else None

@@ -11,20 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from jobtui.models.heartbeats import STALE_AFTER_S  # 3 default heartbeat intervals
+
 from .filters import JobFilter
 
 #: Counts are capped at this many (shown as "10k+"): counting a million rows every few
 #: seconds would cost more than the number is worth.
 COUNT_CAP = 10_000
-#: A worker or supervisor whose heartbeat is older than 3 of its supervisor's heartbeat
-#: intervals is stale; this is that for the default 5 s (rows of supervisors before
-#: jobtui stored their interval).
-STALE_AFTER_S = 15.0
-
-
-def stale_after_s(heartbeat_interval_s: float | None) -> float:
-    """How old a heartbeat may be before its process is shown stale: 3 intervals."""
-    return 3 * heartbeat_interval_s if heartbeat_interval_s else STALE_AFTER_S
 
 
 @dataclass(frozen=True)

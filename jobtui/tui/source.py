@@ -25,6 +25,7 @@ import peewee
 from jobtui.models.attempt import JobAttempt
 from jobtui.models.db import redact_url
 from jobtui.models.dependency import JobDependency
+from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
 from jobtui.models.worker import Supervisor, Worker
 
@@ -34,7 +35,6 @@ from .filter_sql import filter_conditions
 from .filters import JobFilter, glob_to_like
 from .snapshot import (
     COUNT_CAP,
-    STALE_AFTER_S,
     AttemptRow,
     DetailView,
     FailuresView,
@@ -50,7 +50,6 @@ from .snapshot import (
     WorkerDetailView,
     WorkerRow,
     WorkersView,
-    stale_after_s,
 )
 
 DETAIL_DEPENDANTS = 20  # the job detail lists this many of the jobs waiting on a job

@@ -21,7 +21,9 @@ from typing import Any
 
 import peewee
 
+from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
+from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
 from jobtui.models.schedule import Schedule
@@ -35,7 +37,6 @@ from .snapshot import (
     QueueRow,
     ScheduleRow,
     Strip,
-    stale_after_s,
 )
 
 STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", "cancelled")
@@ -78,11 +79,7 @@ SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
 FROM p WHERE p.v IS NOT NULL"""
 
 
-def to_datetime(value: Any) -> datetime | None:
-    """A timestamp as the driver returned it (text on SQLite) as a naive UTC datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    return Job.run_at.python_value(value)
+to_datetime = as_datetime  # a timestamp as the driver returned it, as a naive UTC datetime
 
 
 def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
@@ -113,27 +110,12 @@ def stale_limits(db: peewee.Database) -> dict[str, float]:
     return {name: stale_after_s(interval) for name, interval in rows.execute(db)}
 
 
-def _concurrency(now: datetime, db: peewee.Database) -> dict[str, int]:
-    """Workers serving each queue, from the live supervisors' registrations ("*": all)."""
-    out: dict[str, int] = defaultdict(int)
-    rows = Supervisor.select(Supervisor.queues, Supervisor.heartbeat_at,
-                             Supervisor.heartbeat_interval_s).tuples().execute(db)  # fmt: skip
-    for queues, beat, interval in rows:
-        beat = to_datetime(beat)
-        if beat is None or (now - beat).total_seconds() > stale_after_s(interval) or not queues:
-            continue
-        for label, size in dict(queues).items():
-            for name in str(label).split(","):
-                out[name] += int(size or 0)
-    return out
-
-
 def queue_rows(db: peewee.Database, now: datetime, recent: Sequence[tuple]) -> list[QueueRow]:
     """Per queue: capped counts by status, latency, paused, concurrency, last hour's ends."""
     controls = {name: (bool(paused), cap) for name, paused, cap in
                 Queue.select(Queue.name, Queue.paused, Queue.concurrency).tuples().execute(db)}  # fmt: skip
     names = sorted(set(distinct_names(db)) | set(controls))
-    serving = _concurrency(now, db)
+    serving = workers_serving(db, now)
     ended: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for status, queue, *_ in recent:
         ended[queue][0 if status == "completed" else 1] += 1

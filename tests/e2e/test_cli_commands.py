@@ -333,6 +333,8 @@ def test_status_and_workers_list_a_running_supervisor_and_its_workers(cluster, d
     assert listed["name"] == sup.name and listed["pid"] == sup.pid
     assert listed["heartbeat_interval_s"] == 0.2  # the harness's: the console judges by it
     assert {w["pid"] for w in listed["workers"]} == sup.worker_pids()
+    assert main(["--database", db_url, "status", "--json"]) == 0
+    assert json.loads(_out(capsys)[0])["queues"]["default"]["workers"] == 2  # serving it
     assert main(["--database", db_url, "status"]) == 0
     out = _out(capsys)[0]
     assert sup.name in out and busy.id in out and out.count(" worker ") == 2
