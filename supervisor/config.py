@@ -43,7 +43,7 @@ class SupervisorConfig:
     max_memory_per_worker_mb: float = 0  # 0: no limit
     retention_days: float = DEFAULT_RETENTION_DAYS
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
-    prefetch: int = 1  # jobs queued per worker beyond the one it runs
+    prefetch: int | None = None  # jobs queued per busy worker (None: adapt, prefetch.py)
     default_timeout_s: float = 0  # for jobs whose own and task's timeout are unset (0: none)
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()

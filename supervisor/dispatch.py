@@ -45,12 +45,22 @@ DUE_MARGIN_S = 0.002  # claim a due job this late, never early (clocks differ in
 class Dispatch:
     # ---------------------------------------------------------------- database
 
+    def prefetch_depth(self: Supervisor) -> int:
+        """Jobs a busy worker may hold now beyond the one it runs (prefetch.py)."""
+        now = time.monotonic()
+        return self.prefetch.depth(
+            now - w.jobs[0].started_mono
+            for w in self.workers.values()
+            if w.jobs and w.jobs[0].started_mono is not None
+        )
+
     def _capacity_requests(self: Supervisor) -> list[ClaimRequest]:
         if self.stopping or self.quiet:
             return []
         free: dict[WorkerGroup, int] = {}
+        depth = self.claim_depth = self.prefetch_depth()  # dispatch hands out what it claims
         for worker in self.workers.values():
-            capacity = worker.capacity(self.config.prefetch)
+            capacity = worker.capacity(depth)
             if capacity:
                 free[worker.group] = free.get(worker.group, 0) + capacity
         return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
@@ -206,16 +216,17 @@ class Dispatch:
 
     def dispatch(self: Supervisor, request: ClaimRequest, claimed) -> None:
         """Hand claimed jobs to the group's least busy workers, one message per worker."""
+        depth = self.claim_depth
         group_workers = [
             w
             for w in self.workers.values()
-            if w.group.queues == request.queues and w.capacity(self.config.prefetch)
+            if w.group.queues == request.queues and w.capacity(depth)
         ]
         batches: dict[int, list[tuple]] = {}
         now = time.monotonic()
         for job in claimed:
             group_workers.sort(key=lambda w: len(w.jobs))
-            worker = next((w for w in group_workers if w.capacity(self.config.prefetch)), None)
+            worker = next((w for w in group_workers if w.capacity(depth)), None)
             if worker is None:  # a worker died since we counted: put the job back
                 self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
                                                 "interrupted", error="no worker free"))  # fmt: skip

@@ -26,6 +26,7 @@ from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_worker
+from .prefetch import PrefetchDepth
 from .recovery import Reaper
 from .reload import Reloading
 from .signals import SignalInbox
@@ -78,6 +79,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.jobs_done = 0
         self.jobs_failed = 0
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
+        self.prefetch = PrefetchDepth(config.prefetch)
+        self.claim_depth = 1  # the prefetch depth the last claim was sized with
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
         self.due_times: list[float] = []  # heap: when jobs announced as due later are due

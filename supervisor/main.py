@@ -129,10 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--prefetch",
-        type=int,
-        default=1,
-        choices=(0, 1),
-        help="jobs queued per busy worker (0 or 1)",
+        type=_prefetch_option,
+        default=None,
+        metavar="N|auto",
+        help="jobs queued per busy worker, 0-64 (default auto: 1, deeper while every "
+        "recent job ran under a millisecond)",
     )
     p.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -161,6 +162,18 @@ def _load_peewee_for(url: str | None) -> None:
             sys.modules.pop(name, None)
         if fallback_hashlib:
             sys.modules.pop("hashlib", None)  # Peewee keeps it; the next import is whole
+
+
+def _prefetch_option(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of jobs from 0 to 64, or auto")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> SupervisorConfig:

@@ -137,6 +137,7 @@ class WorkerEvents:
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
                          worker.pid)  # fmt: skip
+        self.prefetch.job_ran(ran_s)
         ran = ran_s
         if ran is None and job.started_mono is not None:
             ran = time.monotonic() - job.started_mono

@@ -93,6 +93,13 @@ def quick(n: int) -> int:
 
 @task
 @logged
+def stamp() -> float:
+    """When it began."""
+    return time.time()
+
+
+@task
+@logged
 async def async_double(x: int) -> int:
     await asyncio.sleep(0.01)
     return 2 * x

@@ -3,6 +3,7 @@ run, retries back off, permanent errors fail at once, workers are recycled. Both
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -11,6 +12,7 @@ from supervisor_history import attempts, job
 
 import jobtui
 from jobtui.cli import main as cli_main
+from jobtui.models import Job
 from jobtui.models.clock import utcnow
 
 pytestmark = pytest.mark.timeout(60)
@@ -58,6 +60,30 @@ def test_wait_reports_progress_as_it_moves(cluster):
     assert jobtui.wait(handle.id, timeout=15, on_progress=on_progress)["value"] == "done"
     assert seen[0] == (50.0, "halfway") and seen[-1][0] == 100.0
     assert len(seen) == len(set(seen))  # once per change
+    cluster.check()
+
+
+@pytest.mark.parametrize("prefetch", ["auto", "1"])
+def test_a_deeper_prefetch_keeps_a_later_urgent_job_near_the_front(cluster, prefetch):
+    """Jobs far shorter than a commit: the adaptive prefetch queues up to 16 per worker
+    (prefetch.py). An urgent job enqueued in the middle of a drain must still overtake
+    the pending ones: the low jobs that begin after it was enqueued and before it begins
+    are at most what the 2 workers may hold (17 each) and as many again while it waits
+    its turn on its worker, never the queue (--prefetch 64 let 85 through on one run)."""
+    cluster.start("--prefetch", prefetch)
+    for _ in range(2):
+        jobtui.enqueue_many(f"{TASKS}.stamp", [{"priority": -5}] * 1000)
+    done = Job.select().where(Job.status == "completed")
+    wait_until(lambda: done.count() >= 700, 60, "a drain well under way")  # past the streak
+    urgent = jobtui.enqueue(f"{TASKS}.stamp", priority=10)
+    came = time.time()  # committed by now (its created_at is older: it may wait for the lock)
+    cluster.wait_status([urgent.id], timeout=60)
+    wait_until(lambda: done.count() == 2001, 60, "the drain finished")
+    began = jobtui.wait(urgent.id)["value"]
+    overtaken_by = sum(1 for j in done if j.id != urgent.id and came < j.result["value"] < began)
+    depth = 1 if prefetch == "1" else 16
+    print(f"prefetch {prefetch}: {overtaken_by} low jobs began after the urgent one came")
+    assert overtaken_by <= 2 * 2 * (depth + 1) + 10, overtaken_by
     cluster.check()
 
 
