@@ -4,7 +4,8 @@ DESIGN.md recommends one, "so priorities stay honest": a job claimed later, of a
 priority, never waits behind more than one job a worker already holds. For jobs far
 shorter than a commit that caps the daemon: one turn (one transaction) can hand a worker
 only two jobs, and the turn costs more than the jobs (bench/supervisor.py: 2 workers,
-no-op jobs, 1 queued per worker ~6,900 jobs/s, 4 ~11,500, 16 ~13,400-17,000 on one run).
+no-op jobs, 1 queued per worker ~6,000 jobs/s, 4 ~11,500, 16 ~16,000-17,700, 32
+~17,500-19,300, alternated on one calm machine).
 
 So by default the depth adapts. It stays 1 until a streak of ``STREAK`` jobs in a row each
 ran under ``SHORT_JOB_S`` (as their workers measured them); then it is what fits in
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-DEEP_MAX = 16
+DEEP_MAX = 32
 SHORT_JOB_S = 0.001
 STREAK = 256
 BUDGET_S = 0.002
