@@ -69,10 +69,12 @@ class Dispatch:
         """Hold this turn's commit for a moment? Only while jobs are far shorter than a
         commit, outcomes wait and some worker still has a job in hand: its outcome is a
         few microseconds away, and the next commit carries it too (group commit). The
-        daemon's core, not the workers', is what limits such jobs."""
+        daemon's core, not the workers', is what limits such jobs. Not with a deeper
+        prefetch: each turn has many outcomes anyway, and waiting measured slower."""
         first = self.commit.first_outcome_mono
         if (first is None or now >= first + DEFER_MAX_S or self.stopping
-                or self.job_run_ewma_s > DEFER_JOBS_UNDER_S):  # fmt: skip
+                or self.job_run_ewma_s > DEFER_JOBS_UNDER_S
+                or self.claim_depth > 1):  # fmt: skip
             return False
         return any(worker.jobs for worker in self.workers.values())
 

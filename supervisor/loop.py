@@ -81,6 +81,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
         self.prefetch = PrefetchDepth(config.prefetch)
         self.claim_depth = 1  # the prefetch depth the last claim was sized with
+        self.stamp_mono, self.stamp_text = -1.0, ""  # stamp_now's last clock read
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
         self.due_times: list[float] = []  # heap: when jobs announced as due later are due

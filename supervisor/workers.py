@@ -25,9 +25,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL_S = 0.25
+STAMP_REUSE_S = 0.0002  # stamp_now reads the clock again after this long
 
 
 class WorkerEvents:
+    def stamp_now(self: Supervisor) -> str:
+        """The time now as the columns store it, to within 0.2 ms: a drain of a worker's
+        outcomes begins many prefetched jobs at once, and one clock read serves them all."""
+        mono = time.monotonic()
+        if mono - self.stamp_mono > STAMP_REUSE_S:
+            self.stamp_mono, self.stamp_text = mono, sql_timestamp(utcnow())
+        return self.stamp_text
+
     def send(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
         """Send without ever waiting on the worker: what its socket cannot take now is sent
         when it becomes writable (``flush_worker``)."""
@@ -132,7 +141,7 @@ class WorkerEvents:
         if worker.jobs and worker.jobs[0].started_mono is None and not worker.exited:
             nxt = worker.jobs[0]
             nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
-            nxt.started_at = sql_timestamp(utcnow())
+            nxt.started_at = self.stamp_now()
             if log.isEnabledFor(logging.INFO):
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
