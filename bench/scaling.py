@@ -8,9 +8,11 @@ in bench/supervisor.py. Ratios are to the first layout, all measured in one run 
 machines are shared and noisy). PostgreSQL uses a scratch database ``jobtui_bench`` on the
 local server (``--admin-url``), dropped afterwards.
 
-Why it matters: a turn of the supervisor carries at most two jobs per worker (the one it
-runs and one prefetched). Where a turn's cost is mostly fixed — round trips and planning on
-PostgreSQL — more workers per supervisor, or more supervisors, mean more jobs per turn.
+Why it matters: a turn of the supervisor carries what its workers may hold (the job each
+runs and those prefetched: one, or up to 32 while jobs are this short; prefetch.py). Where
+a turn's cost is mostly fixed — round trips and planning on PostgreSQL — more jobs per
+turn, from more workers or deeper queues, pay; past that, one loop is one core, and a
+second supervisor is a second loop.
 """
 
 from __future__ import annotations
