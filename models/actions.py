@@ -57,6 +57,10 @@ def _run(db: peewee.Database, sql: str, params: dict) -> int:
     return db.execute_sql(dialect_for(db).sql(sql), params).rowcount
 
 
+CANCEL_REASON = "cancelled by operator"  # the error of a job cancelled with no reason given
+KILL_REASON = "killed by operator"
+
+
 def cancel_jobs(
     ids: Sequence[str],
     *,
@@ -76,7 +80,7 @@ def cancel_jobs(
     db = get_database(db)
     ids = list(dict.fromkeys(ids))
     now = sql_timestamp(utcnow())
-    reason = (reason or ("killed by operator" if kill else "cancelled by operator"))[:500]
+    reason = (reason or (KILL_REASON if kill else CANCEL_REASON))[:500]
 
     def run() -> ActionResult:
         changed = requested = 0

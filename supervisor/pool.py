@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jobtui.models.actions import CANCEL_REASON
 from jobtui.models.claims import ClaimedJob
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.registry import TaskRegistry
@@ -25,8 +26,6 @@ from .config import SupervisorConfig, WorkerGroup
 from .wire import Wire
 
 log = logging.getLogger(__name__)
-
-CANCEL_REASON = "cancelled by operator"  # a cancel request that gave none
 
 
 @dataclass

@@ -21,7 +21,7 @@ from jobtui.models.retention import PRUNE_BATCH, prune_jobs, prune_schedule_fire
 from jobtui.models.scheduling import next_schedule_due
 
 from . import timeouts
-from .pool import CANCEL_REASON, RunningJob, WorkerHandle
+from .pool import RunningJob, WorkerHandle
 
 if TYPE_CHECKING:
     from .loop import Supervisor
@@ -100,10 +100,10 @@ class Upkeep:
             for worker in self.workers.values():
                 job = worker.find(job_id)
                 if job is not None:
-                    self.stop_cancelled(worker, job, reason or CANCEL_REASON, bool(kill))
+                    self.stop_cancelled(worker, job, reason, bool(kill))
 
-    def stop_cancelled(self: Supervisor, worker: WorkerHandle, job: RunningJob, reason: str,
-                       kill: bool) -> None:  # fmt: skip
+    def stop_cancelled(self: Supervisor, worker: WorkerHandle, job: RunningJob,
+                       reason: str | None, kill: bool) -> None:  # fmt: skip
         """An operator cancelled ``job``. A job still waiting behind another is told not to
         start. A running one is asked to stop (``cancel_requested``) and killed after the
         kill grace, or for a kill its process tree gets SIGTERM now, without asking (also
@@ -114,13 +114,15 @@ class Upkeep:
             if not job.kill_sent:
                 job.cancel_sent = job.kill_sent = True
                 self.cancel_deadlines.pop(job.id, None)
-                log.info("job %s: kill requested (%s); stopping its processes", job.id, reason)
-                timeouts.start_kill(worker, reason, "cancel", self.config.kill_grace_s)
+                log.info("job %s: kill requested (%s); stopping its processes", job.id,
+                         job.cancel_error)  # fmt: skip
+                timeouts.start_kill(worker, job.cancel_error, "cancel", self.config.kill_grace_s)
         elif not job.cancel_sent:
             job.cancel_sent = True
             self.send(worker, ("cancel", job.id))
             self.cancel_deadlines[job.id] = time.monotonic() + self.config.kill_grace_s
-            log.info("job %s: cancel requested (%s); asking it to stop", job.id, reason)
+            log.info("job %s: cancel requested (%s); asking it to stop", job.id,
+                     job.cancel_error)  # fmt: skip
 
     def state(self: Supervisor) -> str:
         """What the supervisor row says it does: running, quiet, reloading or stopping."""

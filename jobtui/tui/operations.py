@@ -24,7 +24,6 @@ from jobtui.models.status import parse_priority
 TYPED_CONFIRM_AT = 100
 #: "All matching" acts on at most this many jobs at once.
 MAX_BULK = 100_000
-KILL_REASON = "killed by operator"
 
 
 class Confirm(Enum):
@@ -141,7 +140,7 @@ class Operations:
             return Outcome("nothing to kill: no running job selected", "warning")
 
         def run() -> Outcome:
-            r = actions.cancel_jobs(running, reason=KILL_REASON, kill=True, db=self.db)
+            r = actions.cancel_jobs(running, kill=True, db=self.db)
             skipped = len(ids) - len(running)
             text = f"killing {_plural(r.requested, 'running job')}"
             return Outcome(text + (f" ({skipped} not running, left alone)" if skipped else ""))

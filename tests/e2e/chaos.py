@@ -10,7 +10,7 @@ SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a 
 from an application's transaction for up to 3 s, pause and resume a queue, limit it to
 one or two running jobs and lift that, and cancel or kill jobs that are pending or
 running. Supervisors recycle their workers after a few jobs at
-random, and some give the second queue a worker of its own. Meanwhile jobs of every shape
+random, some queue 32 jobs per worker, and some give the second queue a worker of its own. Meanwhile jobs of every shape
 keep arriving: instant, napping, failing then succeeding, failing for good, delayed,
 prioritised, reporting progress, timing out, on a second queue, unique, chained by
 dependencies, grouped in batches with callbacks, and a cron schedule ticks every second.
@@ -90,7 +90,9 @@ class Chaos:
     def start_one(self) -> None:
         self.started += 1
         # not waited for: a stopped supervisor may hold a lock the new one needs at first
-        options = ["--max-jobs-per-worker", self.rng.choice(["0", "0", "3", "20"])]
+        options = ["--max-jobs-per-worker", self.rng.choice(["0", "0", "3", "20"]),
+                   # the adaptive prefetch rarely deepens among these jobs: force it at times
+                   "--prefetch", self.rng.choice(["auto", "auto", "32"])]  # fmt: skip
         if self.rng.random() < 0.3:  # a worker of its own for the second queue
             options += ["--queue", f"{SECOND_QUEUE}=1"]
         self.cluster.start(*options, name=f"chaos-{self.started}",
