@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import peewee
 
 from jobtui.models.attempt import JobAttempt
+from jobtui.models.base import as_datetime
 from jobtui.models.db import redact_url
 from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
@@ -137,7 +138,7 @@ class DataSource:
             for key, model, owner in (("supervisors", Supervisor, Supervisor.name),
                                       ("workers", Worker, Worker.supervisor)):  # fmt: skip
                 for beat, name in model.select(model.heartbeat_at, owner).tuples().execute(self.db):
-                    beat = stats.to_datetime(beat)
+                    beat = as_datetime(beat)
                     limit = limits.get(name, STALE_AFTER_S)
                     stale = beat is None or (now - beat).total_seconds() > limit
                     counts[key][1 if stale else 0] += 1

@@ -79,9 +79,6 @@ SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
 FROM p WHERE p.v IS NOT NULL"""
 
 
-to_datetime = as_datetime  # a timestamp as the driver returned it, as a naive UTC datetime
-
-
 def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
     return [row[0] for row in db.execute_sql(sql).fetchall()]
 
@@ -124,7 +121,7 @@ def queue_rows(db: peewee.Database, now: datetime, recent: Sequence[tuple]) -> l
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp]).fetchone()
-        oldest = to_datetime(oldest)
+        oldest = as_datetime(oldest)
         paused, cap = controls.get(name, (False, None))
         workers = serving.get(name, 0) + serving.get("*", 0)
         concurrency = min(cap, workers) if cap is not None and workers else (cap or workers)
