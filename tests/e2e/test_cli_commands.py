@@ -205,6 +205,7 @@ def test_newer_schema_is_refused_and_untouched(tmp_path):
         (["--max-memory-per-worker", "-5"], "--max-memory-per-worker must be >= 0"),
         (["--max-jobs-per-worker", "-1"], "--max-jobs-per-worker must be >= 0"),
         (["--lease", "0"], "--lease must be > 0"),
+        (["--default-timeout", "-1"], "--default-timeout must be >= 0"),
         (["--lease", "9"], "--lease (9 s) must be at least twice --heartbeat-interval (5 s)"),
         (["--import", "no_such_module_x"], "cannot import no_such_module_x"),
     ],
