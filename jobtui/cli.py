@@ -149,19 +149,28 @@ def _parse_iso(text: str | None) -> datetime | None:
 
 
 def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    from jobtui.models.heartbeats import stale_after_s
+
     now = utcnow()
     rows = []
+
+    def beat(row: dict[str, Any], limit: float) -> str:
+        """The heartbeat's age, marked when it is older than 3 of its supervisor's
+        intervals (the process is stopped, frozen or gone), as the console shows it."""
+        moment = _parse_iso(row.get("heartbeat_at"))
+        stale = moment is None or (now - moment).total_seconds() > limit
+        return age(moment, now) + (" STALE" if stale else "")
+
     for sup in supervisors:
-        beat_dt = _parse_iso(sup.get("heartbeat_at"))
+        limit = stale_after_s(sup.get("heartbeat_interval_s"))
         rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], "",
-                     f"{sup['cpu_percent']:.0f}%", megabytes(sup["rss_bytes"]), age(beat_dt, now),
+                     f"{sup['cpu_percent']:.0f}%", megabytes(sup["rss_bytes"]), beat(sup, limit),
                      sup["jobs_done"], sup["jobs_failed"]])  # fmt: skip
         for worker in sup.get("workers", []):
-            beat_dt = _parse_iso(worker.get("heartbeat_at"))
             rows.append([f"  {worker['name']}", "worker", worker["host"], worker["pid"],
                          worker["state"], worker.get("current_job_id") or "",
                          f"{worker['cpu_percent']:.0f}%", megabytes(worker["rss_bytes"]),
-                         age(beat_dt, now), worker["jobs_done"], worker["jobs_failed"]])  # fmt: skip
+                         beat(worker, limit), worker["jobs_done"], worker["jobs_failed"]])  # fmt: skip
     headers = [
         "name",
         "kind",

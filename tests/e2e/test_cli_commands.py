@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -340,7 +341,19 @@ def test_status_and_workers_list_a_running_supervisor_and_its_workers(cluster, d
     out = _out(capsys)[0]
     assert sup.name in out and busy.id in out and out.count(" worker ") == 2
     assert main(["--database", db_url, "workers"]) == 0
-    assert busy.id in _out(capsys)[0]
+    out = _out(capsys)[0]
+    assert busy.id in out and "STALE" not in out
     cluster.open_gate("status")
     assert jobtui.wait(busy.id, timeout=15)["value"] == "status"
+
+    def stale_rows() -> int:
+        main(["--database", db_url, "workers"])
+        return _out(capsys)[0].count("STALE")
+
+    sup.signal(signal.SIGSTOP)  # frozen: its rows age past 3 heartbeat intervals (0.6 s)
+    try:
+        wait_until(lambda: stale_rows() == 3, 10, "the supervisor and its workers stale")
+    finally:
+        sup.signal(signal.SIGCONT)
+    wait_until(lambda: stale_rows() == 0, 10, "fresh heartbeats again")
     cluster.check()
