@@ -7,15 +7,18 @@ only two jobs, and the turn costs more than the jobs (bench/supervisor.py: 2 wor
 no-op jobs, 1 queued per worker ~6,000 jobs/s, 4 ~11,500, 16 ~16,000-17,700, 32
 ~17,500-19,300, alternated on one calm machine).
 
-So by default the depth adapts. It stays 1 until a streak of ``STREAK`` jobs in a row each
-ran under ``SHORT_JOB_S`` (as their workers measured them); then it is what fits in
-``BUDGET_S`` of the longest recent one (a maximum that decays by ``DECAY`` a job, so one
-slow moment does not pin it), at most ``DEEP_MAX``. A job held back by the deeper
-queue thus waits at most about ``BUDGET_S`` longer than with a depth of 1. One job that
-runs longer (or ends without a measurement: a crash, a timeout) ends the streak, and so
-does any job seen running for ``STALLED_S``: the depth is 1 again at the next claim. What
-a surprise costs: the jobs already queued behind a job that suddenly runs long wait for
-it (up to ``DEEP_MAX`` of them, where a depth of 1 risks one).
+So by default the depth adapts. It stays 1 until a streak of ``STREAK`` jobs has ended
+with fewer than ``SLOW_SHARE`` of them at or over ``SHORT_JOB_S`` (as their workers
+measured them: a no-op job preempted for a few milliseconds on a busy machine is not a
+long job, and resetting on each cost ~7 % on loaded runs); then the depth is what fits in
+``BUDGET_S`` of the longest recent short one (a maximum that decays by ``DECAY`` a job,
+so one slow moment does not pin it), at most ``DEEP_MAX``. A job held back by the deeper
+queue thus waits about ``BUDGET_S`` longer than with a depth of 1, plus the rare slower
+job among them. A job that runs ``STALLED_S`` or more, or ends without a measurement (a
+crash, a timeout), ends the streak, as does a share of slower jobs above ``SLOW_SHARE``;
+a job seen running for ``STALLED_S`` makes the next claim's depth 1 at once. What a
+surprise costs: the jobs already queued behind a job that suddenly runs long wait for it
+(up to ``DEEP_MAX`` of them, where a depth of 1 risks one).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ STREAK = 256
 BUDGET_S = 0.002
 STALLED_S = 0.02
 DECAY = 0.99  # per job: the longest recent run time forgets an outlier in a few hundred
+SLOW_SHARE = 0.02  # of recent jobs may take SHORT_JOB_S to STALLED_S, the deep queue kept
 
 
 class PrefetchDepth:
@@ -35,17 +39,24 @@ class PrefetchDepth:
 
     def __init__(self, fixed: int | None = None) -> None:
         self.fixed = fixed
-        self.streak = 0  # jobs in a row that ran under SHORT_JOB_S
-        self.longest_s = 0.0  # the longest recent one (decaying)
+        self.streak = 0  # jobs ended since the last long, unmeasured or too-slow-share one
+        self.longest_s = 0.0  # the longest recent short one (decaying)
+        self.slow_share = 0.0  # recent share of jobs that took SHORT_JOB_S to STALLED_S
 
     def job_ran(self, ran_s: float | None) -> None:
         """A job ended; ``ran_s`` is its run time as its worker measured it (None: not
         measured, e.g. its worker died)."""
-        if ran_s is not None and ran_s < SHORT_JOB_S:
-            self.streak += 1
-            self.longest_s = max(ran_s, self.longest_s * DECAY)
-        else:
+        if ran_s is None or ran_s >= STALLED_S:
+            self.streak, self.longest_s, self.slow_share = 0, 0.0, 0.0
+            return
+        slow = ran_s >= SHORT_JOB_S
+        self.slow_share += ((1.0 if slow else 0.0) - self.slow_share) / STREAK
+        if slow and self.slow_share > SLOW_SHARE:
             self.streak, self.longest_s = 0, 0.0
+            return
+        self.streak += 1
+        if not slow:
+            self.longest_s = max(ran_s, self.longest_s * DECAY)
 
     def depth(self, running_for_s: Iterable[float] = ()) -> int:
         """The depth for the next claim; ``running_for_s``: how long each worker's current

@@ -3,7 +3,13 @@ a commit, deeper then within a time budget, and 1 again at the first sign of a l
 
 from __future__ import annotations
 
-from jobtui.supervisor.prefetch import BUDGET_S, DEEP_MAX, STALLED_S, STREAK, PrefetchDepth
+from jobtui.supervisor.prefetch import (
+    BUDGET_S,
+    DEEP_MAX,
+    STALLED_S,
+    STREAK,
+    PrefetchDepth,
+)
 
 
 def _streak(depth: PrefetchDepth, ran_s: float, count: int = STREAK) -> None:
@@ -30,6 +36,23 @@ def test_a_long_or_unmeasured_job_ends_the_streak():
         assert depth.depth() == 1
         _streak(depth, 0.00002)
         assert depth.depth() == DEEP_MAX
+
+
+def test_a_rare_slower_job_keeps_the_deep_queue_but_slow_jobs_never_get_one():
+    depth = PrefetchDepth()
+    _streak(depth, 0.00002)
+    for _ in range(3):  # a no-op preempted on a busy machine: a few ms, now and then
+        depth.job_ran(0.003)
+        _streak(depth, 0.00002, 50)
+    assert depth.depth() == DEEP_MAX
+    steady = PrefetchDepth()
+    _streak(steady, 0.005, 2000)  # jobs of 5 ms: past the budget, always one
+    assert steady.depth() == 1
+    mixed = PrefetchDepth()
+    for _ in range(200):  # one job in ten takes 5 ms: too many to queue deep behind
+        _streak(mixed, 0.00002, 9)
+        mixed.job_ran(0.005)
+    assert mixed.depth() == 1
 
 
 def test_a_job_running_long_now_drops_the_depth_at_once():
