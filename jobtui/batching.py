@@ -81,7 +81,8 @@ def _count_jobs(db: peewee.Database, batch_id: str) -> int:
 
 
 def batch_status(batch_id: str, *, database: peewee.Database | str | None = None) -> dict[str, Any]:
-    """A batch's progress: total, counts by status, done (ended jobs), finished, outcome."""
+    """A batch's progress: total, counts by status, done (ended jobs), failed (ended not
+    completed: failed or cancelled), finished, outcome."""
     from jobtui.models.errors import JobNotFound
     from jobtui.models.job import Job
 
@@ -95,7 +96,8 @@ def batch_status(batch_id: str, *, database: peewee.Database | str | None = None
     for status, count in query.execute(db):
         counts[status] = count
     done = sum(counts.get(s, 0) for s in ("completed", "failed", "cancelled"))
-    return {"id": row.id, "total": row.total, "done": done, "counts": counts,
+    failed = counts.get("failed", 0) + counts.get("cancelled", 0)  # ended not completed
+    return {"id": row.id, "total": row.total, "done": done, "failed": failed, "counts": counts,
             "created_at": row.created_at, "finished_at": row.finished_at, "outcome": row.outcome,
             "on_success": row.on_success, "on_failure": row.on_failure,
             "on_complete": row.on_complete}  # fmt: skip

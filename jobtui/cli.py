@@ -208,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if batches:
         print()
         table(["batch", "done", "total", "failed"], [
-            [b["id"], b["done"], b["total"], b["counts"].get("failed", 0) + b["counts"].get("cancelled", 0)]
+            [b["id"], b["done"], b["total"], b["failed"]]
             for b in batches
         ])  # fmt: skip
     print()

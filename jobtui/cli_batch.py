@@ -13,8 +13,6 @@ from typing import Any
 from jobtui.cli_format import age, table, to_json
 from jobtui.models.clock import utcnow
 
-FAILED = ("failed", "cancelled")
-
 
 def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("batch", help="batches: list, show, cancel")
@@ -33,10 +31,6 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     cancel.add_argument("--kill", action="store_true",
                         help="stop running jobs' processes now instead of asking them first")  # fmt: skip
     p.set_defaults(func=run_batch_command)
-
-
-def _failed(status: dict[str, Any]) -> int:
-    return sum(status["counts"].get(s, 0) for s in FAILED)
 
 
 def _resolve(prefix: str) -> str:
@@ -62,7 +56,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         else:
             now = utcnow()
             table(["batch", "done", "total", "failed", "age", "outcome"], [
-                [b["id"], b["done"], b["total"], _failed(b), age(b["created_at"], now),
+                [b["id"], b["done"], b["total"], b["failed"], age(b["created_at"], now),
                  b["outcome"] or "-"] for b in batches
             ])  # fmt: skip
         return 0
@@ -74,10 +68,9 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
 def _show(status: dict[str, Any], args: argparse.Namespace) -> int:
     from jobtui.cli import JOB_HEADERS, _job_rows
-    from jobtui.models.job import Job
+    from jobtui.models.queries import list_jobs
 
-    jobs = list(Job.select().where(Job.batch_id == status["id"]).order_by(Job.id.desc())
-                .limit(args.limit))  # fmt: skip
+    jobs = list_jobs(batch_id=status["id"], limit=args.limit)
     if args.json:
         print(to_json({**status, "jobs": [job.to_dict() for job in jobs]}))
         return 0
