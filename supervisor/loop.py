@@ -25,7 +25,7 @@ from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
 from .notify import Notifier, NotifySettings
-from .pool import WorkerHandle, spawn_worker
+from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
 from .recovery import Reaper
 from .reload import Reloading
@@ -126,8 +126,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.db.close()
         self._close_wake_pg()
         try:
-            for slot, group in slots:
-                worker = spawn_worker(self.config, self.registry, group, slot, self._close_in_child)
+            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child):
                 self.workers[worker.pid] = worker
                 self.selector.register(worker.conn, selectors.EVENT_READ, worker)
         finally:

@@ -21,11 +21,12 @@ from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.registry import TaskRegistry
 
 from . import linux
-from .child import worker_main
+from .child import rehearse, worker_main
 from .config import SupervisorConfig, WorkerGroup
 from .wire import Wire
 
 log = logging.getLogger(__name__)
+_rehearsed = False  # the workers' code is warm in this process (child.rehearse)
 
 
 @dataclass
@@ -118,45 +119,75 @@ class WorkerHandle:
         return None
 
 
-def spawn_worker(
+def spawn_workers(
     config: SupervisorConfig,
     registry: TaskRegistry,
-    group: WorkerGroup,
-    slot: int,
+    slots: list[tuple[int, WorkerGroup]],
     close_in_child: Callable[[], None],
-) -> WorkerHandle:
-    """Fork one worker. The caller must hold no open database connection."""
-    parent_conn, child_conn = Wire.pair()
+) -> list[WorkerHandle]:
+    """Fork one worker per slot. The caller must hold no open database connection.
+
+    The forks come back to back, with no Python work between them: a page the supervisor
+    writes between two forks (a handle, a psutil lookup, the allocator's own bookkeeping)
+    and again afterwards ends up in three copies instead of two, once per worker forked
+    before it. Measured with two workers: 0.5 MB less in all (PSS)."""
+    pairs = [Wire.pair() for _ in slots]
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
     parent_pid = os.getpid()
+    global _rehearsed
+    if not _rehearsed:
+        rehearse(config.max_result_bytes)
+        _rehearsed = True
+    linux.release_free_memory()
     # Objects that exist now are never collected in the child: its GC would otherwise touch
     # (and so copy) every page it shares with the supervisor.
     gc.freeze()
-    pid = os.fork()
-    if pid == 0:  # the worker
+    pids = []
+    for index in range(len(slots)):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            _become_worker(config, registry, pairs, index, close_in_child, parent_pid)
+        pids.append(pid)
+    handles = []
+    for (slot, group), pid, (parent_conn, child_conn) in zip(slots, pids, pairs, strict=True):
         try:
-            os.setpgid(0, 0)
-            parent_conn.close()
-            close_in_child()
-        except BaseException:  # noqa: BLE001 - the child must never return into the loop
-            os._exit(3)
-        worker_main(child_conn, registry, heartbeat_interval_s=config.heartbeat_interval_s,
-                    max_result_bytes=config.max_result_bytes,
-                    parent_pid=parent_pid)  # fmt: skip
-        os._exit(0)  # not reached: worker_main always exits
+            os.setpgid(pid, pid)  # also from this side: whichever runs first wins the race
+        except OSError:
+            pass
+        child_conn.close()
+        now = time.monotonic()
+        name = f"{config.name}/w{slot}"
+        log.debug("forked worker %s pid %d for queues %s", name, pid, group.label)
+        handles.append(WorkerHandle(
+            slot=slot, name=name, group=group, pid=pid, conn=parent_conn, started_mono=now,
+            process_started_at=linux.process_start_time(pid), started_at=sql_timestamp(utcnow()),
+            last_message_mono=now, max_jobs=config.max_jobs_per_worker))  # fmt: skip
+    return handles
+
+
+def _become_worker(
+    config: SupervisorConfig,
+    registry: TaskRegistry,
+    pairs: list[tuple[Wire, Wire]],
+    index: int,
+    close_in_child: Callable[[], None],
+    parent_pid: int,
+) -> None:
+    """In a freshly forked child: drop every end of the pipes but its own, then run the
+    worker. Never returns."""
     try:
-        os.setpgid(pid, pid)  # also from this side: whichever runs first wins the race
-    except OSError:
-        pass
-    child_conn.close()
-    now = time.monotonic()
-    name = f"{config.name}/w{slot}"
-    log.debug("forked worker %s pid %d for queues %s", name, pid, group.label)
-    return WorkerHandle(slot=slot, name=name, group=group, pid=pid, conn=parent_conn,
-                        started_mono=now, process_started_at=linux.process_start_time(pid),
-                        started_at=sql_timestamp(utcnow()), last_message_mono=now,
-                        max_jobs=config.max_jobs_per_worker)  # fmt: skip
+        os.setpgid(0, 0)
+        for number, (parent_conn, child_conn) in enumerate(pairs):
+            parent_conn.close()
+            if number != index:
+                child_conn.close()
+        close_in_child()
+    except BaseException:  # noqa: BLE001 - the child must never return into the loop
+        os._exit(3)
+    worker_main(pairs[index][1], registry, heartbeat_interval_s=config.heartbeat_interval_s,
+                max_result_bytes=config.max_result_bytes, parent_pid=parent_pid)  # fmt: skip
+    os._exit(0)  # not reached: worker_main always exits
