@@ -14,7 +14,10 @@ pay only for what they touch — the daemon's memory is part of its contract.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

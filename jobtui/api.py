@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any
 
 import peewee
 
@@ -24,6 +23,10 @@ from jobtui.models.job import Job
 from jobtui.models.scheduling import upsert_schedule
 from jobtui.models.store import get_database
 from jobtui.registry import Task, registry, task_options
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 Database = peewee.Database | str | None
 

@@ -12,7 +12,6 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import peewee
 
@@ -22,6 +21,10 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.store import get_database
 from jobtui.models.workflow import finish_batch
 from jobtui.registry import Task
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 _current: contextvars.ContextVar[BatchHandle | None] = contextvars.ContextVar(
     "jobtui_batch", default=None

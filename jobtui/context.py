@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 PROGRESS_MESSAGE_MAX = 500  # what a job row keeps of a progress message (models/claims.py)
 

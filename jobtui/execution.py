@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from jobtui.context import JobContext, bind_job, unbind_job
 from jobtui.models.base import dumps
 from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 #: What a failure keeps of its message and traceback: an exception carrying megabytes of

@@ -10,10 +10,13 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from jobtui.models.enqueueing import OPTION_NAMES
 from jobtui.models.retry import RetryPolicy
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Options ``@task`` accepts as defaults for the jobs of that task.
 TASK_DEFAULTS = frozenset({

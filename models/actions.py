@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import peewee
 
@@ -16,6 +15,10 @@ from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 from .store import get_database
 from .workflow import cancel_dependants, jobs_ended
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNK = 500
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 import peewee
 
 from .clock import sql_timestamp, to_utc_naive, utcnow
 from .db import database_proxy
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def dumps(value: Any) -> str:

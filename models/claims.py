@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
 
 import peewee
 
@@ -30,9 +29,14 @@ from .limits import any_limits, rooms
 from .outcomes import Outcome, write_outcomes
 from .store import classify_error, get_database
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 LOCKED_RETRY_DEADLINE_S = 60.0
 PROGRESS_MESSAGE_MAX = 500
 

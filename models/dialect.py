@@ -16,11 +16,14 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import peewee
 
 from .db import is_sqlite
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Columns a claim returns, in order (the dispatch loop needs no second read).
 CLAIM_COLUMNS = (

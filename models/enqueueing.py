@@ -11,7 +11,6 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import peewee
 
@@ -22,6 +21,10 @@ from .errors import InvalidJob
 from .ids import new_job_id
 from .store import get_database
 from .wakeup import poke
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Columns an enqueue writes, in order.
 INSERT_COLUMNS = (

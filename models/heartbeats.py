@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 import peewee
 
@@ -19,6 +18,10 @@ from .base import as_datetime, dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 from .worker import Supervisor
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 _SUPERVISOR_UPSERT = """INSERT INTO supervisors (name, host, pid, process_started_at, started_at,
     heartbeat_at, state, tasks, queues, version, cpu_percent, rss_bytes, jobs_done, jobs_failed,

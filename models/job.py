@@ -7,7 +7,6 @@ API, the CLI and the supervisor); the methods here are the seed's conveniences o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import peewee
 
@@ -15,6 +14,10 @@ from .base import BaseModel, JSONText, UTCDateTime, now_default
 from .clock import utcnow
 from .ids import new_job_id
 from .status import CLAIMABLE, FINAL, LIVE, JobStatus
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Job(BaseModel):

@@ -9,7 +9,6 @@ once. A database written by a newer jobtui is refused before anything is written
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import peewee
 
@@ -25,6 +24,7 @@ from .queue import Queue
 from .schedule import Schedule, ScheduleFire
 from .worker import Supervisor, Worker
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import peewee
 
@@ -29,6 +28,10 @@ from .clock import sql_timestamp, utcnow
 from .dialect import Dialect, dialect_for
 from .retry import RetryPolicy
 from .workflow import finish_batches, job_ended
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip

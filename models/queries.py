@@ -7,7 +7,6 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import peewee
 
@@ -20,6 +19,10 @@ from .queue import Queue
 from .status import ALL_STATUSES
 from .store import get_database
 from .worker import Supervisor, Worker
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def get_job(job_id: str, *, db: peewee.Database | None = None) -> Job:

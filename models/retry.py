@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import random
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_RETRY_DELAY_S = 10.0
@@ -51,7 +54,9 @@ class RetryPolicy:
         ceiling = self.ceiling_s(retry_count)
         if not self.jitter or ceiling == 0:
             return ceiling
-        return (rng or random).uniform(ceiling / 2, ceiling)
+        if rng is None:
+            import random as rng  # on the first jittered retry: not every process draws one
+        return rng.uniform(ceiling / 2, ceiling)
 
 
 DEFAULT_POLICY = RetryPolicy()

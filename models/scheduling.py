@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import peewee
 
@@ -29,6 +27,11 @@ from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob, JobNotFound
 from .store import get_database
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
+    from zoneinfo import ZoneInfo
 
 ON_TIME_WINDOW_S = 10.0
 CATCH_UP_WINDOW_S = 24 * 3600.0
@@ -50,6 +53,10 @@ _NEXT_DUE = "SELECT MIN(next_fire_at) FROM schedules WHERE enabled"
 
 
 def _zone(name: str) -> ZoneInfo:
+    """The named timezone; zoneinfo is imported here, on first use, so that a supervisor
+    without timezone schedules never loads it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import peewee
 
@@ -26,6 +25,10 @@ from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
 from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.workflow import finish_batches
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

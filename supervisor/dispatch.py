@@ -12,7 +12,6 @@ import heapq
 import logging
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import peewee
 
@@ -25,6 +24,7 @@ from .commit import ClaimRequest
 from .config import WorkerGroup
 from .pool import RunningJob
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from .loop import Supervisor
 

@@ -7,7 +7,6 @@ guarantees (DESIGN.md: Linux first).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -21,9 +20,10 @@ PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 IS_LINUX = sys.platform.startswith("linux")
 
-_libc = (
-    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if IS_LINUX else None
-)
+#: The C library's functions through the process's own symbols (dlopen(NULL)): no
+#: ``ctypes.util.find_library``, which runs ldconfig and imports subprocess and tempfile
+#: machinery into every process of the daemon.
+_libc = ctypes.CDLL(None, use_errno=True) if IS_LINUX else None
 
 
 def _prctl(option: int, value: int) -> bool:

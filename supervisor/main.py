@@ -30,11 +30,26 @@ from .config import (
 log = logging.getLogger("jobtui.supervisor")
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the width: asked for none, it imports shutil (and with
+    it bz2 and lzma) to measure the terminal, and every module the daemon imports stays in
+    the memory its workers share."""
+    try:
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            width = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            width = 80
+    return argparse.HelpFormatter(prog, width=width - 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jobtui-supervisor",
         description="Run jobtui workers: fork a pool of processes that run the jobs of the "
         "tasks in the imported modules.",
+        formatter_class=_help_formatter,
     )
     p.add_argument(
         "--import",
@@ -144,24 +159,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load_peewee_for(url: str | None) -> None:
     """Import Peewee without a PostgreSQL driver when the database is SQLite: the driver
-    and libpq cost every process of the daemon memory it never uses. Nor with OpenSSL:
-    Peewee's ``hashlib`` (it hashes long index names) falls back to the built-in MD5
-    instead of mapping libcrypto (3.5 MB resident). Once Peewee is in, both are
-    importable again, in full (a task may use PostgreSQL or ``hashlib.pbkdf2_hmac``)."""
+    and libpq cost every process of the daemon memory it never uses. Nor with hashlib:
+    Peewee only hashes long index names with MD5, and hashlib would map OpenSSL (3.5 MB
+    resident) or, without it, load six hash modules; it gets a module holding the
+    built-in MD5 alone. Once Peewee is in, the driver and hashlib import again, in full
+    (a task may use PostgreSQL or ``hashlib.pbkdf2_hmac``)."""
     url = url or os.environ.get("JOBTUI_DATABASE") or "sqlite://"  # not models.db: no peewee yet
     if not url.lower().startswith("sqlite") or "peewee" in sys.modules:
         return
-    hidden = [name for name in ("psycopg2", "psycopg", "_hashlib") if name not in sys.modules]
-    fallback_hashlib = "hashlib" not in sys.modules  # imported below without _hashlib
+    hidden = [name for name in ("psycopg2", "psycopg") if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
+    stand_in = "hashlib" not in sys.modules
+    if stand_in:
+        import _md5
+        import types
+
+        md5_only = types.ModuleType("hashlib", "MD5 alone, for Peewee's index names")
+        md5_only.md5 = _md5.md5  # type: ignore[attr-defined]
+        sys.modules["hashlib"] = md5_only
     try:
         import peewee  # noqa: F401
     finally:
         for name in hidden:
             sys.modules.pop(name, None)
-        if fallback_hashlib:
-            sys.modules.pop("hashlib", None)  # Peewee keeps it; the next import is whole
+        if stand_in:
+            sys.modules.pop("hashlib", None)  # Peewee keeps its MD5; the next import is whole
 
 
 def _prefetch_option(text: str) -> int | None:

@@ -14,7 +14,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection
-from typing import Any
 
 import peewee
 
@@ -25,6 +24,10 @@ from jobtui.models.workflow import expire_jobs
 
 from . import linux
 from .config import SupervisorConfig
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger(__name__)
 

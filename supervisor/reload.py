@@ -22,8 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from .loop import Supervisor
 

@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import peewee
 
@@ -24,8 +23,13 @@ from . import linux
 from .config import SupervisorConfig
 from .wakeup import WakeListener
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 #: The loop's statements wait this long for SQLite's write lock, then retry next turn.
 LOOP_LOCK_WAIT_MS = 250

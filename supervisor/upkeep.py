@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 import peewee
 
@@ -23,7 +22,10 @@ from jobtui.models.scheduling import next_schedule_due
 from . import timeouts
 from .pool import RunningJob, WorkerHandle
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .loop import Supervisor
 
 log = logging.getLogger(__name__)

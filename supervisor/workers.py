@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import selectors
 import time
-from typing import TYPE_CHECKING
 
 import psutil
 
@@ -19,6 +18,7 @@ from jobtui.models.outcomes import Outcome
 
 from .pool import RunningJob, WorkerHandle
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from .loop import Supervisor
 
