@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-import psutil
+from . import procinfo
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +58,11 @@ def release_free_memory() -> None:
 
 
 def process_start_time(pid: int) -> float | None:
-    """The process's start time (psutil create_time): with the pid it names one process,
+    """The process's start time (psutil's create_time): with the pid it names one process,
     even after the pid is reused."""
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
+    return procinfo.start_time(pid)
 
 
 def process_alive(pid: int, started_at: float | None) -> bool:
     """Whether the process ``pid`` that started at ``started_at`` still runs."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return started_at is None or abs(proc.create_time() - started_at) < 0.01
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return True
+    return procinfo.is_running(pid, started_at)

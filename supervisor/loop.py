@@ -16,11 +16,10 @@ import signal
 import time
 
 import peewee
-import psutil
 
 from jobtui.registry import TaskRegistry
 
-from . import timeouts
+from . import procinfo, timeouts
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
@@ -90,8 +89,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.respawn: dict[
             int, tuple[WorkerGroup, float, float]
         ] = {}  # slot -> (group, at, backoff)
-        self.process = psutil.Process()
-        self.process.cpu_percent(None)
+        self.process = procinfo.Usage(os.getpid())
         now = time.monotonic()
         self.next_heartbeat = now
         self.next_poll = now

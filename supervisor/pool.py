@@ -25,6 +25,10 @@ from .child import rehearse, worker_main
 from .config import SupervisorConfig, WorkerGroup
 from .wire import Wire
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from .procinfo import Usage
+
 log = logging.getLogger(__name__)
 _rehearsed = False  # the workers' code is warm in this process (child.rehearse)
 
@@ -91,6 +95,7 @@ class WorkerHandle:
     exited: bool = False
     cpu_percent: float = 0.0
     rss_bytes: int = 0
+    usage: Usage | None = None  # reads its CPU % and RSS (workers.py)
     info: dict | None = None  # who ran a job, for its outcomes (workers.py)
 
     @property

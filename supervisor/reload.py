@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -48,6 +47,8 @@ class ImportCheck:
     """One child process importing the task modules as a start would."""
 
     def __init__(self, modules: tuple[str, ...]) -> None:
+        import subprocess  # on SIGHUP only: the daemon does not keep it in memory otherwise
+
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _CHECK, *modules], stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,

@@ -14,8 +14,7 @@ import signal
 import time
 from collections.abc import Iterable
 
-import psutil
-
+from . import procinfo
 from .pool import KillPlan, WorkerHandle
 
 log = logging.getLogger(__name__)
@@ -70,22 +69,14 @@ def sweep_orphans(worker_pids: Iterable[int]) -> int:
     returns how many processes were signalled."""
     keep = set(worker_pids)
     killed = 0
-    try:
-        children = psutil.Process().children(recursive=False)
-    except psutil.Error:
-        return 0
-    for child in children:
-        if child.pid in keep:
+    for child in procinfo.children(os.getpid()):
+        if child in keep:
             continue
-        try:
-            tree = child.children(recursive=True) + [child]
-        except psutil.Error:
-            tree = [child]
-        for proc in tree:
+        for pid in [*procinfo.descendants(child), child]:
             try:
-                proc.send_signal(signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 killed += 1
-            except psutil.Error:
+            except (ProcessLookupError, PermissionError):
                 pass
     if killed:
         log.info("swept %d leftover process(es) of killed jobs", killed)

@@ -133,10 +133,9 @@ class Upkeep:
         return "quiet" if self.quiet else "running"
 
     def heartbeat_rows(self: Supervisor) -> tuple[dict[str, Any], list[dict[str, Any]], list]:
+        cpu_percent, rss_bytes = self.process.read() or (0.0, 0)
         sup = {"name": self.config.name, "pid": os.getpid(),
-               "state": self.state(),
-               "cpu_percent": self.process.cpu_percent(None),
-               "rss_bytes": self.process.memory_info().rss,
+               "state": self.state(), "cpu_percent": cpu_percent, "rss_bytes": rss_bytes,
                "jobs_done": self.jobs_done, "jobs_failed": self.jobs_failed}  # fmt: skip
         rows, fences = [], []
         for worker in self.workers.values():

@@ -10,12 +10,11 @@ import logging
 import selectors
 import time
 
-import psutil
-
 from jobtui.execution import outcome_from_message
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.outcomes import Outcome
 
+from . import procinfo
 from .pool import RunningJob, WorkerHandle
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -242,14 +241,9 @@ class WorkerEvents:
             log.info("%s %s%s: %s", what, status, took, outcome.error)
 
     def measure(self: Supervisor, worker: WorkerHandle) -> None:
-        """CPU % since the last measure and RSS of the worker process (psutil)."""
-        proc = getattr(worker, "_proc", None)
-        try:
-            if proc is None:
-                proc = psutil.Process(worker.pid)
-                worker._proc = proc  # type: ignore[attr-defined]
-                proc.cpu_percent(None)
-            worker.cpu_percent = proc.cpu_percent(None)
-            worker.rss_bytes = proc.memory_info().rss
-        except psutil.Error:
-            pass
+        """CPU % since the last measure and RSS of the worker process."""
+        if worker.usage is None:
+            worker.usage = procinfo.Usage(worker.pid)
+        reading = worker.usage.read()
+        if reading is not None:
+            worker.cpu_percent, worker.rss_bytes = reading

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -133,6 +135,51 @@ def test_models_and_supervisor_never_import_textual():
             "print(bad); sys.exit(1 if bad else 0)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: Modules the daemon must not hold: each stays in the memory its workers share (the
+#: benchmark's PSS target). typing, shutil (argparse's terminal width), zoneinfo, random
+#: and subprocess load on first use; psutil, hashlib, OpenSSL and the PostgreSQL driver
+#: not at all on SQLite.
+DAEMON_NEVER_IMPORTS = ("textual", "typing", "shutil", "bz2", "lzma", "zoneinfo", "random",
+                        "subprocess", "tempfile", "psutil", "hashlib", "_hashlib", "ssl",
+                        "psycopg2", "croniter", "asyncio")  # fmt: skip
+
+_DAEMON_MODULES = """
+import sys
+import jobtui.supervisor.main as main
+
+load_peewee = main._load_peewee_for
+
+
+def load_then_stop_before_running(url):
+    load_peewee(url)
+    import jobtui.supervisor.loop as loop
+
+    def run(self):
+        print(" ".join(sorted(sys.modules)))
+        return 0
+
+    loop.Supervisor.run = run
+
+
+main._load_peewee_for = load_then_stop_before_running
+sys.exit(main.main(["--import", "smoke_tasks", "--database", sys.argv[1]]))
+"""
+
+
+def test_the_supervisor_loads_no_module_it_can_do_without(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "e2e")]))
+    done = subprocess.run(
+        [sys.executable, "-c", _DAEMON_MODULES, f"sqlite:///{tmp_path / 'jobs.db'}"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert {"peewee", "jobtui.supervisor.loop", "smoke_tasks"} <= loaded  # it got that far
+    assert sorted(loaded.intersection(DAEMON_NEVER_IMPORTS)) == []
 
 
 def test_every_public_name_resolves_to_the_api_object_not_a_module():
