@@ -52,6 +52,12 @@ def release_free_memory() -> None:
     import gc
 
     gc.collect()
+    trim_free_memory()
+
+
+def trim_free_memory() -> None:
+    """glibc's malloc_trim: free pages anywhere in the C heap go back to the kernel (a
+    no-op elsewhere)."""
     trim = getattr(_libc, "malloc_trim", None) if _libc is not None else None
     if trim is not None:
         trim(0)

@@ -19,7 +19,7 @@ import peewee
 
 from jobtui.registry import TaskRegistry
 
-from . import procinfo, timeouts
+from . import linux, procinfo, timeouts
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF_MAX_S = 30.0
 REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was missed
+#: Free heap pages go back to the kernel once no job has ended for this long.
+IDLE_TRIM_AFTER_S = 1.0
 
 
 def _signal_name(number: int) -> str:
@@ -76,6 +78,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.stop_deadline = 0.0
         self.want_claim = True
         self.jobs_done = 0
+        self.trim_seen_done = 0  # jobs_done + jobs_failed when the loop last looked
+        self.trim_due: float | None = None  # when to hand back free memory, if still idle
         self.jobs_failed = 0
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
         self.prefetch = PrefetchDepth(config.prefetch)
@@ -259,6 +263,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
     def _timeout(self) -> float:
         now = time.monotonic()
         deadlines = [self.next_heartbeat, self.next_poll, self.next_sweep, self.next_cron]
+        if self.trim_due is not None:
+            deadlines.append(self.trim_due)
         if self.due_times:
             deadlines.append(self.due_times[0])
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
@@ -289,7 +295,23 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             deadlines.append(self.stop_deadline)
         return max(0.0, min(deadlines) - now)
 
+    def _trim_when_idle(self, now: float) -> None:
+        """Hand back the C heap's free pages once a busy spell is over (no job ended for
+        IDLE_TRIM_AFTER_S). A drain leaves SQLite's and the loop's freed buffers resident,
+        and a page once copied from the memory the workers share stays copied: measured
+        0.45 MB of the daemon's 24 MB with two idle workers. A busy loop never trims."""
+        done = self.jobs_done + self.jobs_failed
+        if done != self.trim_seen_done:
+            self.trim_seen_done, self.trim_due = done, now + IDLE_TRIM_AFTER_S
+        elif self.trim_due is not None and now >= self.trim_due:
+            if any(w.jobs for w in self.workers.values()):
+                self.trim_due = now + IDLE_TRIM_AFTER_S
+            else:
+                self.trim_due = None
+                linux.trim_free_memory()
+
     def turn(self) -> None:
+        self._trim_when_idle(time.monotonic())
         for key, events in self.selector.select(self._timeout()):
             if key.data == "signal":
                 self.inbox.drain_pipe()
