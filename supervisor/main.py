@@ -6,12 +6,13 @@ idle supervisor with two workers stays small.
 
 from __future__ import annotations
 
-import argparse
+import gc
 import importlib
 import logging
 import os
 import socket
 import sys
+import types
 
 from jobtui import __version__
 
@@ -27,6 +28,10 @@ from .config import (
     parse_queue_options,
 )
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    import argparse
+
 log = logging.getLogger("jobtui.supervisor")
 
 
@@ -34,6 +39,8 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
     """argparse's formatter, told the width: asked for none, it imports shutil (and with
     it bz2 and lzma) to measure the terminal, and every module the daemon imports stays in
     the memory its workers share."""
+    import argparse
+
     try:
         width = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
@@ -45,6 +52,8 @@ def _help_formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(
         prog="jobtui-supervisor",
         description="Run jobtui workers: fork a pool of processes that run the jobs of the "
@@ -187,6 +196,17 @@ def _load_peewee_for(url: str | None) -> None:
             sys.modules.pop("hashlib", None)  # Peewee keeps its MD5; the next import is whole
 
 
+def parse_options(argv: list[str] | None) -> types.SimpleNamespace:
+    """The options as plain values, with argparse (and gettext) dropped before the rest of
+    the daemon loads: kept, their classes would stay in the memory the workers share;
+    freed this early, that memory is reused by the imports that follow."""
+    options = types.SimpleNamespace(**vars(build_parser().parse_args(argv)))
+    for name in ("argparse", "gettext"):
+        sys.modules.pop(name, None)
+    gc.collect()
+    return options
+
+
 def _prefetch_option(text: str) -> int | None:
     if text.strip().lower() == "auto":
         return None
@@ -195,11 +215,13 @@ def _prefetch_option(text: str) -> int | None:
     except ValueError:
         value = -1
     if not 0 <= value <= 64:
+        import argparse
+
         raise argparse.ArgumentTypeError(f"{text!r}: a number of jobs from 0 to 64, or auto")
     return value
 
 
-def config_from_args(args: argparse.Namespace) -> SupervisorConfig:
+def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> SupervisorConfig:
     from jobtui.models.errors import ConfigurationError
 
     for name in ("heartbeat_interval", "lease", "poll_interval"):
@@ -274,7 +296,7 @@ def _warn_about_threads() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_options(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     _load_peewee_for(args.database)
