@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource  # noqa: F401 - os.wait4 imports it on first use: before the fork
 import selectors
 import signal
 import time
@@ -39,6 +40,9 @@ RESPAWN_BACKOFF_MAX_S = 30.0
 REAP_SAFETY_INTERVAL_S = 1.0  # waitpid without a SIGCHLD too, in case one was missed
 #: Free heap pages go back to the kernel once no job has ended for this long.
 IDLE_TRIM_AFTER_S = 1.0
+#: Idle turns the loop rehearses before the workers fork (CPython 3.11 specialises a
+#: function after 8 calls).
+WARM_UP_TURNS = 10
 
 
 def _signal_name(number: int) -> str:
@@ -234,6 +238,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.inbox.install()
         self._start_notifier()
         self.selector.register(self.inbox.read_fd, selectors.EVENT_READ, "signal")
+        self.warm_up()
         self.spawn(self._initial_slots())
         if self.wake is None:
             self.wake = WakeListener(self.db, self.config.name)
@@ -256,6 +261,21 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         finally:
             self.shutdown_finally()
         return 0
+
+    def warm_up(self) -> None:
+        """Run the idle side of a turn (heartbeat, safety poll, sweeps, cron) a few times
+        before the workers fork: what the first turns do anyway. CPython 3.11 rewrites a
+        function's bytecode in place as it warms up; done after the fork, every such write
+        copies a page the workers share too (measured 0.3 MB in all with two workers)."""
+        for _ in range(WARM_UP_TURNS):
+            now = time.monotonic()
+            self.next_heartbeat = self.next_poll = self.next_sweep = self.next_cron = now
+            self.want_claim = True
+            try:
+                self.write_and_claim()
+            except Exception as exc:  # noqa: BLE001 - the real turns will meet it again
+                log.debug("warm-up stopped: %s", exc)
+                return
 
     def _finished(self) -> bool:
         return self.stopping and not self.workers and not self.commit.has_writes()
