@@ -26,7 +26,9 @@ def test_batch_callbacks_fire_once_under_three_supervisors(db, db_url, tmp_path)
             failing = round_ == ROUNDS
             with batch(on_success=CALLBACK, on_failure=CALLBACK, on_complete=CALLBACK) as b:
                 for n in range(JOBS_PER_BATCH - failing):
-                    jobtui.enqueue(f"{TASKS}.item", args=[n])
+                    # 2 ms each: one supervisor cannot drain them all between two of the
+                    # others' turns, however busy the machine (SQLite's lock is not fair)
+                    jobtui.enqueue(f"{TASKS}.item", args=[n, 0.002])
                 if failing:
                     jobtui.enqueue(f"{TASKS}.refuse")
             batches[b.id] = "failure" if failing else "success"

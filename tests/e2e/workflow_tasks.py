@@ -23,7 +23,9 @@ def step(path: str, name: str, seconds: float = 0.0) -> str:
 
 
 @task
-def item(n: int) -> int:
+def item(n: int, sleep_s: float = 0.0) -> int:
+    if sleep_s:
+        time.sleep(sleep_s)
     return n
 
 
