@@ -61,10 +61,12 @@ def supervisor(tmp_path):
 
 def test_the_console_steers_a_real_supervisor(supervisor):
     url = supervisor
-    job = enqueue("jobtui.demo.build_report", args=["e2e [/x]"], database=url)
     term = Tmux([sys.executable, "-m", "jobtui", "--database", url])
     try:
         term.wait_for("1 sup", describe="the supervisor in the header")
+        # enqueued once the console is up: the report runs 6 s, and a loaded machine can
+        # take longer than that to start a Textual app
+        job = enqueue("jobtui.demo.build_report", args=["e2e [/x]"], database=url)
         term.send("/")
         term.type("task:*build_report")
         term.send("Enter")
