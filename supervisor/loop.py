@@ -276,6 +276,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             except Exception as exc:  # noqa: BLE001 - the real turns will meet it again
                 log.debug("warm-up stopped: %s", exc)
                 return
+            if not self.commit.healthy:  # a lock held elsewhere: no start waits on a warm-up
+                return
 
     def _finished(self) -> bool:
         return self.stopping and not self.workers and not self.commit.has_writes()
