@@ -12,8 +12,6 @@ import os
 import signal
 import sys
 
-from . import procinfo
-
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
@@ -61,14 +59,3 @@ def trim_free_memory() -> None:
     trim = getattr(_libc, "malloc_trim", None) if _libc is not None else None
     if trim is not None:
         trim(0)
-
-
-def process_start_time(pid: int) -> float | None:
-    """The process's start time (psutil's create_time): with the pid it names one process,
-    even after the pid is reused."""
-    return procinfo.start_time(pid)
-
-
-def process_alive(pid: int, started_at: float | None) -> bool:
-    """Whether the process ``pid`` that started at ``started_at`` still runs."""
-    return procinfo.is_running(pid, started_at)

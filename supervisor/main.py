@@ -182,7 +182,6 @@ def _load_peewee_for(url: str | None) -> None:
     stand_in = "hashlib" not in sys.modules
     if stand_in:
         import _md5
-        import types
 
         md5_only = types.ModuleType("hashlib", "MD5 alone, for Peewee's index names")
         md5_only.md5 = _md5.md5  # type: ignore[attr-defined]
@@ -327,7 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     from .loop import Supervisor
 
     supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox)
-    linux.release_free_memory()
     code = supervisor.run()
     if supervisor.reload_requested:  # SIGHUP, and the new code imports
         from .reload import execute_again

@@ -20,7 +20,7 @@ from jobtui.models.claims import ClaimedJob
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.registry import TaskRegistry
 
-from . import linux
+from . import linux, procinfo
 from .child import rehearse, worker_main
 from .config import SupervisorConfig, WorkerGroup
 from .wire import Wire
@@ -169,7 +169,7 @@ def spawn_workers(
         log.debug("forked worker %s pid %d for queues %s", name, pid, group.label)
         handles.append(WorkerHandle(
             slot=slot, name=name, group=group, pid=pid, conn=parent_conn, started_mono=now,
-            process_started_at=linux.process_start_time(pid), started_at=sql_timestamp(utcnow()),
+            process_started_at=procinfo.start_time(pid), started_at=sql_timestamp(utcnow()),
             last_message_mono=now, max_jobs=config.max_jobs_per_worker))  # fmt: skip
     return handles
 

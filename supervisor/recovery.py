@@ -22,7 +22,7 @@ from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
 from jobtui.models.workflow import expire_jobs
 
-from . import linux
+from . import procinfo
 from .config import SupervisorConfig
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -109,7 +109,7 @@ class Reaper:
         for name, pid, started in db.execute_sql(
             dialect.sql(_SUPERVISORS_HERE), {"host": self.config.host, "me": me}
         ).fetchall():
-            if not linux.process_alive(int(pid), started):
+            if not procinfo.is_running(int(pid), started):
                 dead[name] = f"supervisor {name} died (pid {pid})"
         # A live owner renews its own leases and stops its own hung workers: a job lease it
         # could not renew (its row locked by another transaction) is not an orphan.

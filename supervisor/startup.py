@@ -19,7 +19,7 @@ from jobtui.models.store import classify_error, use_database
 from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
 
-from . import linux
+from . import procinfo
 from .config import SupervisorConfig
 from .wakeup import WakeListener
 
@@ -102,7 +102,7 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
     me = os.getpid()
     if existing is not None and existing.pid != me:
         same_host = existing.host == config.host
-        if same_host and linux.process_alive(existing.pid, existing.process_started_at):
+        if same_host and procinfo.is_running(existing.pid, existing.process_started_at):
             raise ConfigurationError(
                 f"a supervisor named {config.name} is already running (pid {existing.pid})"
             )
@@ -113,7 +113,7 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
             _recover_namesake(db, config, existing.pid)
         register_supervisor(db, {
             "name": config.name, "host": config.host, "pid": me,
-            "process_started_at": linux.process_start_time(me), "state": "running",
+            "process_started_at": procinfo.start_time(me), "state": "running",
             "tasks": {name: registry.get(name).registered_defaults
                       for name in registry.names()},
             "version": __version__,
