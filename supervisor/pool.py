@@ -133,7 +133,7 @@ def spawn_workers(
     """Fork one worker per slot. The caller must hold no open database connection.
 
     The forks come back to back, with no Python work between them: a page the supervisor
-    writes between two forks (a handle, a psutil lookup, the allocator's own bookkeeping)
+    writes between two forks (a handle, a start-time lookup, the allocator's bookkeeping)
     and again afterwards ends up in three copies instead of two, once per worker forked
     before it. Measured with two workers: 0.5 MB less in all (PSS)."""
     pairs = [Wire.pair() for _ in slots]
