@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jobtui-supervisor",
         description="Run jobtui workers: fork a pool of processes that run the jobs of the "
         "tasks in the imported modules.",
+        epilog="Every option may also come from the environment, the command line winning: "
+        "--workers as JOBTUI_WORKERS, --heartbeat-interval as JOBTUI_HEARTBEAT_INTERVAL; "
+        "repeatable ones as a comma- or space-separated list (JOBTUI_IMPORT=app.tasks,"
+        "app.reports).",
         formatter_class=_help_formatter,
     )
     p.add_argument(
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="MODULE",
-        help="a module whose @task functions this supervisor runs (repeatable)",
+        help="a module whose @task functions this supervisor runs (repeatable; or JOBTUI_IMPORT)",
     )
     p.add_argument(
         "--workers",
@@ -195,12 +199,65 @@ def _load_peewee_for(url: str | None) -> None:
             sys.modules.pop("hashlib", None)  # Peewee keeps its MD5; the next import is whole
 
 
+ENV_PREFIX = "JOBTUI_"
+#: Options given more than once on the command line: a list in the environment.
+REPEATABLE = frozenset({"imports", "queues", "notify_email"})
+
+
+def env_name(option: str) -> str:
+    """The environment variable of an option: ``--heartbeat-interval`` is
+    ``JOBTUI_HEARTBEAT_INTERVAL``."""
+    return ENV_PREFIX + option.lstrip("-").upper().replace("-", "_")
+
+
+def _environment_defaults(parser: argparse.ArgumentParser) -> tuple[dict[str, list], list[str]]:
+    """Every option may come from the environment (a systemd unit's ``Environment=``, a
+    container's settings): the command line wins, then the environment, then the built-in
+    default. A bad value is refused naming its variable. Returns the lists of repeatable
+    options (comma- or space-separated; used when the command line gives none) and the
+    variables taken. ``JOBTUI_DATABASE`` is read where the database is opened."""
+    import argparse
+
+    lists: dict[str, list] = {}
+    taken = []
+    for action in parser._actions:  # argparse has no public walk of its options
+        if not action.option_strings or action.dest in ("help", "version", "database"):
+            continue
+        name = env_name(action.option_strings[-1])
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        items = raw.replace(",", " ").split() if action.dest in REPEATABLE else [raw]
+        try:
+            values = [action.type(item) if action.type else item for item in items]
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            parser.error(f"{name}={raw!r}: {exc or 'invalid value'}")
+        if action.choices is not None and values[0] not in action.choices:
+            parser.error(f"{name}={raw!r}: choose from {', '.join(map(str, action.choices))}")
+        if action.dest in REPEATABLE:
+            lists[action.dest] = values
+            action.required = False
+        else:
+            action.default = values[0]
+        taken.append(name)
+    return lists, taken
+
+
 def parse_options(argv: list[str] | None) -> types.SimpleNamespace:
-    """The options as plain values, with argparse (and gettext) dropped before the rest of
-    the daemon loads: kept, their classes would stay in the memory the workers share;
-    freed this early, that memory is reused by the imports that follow."""
-    options = types.SimpleNamespace(**vars(build_parser().parse_args(argv)))
-    for name in ("argparse", "gettext"):
+    """The options as plain values (command line, then environment, then defaults), with
+    argparse (and gettext) dropped before the rest of the daemon loads: kept, their classes
+    would stay in the memory the workers share; freed this early, that memory is reused by
+    the imports that follow."""
+    ours = [name for name in ("argparse", "gettext") if name not in sys.modules]
+    parser = build_parser()
+    lists, taken = _environment_defaults(parser)
+    options = types.SimpleNamespace(**vars(parser.parse_args(argv)))
+    for dest, values in lists.items():
+        if not getattr(options, dest):
+            setattr(options, dest, values)
+    options.from_environment = taken
+    del parser
+    for name in ours:  # only what this call loaded: a host process (a test) keeps its own
         sys.modules.pop(name, None)
     gc.collect()
     return options
@@ -298,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_options(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    if args.from_environment:
+        log.info("options from the environment: %s", ", ".join(args.from_environment))
     _load_peewee_for(args.database)
     from jobtui.models.errors import JobtuiError
     from jobtui.registry import registry

@@ -88,3 +88,31 @@ def test_sigterm_stops_cleanly_and_leaves_no_process(supervisor):
     from jobtui.models import Supervisor as SupervisorRow
 
     assert SupervisorRow.select().count() == 0
+
+
+def test_a_supervisor_configured_by_its_environment_alone(db_url, tmp_path):
+    store.reset()
+    jobtui.use_database(db_url)
+    env = dict(os.environ, JOBTUI_DATABASE=db_url, PYTHONPATH=str(HERE),
+               JOBTUI_IMPORT="smoke_tasks", JOBTUI_WORKERS="1", JOBTUI_NAME="from-env",
+               JOBTUI_HEARTBEAT_INTERVAL="0.2", JOBTUI_LEASE="2", JOBTUI_POLL_INTERVAL="0.2",
+               JOBTUI_LOG_LEVEL="INFO")  # fmt: skip
+    log_path = tmp_path / "supervisor.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "jobtui.supervisor.main"], env=env,
+                                stderr=log, stdout=log, start_new_session=True)  # fmt: skip
+    try:
+        from jobtui.models import Worker
+
+        wait_until(lambda: Worker.select().where(Worker.supervisor_name == "from-env").count()
+                   or proc.poll() is not None)  # fmt: skip
+        assert proc.poll() is None, log_path.read_text()
+        job = jobtui.enqueue("smoke_tasks.add", args=[2, 3])
+        assert jobtui.wait(job.id, timeout=15) == 5
+        assert jobtui.poll(job.id).worker_name == "from-env/w1"
+        assert Worker.select().where(Worker.supervisor_name == "from-env").count() == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        store.reset()
+    assert "options from the environment: JOBTUI_IMPORT, JOBTUI_WORKERS" in log_path.read_text()

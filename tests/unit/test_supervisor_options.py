@@ -1,0 +1,76 @@
+"""jobtui-supervisor's options: the command line, then the environment, then the defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobtui.supervisor.config import DEFAULT_HEARTBEAT_INTERVAL_S
+from jobtui.supervisor.main import config_from_args, env_name, parse_options
+
+
+@pytest.fixture(autouse=True)
+def _no_jobtui_environment(monkeypatch):
+    import os
+
+    for name in [n for n in os.environ if n.startswith("JOBTUI_") and n != "JOBTUI_DATABASE"]:
+        monkeypatch.delenv(name)
+
+
+def test_the_environment_fills_what_the_command_line_leaves_out(monkeypatch):
+    monkeypatch.setenv("JOBTUI_IMPORT", "app.tasks, app.reports")
+    monkeypatch.setenv("JOBTUI_WORKERS", "3")
+    monkeypatch.setenv("JOBTUI_QUEUE", "default emails=2")
+    monkeypatch.setenv("JOBTUI_HEARTBEAT_INTERVAL", "0.5")
+    monkeypatch.setenv("JOBTUI_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("JOBTUI_PREFETCH", "auto")
+    options = parse_options([])
+    assert options.imports == ["app.tasks", "app.reports"]
+    assert (options.workers, options.heartbeat_interval, options.log_level) == (3, 0.5, "DEBUG")
+    assert options.queues == ["default", "emails=2"] and options.prefetch is None
+    assert set(options.from_environment) == {
+        "JOBTUI_IMPORT", "JOBTUI_WORKERS", "JOBTUI_QUEUE", "JOBTUI_HEARTBEAT_INTERVAL",
+        "JOBTUI_LOG_LEVEL", "JOBTUI_PREFETCH",
+    }  # fmt: skip
+    config = config_from_args(options)
+    assert sorted((g.label, g.size) for g in config.groups) == [("default", 3), ("emails", 2)]
+
+
+def test_the_command_line_wins_and_replaces_lists(monkeypatch):
+    monkeypatch.setenv("JOBTUI_IMPORT", "app.tasks")
+    monkeypatch.setenv("JOBTUI_WORKERS", "3")
+    monkeypatch.setenv("JOBTUI_NOTIFY_EMAIL", "ops@example.com")
+    options = parse_options(["--import", "other.tasks", "--workers", "5",
+                             "--notify-email", "me@example.com"])  # fmt: skip
+    assert options.imports == ["other.tasks"] and options.workers == 5
+    assert options.notify_email == ["me@example.com"]
+    untouched = parse_options(["--import", "x"])
+    assert untouched.heartbeat_interval == DEFAULT_HEARTBEAT_INTERVAL_S
+    assert untouched.notify_email == ["ops@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("JOBTUI_WORKERS", "many", "JOBTUI_WORKERS='many': invalid literal"),
+        ("JOBTUI_LOG_LEVEL", "debug", "JOBTUI_LOG_LEVEL='debug': choose from DEBUG"),
+        ("JOBTUI_PREFETCH", "99", "JOBTUI_PREFETCH='99': '99': a number of jobs from 0 to 64"),
+        ("JOBTUI_LEASE", "soon", "JOBTUI_LEASE='soon': could not convert"),
+    ],
+)
+def test_a_bad_value_in_the_environment_is_refused_by_its_name(
+    monkeypatch, capsys, name, value, says
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        parse_options(["--import", "app.tasks"])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_an_empty_variable_is_no_value_and_import_stays_required(monkeypatch, capsys):
+    monkeypatch.setenv("JOBTUI_WORKERS", "  ")
+    assert parse_options(["--import", "x"]).workers is None
+    with pytest.raises(SystemExit):
+        parse_options([])
+    assert "--import" in capsys.readouterr().err
+    assert env_name("--max-memory-per-worker") == "JOBTUI_MAX_MEMORY_PER_WORKER"
