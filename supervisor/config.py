@@ -47,6 +47,7 @@ class SupervisorConfig:
     default_timeout_s: float = 0  # for jobs whose own and task's timeout are unset (0: none)
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()
+    notify_retries: bool = False  # each failed attempt that will be retried, too
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
 

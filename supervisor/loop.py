@@ -75,6 +75,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.wake = wake  # bound before our row was written (SQLite), else opened in run()
         self.notifier = Notifier(NotifySettings(
             webhook=config.notify_webhook, email_to=config.notify_email,
+            retries=config.notify_retries,
             smtp_url=config.smtp_url, smtp_from=config.smtp_from), registry)  # fmt: skip
         self.stopping = False
         self.cold = False

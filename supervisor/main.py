@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TO",
         help="e-mail each final failure to TO (repeatable; needs --smtp-url)",
     )
+    p.add_argument(
+        "--notify-retries",
+        action="store_true",
+        help="also notify each failed attempt that will be retried (webhook and e-mail; "
+        "on_failure hooks stay for final failures)",
+    )
     p.add_argument("--smtp-url", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://")
     p.add_argument("--smtp-from", default="jobtui@localhost", metavar="ADDR")
     p.add_argument(
@@ -229,7 +235,10 @@ def _environment_defaults(parser: argparse.ArgumentParser) -> tuple[dict[str, li
             continue
         items = raw.replace(",", " ").split() if action.dest in REPEATABLE else [raw]
         try:
-            values = [action.type(item) if action.type else item for item in items]
+            if action.nargs == 0:  # a switch (--notify-retries): yes or no
+                values = [_switch(raw)]
+            else:
+                values = [action.type(item) if action.type else item for item in items]
         except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
             parser.error(f"{name}={raw!r}: {exc or 'invalid value'}")
         if action.choices is not None and values[0] not in action.choices:
@@ -241,6 +250,15 @@ def _environment_defaults(parser: argparse.ArgumentParser) -> tuple[dict[str, li
             action.default = values[0]
         taken.append(name)
     return lists, taken
+
+
+def _switch(text: str) -> bool:
+    words = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+    try:
+        return words[text.lower()]
+    except KeyError:
+        raise ValueError("expected 1/0, true/false, yes/no or on/off") from None
 
 
 def parse_options(argv: list[str] | None) -> types.SimpleNamespace:
@@ -314,6 +332,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         max_memory_per_worker_mb=args.max_memory_per_worker, retention_days=args.retention_days,
         poll_interval_s=args.poll_interval, prefetch=args.prefetch,
         notify_webhook=args.notify_webhook, notify_email=tuple(args.notify_email),
+        notify_retries=args.notify_retries,
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout,
     )  # fmt: skip

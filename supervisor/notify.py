@@ -1,4 +1,6 @@
-"""Notifications on final failure: a webhook POST, an e-mail, a task's ``on_failure`` hook.
+"""Notifications on final failure: a webhook POST, an e-mail, a task's ``on_failure`` hook;
+with ``--notify-retries``, a webhook POST and an e-mail for each failed attempt that will be
+retried too (``"event": "retrying"``; final failures say ``"failed"``).
 
 They run in a small notifier process forked at start (so a slow HTTP or SMTP server never
 blocks the dispatch loop or a worker, and the loop stays thread-free). The supervisor
@@ -40,6 +42,7 @@ class NotifySettings:
     email_to: tuple[str, ...] = ()
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
+    retries: bool = False  # each failed attempt that will be retried, too
 
     @property
     def enabled(self) -> bool:
@@ -65,8 +68,11 @@ def summary(payload: dict[str, Any]) -> str:
     """One line for people: the webhook's ``text`` (what Slack and Mattermost incoming
     webhooks show; other receivers read the fields beside it)."""
     attempts = payload.get("attempts")
-    tries = f"after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
     where = f"on {payload['queue']} " if payload.get("queue") else ""
+    if payload.get("event") == "retrying":
+        return (f"jobtui: {payload.get('task')} failed {where}(attempt {attempts}), will retry: "
+                f"{payload.get('error')} (job {payload.get('job_id')})")  # fmt: skip
+    tries = f"after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
     return (f"jobtui: {payload.get('task')} failed {where}{tries}: {payload.get('error')} "
             f"(job {payload.get('job_id')})")  # fmt: skip
 
@@ -91,7 +97,12 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
 
     parts = urlsplit(settings.smtp_url or "")
     message = EmailMessage()
-    message["Subject"] = f"[jobtui] job {payload['task']} failed: {payload['error']}"[:200]
+    again = (
+        f" (attempt {payload['attempts']}), will retry"
+        if payload.get("event") == "retrying"
+        else ""
+    )
+    message["Subject"] = f"[jobtui] job {payload['task']} failed{again}: {payload['error']}"[:200]
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(settings.email_to)
     message.set_content(json.dumps(payload, indent=2))
@@ -104,14 +115,15 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
 
 
 def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str, Any]) -> None:
-    """Every channel for one final failure; each failing channel is logged, never raised."""
+    """Every channel for one failure (a task's hook: final failures only); each failing
+    channel is logged, never raised."""
     if settings.webhook:
         _retrying(f"webhook for job {payload['job_id']}",
                   lambda: post_webhook(settings.webhook, {**payload, "text": summary(payload)}))  # fmt: skip
     if settings.email_to and settings.smtp_url:
         _retrying(f"e-mail for job {payload['job_id']}", lambda: send_email(settings, payload))
     task = registry.get(payload.get("task") or "")
-    if task is not None and task.on_failure is not None:
+    if payload.get("event") != "retrying" and task is not None and task.on_failure is not None:
         try:
             task.on_failure(payload)
         except Exception:  # noqa: BLE001 - a user's hook must not stop the others

@@ -69,8 +69,9 @@ class Upkeep:
         return min(fallback, now_mono + max(0.0, (upcoming - utcnow()).total_seconds()))
 
     def notify(self: Supervisor, job_id: str, task: str | None, queue: str | None, attempts: int,
-               error: str | None, error_type: str | None) -> None:  # fmt: skip
-        """Hand a final failure to the notifier (webhook, e-mail, on_failure hook).
+               error: str | None, error_type: str | None, event: str = "failed") -> None:  # fmt: skip
+        """Hand a final failure (or, ``event="retrying"``, a failed attempt that will be
+        retried) to the notifier (webhook, e-mail, on_failure hook).
 
         A run recovered from a dead owner arrives without its task and queue: they are read
         from the job row, so its notification and its task's ``on_failure`` hook match
@@ -85,7 +86,7 @@ class Upkeep:
                 row = None
             if row is not None:
                 task, queue = task or row[0], queue or row[1]
-        self.notifier.send({"job_id": job_id, "task": task, "queue": queue,
+        self.notifier.send({"event": event, "job_id": job_id, "task": task, "queue": queue,
                             "attempts": attempts, "error": error, "error_type": error_type,
                             "supervisor": self.config.name})  # fmt: skip
 

@@ -233,6 +233,9 @@ class WorkerEvents:
             log.info("%s completed%s", what, took)
         elif status == "retrying":
             log.warning("%s failed%s, will retry: %s", what, took, outcome.error)
+            if self.notifier.settings.retries:
+                self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
+                            outcome.error_type, event="retrying")  # fmt: skip
         elif status == "failed":
             log.error("%s failed for good%s: %s", what, took, outcome.error)
             self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,

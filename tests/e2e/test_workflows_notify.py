@@ -4,6 +4,7 @@ webhook server never holds up other jobs. And retention (``--retention-days``)."
 
 from __future__ import annotations
 
+import email
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
         assert jobtui.wait(fine.id, timeout=10) == 1
     by_job = {body["job_id"]: body for body in bodies}
     assert set(by_job) == {refused.id, hooked.id, retried.id}  # one POST per final failure
+    assert [body["event"] for body in bodies] == ["failed"] * 3  # no --notify-retries here
     body = by_job[refused.id]
     assert PAYLOAD_KEYS <= set(body) and body["type"] == "application/json"
     assert (body["task"], body["queue"], body["attempts"], body["error"]) == (
@@ -55,6 +57,32 @@ def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
     payload = json.loads(hook_line)
     assert (payload["job_id"], payload["task"], payload["error"]) == (
         hooked.id, f"{TASKS}.hooked", "hook me")  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_notify_retries_posts_and_mails_each_failed_attempt(db, db_url, tmp_path):
+    hook_file = tmp_path / "hook.jsonl"
+    with (
+        webhook_server() as (url, bodies),
+        smtp_sink() as (port, mails),
+        supervisors(db_url, tmp_path, env={"WORKFLOW_HOOK_FILE": str(hook_file)}) as group,
+    ):
+        group.start("--import", TASKS, "--workers", "1", *FAST, "--notify-webhook", url,
+                    "--notify-retries", "--notify-email", "ops@example.com",
+                    "--smtp-url", f"smtp://127.0.0.1:{port}")  # fmt: skip
+        job = jobtui.enqueue(f"{TASKS}.flaky_twice", queue="billing")  # fails twice, then ok
+        assert jobtui.wait(job.id, timeout=20) == "ok"
+        wait_for(lambda: len(bodies) >= 2 and len(mails) >= 2, 10, what="two retry notices")
+    assert [(b["event"], b["job_id"], b["attempts"]) for b in bodies] == [
+        ("retrying", job.id, 1), ("retrying", job.id, 2)]  # fmt: skip
+    assert bodies[0]["text"] == (f"jobtui: {TASKS}.flaky_twice failed on billing (attempt 1), "
+                                 f"will retry: attempt 1 fails (job {job.id})")  # fmt: skip
+    subjects = sorted(" ".join(email.message_from_string(m["data"])["Subject"].split())
+                      for m in mails)  # long headers come folded  # fmt: skip
+    assert subjects == [
+        f"[jobtui] job {TASKS}.flaky_twice failed (attempt {n}), will retry: attempt {n} fails"
+        for n in (1, 2)]  # fmt: skip
+    assert not hook_file.exists()  # on_failure hooks are for final failures only
 
 
 @pytest.mark.timeout(60)

@@ -74,3 +74,17 @@ def test_an_empty_variable_is_no_value_and_import_stays_required(monkeypatch, ca
         parse_options([])
     assert "--import" in capsys.readouterr().err
     assert env_name("--max-memory-per-worker") == "JOBTUI_MAX_MEMORY_PER_WORKER"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("yes", True), ("1", True), ("Off", False)])
+def test_a_switch_takes_yes_or_no_from_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("JOBTUI_NOTIFY_RETRIES", value)
+    assert parse_options(["--import", "x"]).notify_retries is expected
+    assert parse_options(["--import", "x", "--notify-retries"]).notify_retries is True
+
+
+def test_a_switch_refuses_anything_else(monkeypatch, capsys):
+    monkeypatch.setenv("JOBTUI_NOTIFY_RETRIES", "maybe")
+    with pytest.raises(SystemExit):
+        parse_options(["--import", "x"])
+    assert "JOBTUI_NOTIFY_RETRIES='maybe': expected 1/0, true/false" in capsys.readouterr().err
