@@ -81,7 +81,9 @@ def test_the_console_steers_a_real_supervisor(supervisor):
                    10, "the retry")  # fmt: skip
         term.send("Enter")  # the detail screen of the job under the cursor
         term.wait_for(lambda s: "Overview" in s and job.id in s, describe="the detail screen")
-        term.send("q", "q")
+        term.send("q")  # back to the jobs, then out: one key at a time, each screen in place
+        term.wait_for(lambda s: "Overview" not in s and "matching" in s, describe="the jobs")
+        term.send("q")
         assert term.exit_code() == 0
     finally:
         term.close()
