@@ -200,6 +200,9 @@ class Dispatch:
             if status == "failed":
                 self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
                             outcome.error_type)  # fmt: skip
+            elif status == "retrying" and self.notifier.settings.retries:
+                self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
+                            outcome.error_type, event="retrying")  # fmt: skip
         for schedule, fire, job_id in result.fired:
             log.info("schedule %s fired for %s: job %s", schedule, fire.isoformat(), job_id)
             self.want_claim = True

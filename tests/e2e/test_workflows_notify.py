@@ -106,6 +106,28 @@ def test_a_run_lost_with_its_supervisor_is_notified_like_any_failure(db, db_url,
     assert "died" in body["error"]
 
 
+@pytest.mark.timeout(60)
+def test_a_recovered_run_put_back_for_a_retry_is_reported_with_notify_retries(db, db_url, tmp_path):
+    hook_file = tmp_path / "hook.jsonl"
+    env = {"WORKFLOW_HOOK_FILE": str(hook_file)}
+    with webhook_server() as (url, bodies), supervisors(db_url, tmp_path, env=env) as group:
+        args = ("--import", TASKS, "--workers", "1", *FAST, "--notify-webhook", url,
+                "--notify-retries")  # fmt: skip
+        (first,) = group.start(*args)
+        job = jobtui.enqueue(f"{TASKS}.hooked_sleeper", args=[60], max_retries=1)
+        wait_for(lambda: Job.get_by_id(job.id).status == "running", 10, what="the run")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(5)
+        group.start(*args)  # recovers the run at once: one retry is left
+        wait_for(lambda: bodies, 20, what="the retry notice")
+        assert Job.get_by_id(job.id).status in ("retrying", "pending", "running")
+    ((body,),) = (bodies,)
+    assert (body["event"], body["job_id"], body["task"], body["attempts"]) == (
+        "retrying", job.id, f"{TASKS}.hooked_sleeper", 1)  # fmt: skip
+    assert "died" in body["error"] and "will retry" in body["text"]
+    assert not hook_file.exists()  # not a final failure: no on_failure hook
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
