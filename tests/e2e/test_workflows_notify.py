@@ -10,6 +10,10 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from workflow_helpers import FAST, smtp_sink, supervisors, wait_for, webhook_server
@@ -21,17 +25,28 @@ TASKS = "workflow_tasks"
 PAYLOAD_KEYS = {"job_id", "task", "queue", "attempts", "error"}
 
 
-@pytest.mark.timeout(60)
-def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
+@contextmanager
+def notified_supervisors(db_url: str, tmp_path: Path) -> Iterator[SimpleNamespace]:
+    """A webhook server, an SMTP sink and a group of supervisors whose ``on_failure`` hooks
+    append to ``hook_file``; ``channels`` are the options that notify both."""
     hook_file = tmp_path / "hook.jsonl"
     with (
         webhook_server() as (url, bodies),
         smtp_sink() as (port, mails),
         supervisors(db_url, tmp_path, env={"WORKFLOW_HOOK_FILE": str(hook_file)}) as group,
     ):
-        group.start("--import", TASKS, "--workers", "2", "--poll-interval", "0.2", *FAST,
-                    "--notify-webhook", url, "--notify-email", "ops@example.com",
-                    "--smtp-url", f"smtp://127.0.0.1:{port}", "--smtp-from", "jobs@example.com")  # fmt: skip
+        channels = ("--notify-webhook", url, "--notify-email", "ops@example.com",
+                    "--smtp-url", f"smtp://127.0.0.1:{port}")  # fmt: skip
+        yield SimpleNamespace(group=group, bodies=bodies, mails=mails, hook_file=hook_file,
+                              channels=channels)  # fmt: skip
+
+
+@pytest.mark.timeout(60)
+def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
+    with notified_supervisors(db_url, tmp_path) as notified:
+        bodies, mails, hook_file = notified.bodies, notified.mails, notified.hook_file
+        notified.group.start("--import", TASKS, "--workers", "2", "--poll-interval", "0.2",
+                             *FAST, *notified.channels, "--smtp-from", "jobs@example.com")  # fmt: skip
         refused = jobtui.enqueue(f"{TASKS}.refuse", args=["card declined"], queue="billing")
         hooked = jobtui.enqueue(f"{TASKS}.hooked")
         retried = jobtui.enqueue(f"{TASKS}.network", args=["conn"])  # fails after 3 runs
@@ -61,15 +76,10 @@ def test_a_final_failure_is_posted_mailed_and_hooked(db, db_url, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_notify_retries_posts_and_mails_each_failed_attempt(db, db_url, tmp_path):
-    hook_file = tmp_path / "hook.jsonl"
-    with (
-        webhook_server() as (url, bodies),
-        smtp_sink() as (port, mails),
-        supervisors(db_url, tmp_path, env={"WORKFLOW_HOOK_FILE": str(hook_file)}) as group,
-    ):
-        group.start("--import", TASKS, "--workers", "1", *FAST, "--notify-webhook", url,
-                    "--notify-retries", "--notify-email", "ops@example.com",
-                    "--smtp-url", f"smtp://127.0.0.1:{port}")  # fmt: skip
+    with notified_supervisors(db_url, tmp_path) as notified:
+        bodies, mails, hook_file = notified.bodies, notified.mails, notified.hook_file
+        notified.group.start("--import", TASKS, "--workers", "1", *FAST, *notified.channels,
+                             "--notify-retries")  # fmt: skip
         job = jobtui.enqueue(f"{TASKS}.flaky_twice", queue="billing")  # fails twice, then ok
         assert jobtui.wait(job.id, timeout=20) == "ok"
         wait_for(lambda: len(bodies) >= 2 and len(mails) >= 2, 10, what="two retry notices")
