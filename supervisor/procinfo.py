@@ -39,6 +39,22 @@ def _boot_time() -> float:
     raise RuntimeError("no btime line in /proc/stat")
 
 
+def _started(fields: list[str]) -> float:
+    """psutil's create_time: clock ticks since boot, plus the boot time."""
+    return float(fields[_STARTTIME]) / CLOCK_TICKS + _boot_time()
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process (one scan of /proc, as psutil's ppid map)."""
+    parent_of = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(int(name))
+            if fields is not None:
+                parent_of[int(name)] = int(fields[_PPID])
+    return parent_of
+
+
 def start_time(pid: int) -> float | None:
     """When the process started (seconds since the epoch), as psutil's ``create_time``:
     with the pid it names one process, even after the pid is reused. None if it is gone."""
@@ -50,9 +66,7 @@ def start_time(pid: int) -> float | None:
         except psutil.Error:
             return None
     fields = _stat(pid)
-    if fields is None:
-        return None
-    return float(fields[_STARTTIME]) / CLOCK_TICKS + _boot_time()
+    return None if fields is None else _started(fields)
 
 
 def is_running(pid: int, started_at: float | None) -> bool:
@@ -75,7 +89,7 @@ def is_running(pid: int, started_at: float | None) -> bool:
         return False
     if started_at is None:
         return True
-    return abs(float(fields[_STARTTIME]) / CLOCK_TICKS + _boot_time() - started_at) < 0.01
+    return abs(_started(fields) - started_at) < 0.01
 
 
 def children(pid: int) -> list[int]:
@@ -87,13 +101,7 @@ def children(pid: int) -> list[int]:
             return [child.pid for child in psutil.Process(pid).children()]
         except psutil.Error:
             return []
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat(int(name))
-            if fields is not None and int(fields[_PPID]) == pid:
-                found.append(int(name))
-    return found
+    return [child for child, parent in _parents().items() if parent == pid]
 
 
 def descendants(pid: int) -> list[int]:
@@ -105,12 +113,7 @@ def descendants(pid: int) -> list[int]:
             return [p.pid for p in psutil.Process(pid).children(recursive=True)]
         except psutil.Error:
             return []
-    parent_of = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat(int(name))
-            if fields is not None:
-                parent_of[int(name)] = int(fields[_PPID])
+    parent_of = _parents()
     below, frontier = [], [pid]
     while frontier:
         parent = frontier.pop()
