@@ -26,7 +26,8 @@ _EXPORTS = {
     "poll": "jobtui.api", "queue_stats": "jobtui.api", "retry": "jobtui.api",
     "schedule": "jobtui.api", "wait": "jobtui.api",
     "batch": "jobtui.batching", "batch_status": "jobtui.batching",
-    "JobContext": "jobtui.context", "current_job": "jobtui.context",
+    "JobContext": "jobtui.context", "ProgressCallback": "jobtui.context",
+    "current_job": "jobtui.context",
     "eager": "jobtui.eager_mode",
     "InvalidJob": "jobtui.models.errors", "JobFailed": "jobtui.models.errors",
     "JobNotFound": "jobtui.models.errors", "JobtuiError": "jobtui.models.errors",
@@ -38,9 +39,9 @@ _EXPORTS = {
 
 __all__ = [
     "InvalidJob", "JobContext", "JobFailed", "JobNotFound", "JobStatus", "JobtuiError",
-    "PermanentError", "Priority", "Task", "batch", "batch_status", "cancel", "current_job",
-    "eager", "enqueue", "enqueue_many", "poll", "queue_stats", "retry", "schedule", "task",
-    "use_database", "wait",
+    "PermanentError", "Priority", "ProgressCallback", "Task", "batch", "batch_status",
+    "cancel", "current_job", "eager", "enqueue", "enqueue_many", "poll", "queue_stats",
+    "retry", "schedule", "task", "use_database", "wait",
 ]  # fmt: skip
 
 
@@ -60,7 +61,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from jobtui.api import cancel, enqueue, enqueue_many, poll, queue_stats, retry, schedule, wait
     from jobtui.batching import batch, batch_status
-    from jobtui.context import JobContext, current_job
+    from jobtui.context import JobContext, ProgressCallback, current_job
     from jobtui.eager_mode import eager
     from jobtui.models.errors import InvalidJob, JobFailed, JobNotFound, JobtuiError, PermanentError
     from jobtui.models.status import JobStatus, Priority

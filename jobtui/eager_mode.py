@@ -70,8 +70,8 @@ def run_eagerly(job_id: str, db: peewee.Database, settings: EagerSettings) -> No
         message = execute_job(
             registry,
             (job.id, job.job_type, dumps(job.parameters), attempt, job.queue_name),
-            report_progress=lambda pct, msg, a=attempt, t=token: record_progress(
-                job_id, a, t, pct, msg, db=db
+            report_progress=lambda pct, msg, details, a=attempt, t=token: record_progress(
+                job_id, a, t, pct, msg, details=details, db=db
             ),
             check_cancel=lambda: bool(
                 Job.select(Job.cancel_requested).where(Job.id == job_id).scalar(db)

@@ -12,7 +12,7 @@ import json
 import traceback
 from collections.abc import Callable
 
-from jobtui.context import JobContext, bind_job, unbind_job
+from jobtui.context import JobContext, ProgressCallback, bind_job, unbind_job
 from jobtui.models.base import dumps
 from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
@@ -69,7 +69,7 @@ def execute_job(
     registry: TaskRegistry,
     job: tuple,
     *,
-    report_progress: Callable[[float, str | None], None],
+    report_progress: Callable[[float, str | None, str | None], None],
     check_cancel: Callable[[], bool],
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> tuple:
@@ -88,6 +88,8 @@ def execute_job(
     context = JobContext(id=job_id, attempt=attempt, job_type=job_type, parameters=parameters,
                          queue_name=queue_name, report_progress=report_progress,
                          check_cancel=check_cancel)  # fmt: skip
+    if task.takes_progress_callback(len(args)):  # a callable cannot travel in JSON
+        kwargs["progress_callback"] = ProgressCallback(context)
     token = bind_job(context)
     try:
         value = call_task(task.func, args, kwargs)

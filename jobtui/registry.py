@@ -42,9 +42,21 @@ class Task:
     #: What recovery does with a run whose worker or supervisor died: "retry" (at least
     #: once) or "fail" (for work that must not repeat).
     orphan_policy: str = "retry"
+    #: Where the function takes ``progress_callback`` (see _progress_callback_position).
+    progress_callback_position: int | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         functools.update_wrapper(self, self.func)  # type: ignore[arg-type]
+        self.progress_callback_position = _progress_callback_position(self.func)
+
+    def takes_progress_callback(self, positional_args: int) -> bool:
+        """Whether a run with this many positional arguments is to be given a
+        ``progress_callback`` keyword (seed 002): the function declares one, and the
+        arguments do not already fill its place."""
+        position = self.progress_callback_position
+        if position is None:
+            return False
+        return position == KEYWORD_ONLY or positional_args <= position
 
     @property
     def is_async(self) -> bool:
@@ -88,6 +100,28 @@ class Task:
         if isinstance(exc, (PermanentError, *self.permanent_errors)):
             return True
         return self.retry_errors is not None and not isinstance(exc, self.retry_errors)
+
+
+#: ``progress_callback`` is keyword-only (or the function takes it only by keyword).
+KEYWORD_ONLY = -1
+
+
+def _progress_callback_position(func: Callable[..., Any]) -> int | None:
+    """Where ``func`` takes a ``progress_callback`` parameter: its positional index,
+    KEYWORD_ONLY, or None when it declares none. Read once, when the task registers (the
+    signature follows ``functools.wraps`` to the function itself)."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    for index, parameter in enumerate(parameters):
+        if parameter.name != "progress_callback":
+            continue
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            return KEYWORD_ONLY
+        if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            return index
+    return None
 
 
 class TaskRegistry:

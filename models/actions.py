@@ -123,7 +123,8 @@ def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Acti
         retry_count = 0, run_at = :now, next_retry_at = NULL, scheduled_for = NULL,
         error_permanent = :no, cancel_requested = :no, cancel_reason = NULL,
         kill_requested = NULL, failed_at = NULL, completed_at = NULL,
-        progress_percentage = 0, progress_message = NULL, updated_at = :now
+        progress_percentage = 0, progress_message = NULL, progress_details = NULL,
+        updated_at = :now
     WHERE id = :id AND status IN ('failed', 'cancelled')"""
 
     def run() -> ActionResult:

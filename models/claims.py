@@ -44,14 +44,15 @@ _FENCE = "id = :id AND attempt = :attempt AND lease_token = :token AND status = 
 
 
 _PROGRESS = f"""UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
-    heartbeat_at = :now, updated_at = :now
+    progress_details = :details, heartbeat_at = :now, updated_at = :now
 WHERE {_FENCE}"""
 
 _HEARTBEAT = f"UPDATE jobs SET heartbeat_at = :now WHERE {_FENCE}"
 
 _START = f"""UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_token = :token,
     started_at = :now, heartbeat_at = :now, updated_at = :now, worker_name = :worker_name,
-    supervisor_name = :supervisor_name, progress_percentage = 0, progress_message = NULL
+    supervisor_name = :supervisor_name, progress_percentage = 0, progress_message = NULL,
+    progress_details = NULL
 WHERE id = :id AND status IN ('pending', 'retrying')
 RETURNING {", ".join(CLAIM_COLUMNS)}"""
 
@@ -299,14 +300,16 @@ def record_progress(
     percentage: float,
     message: str | None = None,
     *,
+    details: str | None = None,
     db: peewee.Database | None = None,
 ) -> bool:
-    """Write progress for this attempt; False when it lost its lease."""
+    """Write progress for this attempt (``details``: JSON text, see
+    ``jobtui.context.encode_details``; None clears them); False when it lost its lease."""
     db = get_database(db)
     dialect = dialect_for(db)
     params = {"id": job_id, "attempt": attempt, "token": lease_token,
               "pct": clamp_percentage(percentage), "msg": clip_message(message),
-              "now": sql_timestamp(utcnow())}  # fmt: skip
+              "details": details, "now": sql_timestamp(utcnow())}  # fmt: skip
     return with_lock_retry(lambda: db.execute_sql(dialect.sql(_PROGRESS), params).rowcount == 1)
 
 

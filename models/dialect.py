@@ -35,7 +35,7 @@ CLAIM_COLUMNS = (
 _SET_RUNNING = """status = 'running', attempt = {jobs}attempt + 1, lease_token = {token},
     started_at = {p}now, heartbeat_at = {db_now}, updated_at = {p}now,
     worker_name = {p}worker_name, supervisor_name = {p}supervisor_name,
-    progress_percentage = 0, progress_message = NULL"""
+    progress_percentage = 0, progress_message = NULL, progress_details = NULL"""
 
 #: Index names the SQLite claim names in INDEXED BY (created by models/job.py).
 CLAIM_ORDER_INDEX = "jobs_claim_order"

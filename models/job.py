@@ -6,6 +6,7 @@ API, the CLI and the supervisor); the methods here are the seed's conveniences o
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import peewee
@@ -33,6 +34,7 @@ class Job(BaseModel):
     failed_at = UTCDateTime(null=True)
     progress_percentage = peewee.FloatField(default=0)
     progress_message = peewee.CharField(max_length=500, null=True)
+    progress_details = JSONText(null=True)  # the task's latest details (seed 002), merged
     max_retries = peewee.IntegerField(default=3)
     retry_count = peewee.IntegerField(default=0)
     next_retry_at = UTCDateTime(null=True)
@@ -149,14 +151,23 @@ class Job(BaseModel):
         )
         return self._refresh_from(Job.get_by_id(self.id))
 
-    def update_progress(self, percentage: float, message: str | None = None) -> bool:
-        """Write progress for the running attempt; False when this attempt lost its lease."""
+    def update_progress(
+        self, percentage: float, message: str | None = None, details: dict | None = None
+    ) -> bool:
+        """Write progress for the running attempt (``details`` replace the stored ones);
+        False when this attempt lost its lease."""
+        from jobtui.context import encode_details
+
         from . import claims
 
-        ok = claims.record_progress(self.id, self.attempt, self.lease_token, percentage, message)
+        encoded = None if not details else encode_details(details)
+        ok = claims.record_progress(
+            self.id, self.attempt, self.lease_token, percentage, message, details=encoded
+        )
         if ok:
             self.progress_percentage = claims.clamp_percentage(percentage)
             self.progress_message = claims.clip_message(message)
+            self.progress_details = None if encoded is None else json.loads(encoded)
         return ok
 
     def schedule_retry(self, delay: float | None = None, error: str | None = None) -> Job:

@@ -28,7 +28,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -55,10 +55,19 @@ def _add_cancel_reasons_and_beat_intervals(migrator: SchemaMigrator, db: peewee.
     )
 
 
+def _add_progress_details(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 4: a running job keeps its task's progress details (seed 002's details
+    dict) beside its percentage and message. Nullable: no row is rewritten."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("jobs", "progress_details", Job.progress_details))
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n.
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     2: _drop_redundant_attempt_index,
     3: _add_cancel_reasons_and_beat_intervals,
+    4: _add_progress_details,
 }
 
 

@@ -10,7 +10,7 @@ Jobs run in the order they were sent, so the supervisor knows a job started when
 before it ended (no "start" message, one message fewer per job).
 
 Messages to the supervisor: ("beat",), ("progress", id, attempt,
-pct, msg), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
+pct, msg, details_json), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
 traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
 From it: ("run", [job, ...]), ("cancel", id), ("stop",).
 
@@ -47,10 +47,28 @@ class _Channel:
         self.lock = _thread.allocate_lock()
         self.cancelled: set[str] = set()
         self.pending: list[tuple] = []  # "run"/"stop" read while polling for cancels
+        #: The latest progress report the interval held back: the heartbeat thread sends
+        #: it (a task that reports twice, then works for minutes, shows its second report)
+        #: and so does the end of the run. Under ``lock``, so a newer report wins.
+        self.held: tuple | None = None
 
     def send(self, message: tuple) -> None:
         with self.lock:
             self.conn.send(message)
+
+    def send_progress(self, update: tuple, hold: bool) -> None:
+        with self.lock:
+            if hold:
+                self.held = update
+                return
+            self.held = None
+            self.conn.send(update)
+
+    def send_held(self) -> None:
+        with self.lock:
+            if self.held is not None:
+                update, self.held = self.held, None
+                self.conn.send(update)
 
     def drain_controls(self) -> None:
         """Read what the supervisor sent while a job runs: cancels now, the rest later."""
@@ -71,6 +89,7 @@ def _beat(channel: _Channel, interval_s: float, stop: _thread.LockType) -> None:
     """Send a beat every ``interval_s`` until ``stop`` is released."""
     while not stop.acquire(timeout=interval_s):
         try:
+            channel.send_held()
             channel.send(("beat",))
         except (OSError, EOFError):
             return
@@ -81,12 +100,12 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
     job_id, attempt = job[0], job[3]
     last_progress = [0.0]
 
-    def report(pct: float, message: str | None) -> None:
+    def report(pct: float, message: str | None, details: str | None) -> None:
         now = time.monotonic()
-        if pct < 100 and now - last_progress[0] < PROGRESS_MIN_INTERVAL_S:
-            return
-        last_progress[0] = now
-        channel.send(("progress", job_id, attempt, pct, message))
+        hold = pct < 100 and now - last_progress[0] < PROGRESS_MIN_INTERVAL_S
+        if not hold:
+            last_progress[0] = now
+        channel.send_progress(("progress", job_id, attempt, pct, message, details), hold)
 
     def check_cancel() -> bool:
         channel.drain_controls()
@@ -98,6 +117,7 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
                               max_result_bytes=max_result_bytes)  # fmt: skip
     finally:
         channel.cancelled.discard(job_id)
+    channel.send_held()  # the last word on progress is not lost to the interval
     return (*outcome, time.perf_counter() - began)  # how long it ran, as the worker saw it
 
 

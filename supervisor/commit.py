@@ -36,7 +36,7 @@ _STARTED = """UPDATE jobs SET worker_name = :worker, started_at = :began, update
 WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
 
 _PROGRESS = """UPDATE jobs SET progress_percentage = :pct, progress_message = :msg,
-    updated_at = :now
+    progress_details = :details, updated_at = :now
 WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
 
 BACKOFF_FIRST_S = 0.05
@@ -73,7 +73,7 @@ class GroupCommit:
         self.supervisor_name = supervisor_name
         self.tasks = list(tasks)
         self.outcomes: list[Outcome] = []
-        self.progress: dict[tuple[str, int], tuple[str, float, str | None]] = {}
+        self.progress: dict[tuple[str, int], tuple[str, float, str | None, str | None]] = {}
         #: fence -> (token, worker, when it began: None while it waits for the worker)
         self.started: dict[tuple[str, int], tuple[str, str, Any]] = {}
         #: Whether some queue has a concurrency limit: looked up at the first claim and once
@@ -99,15 +99,16 @@ class GroupCommit:
             self.first_outcome_mono = time.monotonic()
         self.outcomes.append(outcome)
 
-    def add_progress(self, fence: tuple[str, int, str], pct: float, msg: str | None) -> None:
-        self.progress[(fence[0], fence[1])] = (fence[2], pct, msg)
+    def add_progress(
+        self, fence: tuple[str, int, str], pct: float, msg: str | None, details: str | None
+    ) -> None:
+        """Write this attempt's latest progress (details as JSON text) in the next turn,
+        before the turn's outcomes, so a run's last report lands before it ends."""
+        self.progress[(fence[0], fence[1])] = (fence[2], pct, msg, details)
 
     def add_started(self, fence: tuple[str, int, str], worker_name: str, began: Any) -> None:
         """Name the run's worker on its row, with when it began (None: not begun yet)."""
         self.started[(fence[0], fence[1])] = (fence[2], worker_name, began)
-
-    def drop_progress(self, job_id: str, attempt: int) -> None:
-        self.progress.pop((job_id, attempt), None)
 
     def has_writes(self) -> bool:
         return bool(self.outcomes or self.progress or self.started)
@@ -134,13 +135,14 @@ class GroupCommit:
                     db.execute_sql(self.started_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "worker": worker, "began": began,
                                    "now": stamp})  # fmt: skip
+                for (job_id, attempt), (token, pct, msg, details) in progress.items():
+                    db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
+                                   "token": token, "pct": pct, "msg": msg, "details": details,
+                                   "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
                 statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
                                           retry_times=result.retry_times)  # fmt: skip
                 result.statuses = list(zip(outcomes, statuses, strict=True))
-                for (job_id, attempt), (token, pct, msg) in progress.items():
-                    db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
-                                   "token": token, "pct": pct, "msg": msg, "now": stamp})  # fmt: skip
                 if heartbeat is not None:
                     result.lost_leases = write_heartbeat(db, *heartbeat)
                 if sweep is not None:

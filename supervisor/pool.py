@@ -50,7 +50,9 @@ class RunningJob:
     cancel_sent: bool = False  # the worker was told to skip or stop it
     cancel_reason: str | None = None  # the operator's, written as its error
     kill_sent: bool = False  # an operator's kill: its process tree is being stopped
-    progress: tuple[float, str | None] | None = None  # latest, not yet written
+    #: The latest (percentage, message, details JSON) not yet written (the write interval
+    #: held it back); None once written.
+    progress: tuple[float, str | None, str | None] | None = None
     progress_written_mono: float = 0.0
 
     @property

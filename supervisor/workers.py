@@ -93,21 +93,31 @@ class WorkerEvents:
     def on_message(self: Supervisor, worker: WorkerHandle, message: tuple) -> None:
         kind = message[0]
         if kind == "beat":
+            for job in worker.jobs:  # a report the write interval held back goes out now
+                if job.progress is not None:
+                    self._write_progress(job)
             return
         job = worker.find(message[1])
         if job is None or job.claimed.attempt != message[2]:
             return  # a run we no longer track (its lease was lost)
         if kind == "progress":
-            now = time.monotonic()
-            job.progress = (message[3], message[4])
-            if now - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S or message[3] >= 100:
-                job.progress_written_mono = now
-                self.commit.add_progress(job.claimed.fence, message[3], message[4])
+            job.progress = (message[3], message[4], message[5])
+            due = time.monotonic() - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S
+            if due or message[3] >= 100:
+                self._write_progress(job)
         elif kind in ("done", "error"):
             ran = message[-1]
             self.finish(worker, job, self._outcome_of(worker, job, message[:-1]), ran_s=ran)
         else:
             self.finish(worker, job, self._outcome_of(worker, job, message))
+
+    def _write_progress(self: Supervisor, job: RunningJob) -> None:
+        """Queue the run's latest progress for the next group commit (coalesced: the
+        worker reports at most every 0.1 s, the row is written at most every 0.25 s, and
+        a report held back goes out with the worker's next beat or before the outcome)."""
+        job.progress_written_mono = time.monotonic()
+        self.commit.add_progress(job.claimed.fence, *job.progress)
+        job.progress = None
 
     def _outcome_of(
         self: Supervisor, worker: WorkerHandle, job: RunningJob, message: tuple
@@ -157,7 +167,8 @@ class WorkerEvents:
             job.claimed.queue_name,
         )
         self.cancel_deadlines.pop(job.id, None)
-        self.commit.drop_progress(job.id, job.claimed.attempt)
+        if job.progress is not None:  # the run's last report lands before its outcome
+            self._write_progress(job)
         self.commit.add_outcome(outcome)
         if outcome.kind == "completed":
             worker.jobs_done += 1

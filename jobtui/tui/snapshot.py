@@ -217,6 +217,7 @@ class JobDetail:
     deadline: datetime | None = None  # not started by then: cancelled as expired
     cancel_reason: str | None = None  # while a cancel request of a running job is open
     kill_requested: bool = False  # that request is a kill: no asking first
+    progress_details: Any = None  # the task's details dict (seed 002), as reported
 
 
 @dataclass(frozen=True)

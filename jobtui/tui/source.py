@@ -423,7 +423,8 @@ class DataSource:
                 attempts=tuple(attempts), dependants=dependants,
                 batch_progress=self._batch_progress(job.batch_id),
                 deadline=job.deadline, cancel_reason=job.cancel_reason,
-                kill_requested=bool(job.kill_requested)))  # fmt: skip
+                kill_requested=bool(job.kill_requested),
+                progress_details=job.progress_details))  # fmt: skip
 
         return self._read(read)
 

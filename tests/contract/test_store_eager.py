@@ -63,3 +63,52 @@ def test_eager_unknown_task_fails_the_job(db):
     with jobtui.eager():
         job = jobtui.enqueue("eager.nobody")
     assert job.status == "failed" and "unknown task" in job.error_message
+
+
+@pytest.fixture
+def detail_tasks():
+    @task(name="eager.details")
+    def details(rows: int) -> int:
+        current_job().progress(10, "loading", rows=0, phase="load")
+        current_job().progress(60, "loaded", rows=rows)  # merged: phase stays
+        return rows
+
+    @task(name="eager.callback")
+    def callback(n: int, progress_callback=None) -> str:
+        progress_callback(40, "counting", seen=n)
+        return repr(progress_callback)
+
+    @task(name="eager.dropped")
+    def dropped() -> None:
+        current_job().progress(5, "big", blob="x" * 10_000, when=object())
+
+    yield
+    for name in ("eager.details", "eager.callback", "eager.dropped"):
+        registry._tasks.pop(name, None)
+
+
+def test_progress_details_merge_and_reach_the_row(db, detail_tasks):
+    """Seed 002: ``progress(pct, message, **details)`` keeps a JSON details dict on the
+    job; each call merges its details into those before."""
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.details", args=[1200])
+    assert job.status == "completed"
+    assert jobtui.poll(job.id).progress_details == {"rows": 1200, "phase": "load"}
+
+
+def test_a_progress_callback_parameter_is_given_one(db, detail_tasks):
+    """Seed 002's ProgressCallback: a task declaring ``progress_callback`` gets one bound
+    to its job, even though the caller could not pass a callable through JSON."""
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.callback", args=[7])
+    assert job.status == "completed", job.error_message
+    assert job.result.startswith("<ProgressCallback for job ")
+    assert jobtui.poll(job.id).progress_details == {"seen": 7}
+
+
+def test_oversized_details_are_dropped_with_a_note_not_a_failure(db, detail_tasks):
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.dropped")
+    assert job.status == "completed"
+    (note,) = jobtui.poll(job.id).progress_details.values()
+    assert "dropped" in note and "4,096" in note

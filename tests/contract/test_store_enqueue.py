@@ -126,6 +126,8 @@ def test_seed_methods(db):
     assert job.status == "running" and job.attempt == 1 and job.worker_name == "w1"
     assert job.update_progress(150, "over") and job.progress_percentage == 100
     assert Job.get_by_id(job.id).progress_message == "over"
+    assert job.update_progress(60, "rows", details={"rows": 3}) and job.progress_details
+    assert Job.get_by_id(job.id).progress_details == {"rows": 3}
     job.mark_as_completed({"rows": 3})
     assert job.is_completed() and job.result == {"rows": 3}
     assert job.get_execution_time() >= timedelta(0)
@@ -173,24 +175,26 @@ def test_fresh_database_gets_the_current_schema_and_reopening_is_a_no_op(db, db_
     assert db.execute_sql("SELECT COUNT(*) FROM jobtui_schema").fetchone()[0] == 1
 
 
-NEW_IN_VERSION_3 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
-                    ("supervisors", "heartbeat_interval_s")]  # fmt: skip
+NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
+                       ("supervisors", "heartbeat_interval_s"),  # version 3
+                       ("jobs", "progress_details")]  # version 4  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     job = jobtui.enqueue("t")
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
-    for table, column in NEW_IN_VERSION_3:
+    for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
     assert db.execute_sql("SELECT version FROM jobtui_schema").fetchone()[0] == SCHEMA_VERSION
     assert "job_attempts_job_id" not in {i.name for i in db.get_indexes("job_attempts")}
-    for table, column in NEW_IN_VERSION_3:
+    for table, column in NEW_SINCE_VERSION_1:
         assert column in {c.name for c in db.get_columns(table)}
     row = Job.get_by_id(job.id)
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
+    assert row.progress_details is None
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):

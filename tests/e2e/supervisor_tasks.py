@@ -113,6 +113,21 @@ def progress_then_gate(gate: str) -> str:
     return "done"
 
 
+@task
+@logged
+def details_then_gate(gate: str, progress_callback=None) -> str:
+    """Progress with details (seed 002), through ``current_job()`` and through the
+    ProgressCallback the worker passes. Each pair of reports comes inside the worker's
+    interval: the second is held back, and must still reach the row (with the worker's
+    next beat while the task waits, before the outcome at the end)."""
+    current_job().progress(30, "loading", rows=0, phase="load")
+    progress_callback(60, "loaded", rows=1200)
+    wait_gate(gate)
+    progress_callback(90, "saving", rows=1500)
+    progress_callback(95, "saved", phase="save")
+    return "done"
+
+
 @task(retry_delay=0.05, retry_jitter=False)
 @logged
 def gated(gate: str) -> str:

@@ -3,6 +3,7 @@ run, retries back off, permanent errors fail at once, workers are recycled. Both
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
@@ -60,6 +61,35 @@ def test_wait_reports_progress_as_it_moves(cluster):
     assert jobtui.wait(handle.id, timeout=15, on_progress=on_progress)["value"] == "done"
     assert seen[0] == (50.0, "halfway") and seen[-1][0] == 100.0
     assert len(seen) == len(set(seen))  # once per change
+    cluster.check()
+
+
+def test_progress_details_and_callback_reach_the_row_and_show(cluster, capsys):
+    """Seed 002 through the real supervisor: ``progress(pct, message, **details)`` and a
+    ``progress_callback`` parameter; the details are merged, written fenced with the
+    progress, shown by ``jobtui show`` (and its JSON), and the last report before the
+    end lands although it came inside the write interval."""
+    cluster.start()
+    handle = jobtui.enqueue(f"{TASKS}.details_then_gate", args=["details"])
+
+    def loaded():
+        row = job(handle.id)
+        return row if row.progress_percentage == 60 else None
+
+    running = wait_until(loaded, 15, "the callback's progress in the row")
+    assert running.progress_message == "loaded"
+    assert running.progress_details == {"rows": 1200, "phase": "load"}
+    assert cli_main(["show", handle.id]) == 0
+    shown = capsys.readouterr().out
+    assert '"rows": 1200' in shown and '"phase": "load"' in shown
+    cluster.open_gate("details")
+    assert jobtui.wait(handle.id, timeout=15)["value"] == "done"
+    finished = job(handle.id)
+    assert finished.progress_details == {"rows": 1500, "phase": "save"}
+    assert finished.progress_percentage == 100
+    assert cli_main(["show", handle.id, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["progress_details"] == {"rows": 1500, "phase": "save"}
     cluster.check()
 
 

@@ -185,3 +185,19 @@ def test_only_the_active_view_is_polled():
         assert [c for c in source.calls if c != "header"] == ["failures_view"]
 
     run_pilot(static_app(source), scenario)
+
+
+def test_the_detail_shows_the_tasks_progress_details(db):
+    """Seed 002's details dict: the Overview shows it under the progress message, as
+    ``key value`` pairs, counts with separators; text values stay literal text."""
+    make_job(status="running", progress_percentage=40, progress_message="importing",
+             progress_details={"rows": 1200, "phase": "[b]load[/b]"})  # fmt: skip
+
+    async def scenario(pilot):
+        app = pilot.app
+        await press(pilot, "enter", "ctrl+r")
+        assert isinstance(app.screen, JobDetailScreen)
+        shown = str(app.screen.query_one("#progress-message").render())
+        assert "importing" in shown and "rows 1,200" in shown and "phase [b]load[/b]" in shown
+
+    run_pilot(db_app(db), scenario)

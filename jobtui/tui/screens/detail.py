@@ -36,6 +36,23 @@ def as_json(value: Any) -> Text:
     return Text(json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False))
 
 
+def progress_text(message: str | None, details: Any) -> Text:
+    """The progress message, then the task's details (seed 002) as ``key value`` pairs on
+    one line: a few counters an operator reads at a glance (the JSON is in ``show``)."""
+    out = Text(message or "", style="italic")
+    if isinstance(details, dict) and details:
+        if message:
+            out.append("\n")
+        for index, (key, value) in enumerate(details.items()):
+            if isinstance(value, int) and not isinstance(value, bool):
+                shown = f"{value:,}"
+            else:
+                shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            out.append(("  " if index else "") + f"{key} ", style="dim")
+            out.append(shown)
+    return out
+
+
 def overview_text(job: JobDetail, now) -> Text:
     row = job.row
     out = Text()
@@ -175,8 +192,9 @@ class JobDetailScreen(JobActions, ViewScreen):
         bar = self.query_one("#progress", ProgressBar)
         bar.display = row.status in ("running", "completed") or row.progress > 0
         bar.update(progress=100.0 if row.status == "completed" else row.progress)
-        message = Text(row.progress_message or "", style="italic")
-        self.query_one("#progress-message", Static).update(message)
+        self.query_one("#progress-message", Static).update(
+            progress_text(row.progress_message, job.progress_details)
+        )
         self.query_one("#parameters-text", Static).update(as_json(job.parameters))
         self.query_one("#result-text", Static).update(as_json(job.result))
         traceback = job.traceback or (row.error and f"{row.error_type}: {row.error}")
