@@ -56,10 +56,11 @@ def test_six_digit_counts_are_never_cut():
     async def scenario(pilot):
         await press(pilot, "3")
         table = pilot.app.screen.query_one("#workers-table", KeyedTable)
+        widths = _widths(table)
         for worker in BUSY_WORKERS:
-            assert _shown(table, worker.name, "done") == f"{worker.jobs_done:,}"
-            if worker.jobs_failed:
-                assert _shown(table, worker.name, "failed") == f"{worker.jobs_failed:,}"
+            for column, count in (("done", worker.jobs_done), ("failed", worker.jobs_failed)):
+                assert _shown(table, worker.name, column) == f"{count:,}"
+                assert widths[column] >= len(f"{count:,}"), (column, widths)
 
     run_pilot(static_app(WideSource()), scenario, size=(80, 24))
 
