@@ -61,6 +61,8 @@ def test_six_digit_counts_are_never_cut():
             for column, count in (("done", worker.jobs_done), ("failed", worker.jobs_failed)):
                 assert _shown(table, worker.name, column) == f"{count:,}"
                 assert widths[column] >= len(f"{count:,}"), (column, widths)
+        # and in view at 80 columns, with no sideways scrolling: other columns give way
+        assert sum(widths.values()) + 2 * len(widths) <= table.size.width - 1, widths
 
     run_pilot(static_app(WideSource()), scenario, size=(80, 24))
 

@@ -17,7 +17,7 @@ from ..snapshot import FailureGroup, FailuresView, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-COLUMNS = (("count", "count", 5), Column("error", "error", 18, grow=1, min_width=10),
+COLUMNS = (("count", "count", 5), Column("error", "error", 18, grow=1, min_width=14),
            Column("message", "message", 44, grow=4, min_width=16),
            Column("tasks", "tasks", 22, grow=1, min_width=10), ("first seen", "first", 10),
            ("last seen", "last", 9))  # fmt: skip

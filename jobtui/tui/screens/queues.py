@@ -19,7 +19,7 @@ from .base import ViewScreen
 if TYPE_CHECKING:
     from ..app import JobtuiApp
 
-COLUMNS = (Column("queue", "queue", 16, grow=1, min_width=10), ("paused", "paused", 6), ("pending", "pending", 8),
+COLUMNS = (Column("queue", "queue", 16, grow=1, min_width=12), ("paused", "paused", 6), ("pending", "pending", 8),
            ("running", "running", 7), ("failed", "failed", 7), ("latency", "latency", 7),
            ("done/min", "throughput", 8), ("workers", "concurrency", 7),
            ("retrying", "retrying", 8), ("waiting", "waiting", 7), ("done", "completed", 7),

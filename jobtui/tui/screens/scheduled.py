@@ -15,11 +15,11 @@ from ..snapshot import DelayedRow, ScheduledView, ScheduleRow, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-SCHEDULE_COLUMNS = (Column("schedule", "name", 18, grow=1, min_width=10), ("cron", "cron", 14),
-                    Column("task", "task", 22, grow=2, min_width=12),
+SCHEDULE_COLUMNS = (Column("schedule", "name", 18, grow=1, min_width=16), ("cron", "cron", 14),
+                    Column("task", "task", 22, grow=2, min_width=12, clip="left"),
                     Column("next runs", "next", 26, grow=1, min_width=12), ("last run", "last", 9),
                     ("outcome", "outcome", 10), ("on", "enabled", 3))  # fmt: skip
-DELAYED_COLUMNS = (("id", "id", 8), Column("task", "task", 24, grow=2, min_width=12),
+DELAYED_COLUMNS = (("id", "id", 8), Column("task", "task", 24, grow=2, min_width=12, clip="left"),
                    Column("queue", "queue", 10, grow=1, min_width=6),
                    ("kind", "kind", 9), ("due", "due", 9), ("pri", "pri", 4),
                    ("retries", "retries", 7))  # fmt: skip
