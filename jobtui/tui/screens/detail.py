@@ -24,8 +24,9 @@ from .base import ViewScreen
 from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 
 TABS = ("overview", "parameters", "result", "traceback", "attempts")
-ATTEMPT_COLUMNS = (("#", "attempt", 3), ("started", "started", 23), ("took", "took", 7),
-                   Column("worker", "worker", 16, grow=1, min_width=10), ("outcome", "outcome", 11),
+# fixed columns grow to their widest value: the error keeps the room, even at 80 columns
+ATTEMPT_COLUMNS = (("#", "attempt", 1), ("started", "started", 23), ("took", "took", 4),
+                   Column("worker", "worker", 16, grow=1, min_width=10), ("outcome", "outcome", 9),
                    Column("error", "error", 30, grow=4, min_width=20))  # fmt: skip
 OUTCOME_STYLES = {"completed": "green", "failed": "red", "timed_out": "bold red",
                   "crashed": "bold red", "cancelled": "dim", "interrupted": "yellow"}  # fmt: skip

@@ -34,12 +34,12 @@ FULL = 10_000  # "no limit" for a cell the table cuts to its column
 # the error / progress column takes most of a wide terminal; pri and worker give way first
 JOB_COLUMNS = (Column("id", "id", 9),
                Column("queue", "queue", 8, grow=1, min_width=6, max_width=14),
-               Column("task", "task", 16, grow=2, min_width=10, max_width=36, clip="left"),
+               Column("task", "task", 16, grow=3, min_width=10, max_width=36, clip="left"),
                Column("state", "state", 9), Column("pri", "pri", 3, hide_below=108),
                Column("try", "try", 3), Column("age", "age", 5),
                Column("worker", "worker", 10, grow=1, min_width=8, max_width=16, hide_below=108),
                # 16: a progress bar and its percentage (15) stay whole before the "…"
-               Column("progress / error", "info", 16, grow=6, min_width=16))  # fmt: skip
+               Column("progress / error", "info", 16, grow=5, min_width=16))  # fmt: skip
 QUEUE_COLUMNS = (Column("queue", "queue", 8, grow=1, max_width=24), Column("pend", "pending", 4),
                  Column("run", "running", 3), Column("fail", "failed", 4),
                  Column("latency", "latency", 7), Column("", "paused", 1))  # fmt: skip
