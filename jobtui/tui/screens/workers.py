@@ -18,7 +18,7 @@ from .base import ViewScreen
 
 # counts and figures are as wide as their widest value; names, job, host and queues grow;
 # on a narrow terminal the least needed columns give way so that the counts stay in view
-COLUMNS = (Column("name", "name", 18, grow=2, min_width=14, max_width=30),
+COLUMNS = (Column("name", "name", 14, grow=1, min_width=14, max_width=30),
            Column("state", "state", 5), Column("heartbeat", "beat", 9),
            Column("current job", "job", 22, grow=3, min_width=10, max_width=60),
            Column("progress", "progress", 15, hide_below=100), Column("cpu", "cpu", 3),
