@@ -5,7 +5,10 @@ seeds jobs of every demo task (some fail and retry, one fails permanently, some 
 delayed), upserts cron schedules (six-field, seconds last: every 15 and 20 s; five-field: every two
 minutes) so work keeps arriving, and starts ``jobtui-supervisor --import jobtui.demo`` as
 a child process in its own session (the terminal's signals stay with the console).
-``stop`` sends it SIGTERM, waits, and removes the temporary folder.
+``stop`` sends it SIGTERM (a warm shutdown), then a second one (cold), then SIGKILL, each
+after a bounded wait, and removes the temporary folder. The console calls it on ``q`` and
+when its terminal closes (launch.py); should the console be killed outright, the
+supervisor gets SIGTERM from the kernel (Linux's parent-death signal) and stops on its own.
 """
 
 from __future__ import annotations
@@ -16,12 +19,39 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobtui.models.db import resolve_database_url
 
-STOP_TIMEOUT_S = 15.0
+#: The supervisor's warm shutdown: its ``--shutdown-grace`` and ``--kill-grace`` below and
+#: some room; then a cold one, then SIGKILL (its workers die with it).
+WARM_STOP_S = 8.0
+COLD_STOP_S = 4.0
+KILL_WAIT_S = 5.0
 DEMO_WORKERS = 4
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_console() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the supervisor SIGTERM (a warm shutdown)
+    when the console dies, even by SIGKILL, when no clean-up of ours can run. Linux only
+    (elsewhere None: the console's own stop is all there is). The C library is loaded
+    here, before the fork: the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    console = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != console:  # the console died before the call took effect
+            os._exit(1)
+
+    return preexec
 
 
 def seed_demo_jobs(database) -> int:
@@ -76,6 +106,8 @@ class DemoSession:
     process: subprocess.Popen | None = None
     log_path: str | None = None
     _log: object = field(default=None, repr=False)
+    #: ``stop`` may be called from a thread (the terminal closed) and from the main one.
+    _stopping: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def start(cls, database_url: str | None = None, *, seed: bool = True,
@@ -108,18 +140,28 @@ class DemoSession:
         env = {**os.environ, "JOBTUI_DATABASE": self.url}  # not argv: ps would show a password
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, env=env,
-                                        start_new_session=True)  # fmt: skip
+                                        start_new_session=True,
+                                        preexec_fn=die_with_console())  # fmt: skip
 
     def stop(self) -> None:
-        """SIGTERM the supervisor (a warm shutdown), wait for it, clean up."""
+        """Stop the supervisor, warm then cold then SIGKILL, each wait bounded; clean up.
+        Safe to call twice and from two threads: the second call waits for the first."""
+        with self._stopping:
+            self._stop()
+
+    def _stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        if process is not None:
+            for action, wait_s in ((process.terminate, WARM_STOP_S),
+                                   (process.terminate, COLD_STOP_S),  # again: cold
+                                   (process.kill, KILL_WAIT_S)):  # fmt: skip
+                if process.poll() is not None:
+                    break
+                action()
+                try:
+                    process.wait(wait_s)
+                except subprocess.TimeoutExpired:
+                    continue
         if self._log is not None:
             self._log.close()  # type: ignore[attr-defined]
             self._log = None

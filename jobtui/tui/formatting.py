@@ -32,6 +32,12 @@ def clip(value: str | None, width: int) -> str:
     return value if len(value) <= width else value[: max(0, width - 1)] + "…"
 
 
+def line(value: str | None) -> str:
+    """``value`` on one line (runs of whitespace as one space) and uncut: the table cuts it
+    to its column's width, which follows the terminal."""
+    return clip(value, len(value or ""))
+
+
 def state(status: str, cancel_requested: bool = False) -> Text:
     label = status + (" ✕" if cancel_requested and status == "running" else "")
     return Text(label, style=STATE_STYLES.get(status, ""), no_wrap=True)

@@ -124,3 +124,92 @@ def test_the_demo_moves_and_stops_its_supervisor(tmp_path):
         assert list(tmp_path.iterdir()) == []  # its folder and database removed
     finally:
         term.close()
+
+
+def _demo_processes(tmp_path: Path) -> tuple[Path, list[psutil.Process]]:
+    """The demo's database and the processes given it: its supervisor and workers."""
+    (demo_db,) = tmp_path.glob("*/demo.db")
+    return demo_db, _processes_on(str(demo_db))
+
+
+def _gone(processes: list[psutil.Process]) -> bool:
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    return not any(alive(p) for p in processes)
+
+
+def _start_demo(tmp_path: Path) -> tuple[Tmux, Path, list[psutil.Process]]:
+    term = Tmux([str(Path(sys.executable).parent / "jobtui"), "--demo"],
+                env={"TMPDIR": str(tmp_path)})  # fmt: skip
+    term.wait_for(lambda s: "1 sup" in s and "running" in s, 30,
+                  "the demo's supervisor running jobs")  # fmt: skip
+    demo_db, running = _demo_processes(tmp_path)
+    assert len(running) > 1  # the supervisor and its workers
+    return term, demo_db, running
+
+
+def _sweep(demo_db: Path | None) -> None:
+    """A failed test leaves no demo processes behind."""
+    for process in _processes_on(str(demo_db)) if demo_db else []:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def test_closing_the_demos_terminal_stops_its_supervisor_and_removes_its_folder(tmp_path):
+    """Issue 12, item 6: tmux kill-session (SIGHUP, as closing the window) ends the demo as
+    q does; the supervisor used to live on under PID 1."""
+    demo_db = None
+    term = None
+    try:
+        term, demo_db, running = _start_demo(tmp_path)
+        term.kill_session()
+        wait_until(lambda: _gone(running), 30, "the supervisor and its workers to stop")
+        assert _processes_on(str(demo_db)) == []
+        wait_until(lambda: list(tmp_path.iterdir()) == [], 10, "the demo's folder removed")
+    finally:
+        if term is not None:
+            term.close()
+        _sweep(demo_db)
+
+
+def test_a_killed_demo_console_takes_its_supervisor_with_it(tmp_path):
+    """The backstop: SIGKILL leaves the console no time to stop anything, so the
+    supervisor dies with its parent (its folder stays: nothing is left to remove it)."""
+    demo_db = None
+    term = None
+    try:
+        term, demo_db, running = _start_demo(tmp_path)
+        pids = {p.pid for p in running}
+        (supervisor,) = [p for p in running if p.ppid() not in pids]
+        console = supervisor.parent()
+        assert "--demo" in console.cmdline()
+        console.kill()
+        wait_until(lambda: _gone(running), 30, "the supervisor and its workers to stop")
+    finally:
+        if term is not None:
+            term.close()
+        _sweep(demo_db)
+
+
+def test_sigterm_ends_the_demo_as_q_does(tmp_path):
+    """A plain ``kill`` of the console: the terminal is put back (the shell prints the
+    exit code 128 + 15), the supervisor is stopped and the folder removed."""
+    demo_db = None
+    term = None
+    try:
+        term, demo_db, running = _start_demo(tmp_path)
+        pids = {p.pid for p in running}
+        (supervisor,) = [p for p in running if p.ppid() not in pids]
+        supervisor.parent().terminate()
+        assert term.exit_code() == 128 + signal.SIGTERM
+        assert _gone(running) and list(tmp_path.iterdir()) == []
+    finally:
+        if term is not None:
+            term.close()
+        _sweep(demo_db)

@@ -153,10 +153,10 @@ def test_a_prefetched_job_says_it_waits_for_its_worker():
     from jobtui.tui.snapshot import JobDetail
 
     waiting = job(3, "running", worker="host-1-w1")
-    assert info_cell(waiting, FIXED_NOW, 40).plain == "prefetched: waits for its worker"
-    assert job_cells(waiting, FIXED_NOW, False, False)[6].plain == "—"  # no age: not begun
+    assert info_cell(waiting, FIXED_NOW).plain == "prefetched: waits for its worker"
+    assert job_cells(waiting, FIXED_NOW, False)[6].plain == "—"  # no age: not begun
     running = job(4, "running", worker="host-1-w1", started_at=FIXED_NOW, progress=50.0)
-    assert "50%" in info_cell(running, FIXED_NOW, 40).plain
+    assert "50%" in info_cell(running, FIXED_NOW).plain
     blank = {name: None for name in JobDetail.__dataclass_fields__}
     detail = JobDetail(**{**blank, "row": waiting, "tags": (), "depends_on": (),
                           "attempts": (), "dependants": ()})  # fmt: skip

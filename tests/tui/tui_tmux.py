@@ -59,6 +59,11 @@ class Tmux:
         line = next(line for line in screen.splitlines() if line.startswith("EXITED"))
         return int(line.split()[1])
 
+    def kill_session(self) -> None:
+        """Close the terminal as a user closing its window would: the programs in it get
+        SIGHUP (the server goes too: the session is its only one)."""
+        self._tmux("kill-session", "-t", self.session)
+
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
                        timeout=10)  # fmt: skip

@@ -17,15 +17,17 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import AttemptRow, DetailView, JobDetail, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 
 TABS = ("overview", "parameters", "result", "traceback", "attempts")
-ATTEMPT_COLUMNS = (("#", "attempt", 3), ("started", "started", 23), ("took", "took", 7),
-                   ("worker", "worker", 16), ("outcome", "outcome", 11),
-                   ("error", "error", 50))  # fmt: skip
+# fixed columns grow to their widest value: the error keeps the room, even at 80 columns
+ATTEMPT_COLUMNS = (("#", "attempt", 1), ("started", "started", 23), ("took", "took", 4),
+                   Column("worker", "worker", 16, grow=1, min_width=10), ("outcome", "outcome", 9),
+                   Column("error", "error", 30, grow=4, min_width=20))  # fmt: skip
 OUTCOME_STYLES = {"completed": "green", "failed": "red", "timed_out": "bold red",
                   "crashed": "bold red", "cancelled": "dim", "interrupted": "yellow"}  # fmt: skip
 
@@ -118,9 +120,9 @@ def overview_text(job: JobDetail, now) -> Text:
 
 def attempt_cells(attempt: AttemptRow) -> tuple[Text, ...]:
     return (fmt.text(attempt.attempt), fmt.text(fmt.stamp(attempt.started_at)),
-            fmt.text(fmt.seconds(attempt.duration_s)), fmt.text(fmt.clip(attempt.worker, 16)),
+            fmt.text(fmt.seconds(attempt.duration_s)), fmt.text(fmt.line(attempt.worker)),
             fmt.text(attempt.outcome, OUTCOME_STYLES.get(attempt.outcome, "")),
-            fmt.error_text(attempt.error_type, attempt.error, 50))  # fmt: skip
+            fmt.error_text(attempt.error_type, attempt.error, len(attempt.error or "") + 80))  # fmt: skip
 
 
 class JobDetailScreen(JobActions, ViewScreen):

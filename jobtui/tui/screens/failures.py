@@ -12,18 +12,21 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import FailureGroup, FailuresView, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-COLUMNS = (("count", "count", 6), ("error", "error", 18), ("message", "message", 44),
-           ("tasks", "tasks", 22), ("first seen", "first", 10), ("last seen", "last", 10))  # fmt: skip
+COLUMNS = (("count", "count", 5), Column("error", "error", 18, grow=1, min_width=14),
+           Column("message", "message", 44, grow=4, min_width=16),
+           Column("tasks", "tasks", 22, grow=1, min_width=10), ("first seen", "first", 10),
+           ("last seen", "last", 9))  # fmt: skip
 
 
 def group_cells(group: FailureGroup, now) -> tuple[Text, ...]:
     tasks = ", ".join(t.rsplit(".", 1)[-1] for t in group.tasks)
-    return (fmt.text(f"{group.count:,}", "bold red"), fmt.text(fmt.clip(group.error_type, 18)),
-            fmt.text(fmt.clip(group.message, 44)), fmt.text(fmt.clip(tasks, 22)),
+    return (fmt.text(f"{group.count:,}", "bold red"), fmt.text(fmt.line(group.error_type)),
+            fmt.text(fmt.line(group.message)), fmt.text(fmt.line(tasks)),
             fmt.text(fmt.age(group.first_seen, now)), fmt.text(fmt.age(group.last_seen, now)))  # fmt: skip
 
 

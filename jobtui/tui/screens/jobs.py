@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..filters import FilterError, parse_filter
 from ..snapshot import JobRow, JobsQuery, JobsView, QueueRow, Source, Strip, WorkerRow
 from ..widgets.keyed_table import KeyedTable, TableRow
@@ -28,64 +29,61 @@ from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 from .modals import steady_inputs
 
 WINDOW = 200
+FULL = 10_000  # "no limit" for a cell the table cuts to its column
 
-WIDE_COLUMNS = (("id", "id", 9), ("queue", "queue", 10), ("task", "task", 22),
-                ("state", "state", 9), ("pri", "pri", 4), ("try", "try", 5), ("age", "age", 6),
-                ("worker", "worker", 12), ("progress / error", "info", 30))  # fmt: skip
-NARROW_COLUMNS = (("id", "id", 9), ("queue", "queue", 8), ("task", "task", 16),
-                  ("state", "state", 9), ("try", "try", 3), ("age", "age", 5),
-                  ("progress / error", "info", 15))  # fmt: skip
-QUEUE_COLUMNS = (("queue", "queue", 12), ("pend", "pending", 6), ("run", "running", 4),
-                 ("fail", "failed", 6), ("latency", "latency", 7), ("", "paused", 1))  # fmt: skip
-NARROW_QUEUE_COLUMNS = (("queue", "queue", 10), ("pend", "pending", 5), ("run", "running", 3),
-                        ("fail", "failed", 5), ("lat", "latency", 5), ("", "paused", 1))  # fmt: skip
-WORKER_COLUMNS = (("worker", "name", 18), ("state", "state", 8), ("job", "job", 26),
-                  ("progress", "progress", 15), ("cpu", "cpu", 5), ("rss", "rss", 7),
-                  ("beat", "beat", 6))  # fmt: skip
+# the error / progress column takes most of a wide terminal; pri and worker give way first
+JOB_COLUMNS = (Column("id", "id", 9),
+               Column("queue", "queue", 8, grow=1, min_width=6, max_width=14),
+               Column("task", "task", 16, grow=3, min_width=10, max_width=36, clip="left"),
+               Column("state", "state", 9), Column("pri", "pri", 3, hide_below=108),
+               Column("try", "try", 3), Column("age", "age", 5),
+               Column("worker", "worker", 10, grow=1, min_width=8, max_width=16, hide_below=108),
+               # 16: a progress bar and its percentage (15) stay whole before the "…"
+               Column("progress / error", "info", 16, grow=5, min_width=16))  # fmt: skip
+QUEUE_COLUMNS = (Column("queue", "queue", 8, grow=1, max_width=24), Column("pend", "pending", 4),
+                 Column("run", "running", 3), Column("fail", "failed", 4),
+                 Column("latency", "latency", 7), Column("", "paused", 1))  # fmt: skip
+WORKER_COLUMNS = (Column("worker", "name", 16, grow=1, min_width=12, max_width=30),
+                  Column("state", "state", 8),
+                  Column("job", "job", 20, grow=2, min_width=12, max_width=60),
+                  Column("progress", "progress", 15), Column("cpu", "cpu", 4),
+                  Column("rss", "rss", 6), Column("beat", "beat", 5))  # fmt: skip
 
 
-def task_label(task: str, width: int) -> str:
-    """A task name clipped from the left: the function name matters most."""
-    return task if len(task) <= width else "…" + task[-(width - 1) :]
-
-
-def info_cell(row: JobRow, now: datetime, width: int) -> Text:
-    """Progress for a running job, the error for a failed one, when a delayed one is due.
-    A running job without a start time is claimed but waits for its worker to finish the
-    job ahead of it (the prefetch): it says so rather than show an idle progress bar."""
+def info_cell(row: JobRow, now: datetime) -> Text:
+    """Progress for a running job, the error for a failed one, when a delayed one is due;
+    whole: the table cuts it to the column. A running job without a start time is claimed
+    but waits for its worker to finish the job ahead of it (the prefetch): it says so
+    rather than show an idle progress bar."""
     if row.status == "running" and row.started_at is None:
-        return fmt.text(fmt.clip("prefetched: waits for its worker", width), "dim")
+        return fmt.text("prefetched: waits for its worker", "dim")
     if row.status == "running":
-        out = fmt.bar(row.progress, max(5, min(10, width - 5)))
-        if row.progress_message and width > 20:
-            out.append(" " + fmt.clip(row.progress_message, width - 16), style="dim")
+        out = fmt.bar(row.progress)
+        if row.progress_message:
+            out.append(" " + fmt.line(row.progress_message), style="dim")
         return out
     if row.error_type or row.error:
-        return fmt.error_text(row.error_type, row.error, width)
+        return fmt.error_text(row.error_type, row.error, FULL)
     if row.status in ("pending", "retrying", "waiting") and row.run_at and row.run_at > now:
         return fmt.text(f"due {fmt.age(row.run_at, now)}", "dim")
     return Text("")
 
 
-def job_cells(row: JobRow, now: datetime, marked: bool, narrow: bool) -> tuple[Text, ...]:
+def job_cells(row: JobRow, now: datetime, marked: bool) -> tuple[Text, ...]:
+    """One cell per ``JOB_COLUMNS`` entry, uncut."""
     ident = Text("●" if marked else " ", style="bold magenta")
     ident.append(fmt.short_id(row.id))
     when = row.started_at if row.status == "running" else row.created_at
-    age = fmt.text(fmt.age(when, now))
-    if narrow:
-        return (ident, fmt.text(fmt.clip(row.queue, 8)), fmt.text(task_label(row.task, 16)),
-                fmt.state(row.status, row.cancel_requested), fmt.text(row.attempt), age,
-                info_cell(row, now, 15))  # fmt: skip
-    return (ident, fmt.text(fmt.clip(row.queue, 10)), fmt.text(task_label(row.task, 22)),
+    return (ident, fmt.text(fmt.line(row.queue)), fmt.text(row.task),
             fmt.state(row.status, row.cancel_requested), fmt.text(row.priority),
-            fmt.text(f"{row.attempt}/{row.max_retries + 1}"), age,
-            fmt.text(fmt.clip(row.worker, 12)), info_cell(row, now, 30))  # fmt: skip
+            fmt.text(f"{row.attempt}/{row.max_retries + 1}"), fmt.text(fmt.age(when, now)),
+            fmt.text(fmt.line(row.worker)), info_cell(row, now))  # fmt: skip
 
 
-def queue_cells(row: QueueRow, narrow: bool = False) -> tuple[Text, ...]:
+def queue_cells(row: QueueRow) -> tuple[Text, ...]:
     latency = fmt.seconds(row.latency_s) if row.latency_s is not None else "—"
     style = "bold red" if (row.latency_s or 0) > 300 else ""
-    return (fmt.text(fmt.clip(row.name, 10 if narrow else 12)),
+    return (fmt.text(fmt.line(row.name)),
             fmt.text(fmt.count(row.count("pending")), "cyan"),
             fmt.text(fmt.count(row.count("running")), "yellow"),
             fmt.text(fmt.count(row.count("failed")), "red" if row.count("failed") else ""),
@@ -96,8 +94,8 @@ def worker_cells(row: WorkerRow) -> tuple[Text, ...]:
     name = ("▸ " if row.kind == "supervisor" else "  ") + row.name
     beat = fmt.seconds(row.heartbeat_age_s)
     job = f"{fmt.short_id(row.current_job_id)} {row.current_task or ''}".strip()
-    return (fmt.text(fmt.clip(name, 18), "bold red" if row.stale else ""),
-            fmt.text(row.state, "bold red" if row.stale else ""), fmt.text(fmt.clip(job, 26)),
+    return (fmt.text(fmt.line(name), "bold red" if row.stale else ""),
+            fmt.text(row.state, "bold red" if row.stale else ""), fmt.text(fmt.line(job)),
             fmt.bar(row.progress) if row.progress is not None and row.current_job_id else Text(""),
             fmt.text(f"{row.cpu_percent:.0f}%"), fmt.text(fmt.megabytes(row.rss_bytes)),
             fmt.text(beat, "bold red" if row.stale else ""))  # fmt: skip
@@ -175,23 +173,19 @@ class JobsScreen(JobActions, ViewScreen):
         self.rows: dict[str, JobRow] = {}
         self.queue_rows: dict[str, QueueRow] = {}
         self._cursor_to: str | None = None
-        self.narrow = False
 
     def crumb(self) -> str:
         return self.title_text or ""
 
     def compose_body(self) -> ComposeResult:
-        self.narrow = self.app.size.width < 110
         if self.pinned is None:
             with Horizontal(id="top-panes"):
-                yield KeyedTable(NARROW_QUEUE_COLUMNS if self.narrow else QUEUE_COLUMNS,
-                                 id="queue-pane", sortable=False)  # fmt: skip
+                yield KeyedTable(QUEUE_COLUMNS, id="queue-pane", sortable=False)
                 yield StripPane(id="strip")
         yield FilterInput(id="filter-input", placeholder="state:failed queue:emails task:send_* "
                           "pri:>5 age:>10m !queue:low text — enter applies, esc clears")  # fmt: skip
         yield Static("", id="filter-line")
-        yield KeyedTable(NARROW_COLUMNS if self.narrow else WIDE_COLUMNS, id="jobs-table",
-                         sortable=False)  # fmt: skip
+        yield KeyedTable(JOB_COLUMNS, id="jobs-table", sortable=False)
         if self.pinned is None:
             yield KeyedTable(WORKER_COLUMNS, id="workers-pane", sortable=False)
 
@@ -221,7 +215,7 @@ class JobsScreen(JobActions, ViewScreen):
         self.data = data
         self.rows = {row.id: row for row in data.page.rows}
         table = self.table
-        table.sync([TableRow(row.id, job_cells(row, data.now, self.is_marked(row.id), self.narrow))
+        table.sync([TableRow(row.id, job_cells(row, data.now, self.is_marked(row.id)))
                     for row in data.page.rows])  # fmt: skip
         if self._cursor_to == "first" and table.row_count:
             table.move_cursor(row=0, animate=False)
@@ -232,7 +226,7 @@ class JobsScreen(JobActions, ViewScreen):
             if data.queues is not None:
                 self.queue_rows = {q.name: q for q in data.queues}
                 self.query_one("#queue-pane", KeyedTable).sync(
-                    [TableRow(q.name, queue_cells(q, self.narrow)) for q in data.queues]
+                    [TableRow(q.name, queue_cells(q)) for q in data.queues]
                 )
             if data.strip is not None:
                 self.query_one("#strip", StripPane).set_strip(data.strip)

@@ -8,11 +8,13 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import MetricRow, MetricsView, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-COLUMNS = (("queue", "queue", 12), ("task", "task", 24), ("done", "done", 7),
+COLUMNS = (Column("queue", "queue", 12, grow=1, min_width=8),
+           Column("task", "task", 24, grow=2, min_width=12), ("done", "done", 7),
            ("failed", "failed", 7), ("fail %", "rate", 6), ("/min", "throughput", 6),
            ("wait p50", "wait50", 8), ("wait p95", "wait95", 8), ("run p50", "run50", 8),
            ("run p95", "run95", 8))  # fmt: skip
@@ -22,8 +24,8 @@ def metric_cells(row: MetricRow, window_s: float) -> tuple[Text, ...]:
     rate = row.failure_rate
     total = not row.task
     style = "bold" if total else ""
-    return (fmt.text(fmt.clip(row.queue, 12) if total else "", style),
-            fmt.text("all tasks" if total else "  " + fmt.clip(row.task, 22),
+    return (fmt.text(fmt.line(row.queue) if total else "", style),
+            fmt.text("all tasks" if total else "  " + fmt.line(row.task),
                      "bold" if total else ""),
             fmt.text(f"{row.done:,}", style), fmt.text(f"{row.failed:,}",
                                                        "red" if row.failed else style),

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import QueueRow, QueuesView, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
@@ -18,7 +19,7 @@ from .base import ViewScreen
 if TYPE_CHECKING:
     from ..app import JobtuiApp
 
-COLUMNS = (("queue", "queue", 16), ("paused", "paused", 6), ("pending", "pending", 8),
+COLUMNS = (Column("queue", "queue", 16, grow=1, min_width=12), ("paused", "paused", 6), ("pending", "pending", 8),
            ("running", "running", 7), ("failed", "failed", 7), ("latency", "latency", 7),
            ("done/min", "throughput", 8), ("workers", "concurrency", 7),
            ("retrying", "retrying", 8), ("waiting", "waiting", 7), ("done", "completed", 7),
@@ -39,7 +40,7 @@ def _count(row: QueueRow, status: str) -> Text:
 
 def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
     latency = fmt.seconds(row.latency_s) if row.latency_s is not None else "—"
-    return (fmt.text(fmt.clip(row.name, 16), "bold"),
+    return (fmt.text(fmt.line(row.name), "bold"),
             fmt.text("⏸ yes" if row.paused else "", "bold yellow"),
             *(_count(row, s) for s in STATES),
             fmt.text(latency, "bold red" if (row.latency_s or 0) > 300 else ""),

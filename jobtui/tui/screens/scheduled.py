@@ -10,14 +10,17 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import DelayedRow, ScheduledView, ScheduleRow, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-SCHEDULE_COLUMNS = (("schedule", "name", 18), ("cron", "cron", 14), ("task", "task", 22),
-                    ("next runs", "next", 26), ("last run", "last", 9),
+SCHEDULE_COLUMNS = (Column("schedule", "name", 18, grow=1, min_width=16), ("cron", "cron", 14),
+                    Column("task", "task", 22, grow=2, min_width=12, clip="left"),
+                    Column("next runs", "next", 26, grow=1, min_width=12), ("last run", "last", 9),
                     ("outcome", "outcome", 10), ("on", "enabled", 3))  # fmt: skip
-DELAYED_COLUMNS = (("id", "id", 8), ("task", "task", 24), ("queue", "queue", 10),
+DELAYED_COLUMNS = (("id", "id", 8), Column("task", "task", 24, grow=2, min_width=12, clip="left"),
+                   Column("queue", "queue", 10, grow=1, min_width=6),
                    ("kind", "kind", 9), ("due", "due", 9), ("pri", "pri", 4),
                    ("retries", "retries", 7))  # fmt: skip
 
@@ -25,8 +28,8 @@ DELAYED_COLUMNS = (("id", "id", 8), ("task", "task", 24), ("queue", "queue", 10)
 def schedule_cells(row: ScheduleRow, now) -> tuple[Text, ...]:
     runs = ", ".join(fmt.age(moment, now) for moment in row.next_runs) or "—"
     outcome = row.last_outcome or ("gone" if row.last_job_id else "—")
-    return (fmt.text(fmt.clip(row.name, 18), "bold"), fmt.text(row.cron),
-            fmt.text(fmt.clip(row.task, 22)), fmt.text(fmt.clip(runs, 26)),
+    return (fmt.text(fmt.line(row.name), "bold"), fmt.text(row.cron),
+            fmt.text(fmt.line(row.task)), fmt.text(runs),
             fmt.text(fmt.age(row.last_fire_at, now)),
             fmt.text(outcome, fmt.STATE_STYLES.get(outcome, "dim")),
             fmt.text("✓" if row.enabled else "✗", "green" if row.enabled else "red"))  # fmt: skip
@@ -34,8 +37,8 @@ def schedule_cells(row: ScheduleRow, now) -> tuple[Text, ...]:
 
 def delayed_cells(row: DelayedRow, now) -> tuple[Text, ...]:
     kind = "retry" if row.status == "retrying" else "delayed"
-    return (fmt.text(fmt.short_id(row.id)), fmt.text(fmt.clip(row.task, 24)),
-            fmt.text(fmt.clip(row.queue, 10)),
+    return (fmt.text(fmt.short_id(row.id)), fmt.text(fmt.line(row.task)),
+            fmt.text(fmt.line(row.queue)),
             fmt.text(kind, fmt.STATE_STYLES.get(row.status, "")),
             fmt.text(fmt.age(row.run_at, now)), fmt.text(row.priority),
             fmt.text(row.retry_count))  # fmt: skip

@@ -11,15 +11,22 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
+from ..columns import Column
 from ..snapshot import WorkerDetailView, WorkerRow, WorkersView
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-COLUMNS = (("name", "name", 20), ("state", "state", 8), ("heartbeat", "beat", 10),
-           ("current job", "job", 26), ("progress", "progress", 15), ("cpu", "cpu", 5),
-           ("rss", "rss", 7), ("uptime", "uptime", 6), ("done", "done", 7),
-           ("failed", "failed", 6), ("host", "host", 12), ("pid", "pid", 7),
-           ("queues", "queue", 10))  # fmt: skip
+# counts and figures are as wide as their widest value; names, job, host and queues grow;
+# on a narrow terminal the least needed columns give way so that the counts stay in view
+COLUMNS = (Column("name", "name", 14, grow=1, min_width=14, max_width=30),
+           Column("state", "state", 5), Column("heartbeat", "beat", 9),
+           Column("current job", "job", 22, grow=3, min_width=10, max_width=60),
+           Column("progress", "progress", 15, hide_below=100), Column("cpu", "cpu", 3),
+           Column("rss", "rss", 5), Column("uptime", "uptime", 6, hide_below=100),
+           Column("done", "done", 4), Column("failed", "failed", 6),
+           Column("host", "host", 10, grow=1, min_width=6, max_width=24, hide_below=140),
+           Column("pid", "pid", 3, hide_below=140),
+           Column("queues", "queue", 8, grow=1, min_width=6, max_width=30, hide_below=140))  # fmt: skip
 
 
 def worker_row_cells(row: WorkerRow) -> tuple[Text, ...]:
@@ -30,13 +37,12 @@ def worker_row_cells(row: WorkerRow) -> tuple[Text, ...]:
         fmt.bar(row.progress) if row.current_job_id and row.progress is not None else Text("")
     )
     beat = fmt.seconds(row.heartbeat_age_s) + (" STALE" if row.stale else "")
-    return (fmt.text(fmt.clip(name, 20), alarm or ("bold" if row.kind == "supervisor" else "")),
-            fmt.text(row.state, alarm), fmt.text(beat, alarm), fmt.text(fmt.clip(job, 26)),
+    return (fmt.text(fmt.line(name), alarm or ("bold" if row.kind == "supervisor" else "")),
+            fmt.text(row.state, alarm), fmt.text(beat, alarm), fmt.text(fmt.line(job)),
             progress, fmt.text(f"{row.cpu_percent:.0f}%"), fmt.text(fmt.megabytes(row.rss_bytes)),
             fmt.text(fmt.seconds(row.uptime_s)), fmt.text(f"{row.jobs_done:,}"),
             fmt.text(f"{row.jobs_failed:,}", "red" if row.jobs_failed else ""),
-            fmt.text(fmt.clip(row.host, 12)), fmt.text(row.pid),
-            fmt.text(fmt.clip(row.queue, 10)))  # fmt: skip
+            fmt.text(fmt.line(row.host)), fmt.text(row.pid), fmt.text(fmt.line(row.queue)))  # fmt: skip
 
 
 def open_job(screen: ViewScreen, job_id: str | None) -> None:

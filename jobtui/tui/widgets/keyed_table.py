@@ -4,6 +4,10 @@ DataTable's cursor is an index and ``clear()`` resets both it and the scroll, so
 refresh makes the cursor jump whenever rows move. ``sync`` diffs by row key: when the keys
 are unchanged only the changed cells are updated; otherwise the rows are rebuilt and the
 cursor is put back on the row with the same key, at the same height on screen.
+
+Column widths follow the table's width and its data (``columns.layout_columns``): they are
+recomputed on every resize and every sync, and the rows are rebuilt when they change.
+Cells come in whole; the table cuts them to their columns.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+
+from ..columns import ColumnSpec, Layout, as_column, layout_columns
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,11 @@ class KeyedTable(DataTable):
         def control(self) -> KeyedTable:
             return self.table
 
-    def __init__(self, columns: Sequence[tuple[str, str, int | None]], *, sortable: bool = True,
+    def __init__(self, columns: Sequence[ColumnSpec], *, sortable: bool = True,
                  id: str | None = None, classes: str | None = None) -> None:  # fmt: skip
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
-        self._column_spec = list(columns)
+        self._column_spec = [as_column(column) for column in columns]
+        self._layout: Layout | None = None
         self._rows: dict[str, tuple[tuple, ...]] = {}
         self._order: list[str] = []
         self._last: list[TableRow] = []
@@ -68,8 +76,39 @@ class KeyedTable(DataTable):
         self.text_filter: tuple[str, ...] = ()  # words every shown row holds (``/``)
 
     def on_mount(self) -> None:
-        for label, key, width in self._column_spec:
-            self.add_column(Text(label), key=key, width=width)
+        self._set_columns(layout_columns(self._column_spec, None))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A new width shares the room out again (the 80-column layout must not stay)."""
+        self.resort()
+
+    # ------------------------------------------------------------------ layout
+
+    def _available(self) -> int | None:
+        """Cells for the columns: the width less the vertical scrollbar, always reserved
+        so that the layout does not jump when the rows start to overflow."""
+        width = self.size.width
+        if width <= 0:  # not laid out yet
+            return None
+        return max(0, width - self.styles.scrollbar_size_vertical)
+
+    def _set_columns(self, layout: Layout) -> None:
+        self.clear(columns=True)
+        for index, width in zip(layout.indexes, layout.widths, strict=True):
+            column = self._column_spec[index]
+            self.add_column(Text(column.label), key=column.key, width=width)
+        self._layout = layout
+        self._order = []
+
+    @property
+    def column_widths(self) -> dict[str, int]:
+        """The width of each column shown, by key."""
+        layout = self._layout
+        if layout is None:
+            return {}
+        return {
+            self._column_spec[i].key: w for i, w in zip(layout.indexes, layout.widths, strict=True)
+        }
 
     # ------------------------------------------------------------------ reading
 
@@ -127,19 +166,24 @@ class KeyedTable(DataTable):
         old_index = self.cursor_row
         old_screen_offset = old_index - int(self.scroll_y)
         new_order = [row.key for row in rows]
+        layout = layout_columns(self._column_spec, self._available(), [r.cells for r in rows])
         with self.app.batch_update():
+            if layout != self._layout:
+                self._set_columns(layout)
+            cells = {row.key: layout.fit_row(self._column_spec, row.cells) for row in rows}
             if new_order == self._order:
-                column_keys = [key for _, key, _ in self._column_spec]
-                for row in rows:
-                    old = self._rows.get(row.key, ())
-                    for index, cell in enumerate(row.cells):
+                column_keys = [self._column_spec[i].key for i in layout.indexes]
+                for key, row_cells in cells.items():
+                    old = self._rows.get(key, ())
+                    for index, cell in enumerate(row_cells):
                         if index >= len(old) or old[index] != _signature(cell):
-                            self.update_cell(row.key, column_keys[index], cell)
+                            self.update_cell(key, column_keys[index], cell)
             else:
                 self.clear()
-                for row in rows:
-                    self.add_row(*row.cells, key=row.key)
-            self._rows = {row.key: tuple(_signature(c) for c in row.cells) for row in rows}
+                for key, row_cells in cells.items():
+                    self.add_row(*row_cells, key=key)
+            self._rows = {key: tuple(_signature(c) for c in row_cells)
+                          for key, row_cells in cells.items()}  # fmt: skip
             self._order = new_order
             if new_order and anchor in self._rows:
                 new_index = new_order.index(anchor)
@@ -207,7 +251,7 @@ class KeyedTable(DataTable):
         else:
             nxt = self.sort_column + 1
             self.sort_column, self.sort_reverse = (None, False) if nxt >= count else (nxt, False)
-        label = "none" if self.sort_column is None else self._column_spec[self.sort_column][0]
+        label = "none" if self.sort_column is None else self._column_spec[self.sort_column].label
         self.notify(f"sorted by {label}{' (reversed)' if self.sort_reverse else ''}",
                     markup=False, timeout=2)  # fmt: skip
         self.resort()
