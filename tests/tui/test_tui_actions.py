@@ -347,6 +347,30 @@ def test_go_to_worker_and_back_to_its_job(db):
     run_pilot(db_app(db), scenario)
 
 
+def test_the_worker_detail_shows_its_job_as_it_is_now(db):
+    """The worker row is written once per heartbeat: after its job completed it still
+    said busy with that job until the next beat. The jobs table is newer."""
+    job = make_job(status="running", worker_name="sup-1-w1")
+    make_worker("sup-1-w1", job_id=job)
+
+    async def scenario(pilot):
+        await press(pilot, "3", "down", "enter")
+        screen = pilot.app.screen
+        assert isinstance(screen, WorkerDetailScreen)
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" in text and job in text
+        Job.update(status="completed").where(Job.id == job).execute()  # the beat lags
+        await press(pilot, "ctrl+r")
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" not in text and job not in text and "idle" in text
+        later = make_job(status="running", worker_name="sup-1-w1")  # begun since the beat
+        await press(pilot, "ctrl+r")
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" in text and later in text
+
+    run_pilot(db_app(db), scenario)
+
+
 def test_workers_view_opens_the_current_job(db):
     job = make_job(status="running", worker_name="sup-1-w1")
     make_worker("sup-1-w1", job_id=job)
