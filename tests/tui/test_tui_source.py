@@ -206,7 +206,9 @@ def test_scheduled_view(source):
     gaps = {(b - a).total_seconds() for a, b in zip(row.next_runs, row.next_runs[1:], strict=False)}
     assert gaps == {15.0}
     assert [d.id for d in view.delayed] == [delayed]
-    Schedule.update(cron="not a cron").execute()
+    Schedule.update(enabled=False).execute()
+    assert source.scheduled_view().schedules[0].next_runs == ()  # paused: fires no more
+    Schedule.update(cron="not a cron", enabled=True).execute()
     assert source.scheduled_view().schedules[0].next_runs == ()  # shown, never a crash
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from tui_fakes import GROUPS, JOBS, QUEUES, StaticSource
+from dataclasses import replace
+
+from tui_fakes import DELAYED, FIXED_NOW, GROUPS, JOBS, QUEUES, SCHEDULES, StaticSource
 from tui_helpers import press, run_pilot, static_app
 
 from jobtui.tui import run_console
 from jobtui.tui.screens.detail import JobDetailScreen
 from jobtui.tui.screens.jobs import JobsScreen
+from jobtui.tui.screens.scheduled import schedule_cells
 from jobtui.tui.widgets.keyed_table import KeyedTable
 
 
@@ -97,3 +100,27 @@ def test_a_bad_database_is_one_line_and_exit_1(tmp_path, capsys):
     assert run_console(url, demo=False, read_only=False) == 1
     err = capsys.readouterr().err
     assert err.startswith("jobtui: ") and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_scheduled_keys_act_on_the_focused_tables_highlighted_row():
+    async def scenario(pilot):
+        app = pilot.app
+        await press(pilot, "5")
+        assert app.focused.id == "schedules-table"  # focus starts on the schedules
+        await press(pilot, "down", "p", "n")
+        assert app.operations.calls == [("schedule_enabled", "nightly-report", False),
+                                        ("run_schedule_now", "nightly-report")]  # fmt: skip
+        await press(pilot, "tab")
+        assert app.focused.id == "delayed-table"
+        await press(pilot, "p", "n")  # no schedule is highlighted there: nothing runs
+        assert len(app.operations.calls) == 2
+        await press(pilot, "down", "enter")
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == DELAYED[1].id
+
+    run_pilot(static_app(), scenario)
+
+
+def test_a_paused_schedule_shows_no_next_runs():
+    paused = replace(SCHEDULES[0], enabled=False)
+    assert schedule_cells(paused, FIXED_NOW)[3].plain == "paused"
+    assert "15s" in schedule_cells(SCHEDULES[0], FIXED_NOW)[3].plain

@@ -44,6 +44,12 @@ class RecordingOperations(Operations):
     def enqueue(self, request):
         return self._record("enqueue", request)
 
+    def set_schedule_enabled(self, name, enabled):
+        return self._record("schedule_enabled", name, enabled)
+
+    def run_schedule_now(self, name):
+        return self._record("run_schedule_now", name)
+
 
 def static_app(source: StaticSource | None = None, *, read_only: bool = False) -> JobtuiApp:
     """An app on fixed data, a fixed clock and no timers."""
