@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
+from textual import events
 from tui_fakes import FIXED_NOW, StaticSource
 
 from jobtui.tui.app import JobtuiApp
@@ -72,6 +73,14 @@ async def press(pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+def burst(app: JobtuiApp, keys: Iterable[str]) -> None:
+    """Send keys the way a terminal delivers fast typing: every key queued at once, none
+    handled before the next arrives (``pilot.press`` waits for idle between keys)."""
+    names = {"/": "slash", " ": "space"}
+    for char in keys:
+        app._driver.send_message(events.Key(names.get(char, char), char))  # type: ignore[union-attr]
 
 
 def run_pilot(app: JobtuiApp, scenario: Callable[..., Awaitable[None]],
