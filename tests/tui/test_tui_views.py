@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+from rich.console import Console
 from tui_fakes import DELAYED, FIXED_NOW, GROUPS, JOBS, QUEUES, SCHEDULES, StaticSource
 from tui_helpers import burst, press, run_pilot, settle, static_app
 
 from jobtui.tui import run_console
+from jobtui.tui.keymap import keymap_rows
 from jobtui.tui.screens.detail import JobDetailScreen
 from jobtui.tui.screens.jobs import JobsScreen
+from jobtui.tui.screens.modals import help_table
 from jobtui.tui.screens.queues import QueuesScreen
 from jobtui.tui.screens.scheduled import schedule_cells
 from jobtui.tui.widgets.keyed_table import KeyedTable
@@ -190,3 +194,14 @@ def test_a_paused_schedule_shows_no_next_runs():
     paused = replace(SCHEDULES[0], enabled=False)
     assert schedule_cells(paused, FIXED_NOW)[3].plain == "paused"
     assert "15s" in schedule_cells(SCHEDULES[0], FIXED_NOW)[3].plain
+
+
+@pytest.mark.parametrize("width", [68, 94], ids=["80 columns", "120 columns"])
+def test_the_help_keeps_every_column_readable(width):
+    """The help's text width at 80 and 120 columns: a long key list once squeezed the
+    "what" column to one letter."""
+    console = Console(width=width, record=True, color_system=None)
+    console.print(help_table())
+    text = console.export_text()
+    for _, _, what in keymap_rows():
+        assert what.split()[0] in text, what
