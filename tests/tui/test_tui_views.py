@@ -117,6 +117,7 @@ def test_esc_clears_then_goes_back_and_never_quits():
         drill = app.screen
         assert isinstance(drill, JobsScreen) and app.current_mode == "queues"
         assert drill.query_state.filter.queues == ("emails",)
+        assert drill.VIEW == "Queues"  # the header names the view the drill-down is in
         await press(pilot, "space", "escape")  # a mark, cleared by esc
         assert app.screen is drill and not drill.marked
         await press(pilot, "slash", *"state:failed", "enter", "escape")  # the operator's

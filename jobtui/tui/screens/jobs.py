@@ -145,7 +145,6 @@ class StripPane(Widget):
 
 
 class JobsScreen(JobActions, ViewScreen):
-    VIEW = "Jobs"
     BINDINGS = [
         # priority: the app runs it before forwarding the next keys, so the characters
         # typed right after "/" (already queued) reach the filter input, not the table
@@ -182,6 +181,10 @@ class JobsScreen(JobActions, ViewScreen):
         self.queue_rows: dict[str, QueueRow] = {}
         self._cursor_to: str | None = None
         self.narrow = False
+
+    @property
+    def VIEW(self) -> str:  # noqa: N802 - a drill-down names the view it was opened from
+        return self.app.current_mode.capitalize()
 
     def crumb(self) -> str:
         return self.title_text or ""
