@@ -188,11 +188,11 @@ class JobtuiApp(App[int]):
             self.push_screen(HelpScreen(read_only=self.read_only))
 
     def action_back(self, quit_at_root: bool = True) -> None:
-        """q / esc: the screen's own undo first (clear the filter or the marks), then back
-        to the screen below. At the root q quits; esc never does (k9s, htop: a reflex esc
-        must not end the session), it only says how to quit."""
+        """q leaves: back to the screen below, quit at the root. esc undoes first (clears
+        the filter or the marks), then goes back, and never quits (k9s, htop: a reflex esc
+        must not end the session); at the root it only says how to quit."""
         screen = self.screen
-        if isinstance(screen, ViewScreen) and screen.handle_back():
+        if not quit_at_root and isinstance(screen, ViewScreen) and screen.handle_back():
             return
         if len(self.screen_stack) > 1:
             self.pop_screen()

@@ -19,7 +19,7 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("global", "ctrl+p", "command palette (every action is there too)", ""),
     ("global", "ctrl+r", "refresh now", "refresh"),
     ("global", "Z", "freeze / unfreeze updates", "toggle_freeze"),
-    ("global", "q", "clear the marks or the filter, else back; quit at the root", "back"),
+    ("global", "q", "back; quit at the root", "back"),
     ("global", "esc", "clear the marks or the filter, else back; never quits", "back"),
     ("tables", "↑ ↓ / j k", "move; past the last row loads the next page", ""),
     ("tables", "g / G, home / end", "first / last row (first / last page)", ""),

@@ -113,7 +113,7 @@ class ViewScreen(Screen):
                 if not (self.jobtui.read_only and entry[2].split("(")[0] in MUTATING)]  # fmt: skip
 
     def handle_back(self) -> bool:
-        """Handle q / esc here (True) instead of going back; e.g. clear a filter."""
+        """Handle esc here (True) instead of going back; e.g. clear a filter."""
         if any(table.text_filter for table in self.query(KeyedTable)):
             self._filter_tables("")
             return True
