@@ -58,7 +58,7 @@ class JobtuiApp(App[int]):
         Binding("ctrl+r", "refresh", "Refresh", show=False),
         Binding("Z", "toggle_freeze", "Freeze"),
         Binding("q", "back", "Back/Quit"),
-        Binding("escape", "back", "Back", show=False),
+        Binding("escape", "back(False)", "Back", show=False),
     ]  # fmt: skip
 
     def __init__(
@@ -187,15 +187,19 @@ class JobtuiApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(read_only=self.read_only))
 
-    def action_back(self) -> None:
-        """q / esc: the screen's own undo first (clear marks), then back, then quit."""
+    def action_back(self, quit_at_root: bool = True) -> None:
+        """q leaves: back to the screen below, quit at the root. esc undoes first (clears
+        the filter or the marks), then goes back, and never quits (k9s, htop: a reflex esc
+        must not end the session); at the root it only says how to quit."""
         screen = self.screen
-        if isinstance(screen, ViewScreen) and screen.handle_back():
+        if not quit_at_root and isinstance(screen, ViewScreen) and screen.handle_back():
             return
         if len(self.screen_stack) > 1:
             self.pop_screen()
-        else:
+        elif quit_at_root:
             self.exit(0)
+        else:
+            self.notify("nothing to go back to (q quits)", markup=False, timeout=2)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for n, (mode, label) in enumerate(VIEW_MODES, start=1):

@@ -240,12 +240,7 @@ class DataSource:
     def _worker_rows(self, now: datetime) -> list[WorkerRow]:
         sups = list(Supervisor.select().execute(self.db))
         workers = list(Worker.select().execute(self.db))
-        job_ids = [w.current_job_id for w in workers if w.current_job_id]
-        jobs = {}
-        if job_ids:
-            jobs = {row[0]: row[1:] for row in Job.select(
-                Job.id, Job.job_type, Job.progress_percentage).where(Job.id.in_(job_ids))
-                .tuples().execute(self.db)}  # fmt: skip
+        current = self._current_jobs(workers)
 
         def age(moment: datetime | None) -> float | None:
             return None if moment is None else max(0.0, (now - moment).total_seconds())
@@ -262,10 +257,13 @@ class DataSource:
                 jobs_done=int(s.jobs_done or 0), jobs_failed=int(s.jobs_failed or 0),
                 stale_after_s=limits[s.name]))  # fmt: skip
         for w in workers:
-            task, progress = jobs.get(w.current_job_id, (None, None))
+            job_id, task, progress = current.get(w.name, (None, None, None))
+            state = w.state
+            if state in ("busy", "idle"):  # the jobs table is newer than the heartbeat
+                state = "busy" if job_id else "idle"
             rows.append(WorkerRow(
                 kind="worker", name=w.name, supervisor=w.supervisor_name, host=w.host, pid=w.pid,
-                state=w.state, queue=w.queue_name, current_job_id=w.current_job_id,
+                state=state, queue=w.queue_name, current_job_id=job_id,
                 current_task=task, progress=None if progress is None else float(progress),
                 cpu_percent=float(w.cpu_percent or 0), rss_bytes=int(w.rss_bytes or 0),
                 uptime_s=age(w.started_at), heartbeat_age_s=age(w.heartbeat_at),
@@ -275,6 +273,32 @@ class DataSource:
         rows.sort(key=lambda r: (not r.stale, r.supervisor or r.name, r.kind != "supervisor",
                                  r.name))  # fmt: skip
         return rows
+
+    def _current_jobs(self, workers: list[Worker]) -> dict[str, tuple[str, str, Any]]:
+        """Each worker's job as the jobs table has it now: {worker: (id, task, progress)}.
+
+        A worker row is written once per heartbeat, so between two beats it still names a
+        job that has completed (it said ``busy`` beside a completed job) and misses one
+        started since. The running jobs (few, on the status index) are the truth: the
+        heartbeat's job while it still runs there, else the newest job the worker began."""
+        names = {w.name for w in workers}
+        where = Job.worker_name.in_(list(names)) & Job.started_at.is_null(False)
+        beat_ids = [w.current_job_id for w in workers if w.current_job_id]
+        if beat_ids:
+            where |= Job.id.in_(beat_ids)
+        columns = (Job.id, Job.job_type, Job.progress_percentage, Job.worker_name, Job.started_at)
+        rows = list(Job.select(*columns).where(Job.status == "running", where)
+                    .order_by(Job.started_at).tuples().execute(self.db)) if names else []  # fmt: skip
+        by_id = {row[0]: row for row in rows}
+        newest = {row[3]: row for row in rows if row[4] is not None}  # ordered: last wins
+        out = {}
+        for w in workers:
+            row = by_id.get(w.current_job_id or "")
+            if row is None or row[3] not in (None, w.name):  # ended, or retried elsewhere
+                row = newest.get(w.name)
+            if row is not None:
+                out[w.name] = row[:3]
+        return out
 
     def jobs_view(self, query: JobsQuery, *, with_panes: bool = True) -> JobsView:
         def read() -> JobsView:

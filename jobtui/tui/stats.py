@@ -307,7 +307,7 @@ def schedule_rows(db: peewee.Database, now: datetime) -> list[ScheduleRow]:
             task=s.job_type,
             timezone=s.timezone,
             enabled=bool(s.enabled),
-            next_runs=next_runs(s.cron, s.timezone, now),
+            next_runs=next_runs(s.cron, s.timezone, now) if s.enabled else (),  # paused
             last_fire_at=s.last_fire_at,
             last_job_id=s.last_job_id,
             last_outcome=outcomes.get(s.last_job_id),

@@ -19,6 +19,7 @@ from jobtui.tui.screens.modals import (
     HelpScreen,
     TypedConfirmScreen,
 )
+from jobtui.tui.screens.queues import QueuesScreen
 from jobtui.tui.screens.workers import WorkerDetailScreen
 from jobtui.tui.widgets.keyed_table import KeyedTable
 
@@ -308,9 +309,11 @@ def test_queue_enter_opens_its_jobs(db):
 
     async def scenario(pilot):
         await press(pilot, "2", "down", "enter")
-        assert pilot.app.current_mode == "jobs"
+        assert pilot.app.current_mode == "queues"  # a drill-down of the Queues view
         assert table_keys(pilot.app) == [other]
         assert pilot.app.screen.query_state.filter.queues == ("orders",)
+        await press(pilot, "escape")
+        assert isinstance(pilot.app.screen, QueuesScreen)
 
     run_pilot(db_app(db), scenario)
 
@@ -343,6 +346,30 @@ def test_go_to_worker_and_back_to_its_job(db):
         assert pilot.app.screen.job_id == job
         await press(pilot, "escape", "escape")
         assert isinstance(pilot.app.screen, JobsScreen)
+
+    run_pilot(db_app(db), scenario)
+
+
+def test_the_worker_detail_shows_its_job_as_it_is_now(db):
+    """The worker row is written once per heartbeat: after its job completed it still
+    said busy with that job until the next beat. The jobs table is newer."""
+    job = make_job(status="running", worker_name="sup-1-w1")
+    make_worker("sup-1-w1", job_id=job)
+
+    async def scenario(pilot):
+        await press(pilot, "3", "down", "enter")
+        screen = pilot.app.screen
+        assert isinstance(screen, WorkerDetailScreen)
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" in text and job in text
+        Job.update(status="completed").where(Job.id == job).execute()  # the beat lags
+        await press(pilot, "ctrl+r")
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" not in text and job not in text and "idle" in text
+        later = make_job(status="running", worker_name="sup-1-w1")  # begun since the beat
+        await press(pilot, "ctrl+r")
+        text = str(screen.query_one("#worker-text").render())
+        assert "busy" in text and later in text
 
     run_pilot(db_app(db), scenario)
 
@@ -407,7 +434,7 @@ def test_refresh_freeze_and_help(db):
 
 
 @pytest.mark.parametrize("key", ["q", "escape"])
-def test_quit_at_the_root(db, key):
+def test_q_quits_at_the_root_and_esc_never_does(db, key):
     make_job()
 
     async def scenario(pilot):
@@ -415,9 +442,12 @@ def test_quit_at_the_root(db, key):
         assert isinstance(pilot.app.screen, JobDetailScreen)
         await press(pilot, key)
         assert isinstance(pilot.app.screen, JobsScreen)
-        await pilot.press(key)
-        await pilot.pause()
-        assert pilot.app.return_code == 0
+        await press(pilot, key)
+        if key == "q":
+            assert pilot.app.return_code == 0
+        else:
+            assert pilot.app.return_code is None and isinstance(pilot.app.screen, JobsScreen)
+            assert any("q quits" in t for t in toasts(pilot.app))
 
     run_pilot(db_app(db), scenario)
 

@@ -89,6 +89,31 @@ def test_the_console_steers_a_real_supervisor(supervisor):
         term.close()
 
 
+def test_fast_typing_and_esc_in_a_real_terminal(tmp_path):
+    """A real terminal: "/a/b/c" typed in one burst reaches the filter in order, and esc
+    clears the filter, then at the root says how to quit instead of quitting."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    store.reset()
+    store.use_database(url)
+    enqueue("tests.a/b/c", database=url)
+    term = Tmux([sys.executable, "-m", "jobtui", "--database", url])
+    try:
+        term.wait_for("tests.a/b/c", describe="the job in the table")
+        term.type("/a/b/c")  # one write: the keys arrive together
+        term.send("Enter")
+        term.wait_for("filter a/b/c · 1 matching", describe="the filter applied, in order")
+        term.send("Escape")
+        term.wait_for("none (/ to filter)", describe="esc clearing the filter")
+        term.send("Escape")
+        term.wait_for("q quits", describe="esc at the root not quitting")
+        assert "EXITED" not in term.screen()
+        term.send("q")
+        assert term.exit_code() == 0
+    finally:
+        term.close()
+        store.reset()
+
+
 def _processes_on(database: str) -> list[psutil.Process]:
     """The processes given ``database`` (in their environment: not on their command line,
     where ps would show a password)."""

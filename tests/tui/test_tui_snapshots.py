@@ -47,8 +47,10 @@ def test_running_job_detail(snap_compare):
     assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(["enter"]))
 
 
-def test_help(snap_compare):
-    assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(["?"]))
+@pytest.mark.parametrize("size", [*SIZES, pytest.param((200, 60), id="200x60")])
+def test_help(snap_compare, size):
+    """Every column of ``?`` readable at each size (its "what" was cut to one letter)."""
+    assert snap_compare(static_app(), terminal_size=size, run_before=before(["?"]))
 
 
 def test_confirm_delete(snap_compare):

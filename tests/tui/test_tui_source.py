@@ -206,7 +206,9 @@ def test_scheduled_view(source):
     gaps = {(b - a).total_seconds() for a, b in zip(row.next_runs, row.next_runs[1:], strict=False)}
     assert gaps == {15.0}
     assert [d.id for d in view.delayed] == [delayed]
-    Schedule.update(cron="not a cron").execute()
+    Schedule.update(enabled=False).execute()
+    assert source.scheduled_view().schedules[0].next_runs == ()  # paused: fires no more
+    Schedule.update(cron="not a cron", enabled=True).execute()
     assert source.scheduled_view().schedules[0].next_runs == ()  # shown, never a crash
 
 
@@ -221,6 +223,19 @@ def test_workers_stale_first_and_header_counts(source):
     header = source.header()
     assert (header.supervisors_alive, header.supervisors_stale) == (1, 1)
     assert (header.workers_alive, header.workers_stale) == (1, 1)
+
+
+def test_a_workers_job_is_read_from_the_jobs_table_not_its_last_heartbeat(source):
+    done = make_job(status="running", worker_name="s-w1")
+    make_worker("s-w1", "s", job_id=done)
+    Job.update(status="completed").where(Job.id == done).execute()
+    (worker,) = [r for r in source.workers_view().rows if r.name == "s-w1"]
+    assert (worker.state, worker.current_job_id) == ("idle", None)
+    assert source.worker_detail("s-w1").job is None
+    now = make_job(status="running", worker_name="s-w1", progress_percentage=30)
+    (worker,) = [r for r in source.workers_view().rows if r.name == "s-w1"]
+    assert (worker.state, worker.current_job_id, worker.progress) == ("busy", now, 30.0)
+    assert source.worker_detail("s-w1").job.id == now
 
 
 def test_stale_means_three_of_its_own_supervisors_heartbeat_intervals(source):

@@ -136,6 +136,20 @@ def test_the_data_side_never_imports_textual():
     assert out.stdout.strip() == "[]"
 
 
+def test_k_asks_as_the_help_and_the_readme_say():
+    """One behaviour for K: TUI.md's rule (a y/n modal for killing one job), said alike by
+    the code, ``?`` and README (which said "no asking")."""
+    from pathlib import Path
+
+    from jobtui.tui.operations import Confirm, confirmation_for
+
+    assert confirmation_for("kill", 1) is Confirm.YES_NO
+    (what,) = [what for _, keys, what in keymap_rows() if keys == "K"]
+    assert "y/n" in what and "no asking" not in what
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "`K` does not ask" not in readme and "`K` asks y/n" in readme
+
+
 def test_readme_shows_the_keymap_the_console_has():
     from pathlib import Path
 

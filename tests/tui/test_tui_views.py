@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from tui_fakes import GROUPS, JOBS, QUEUES, StaticSource
-from tui_helpers import press, run_pilot, static_app
+from dataclasses import replace
+
+import pytest
+from rich.console import Console
+from tui_fakes import DELAYED, FIXED_NOW, GROUPS, JOBS, QUEUES, SCHEDULES, StaticSource
+from tui_helpers import burst, press, run_pilot, settle, static_app
 
 from jobtui.tui import run_console
+from jobtui.tui.keymap import keymap_rows
 from jobtui.tui.screens.detail import JobDetailScreen
 from jobtui.tui.screens.jobs import JobsScreen
+from jobtui.tui.screens.modals import help_table
+from jobtui.tui.screens.queues import QueuesScreen
+from jobtui.tui.screens.scheduled import schedule_cells
 from jobtui.tui.widgets.keyed_table import KeyedTable
 
 
@@ -97,3 +105,104 @@ def test_a_bad_database_is_one_line_and_exit_1(tmp_path, capsys):
     assert run_console(url, demo=False, read_only=False) == 1
     err = capsys.readouterr().err
     assert err.startswith("jobtui: ") and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_esc_clears_then_goes_back_and_never_quits():
+    """k9s and htop: esc clears the marks or the filter, else goes back to the view the
+    drill-down came from; at the root it does nothing. q leaves: back, or quit at the root."""
+
+    async def scenario(pilot):
+        app = pilot.app
+        await press(pilot, "2", "down", "enter")  # Queues -> enter -> the emails queue's jobs
+        drill = app.screen
+        assert isinstance(drill, JobsScreen) and app.current_mode == "queues"
+        assert drill.query_state.filter.queues == ("emails",)
+        assert drill.VIEW == "Queues"  # the header names the view the drill-down is in
+        await press(pilot, "space", "escape")  # a mark, cleared by esc
+        assert app.screen is drill and not drill.marked
+        await press(pilot, "slash", *"state:failed", "enter", "escape")  # the operator's
+        assert app.screen is drill and drill.query_state.filter.queues == ("emails",)
+        assert not drill.query_state.filter.states  # filter cleared, the queue's kept
+        await press(pilot, "escape")
+        assert isinstance(app.screen, QueuesScreen)
+        await press(pilot, "escape")  # the root: nothing happens
+        assert isinstance(app.screen, QueuesScreen) and app.return_code is None
+        await press(pilot, "1", "slash", *"state:failed", "enter")
+        jobs = app.screen
+        assert jobs.query_state.filter.states == ("failed",) and app.focused.id == "jobs-table"
+        await press(pilot, "escape", "escape")  # the filter, then nothing
+        assert app.screen is jobs and not jobs.query_state.filter.states
+        assert app.return_code is None and app.is_running
+        await press(pilot, "slash", *"state:failed", "enter", "q")  # q leaves, filter or not
+        assert app.return_code == 0
+
+    run_pilot(static_app(), scenario)
+
+
+def test_keys_typed_fast_after_slash_reach_the_filter_in_order():
+    """A terminal delivers a fast "/a/b/c" in one burst: every key after the first "/"
+    goes to the filter, in order (it was "//abc": the "/"s jumped the queued letters)."""
+
+    async def scenario(pilot):
+        burst(pilot.app, "/a/b/c")
+        await settle(pilot)
+        assert pilot.app.screen.query_one("#filter-input").value == "a/b/c"
+        await press(pilot, "escape", "2")
+        burst(pilot.app, "/a/b/c")
+        await settle(pilot)
+        assert pilot.app.screen.query_one("#table-filter").value == "a/b/c"
+
+    run_pilot(static_app(), scenario)
+
+
+def test_detail_keys_work_from_the_attempts_tab():
+    async def scenario(pilot):
+        app = pilot.app
+        await press(pilot, *["down"] * 5, "enter", "a")  # the failed job's attempts
+        tabs = app.screen.query_one("#tabs")
+        assert tabs.active == "attempts" and app.focused.id == "attempts-table"
+        steps = (("right_square_bracket", "overview"), ("a", "attempts"),
+                 ("left_square_bracket", "traceback"), ("a", "attempts"), ("t", "traceback"),
+                 ("a", "attempts"))  # fmt: skip
+        for key, tab in steps:
+            await press(pilot, key)
+            assert tabs.active == tab, key
+        await press(pilot, "R")  # the job actions too
+        assert app.operations.calls == [("retry", (JOBS[5].id,))]
+
+    run_pilot(static_app(), scenario)
+
+
+def test_scheduled_keys_act_on_the_focused_tables_highlighted_row():
+    async def scenario(pilot):
+        app = pilot.app
+        await press(pilot, "5")
+        assert app.focused.id == "schedules-table"  # focus starts on the schedules
+        await press(pilot, "down", "p", "n")
+        assert app.operations.calls == [("schedule_enabled", "nightly-report", False),
+                                        ("run_schedule_now", "nightly-report")]  # fmt: skip
+        await press(pilot, "tab")
+        assert app.focused.id == "delayed-table"
+        await press(pilot, "p", "n")  # no schedule is highlighted there: nothing runs
+        assert len(app.operations.calls) == 2
+        await press(pilot, "down", "enter")
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == DELAYED[1].id
+
+    run_pilot(static_app(), scenario)
+
+
+def test_a_paused_schedule_shows_no_next_runs():
+    paused = replace(SCHEDULES[0], enabled=False)
+    assert schedule_cells(paused, FIXED_NOW)[3].plain == "paused"
+    assert "15s" in schedule_cells(SCHEDULES[0], FIXED_NOW)[3].plain
+
+
+@pytest.mark.parametrize("width", [68, 94], ids=["80 columns", "120 columns"])
+def test_the_help_keeps_every_column_readable(width):
+    """The help's text width at 80 and 120 columns: a long key list once squeezed the
+    "what" column to one letter."""
+    console = Console(width=width, record=True, color_system=None)
+    console.print(help_table())
+    text = console.export_text()
+    for _, _, what in keymap_rows():
+        assert what.split()[0] in text, what

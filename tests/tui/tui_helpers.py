@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
+from textual import events
 from tui_fakes import FIXED_NOW, StaticSource
 
 from jobtui.tui.app import JobtuiApp
@@ -44,6 +45,12 @@ class RecordingOperations(Operations):
     def enqueue(self, request):
         return self._record("enqueue", request)
 
+    def set_schedule_enabled(self, name, enabled):
+        return self._record("schedule_enabled", name, enabled)
+
+    def run_schedule_now(self, name):
+        return self._record("run_schedule_now", name)
+
 
 def static_app(source: StaticSource | None = None, *, read_only: bool = False) -> JobtuiApp:
     """An app on fixed data, a fixed clock and no timers."""
@@ -66,6 +73,14 @@ async def press(pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
         await settle(pilot)
+
+
+def burst(app: JobtuiApp, keys: Iterable[str]) -> None:
+    """Send keys the way a terminal delivers fast typing: every key queued at once, none
+    handled before the next arrives (``pilot.press`` waits for idle between keys)."""
+    names = {"/": "slash", " ": "space"}
+    for char in keys:
+        app._driver.send_message(events.Key(names.get(char, char), char))  # type: ignore[union-attr]
 
 
 def run_pilot(app: JobtuiApp, scenario: Callable[..., Awaitable[None]],

@@ -46,6 +46,8 @@ class ViewScreen(Screen):
         # typed right after "/" (already queued) reach the filter input, not the table
         Binding("slash", "filter_tables", "Filter", priority=True),
     ]
+    #: The actions of "/": off while an input has the focus (see check_action).
+    FILTER_ACTIONS: ClassVar[frozenset[str]] = frozenset({"filter", "filter_tables"})
     VIEW: ClassVar[str] = "Jobs"
     #: Whether ``/`` filters this screen's tables by text (not on a job's detail).
     TABLE_FILTER: ClassVar[bool] = True
@@ -99,6 +101,11 @@ class ViewScreen(Screen):
             return False
         if action == "filter_tables" and not self.TABLE_FILTER:
             return False
+        if action in self.FILTER_ACTIONS and isinstance(self.focused, Input):
+            # a "/" typed into the filter is text: the key goes to the input's own queue,
+            # behind the keys typed before it. Inserting it here, at once, put it ahead of
+            # them when typed fast ("a/b/c" became "//abc")
+            return False
         return True
 
     def palette(self) -> list[tuple[str, str, str]]:
@@ -106,7 +113,7 @@ class ViewScreen(Screen):
                 if not (self.jobtui.read_only and entry[2].split("(")[0] in MUTATING)]  # fmt: skip
 
     def handle_back(self) -> bool:
-        """Handle q / esc here (True) instead of going back; e.g. clear a filter."""
+        """Handle esc here (True) instead of going back; e.g. clear a filter."""
         if any(table.text_filter for table in self.query(KeyedTable)):
             self._filter_tables("")
             return True
@@ -116,9 +123,6 @@ class ViewScreen(Screen):
 
     def action_filter_tables(self) -> None:
         box = self.query_one("#table-filter", FilterInput)
-        if self.focused is box:  # a "/" typed into the filter itself
-            box.insert_text_at_cursor("/")
-            return
         box.show(True)
         self.set_focus(box)  # at once, not after the next message
 

@@ -14,7 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane, Tabs
 
 from .. import formatting as fmt
 from ..columns import Column
@@ -216,7 +216,13 @@ class JobDetailScreen(JobActions, ViewScreen):
         self.action_show_tab(TABS[(index + step) % len(TABS)])
 
     def action_show_tab(self, name: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = name
+        tabs = self.query_one("#tabs", TabbedContent)
+        if name != "attempts" and self.focused is not None and tabs in self.focused.ancestors:
+            # Leave the pane before hiding it: its focused table would hand the focus to
+            # the next widget of the same pane, and TabbedContent shows the pane holding
+            # the focus, so [ ] t a did nothing on the Attempts tab.
+            self.set_focus(tabs.query_one(Tabs))
+        tabs.active = name
         if name == "attempts":
             self.query_one("#attempts-table").focus()
 

@@ -143,7 +143,6 @@ class StripPane(Widget):
 
 
 class JobsScreen(JobActions, ViewScreen):
-    VIEW = "Jobs"
     BINDINGS = [
         # priority: the app runs it before forwarding the next keys, so the characters
         # typed right after "/" (already queued) reach the filter input, not the table
@@ -162,11 +161,17 @@ class JobsScreen(JobActions, ViewScreen):
         ("Queue: pause / resume", "pause or resume the queue of the job (p)", "toggle_pause"),
     )
 
-    def __init__(self, pinned: tuple[str, ...] | None = None, title: str | None = None) -> None:
+    def __init__(self, pinned: tuple[str, ...] | None = None, title: str | None = None,
+                 base_filter: str = "") -> None:  # fmt: skip
+        """``pinned``: a failure group's ids; ``base_filter``: a drill-down's own filter
+        (a queue's jobs). Either makes this a drill-down: jobs only, no panes, and esc
+        goes back once the operator's own filter and marks are cleared."""
         super().__init__()
         self.pinned = pinned
         self.title_text = title
-        self.query_state = JobsQuery(limit=WINDOW, ids=pinned)
+        self.base_filter = base_filter
+        self.panes = pinned is None and not base_filter
+        self.query_state = JobsQuery(limit=WINDOW, ids=pinned, filter=parse_filter(base_filter))
         self.marked: dict[str, str] = {}
         self.all_matching = False
         self.data: JobsView | None = None
@@ -174,11 +179,15 @@ class JobsScreen(JobActions, ViewScreen):
         self.queue_rows: dict[str, QueueRow] = {}
         self._cursor_to: str | None = None
 
+    @property
+    def VIEW(self) -> str:  # noqa: N802 - a drill-down names the view it was opened from
+        return self.app.current_mode.capitalize()
+
     def crumb(self) -> str:
         return self.title_text or ""
 
     def compose_body(self) -> ComposeResult:
-        if self.pinned is None:
+        if self.panes:
             with Horizontal(id="top-panes"):
                 yield KeyedTable(QUEUE_COLUMNS, id="queue-pane", sortable=False)
                 yield StripPane(id="strip")
@@ -186,7 +195,7 @@ class JobsScreen(JobActions, ViewScreen):
                           "pri:>5 age:>10m !queue:low text — enter applies, esc clears")  # fmt: skip
         yield Static("", id="filter-line")
         yield KeyedTable(JOB_COLUMNS, id="jobs-table", sortable=False)
-        if self.pinned is None:
+        if self.panes:
             yield KeyedTable(WORKER_COLUMNS, id="workers-pane", sortable=False)
 
     def on_mount(self) -> None:
@@ -197,7 +206,7 @@ class JobsScreen(JobActions, ViewScreen):
 
     def on_screen_resume(self) -> None:
         pending = self.jobtui.pending_filter
-        if pending is not None and self.pinned is None:
+        if pending is not None and self.panes:
             self.jobtui.pending_filter = None
             self.apply_filter(pending)
         super().on_screen_resume()
@@ -209,7 +218,7 @@ class JobsScreen(JobActions, ViewScreen):
     # ------------------------------------------------------------------ data
 
     def fetch(self, source: Source) -> JobsView:
-        return source.jobs_view(self.query_state, with_panes=self.pinned is None)
+        return source.jobs_view(self.query_state, with_panes=self.panes)
 
     def show(self, data: JobsView) -> None:
         self.data = data
@@ -222,7 +231,7 @@ class JobsScreen(JobActions, ViewScreen):
         elif self._cursor_to == "last" and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
         self._cursor_to = None
-        if self.pinned is None:
+        if self.panes:
             if data.queues is not None:
                 self.queue_rows = {q.name: q for q in data.queues}
                 self.query_one("#queue-pane", KeyedTable).sync(
@@ -318,9 +327,6 @@ class JobsScreen(JobActions, ViewScreen):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter-input", FilterInput)
-        if self.focused is box:  # a "/" typed into the filter itself
-            box.insert_text_at_cursor("/")
-            return
         box.value = self.query_state.filter.source
         box.display = True
         self.set_focus(box)  # at once, not after the next message
@@ -367,11 +373,14 @@ class JobsScreen(JobActions, ViewScreen):
         self.refresh_marks()
 
     def handle_back(self) -> bool:
+        """Marks first, then the operator's filter (back to the drill-down's own)."""
         if self.marked or self.all_matching:
             self.marked.clear()
             self.all_matching = False
             self.refresh_marks()
             return True
+        if self.query_state.filter.source.strip() != self.base_filter.strip():
+            return self.apply_filter(self.base_filter)
         return False
 
     # ------------------------------------------------------------------ actions
@@ -397,7 +406,7 @@ class JobsScreen(JobActions, ViewScreen):
         from .queues import toggle_pause
 
         name = None
-        if self.pinned is None and self.focused is self.query_one("#queue-pane"):
+        if self.panes and self.focused is self.query_one("#queue-pane"):
             name = self.query_one("#queue-pane", KeyedTable).current_key()
         if name is None:
             key = self.table.current_key()

@@ -15,6 +15,10 @@ from textual.widgets import Button, Input, Label, Static
 from ..keymap import CONFIRMATIONS, keymap_rows
 from ..operations import EnqueueRequest, parse_enqueue_form
 
+#: The help's keys column wraps past this width; "what" never gets narrower than this.
+KEYS_MAX_WIDTH = 20
+WHAT_MIN_WIDTH = 30
+
 
 def steady_inputs(screen) -> None:
     """No blinking cursor when the app runs without timers (deterministic snapshots)."""
@@ -170,6 +174,19 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         self.dismiss(None)
 
 
+def help_table(read_only: bool = False) -> Table:
+    """The keymap as a table that stays readable in 80 columns: the keys column wraps at
+    a bounded width and the "what" column takes the rest (a long key list kept on one
+    line squeezed "what" to one letter)."""
+    table = Table(box=None, show_header=True, header_style="bold", expand=True)
+    table.add_column("scope", style="cyan", no_wrap=True)
+    table.add_column("keys", style="bold", max_width=KEYS_MAX_WIDTH, overflow="fold")
+    table.add_column("what", ratio=1, min_width=WHAT_MIN_WIDTH)
+    for scope, keys, what in keymap_rows(read_only):
+        table.add_row(Text(scope), Text(keys), Text(what))
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", show=False)]
 
@@ -178,12 +195,7 @@ class HelpScreen(ModalScreen[None]):
         self.read_only = read_only
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, show_header=True, header_style="bold", expand=True)
-        table.add_column("scope", style="cyan", no_wrap=True)
-        table.add_column("keys", style="bold", no_wrap=True)
-        table.add_column("what")
-        for scope, keys, what in keymap_rows(self.read_only):
-            table.add_row(Text(scope), Text(keys), Text(what))
+        table = help_table(self.read_only)
         notes = Text("\nConfirmations scale with the blast radius:\n", style="bold")
         for line in CONFIRMATIONS:
             notes.append(f"  • {line}\n", style="")

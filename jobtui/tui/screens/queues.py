@@ -93,10 +93,12 @@ class QueuesScreen(ViewScreen):
         toggle_pause(self.jobtui, name, bool(row and row.paused))
 
     def action_open_queue(self) -> None:
+        """A drill-down inside this view (esc comes back here), not a jump to view 1."""
+        from .jobs import JobsScreen
+
         name = self.current()
         if name is not None:
-            self.jobtui.pending_filter = f'queue:"{name}"'
-            self.app.switch_mode("jobs")
+            self.app.push_screen(JobsScreen(title=f"queue {name}", base_filter=f'queue:"{name}"'))
 
     @on(DataTable.RowSelected, "#queues-table")
     def on_selected(self, event: DataTable.RowSelected) -> None:

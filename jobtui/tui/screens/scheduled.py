@@ -26,7 +26,10 @@ DELAYED_COLUMNS = (("id", "id", 8), Column("task", "task", 24, grow=2, min_width
 
 
 def schedule_cells(row: ScheduleRow, now) -> tuple[Text, ...]:
+    """A paused schedule fires no more: it shows "paused" where the next runs go."""
     runs = ", ".join(fmt.age(moment, now) for moment in row.next_runs) or "—"
+    if not row.enabled:
+        runs = "paused"
     outcome = row.last_outcome or ("gone" if row.last_job_id else "—")
     return (fmt.text(fmt.line(row.name), "bold"), fmt.text(row.cron),
             fmt.text(fmt.line(row.task)), fmt.text(runs),
@@ -65,7 +68,7 @@ class ScheduledScreen(ViewScreen):
         yield KeyedTable(DELAYED_COLUMNS, id="delayed-table")
 
     def on_mount(self) -> None:
-        self.query_one("#delayed-table").focus()
+        self.query_one("#schedules-table").focus()
 
     def fetch(self, source: Source) -> ScheduledView:
         return source.scheduled_view()
@@ -83,8 +86,14 @@ class ScheduledScreen(ViewScreen):
             for d in data.delayed])  # fmt: skip
 
     def _schedule(self) -> ScheduleRow | None:
-        """The schedule under the schedules table's cursor (it need not have the focus)."""
-        row = self.schedules.get(self.query_one("#schedules-table", KeyedTable).current_key())
+        """The highlighted schedule, when the schedules table has the focus: p and n act
+        on the row the operator sees highlighted, never on a cursor in another table."""
+        table = self.query_one("#schedules-table", KeyedTable)
+        if self.focused is not table:
+            self.app.notify("p and n act on a schedule: tab to the schedules table",
+                            severity="warning", markup=False)  # fmt: skip
+            return None
+        row = self.schedules.get(table.current_key() or "")
         if row is None:
             self.app.notify("no schedule selected", severity="warning", markup=False)
         return row
