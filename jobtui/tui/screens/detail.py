@@ -16,6 +16,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 
+from jobtui.models.visible import json_for_terminal, visible, visible_line
+
 from .. import formatting as fmt
 from ..snapshot import AttemptRow, DetailView, JobDetail, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
@@ -33,7 +35,8 @@ OUTCOME_STYLES = {"completed": "green", "failed": "red", "timed_out": "bold red"
 def as_json(value: Any) -> Text:
     if value is None:
         return Text("(none)", style="dim")
-    return Text(json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False))
+    document = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    return fmt.block(json_for_terminal(document))
 
 
 def overview_text(job: JobDetail, now) -> Text:
@@ -44,7 +47,7 @@ def overview_text(job: JobDetail, now) -> Text:
         if value in (None, "", ()):
             return
         out.append(f"{label:<11}", style="dim")
-        out.append(str(value), style=style)
+        out.append(visible_line(value), style=style)
         out.append("\n")
 
     def when(moment) -> str | None:
@@ -86,7 +89,8 @@ def overview_text(job: JobDetail, now) -> Text:
     line("reference", job.reference)
     line("tags", ", ".join(job.tags))
     if job.metadata not in (None, {}, []):
-        line("metadata", fmt.clip(json.dumps(job.metadata, ensure_ascii=False, default=str), 200))
+        metadata = json_for_terminal(json.dumps(job.metadata, ensure_ascii=False, default=str))
+        line("metadata", fmt.clip(metadata, 200))
     batch = job.batch_id
     line("batch", f"{batch}  ({job.batch_progress})" if batch and job.batch_progress else batch)
     line("schedule", job.schedule_name)
@@ -175,13 +179,13 @@ class JobDetailScreen(JobActions, ViewScreen):
         bar = self.query_one("#progress", ProgressBar)
         bar.display = row.status in ("running", "completed") or row.progress > 0
         bar.update(progress=100.0 if row.status == "completed" else row.progress)
-        message = Text(row.progress_message or "", style="italic")
+        message = fmt.block(row.progress_message or "", style="italic")
         self.query_one("#progress-message", Static).update(message)
         self.query_one("#parameters-text", Static).update(as_json(job.parameters))
         self.query_one("#result-text", Static).update(as_json(job.result))
         traceback = job.traceback or (row.error and f"{row.error_type}: {row.error}")
         self.query_one("#traceback-text", Static).update(
-            Text(traceback or "(no traceback)", style="" if traceback else "dim")
+            fmt.block(traceback or "(no traceback)", style="" if traceback else "dim")
         )
         self.attempts = {str(a.attempt): a for a in job.attempts}
         self.query_one("#attempts-table", KeyedTable).sync(
@@ -208,9 +212,10 @@ class JobDetailScreen(JobActions, ViewScreen):
             return
         text = Text(f"attempt {attempt.attempt}: {attempt.outcome}", style="bold")
         if attempt.host or attempt.pid:
-            text.append(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}", style="dim")
+            where = visible_line(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}")
+            text.append(where, style="dim")
         text.append("\n")
-        text.append(attempt.traceback or attempt.error or "(no traceback)")
+        text.append(visible(attempt.traceback or attempt.error or "(no traceback)"))
         self.query_one("#attempt-traceback", Static).update(text)
 
     # ------------------------------------------------------------------ actions
