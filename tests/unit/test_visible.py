@@ -57,3 +57,39 @@ def test_ordinary_text_is_untouched():
     for text in ("任務失敗 ジョブ", "👨\u200d👩\u200d👧 done", "[b]x[/b] $v", "\\ud800", "héllo"):
         assert visible(text) == visible_line(text) == folded_line(text) == text
     assert visible(None) == visible_line(None) == "" and visible_line(42) == "42"
+
+
+def test_notifications_show_job_text_in_their_one_line_and_subject(monkeypatch):
+    """The webhook's ``text`` and the e-mail's subject are lines for people: the job's error
+    in them is visible (a CR/LF in a subject would even make EmailMessage refuse it); the
+    payload's fields and the e-mail body (JSON) keep it exact."""
+    import smtplib
+
+    from jobtui.supervisor import notify
+
+    error = PWNED + "\r\nBcc: victim@example.invalid"
+    payload = {"event": "failed", "task": "t.\x1b[2Jx", "queue": "q", "attempts": 1,
+               "error": error, "error_type": "RuntimeError", "job_id": "j1"}  # fmt: skip
+    text = notify.summary(payload)
+    assert acting_chars(text) == "" and "␛]0;PWNED␇ ␛[2J clear␍␤Bcc:" in text
+    sent = []
+
+    class FakeSMTP:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+        def send_message(self, message) -> None:
+            sent.append(message)
+
+    monkeypatch.setattr(smtplib, "SMTP", FakeSMTP)
+    settings = notify.NotifySettings(email_to=("ops@example.invalid",), smtp_url="smtp://h")
+    notify.send_email(settings, payload)
+    subject = sent[0]["Subject"]
+    assert acting_chars(subject) == "" and subject.startswith("[jobtui] job t.␛[2Jx failed: ")
+    assert json.loads(sent[0].get_content())["error"] == error
