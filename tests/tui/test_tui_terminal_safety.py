@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from hostile import HOSTILE, PWNED, acting_chars
 from tui_dbjobs import db_app, make_job, make_worker
 from tui_helpers import press, run_pilot
 
 from jobtui.models import Job, JobAttempt
 from jobtui.models.clock import utcnow
+from jobtui.tui import formatting as fmt
 from jobtui.tui.screens.detail import JobDetailScreen
 from jobtui.tui.screens.modals import ConfirmScreen
 from jobtui.tui.screens.workers import WorkerDetailScreen
@@ -105,3 +107,13 @@ def test_every_view_shows_hostile_job_text_without_emitting_it(db):
         assert_safe(app, "w␛]0;PWNED␇-1", SHOWN)
 
     run_pilot(db_app(db), scenario)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_every_cell_builder_shows_controls(name):
+    """The builders every view uses for job text (formatting.py)."""
+    value = HOSTILE[name]
+    for cell in (fmt.text(value), fmt.text(fmt.clip(value, 40)), fmt.error_text("E\x1b", value),
+                 fmt.block(value)):  # fmt: skip
+        assert acting_chars(cell.plain.replace("\n", "")) == ""
+    assert "\n" not in fmt.text(value).plain and "\n" not in fmt.clip(value, 40)
