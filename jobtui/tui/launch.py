@@ -8,6 +8,7 @@ import sys
 import peewee
 
 from jobtui.models.errors import JobtuiError
+from jobtui.models.visible import visible_line
 
 
 def build_app(database_url: str | None, *, read_only: bool = False, refresh_interval: float = 1.0):
@@ -42,10 +43,10 @@ def run(database_url: str | None, *, demo: bool = False, read_only: bool = False
         app.run()
         return app.return_code or 0
     except JobtuiError as exc:
-        print(f"jobtui: {exc}", file=sys.stderr)
+        print(f"jobtui: {visible_line(exc)}", file=sys.stderr)
         return 1
     except peewee.PeeweeException as exc:
-        print(f"jobtui: {classify_error(exc)}", file=sys.stderr)
+        print(f"jobtui: {visible_line(classify_error(exc))}", file=sys.stderr)
         return 1
     finally:
         if session is not None:

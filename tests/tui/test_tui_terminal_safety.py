@@ -12,8 +12,10 @@ from datetime import timedelta
 
 import pytest
 from hostile import HOSTILE, PWNED, acting_chars
+from textual.widgets import Input
 from tui_dbjobs import db_app, make_job, make_worker
-from tui_helpers import press, run_pilot
+from tui_fakes import StaticSource
+from tui_helpers import press, run_pilot, static_app
 
 from jobtui.models import Job, JobAttempt
 from jobtui.models.clock import utcnow
@@ -117,3 +119,16 @@ def test_every_cell_builder_shows_controls(name):
                  fmt.block(value)):  # fmt: skip
         assert acting_chars(cell.plain.replace("\n", "")) == ""
     assert "\n" not in fmt.text(value).plain and "\n" not in fmt.clip(value, 40)
+
+
+def test_the_enqueue_form_suggests_no_task_name_holding_controls():
+    class Names(StaticSource):
+        def task_names(self) -> list[str]:
+            return ["jobs.good", "jobs.\x1b]0;PWNED\x07bad", "jobs.\u202ebidi"]
+
+    async def scenario(pilot):
+        await press(pilot, "e")
+        suggester = pilot.app.screen.query_one("#task", Input).suggester
+        assert suggester._suggestions == ["jobs.good"]
+
+    run_pilot(static_app(Names()), scenario)

@@ -141,6 +141,9 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         self.app.call_from_thread(self._set_suggestions, names)
 
     def _set_suggestions(self, names: list[str]) -> None:
+        # Names come from the job table too: one holding control characters is no task a
+        # person types, and an Input shows its suggestion as it is.
+        names = [name for name in names if name == visible_line(name)]
         if self.is_attached:
             self.query_one("#task", Input).suggester = SuggestFromList(names)
 
