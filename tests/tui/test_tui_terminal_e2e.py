@@ -29,7 +29,7 @@ def hostile_database(tmp_path):
     store.reset()
     store.use_database(url)
     failed = enqueue("tests.hostile", args=[PWNED], kwargs={"k": PWNED}, title=PWNED)
-    Job.update(status="failed", attempt=1, failed_at=utcnow(), error_type="RuntimeError",
+    Job.update(status="failed", attempt=1, failed_at=utcnow(), error_type="E",
                error_message=PWNED, error_traceback="Traceback:\n" + PWNED,
                result={"r": PWNED}).where(Job.id == failed.id).execute()  # fmt: skip
     running = enqueue("tests.progress")
@@ -41,15 +41,21 @@ def hostile_database(tmp_path):
     store.reset()
 
 
-def test_opening_a_hostile_job_leaves_the_terminal_title_and_screen_alone(hostile_database):
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_opening_a_hostile_job_leaves_the_terminal_title_and_screen_alone(hostile_database, size):
     url, job_id = hostile_database
     title = socket.gethostname()  # tmux's default pane title, until a program sets one
-    term = Tmux([sys.executable, "-m", "jobtui", "--database", url])
+    term = Tmux([sys.executable, "-m", "jobtui", "--database", url], size=size)
     try:
         term.wait_for(job_id[-8:], describe="the jobs table")
         assert term.pane_title() == title  # the table's error and progress cells set nothing
-        term.wait_for(lambda s: "␛[31mRED" in s and "␛[32mgreen" in s,
-                      describe="the error and the progress message, escaped")  # fmt: skip
+        term.wait_for("E: ␛[31mRED", describe="the error, escaped")
+        term.send("Enter")  # the running job (newest, first row): its progress message
+        term.wait_for(lambda s: "Overview" in s and "␛[32mgreen␛]2;PWNED␛\\" in s,
+                      describe="the progress message, escaped")  # fmt: skip
+        assert term.pane_title() == title
+        term.send("q")
+        term.wait_for(lambda s: "Overview" not in s and job_id[-8:] in s, describe="the jobs")
         term.send("/")
         term.type("state:failed")
         term.send("Enter")
@@ -66,7 +72,7 @@ def test_opening_a_hostile_job_leaves_the_terminal_title_and_screen_alone(hostil
         term.send("q")
         screen = term.wait_for(lambda s: "Overview" not in s and "matching" in s,
                                describe="the jobs table again")  # fmt: skip
-        assert "␛[31mRED" in screen and job_id[-8:] in screen
+        assert "E: ␛[31mRED" in screen and job_id[-8:] in screen
         assert term.pane_title() == title
         term.send("q")
         assert term.exit_code() == 0
