@@ -14,7 +14,9 @@ What becomes visible, and how:
 - C1 controls (U+0080-U+009F, e.g. the one-byte CSI U+009B) as ``\\x9b``;
 - the bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and
   the line/paragraph separators (U+2028, U+2029) as ``\\u202e``: they reorder or break
-  what a reader sees ("invoice_\\u202egnp.exe" reads as "invoice_exe.png").
+  what a reader sees ("invoice_\\u202egnp.exe" reads as "invoice_exe.png");
+- lone surrogates (U+D800-U+DFFF, which JSON text can carry: ``"\\ud800"``) as ``\\ud800``:
+  no terminal encoding can write them, so printing one would crash the command.
 
 Deliberately tiny and free of imports: the supervisor's daemon loads it (its memory is
 part of its contract), and ``str.translate`` over a precomputed table keeps it fast.
@@ -22,7 +24,8 @@ part of its contract), and ``str.translate`` over a precomputed table keeps it f
 
 from __future__ import annotations
 
-#: Every code point that acts on a terminal or reorders text, except newline.
+#: Every code point that acts on a terminal or reorders text, except newline. (Lone
+#: surrogates are handled by _encodable: 2,048 more entries would cost the daemon memory.)
 _HIDDEN = (
     [*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
     + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029]
@@ -51,6 +54,18 @@ _JSON = {code: f"\\u{code:04x}" for code in _HIDDEN if code >= 0x7F}
 HIDDEN_CODES = frozenset(_HIDDEN)
 
 
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate as ``\\udXXX`` (the form JSON reads back), so that
+    it can be written in UTF-8; the same string when it already can (the usual case)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def visible(text: object) -> str:
     """``text`` (any value, None as "") for a multi-line view — a traceback, a JSON
     document, a detail pane: line breaks stay (CRLF becomes one), every other control
@@ -58,14 +73,14 @@ def visible(text: object) -> str:
     value = "" if text is None else str(text)
     if "\r\n" in value:
         value = value.replace("\r\n", "\n")
-    return value.translate(_MULTILINE)
+    return _encodable(value.translate(_MULTILINE))
 
 
 def visible_line(text: object) -> str:
     """``text`` (any value, None as "") for one line — a table cell, a toast, a log line:
     as ``visible``, and a newline is shown as ``␤`` so the text cannot start a line that
     looks like another row or another log record."""
-    return ("" if text is None else str(text)).translate(_ONE_LINE)
+    return _encodable(("" if text is None else str(text)).translate(_ONE_LINE))
 
 
 def folded_line(text: object) -> str:
@@ -75,7 +90,7 @@ def folded_line(text: object) -> str:
 
 
 def json_for_terminal(document: str) -> str:
-    """A ``json.dumps(..., ensure_ascii=False)`` document with DEL, C1 and bidi characters
-    escaped as ``\\uXXXX``: ``json.loads`` gives back exactly the same value, and a
-    terminal shows the escape instead of acting on the character."""
-    return document.translate(_JSON)
+    """A ``json.dumps(..., ensure_ascii=False)`` document with DEL, C1, bidi characters and
+    lone surrogates escaped as ``\\uXXXX``: ``json.loads`` gives back exactly the same
+    value, and a terminal shows the escape instead of acting on the character."""
+    return _encodable(document.translate(_JSON))

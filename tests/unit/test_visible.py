@@ -93,3 +93,12 @@ def test_notifications_show_job_text_in_their_one_line_and_subject(monkeypatch):
     subject = sent[0]["Subject"]
     assert acting_chars(subject) == "" and subject.startswith("[jobtui] job t.␛[2Jx failed: ")
     assert json.loads(sent[0].get_content())["error"] == error
+
+
+def test_a_lone_surrogate_is_shown_and_round_trips_through_json():
+    """JSON parameters can carry one ("\\ud800"); no terminal encoding can print it."""
+    value = {"bad": "x\ud800y"}
+    document = json_for_terminal(json.dumps(value, ensure_ascii=False))
+    document.encode("utf-8")  # printable
+    assert json.loads(document) == value
+    assert visible_line("x\ud800y") == "x\\ud800y"
