@@ -18,9 +18,11 @@ import peewee
 
 from jobtui import __version__
 from jobtui.cli_format import (
+    VisibleOutput,
     age,
     clip,
     duration,
+    field,
     megabytes,
     moment_option,
     priority_option,
@@ -32,6 +34,7 @@ from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
 from jobtui.models.status import ALL_STATUSES
 from jobtui.models.store import classify_error, use_database
+from jobtui.models.visible import visible, visible_line
 
 
 class UsageError(JobtuiError):
@@ -127,8 +130,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for key, value in fields.items():
         if value is None or key == "error_traceback":
             continue
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
-        print(f"{key.ljust(width)}  {shown}")
+        print(f"{key.ljust(width)}  {field(value)}")
     if job.depends_on:
         print(f"{'depends_on'.ljust(width)}  {', '.join(job.depends_on)}")
     if attempts:
@@ -140,7 +142,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             for a in attempts
         ])  # fmt: skip
     if job.error_traceback:
-        print("\ntraceback:\n" + job.error_traceback.rstrip())
+        print("\ntraceback:\n" + visible(job.error_traceback.rstrip()))
     return 0
 
 
@@ -435,17 +437,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             return open_console(args, parser)
         use_database(args.database)
-        return args.func(args)
+        return _run_visibly(args)
     except JobtuiError as exc:
-        print(f"jobtui: {exc}", file=sys.stderr)
+        print(f"jobtui: {visible_line(exc)}", file=sys.stderr)
         return 1
     except peewee.PeeweeException as exc:
-        print(f"jobtui: {classify_error(exc)}", file=sys.stderr)
+        print(f"jobtui: {visible_line(classify_error(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _run_visibly(args: argparse.Namespace) -> int:
+    """Run the command with stdout and stderr behind ``VisibleOutput`` (restored after)."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = VisibleOutput(sys.stdout), VisibleOutput(sys.stderr)
+    try:
+        return args.func(args)
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def open_console(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

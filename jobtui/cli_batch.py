@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jobtui.cli_format import age, table, to_json
+from jobtui.cli_format import age, field, table, to_json
 from jobtui.models.clock import utcnow
 
 
@@ -80,7 +80,7 @@ def _show(status: dict[str, Any], args: argparse.Namespace) -> int:
     print(f"batch      {status['id']}")
     print(f"progress   {status['done']}/{status['total']} ended ({counts})")
     print(f"outcome    {status['outcome'] or 'not finished'}")
-    print(f"callbacks  {callbacks}")
+    print(f"callbacks  {field(callbacks)}")
     if jobs:
         print()
         table(JOB_HEADERS, _job_rows(jobs))

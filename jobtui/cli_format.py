@@ -1,5 +1,9 @@
 """Plain-text output for the CLI: aligned tables, relative ages, sizes. No Rich, no Textual:
-the CLI must start fast and print the same in a pipe as in a terminal."""
+the CLI must start fast and print the same in a pipe as in a terminal.
+
+Job text is data from outside: every cell, ``show`` field and JSON document passes through
+``jobtui.models.visible`` so its control characters show instead of acting on the
+terminal, and ``VisibleOutput`` catches whatever a command prints without it."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from jobtui.models.clock import iso_utc, utcnow
+from jobtui.models.visible import folded_line, json_for_terminal, visible, visible_line
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:
@@ -45,14 +50,16 @@ def megabytes(value: int | None) -> str:
 
 
 def clip(text: Any, width: int) -> str:
-    text = "" if text is None else " ".join(str(text).split())
+    """Job text for a column ``width`` wide: whitespace folded, control characters shown."""
+    text = folded_line(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
-    """Print rows under headers, each column as wide as its widest cell."""
+    """Print rows under headers, each column as wide as its widest cell (control
+    characters shown, so a cell is one line and its width is what the terminal shows)."""
     out = out or sys.stdout
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[visible_line(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for index, cell in enumerate(row):
@@ -64,14 +71,39 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | N
 
 
 def to_json(value: Any) -> str:
-    """JSON with datetimes as ISO 8601 UTC (with the offset)."""
+    """JSON with datetimes as ISO 8601 UTC (with the offset). Exact JSON — ``json.loads``
+    returns the same values — that a terminal can show: C0 controls are escaped by the
+    encoder, DEL, C1 and bidi overrides by ``json_for_terminal``."""
 
     def default(obj: Any) -> Any:
         if isinstance(obj, datetime):
             return iso_utc(obj)
         raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
-    return json.dumps(value, indent=2, default=default, ensure_ascii=False)
+    return json_for_terminal(json.dumps(value, indent=2, default=default, ensure_ascii=False))
+
+
+def field(value: Any) -> str:
+    """One value of ``jobtui show``: a dict or list as one line of exact JSON, anything
+    else as one line of text (a newline in an error cannot forge the next field)."""
+    if isinstance(value, dict | list):
+        return json_for_terminal(json.dumps(value, ensure_ascii=False, default=str))
+    return visible_line(value)
+
+
+class VisibleOutput:
+    """A text stream that shows control characters instead of writing them (keeping line
+    breaks): the CLI's stdout and stderr while a command runs, so a line that quotes job
+    text or the user's input without ``visible_line`` still cannot act on the terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(visible(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def priority_option(text: str) -> int:

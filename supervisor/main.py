@@ -372,12 +372,14 @@ def _warn_about_threads() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_options(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    _load_peewee_for(args.database)  # first: the log's formatter imports jobtui.models
+    from .logline import visible_handler
+
+    logging.basicConfig(level=args.log_level, handlers=[visible_handler(sys.stderr)])
     if args.from_environment:
         log.info("options from the environment: %s", ", ".join(args.from_environment))
-    _load_peewee_for(args.database)
     from jobtui.models.errors import JobtuiError
+    from jobtui.models.visible import visible_line
     from jobtui.registry import registry
 
     from . import linux
@@ -394,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         inbox.install()
         db, wake = open_and_register(config, registry)
     except JobtuiError as exc:
-        print(f"jobtui-supervisor: {exc}", file=sys.stderr)
+        print(f"jobtui-supervisor: {visible_line(exc)}", file=sys.stderr)
         return 1
     if not linux.IS_LINUX:
         log.warning("not on Linux: no subreaper or parent-death signal; a killed supervisor "

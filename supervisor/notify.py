@@ -66,7 +66,14 @@ def _retrying(what: str, action) -> None:
 
 def summary(payload: dict[str, Any]) -> str:
     """One line for people: the webhook's ``text`` (what Slack and Mattermost incoming
-    webhooks show; other receivers read the fields beside it)."""
+    webhooks show; other receivers read the fields beside it). Job text in it is shown
+    with its control characters visible; the fields beside it stay exact."""
+    from jobtui.models.visible import visible_line
+
+    return visible_line(_summary(payload))
+
+
+def _summary(payload: dict[str, Any]) -> str:
     attempts = payload.get("attempts")
     where = f"on {payload['queue']} " if payload.get("queue") else ""
     if payload.get("event") == "retrying":
@@ -95,6 +102,8 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
     import smtplib
     from email.message import EmailMessage
 
+    from jobtui.models.visible import visible_line
+
     parts = urlsplit(settings.smtp_url or "")
     message = EmailMessage()
     again = (
@@ -102,7 +111,10 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
         if payload.get("event") == "retrying"
         else ""
     )
-    message["Subject"] = f"[jobtui] job {payload['task']} failed{again}: {payload['error']}"[:200]
+    # A header must be one line (EmailMessage refuses CR/LF) and a mail client may show it
+    # in a terminal: the job's error is shown, never emitted.
+    subject = f"[jobtui] job {payload['task']} failed{again}: {payload['error']}"
+    message["Subject"] = visible_line(subject)[:200]
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(settings.email_to)
     message.set_content(json.dumps(payload, indent=2))

@@ -23,6 +23,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from jobtui.models.visible import visible, visible_line
+
 from .clock import Clock, SystemClock
 from .keymap import MUTATING
 from .operations import Operations, Outcome
@@ -150,6 +152,14 @@ class JobtuiApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             outcome = Outcome(f"{label} failed: {type(exc).__name__}: {exc}", "error")
         self.call_from_thread(self._after_operation, outcome)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:  # fmt: skip
+        """Every toast is literal text with its control characters shown: outcomes and
+        errors quote job text (a summary, a failed action's exception), and Textual's
+        notify would otherwise parse markup and pass escape sequences to the terminal."""
+        super().notify(visible(message), title=visible_line(title), severity=severity,
+                       timeout=timeout, markup=False)  # fmt: skip
 
     def _after_operation(self, outcome: Outcome) -> None:
         self.notify(outcome.message, severity=outcome.severity, markup=False)  # type: ignore[arg-type]

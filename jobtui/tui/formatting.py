@@ -1,7 +1,9 @@
 """Cells for the console's tables: every piece of job data becomes a ``rich.text.Text``.
 
 A plain ``str`` cell is parsed as Rich markup, so an error message holding ``[/x]`` would
-crash a DataTable; ``Text`` is never parsed. Ages are computed from the snapshot's ``now``,
+crash a DataTable; ``Text`` is never parsed. ``Text`` does not stop escape sequences,
+though: every piece of job text also passes through ``jobtui.models.visible`` here (and in
+the screens that show multi-line text), so ESC, C1 and bidi overrides show, never act. Ages are computed from the snapshot's ``now``,
 never from the system clock.
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
+
+from jobtui.models.visible import folded_line, visible, visible_line
 
 from .snapshot import COUNT_CAP
 
@@ -21,14 +25,21 @@ SPARK = "▁▂▃▄▅▆▇█"
 
 
 def text(value: object, style: str = "") -> Text:
-    """Any value as literal text (None as empty)."""
-    return Text("" if value is None else str(value), style=style, no_wrap=True)
+    """Any value as literal text on one line (None as empty), control characters shown."""
+    return Text(visible_line(value), style=style, no_wrap=True)
+
+
+def block(value: object, style: str = "") -> Text:
+    """Multi-line job text (a traceback, a JSON document, a message) as literal text: its
+    line breaks stay, every other control character is shown."""
+    return Text(visible(value), style=style)
 
 
 def clip(value: str | None, width: int) -> str:
+    """Job text for a cell ``width`` wide: whitespace folded, control characters shown."""
     if not value:
         return ""
-    value = " ".join(value.split())
+    value = folded_line(value)
     return value if len(value) <= width else value[: max(0, width - 1)] + "…"
 
 

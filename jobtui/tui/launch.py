@@ -12,6 +12,7 @@ import threading
 import peewee
 
 from jobtui.models.errors import JobtuiError
+from jobtui.models.visible import visible_line
 
 #: What closing the terminal (SIGHUP) or a plain ``kill`` (SIGTERM) sends the console.
 CLOSING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
@@ -114,10 +115,10 @@ def run(database_url: str | None, *, demo: bool = False, read_only: bool = False
             app.run()
         return app.return_code or 0
     except JobtuiError as exc:
-        print(f"jobtui: {exc}", file=sys.stderr)
+        print(f"jobtui: {visible_line(exc)}", file=sys.stderr)
         return 1
     except peewee.PeeweeException as exc:
-        print(f"jobtui: {classify_error(exc)}", file=sys.stderr)
+        print(f"jobtui: {visible_line(classify_error(exc))}", file=sys.stderr)
         return 1
     finally:
         if session is not None:

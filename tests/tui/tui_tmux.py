@@ -67,3 +67,7 @@ class Tmux:
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
                        timeout=10)  # fmt: skip
+
+    def pane_title(self) -> str:
+        """The title the program in the pane set (OSC 0/2), or tmux's default."""
+        return self._tmux("display-message", "-p", "-t", self.session, "#{pane_title}").strip()

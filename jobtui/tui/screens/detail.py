@@ -16,6 +16,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane, Tabs
 
+from jobtui.models.visible import json_for_terminal, visible, visible_line
+
 from .. import formatting as fmt
 from ..columns import Column
 from ..snapshot import AttemptRow, DetailView, JobDetail, Source
@@ -35,13 +37,14 @@ OUTCOME_STYLES = {"completed": "green", "failed": "red", "timed_out": "bold red"
 def as_json(value: Any) -> Text:
     if value is None:
         return Text("(none)", style="dim")
-    return Text(json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False))
+    document = json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
+    return fmt.block(json_for_terminal(document))
 
 
 def progress_text(message: str | None, details: Any) -> Text:
     """The progress message, then the task's details (seed 002) as ``key value`` pairs on
     one line: a few counters an operator reads at a glance (the JSON is in ``show``)."""
-    out = Text(message or "", style="italic")
+    out = fmt.block(message or "", style="italic")
     if isinstance(details, dict) and details:
         if message:
             out.append("\n")
@@ -50,8 +53,8 @@ def progress_text(message: str | None, details: Any) -> Text:
                 shown = f"{value:,}"
             else:
                 shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-            out.append(("  " if index else "") + f"{key} ", style="dim")
-            out.append(shown)
+            out.append(("  " if index else "") + f"{fmt.line(key)} ", style="dim")
+            out.append(fmt.line(shown))
     return out
 
 
@@ -63,7 +66,7 @@ def overview_text(job: JobDetail, now) -> Text:
         if value in (None, "", ()):
             return
         out.append(f"{label:<11}", style="dim")
-        out.append(str(value), style=style)
+        out.append(visible_line(value), style=style)
         out.append("\n")
 
     def when(moment) -> str | None:
@@ -105,7 +108,8 @@ def overview_text(job: JobDetail, now) -> Text:
     line("reference", job.reference)
     line("tags", ", ".join(job.tags))
     if job.metadata not in (None, {}, []):
-        line("metadata", fmt.clip(json.dumps(job.metadata, ensure_ascii=False, default=str), 200))
+        metadata = json_for_terminal(json.dumps(job.metadata, ensure_ascii=False, default=str))
+        line("metadata", fmt.clip(metadata, 200))
     batch = job.batch_id
     line("batch", f"{batch}  ({job.batch_progress})" if batch and job.batch_progress else batch)
     line("schedule", job.schedule_name)
@@ -201,7 +205,7 @@ class JobDetailScreen(JobActions, ViewScreen):
         self.query_one("#result-text", Static).update(as_json(job.result))
         traceback = job.traceback or (row.error and f"{row.error_type}: {row.error}")
         self.query_one("#traceback-text", Static).update(
-            Text(traceback or "(no traceback)", style="" if traceback else "dim")
+            fmt.block(traceback or "(no traceback)", style="" if traceback else "dim")
         )
         self.attempts = {str(a.attempt): a for a in job.attempts}
         self.query_one("#attempts-table", KeyedTable).sync(
@@ -234,9 +238,10 @@ class JobDetailScreen(JobActions, ViewScreen):
             return
         text = Text(f"attempt {attempt.attempt}: {attempt.outcome}", style="bold")
         if attempt.host or attempt.pid:
-            text.append(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}", style="dim")
+            where = visible_line(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}")
+            text.append(where, style="dim")
         text.append("\n")
-        text.append(attempt.traceback or attempt.error or "(no traceback)")
+        text.append(visible(attempt.traceback or attempt.error or "(no traceback)"))
         self.query_one("#attempt-traceback", Static).update(text)
 
     # ------------------------------------------------------------------ actions

@@ -251,7 +251,8 @@ class JobsScreen(JobActions, ViewScreen):
         line = Text(no_wrap=True, overflow="ellipsis")
         flt = self.query_state.filter
         line.append("filter ", style="dim")
-        line.append(flt.describe() or "none (/ to filter)", style="bold" if flt.source else "dim")
+        shown = fmt.clip(flt.describe(), 200) or "none (/ to filter)"
+        line.append(shown, style="bold" if flt.source else "dim")
         data = self.data
         if data is not None and data.matching is not None:
             line.append(f" · {fmt.count(data.matching)} matching")

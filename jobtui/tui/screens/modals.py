@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
+from jobtui.models.visible import visible, visible_line
+
 from ..keymap import CONFIRMATIONS, keymap_rows
 from ..operations import EnqueueRequest, parse_enqueue_form
 
@@ -45,8 +47,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"), id="dialog-title")
-            yield Static(Text(self.body_text), id="dialog-body")
+            yield Static(Text(visible_line(self.title_text), style="bold"), id="dialog-title")
+            yield Static(Text(visible(self.body_text)), id="dialog-body")
             with Horizontal(classes="buttons"):
                 yield Button("No", id="no", variant="primary")
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
@@ -75,8 +77,8 @@ class TypedConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Static(Text(self.title_text, style="bold"), id="dialog-title")
-            yield Static(Text(self.body_text), id="dialog-body")
+            yield Static(Text(visible_line(self.title_text), style="bold"), id="dialog-title")
+            yield Static(Text(visible(self.body_text)), id="dialog-body")
             yield Label(Text(f"Type {self.expected} and press enter to confirm (esc cancels):"))
             yield Input(id="typed", placeholder=self.expected)
 
@@ -143,6 +145,9 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
         self.app.call_from_thread(self._set_suggestions, names)
 
     def _set_suggestions(self, names: list[str]) -> None:
+        # Names come from the job table too: one holding control characters is no task a
+        # person types, and an Input shows its suggestion as it is.
+        names = [name for name in names if name == visible_line(name)]
         if self.is_attached:
             self.query_one("#task", Input).suggester = SuggestFromList(names)
 
@@ -155,7 +160,7 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
                                          self._value("queue"), self._value("priority"),
                                          self._value("delay"))  # fmt: skip
         except ValueError as exc:
-            self.query_one("#form-error", Static).update(Text(str(exc), style="bold red"))
+            self.query_one("#form-error", Static).update(Text(visible_line(exc), style="bold red"))
             return
         self.dismiss(request)
 

@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
+from jobtui.models.visible import visible_line
+
 from .. import formatting as fmt
 from ..columns import Column
 from ..snapshot import WorkerDetailView, WorkerRow, WorkersView
@@ -142,7 +144,7 @@ class WorkerDetailScreen(ViewScreen):
 
         def line(label: str, value: object, style: str = "") -> None:
             out.append(f"{label:<14}", style="dim")
-            out.append("—" if value in (None, "") else str(value), style=style)
+            out.append("—" if value in (None, "") else visible_line(value), style=style)
             out.append("\n")
 
         line("name", row.name, "bold")
@@ -165,12 +167,14 @@ class WorkerDetailScreen(ViewScreen):
             line("state", job.status, fmt.STATE_STYLES.get(job.status, ""))
             out.append(f"{'progress':<14}", style="dim")
             out.append_text(fmt.bar(job.progress, 20))
-            out.append(f"  {job.progress_message or ''}\n")
+            out.append(f"  {visible_line(job.progress_message or '')}\n")
         elif row.kind == "worker":
             out.append("\nidle: no current job\n", style="dim")
         for child in data.workers:
-            out.append(f"\n  {child.name:<20} {child.state:<8} ", style="")
-            out.append(f"{fmt.short_id(child.current_job_id)} {child.current_task or ''}")
+            out.append("\n" + visible_line(f"  {child.name:<20} {child.state:<8} "), style="")
+            out.append(
+                visible_line(f"{fmt.short_id(child.current_job_id)} {child.current_task or ''}")
+            )
         self.query_one("#worker-text", Static).update(out)
 
     def action_open_job(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from jobtui.models.visible import folded_line, visible_line
+
 from ..snapshot import HeaderInfo
 
 VIEWS = (("1", "Jobs"), ("2", "Queues"), ("3", "Workers"), ("4", "Failures"), ("5", "Scheduled"),
@@ -50,7 +52,7 @@ class StatusLine(Static):
                 line.append(f"{key} {name}" if wide else key, style="dim")
             line.append(" ")
         if self.crumb:
-            line.append(f"› {self.crumb} ", style="bold")
+            line.append(f"› {visible_line(self.crumb)} ", style="bold")
         line.append("│ ", style="dim")
         if self.frozen:
             line.append("❚❚ frozen", style="bold yellow")
@@ -91,7 +93,7 @@ class Banner(Static):
             return
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" ⚠ database error: ", style="bold")
-        text.append(" ".join(message.split()))
+        text.append(folded_line(message))
         text.append("  — still polling; the data below may be stale", style="italic")
         self.update(text)
         self.display = True
