@@ -4,7 +4,7 @@ One process and one transaction per 1,000 lines instead of one process per job (
 ``jobtui enqueue`` calls took 7.6 hours). Each line is a JSON object with the job's
 ``args`` and ``kwargs`` and, optionally, its own enqueue options (``priority``,
 ``queue``, ``delay``, ``tags``, ``unique_key``, ...); the command line's options are the
-defaults for every line. Blank lines are skipped. It goes through ``enqueue_many``, so
+defaults for every line. Blank lines are skipped. It goes through ``enqueue_many`` (``enqueue_many_ids``: without reading the rows back), so
 task defaults and ``should_enqueue`` apply as for any enqueue.
 
 A bad line stops the run: ``line N: why`` on stderr and exit 1. Every line before it has
@@ -86,7 +86,7 @@ def enqueue_lines(
 ) -> tuple[list[str], BadLine | None]:
     """Enqueue a job per line; returns the ids enqueued, in line order, and the error of
     the line that stopped the run (None if every line was enqueued)."""
-    from jobtui.api import enqueue_many
+    from jobtui.api import enqueue_many_ids
 
     ids: list[str] = []
     for chunk in _chunks(lines):
@@ -99,11 +99,11 @@ def enqueue_lines(
                 error = exc
                 break
         try:
-            ids += [job.id for job in enqueue_many(task, items, **options)]
+            ids += enqueue_many_ids(task, items, **options)
         except InvalidJob as exc:
             bad = _first_bad(task, items, options)
             good, items = items[:bad], items[bad:]
-            ids += [job.id for job in enqueue_many(task, good, **options)] if good else []
+            ids += enqueue_many_ids(task, good, **options) if good else []
             number = chunk[bad][0]
             return ids, BadLine(f"line {number}: {exc}")
         if error is not None:
