@@ -63,7 +63,7 @@ def queue_is_known(name: str) -> bool:
 
 def known_queues() -> list[str]:
     """Every queue something names (the error path only: the distinct queue names of the
-    jobs are an index-only scan of the whole (status, queue_name) index)."""
+    jobs read the whole (status, queue_name) index, or the table)."""
     names = _named_elsewhere() | {"default"}
     names |= {row[0] for row in Job.select(Job.queue_name).distinct().tuples()}
     return sorted(names)
