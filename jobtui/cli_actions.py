@@ -29,7 +29,13 @@ def plural(n: int, word: str = "job") -> str:
 
 
 def action_json(
-    action: str, ids: Sequence[str], result: ActionResult, done: str, skipped: str
+    action: str,
+    ids: Sequence[str],
+    result: ActionResult,
+    done: str,
+    skipped: str,
+    *,
+    kill: bool = False,
 ) -> dict[str, Any]:
     """Per id: ``done`` for the jobs the action changed, ``asked_to_stop`` /
     ``killing`` for running jobs asked to stop (cancel), ``skipped`` otherwise, with the
@@ -40,13 +46,11 @@ def action_json(
         if job_id in changed:
             jobs.append({"id": job_id, "result": done})
         elif job_id in requested:
-            jobs.append(
-                {"id": job_id, "result": "killing" if action == "kill" else "asked_to_stop"}
-            )
+            jobs.append({"id": job_id, "result": "killing" if kill else "asked_to_stop"})
         else:
             jobs.append({"id": job_id, "result": "skipped", "reason": skipped})
     return {
-        "action": "cancel" if action == "kill" else action,
+        "action": action,
         "jobs": jobs,
         "dependants_cancelled": list(result.cascaded_ids),
     }
@@ -56,8 +60,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     ids = resolve_ids(args.ids)
     result = actions.cancel_jobs(ids, reason=args.reason, kill=args.kill)
     if args.json:
-        print(to_json(action_json("kill" if args.kill else "cancel", ids, result, "cancelled",
-                                  "already ended or stopping")))  # fmt: skip
+        print(to_json(action_json("cancel", ids, result, "cancelled", "already ended or stopping",
+                                  kill=args.kill)))  # fmt: skip
     else:
         print(result.cancel_summary(kill=args.kill))
     return 0 if result.changed or result.requested else 1

@@ -100,8 +100,8 @@ def _cancel(batch_id: str, args: argparse.Namespace) -> int:
     if args.json:
         from jobtui.cli_actions import action_json
 
-        done = action_json("kill" if args.kill else "cancel", ids, result, "cancelled",
-                           "already ended or stopping")  # fmt: skip
+        done = action_json("cancel", ids, result, "cancelled", "already ended or stopping",
+                           kill=args.kill)  # fmt: skip
         print(to_json({**done, "batch": batch_id}))
     else:
         print(f"batch {batch_id}: {result.cancel_summary(kill=args.kill)}")

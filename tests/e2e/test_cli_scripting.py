@@ -120,6 +120,8 @@ def test_every_action_verb_says_what_it_did_per_id_in_json(cli, capsys):
         ],
         "dependants_cancelled": [],
     }
+    assert cli("cancel", running, "--kill", "--json") == 0  # asked already: now killed
+    assert json.loads(_out(capsys)[0])["jobs"] == [{"id": running, "result": "killing"}]
     assert cli("cancel", waiting, "--json") == 1  # nothing to do: same exit as without --json
     assert json.loads(_out(capsys)[0])["jobs"] == [
         {"id": waiting, "result": "skipped", "reason": "already ended or stopping"}
@@ -150,6 +152,10 @@ def test_every_action_verb_says_what_it_did_per_id_in_json(cli, capsys):
                                            "enabled": False}  # fmt: skip
     assert cli("schedule", "run-now", "n", "--json") == 0
     assert Job.get_by_id(json.loads(_out(capsys)[0])["job_id"]).schedule_name == "n"
+    parent = jobtui.enqueue("t.x").id
+    child = jobtui.enqueue("t.x", depends_on=[parent]).id
+    assert cli("cancel", parent, "--json") == 0
+    assert json.loads(_out(capsys)[0])["dependants_cancelled"] == [child]
     with jobtui.batch() as b:
         member = jobtui.enqueue("t.x").id
     assert cli("batch", "cancel", b.id, "--json") == 0
