@@ -29,7 +29,7 @@ from jobtui.cli_format import (
     table,
     to_json,
 )
-from jobtui.models import actions, queries
+from jobtui.models import queries
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
 from jobtui.models.status import ALL_STATUSES
@@ -67,17 +67,22 @@ def _reference(text: str | None) -> tuple[str, str] | None:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from jobtui.api import enqueue
+    from jobtui.cli_ids import resolve_ids
 
-    job = enqueue(
-        args.task, args=_json_arg(args.args, "--args", list),
-        kwargs=_json_arg(args.kwargs, "--kwargs", dict), queue=args.queue,
-        priority=args.priority, delay=args.delay, scheduled_for=args.at,
-        max_retries=args.max_retries,
-        timeout=args.timeout, unique_key=args.unique_key, depends_on=args.depends_on or None,
+    options = dict(
+        queue=args.queue, priority=args.priority, delay=args.delay, scheduled_for=args.at,
+        max_retries=args.max_retries, timeout=args.timeout, unique_key=args.unique_key,
+        depends_on=resolve_ids(args.depends_on) if args.depends_on else None,
         user_id=args.user_id, reference=_reference(args.reference), tags=args.tag or None,
         title=args.title, description=args.description, deadline=args.deadline,
         metadata=_json_arg(args.metadata, "--metadata", dict),
     )  # fmt: skip
+    if args.stdin:
+        from jobtui.cli_stdin import run_stdin_enqueue
+
+        return run_stdin_enqueue(args, {k: v for k, v in options.items() if v is not None})
+    job = enqueue(args.task, args=_json_arg(args.args, "--args", list),
+                  kwargs=_json_arg(args.kwargs, "--kwargs", dict), **options)  # fmt: skip
     if job is None:
         print("not enqueued: the task's should_enqueue declined", file=sys.stderr)
         return 0
@@ -102,11 +107,24 @@ JOB_HEADERS = ["id", "queue", "task", "state", "pri", "try", "progress", "age", 
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
-    if args.status and args.status not in ALL_STATUSES:
-        raise UsageError(f"unknown status {args.status!r}: one of {', '.join(ALL_STATUSES)}")
-    jobs = queries.list_jobs(status=args.status, queue=args.queue, task=args.task,
-                             user_id=args.user, tag=args.tag, reference=args.reference,
-                             batch_id=args.batch, limit=args.limit)  # fmt: skip
+    """Lists at most ``--limit`` jobs; when more match, says so on stderr (stdout stays the
+    table, and ``--json`` stays a plain list of jobs)."""
+    from jobtui.cli_options import statuses_option
+
+    batch = None
+    if args.batch:
+        from jobtui.cli_ids import resolve_id
+        from jobtui.models.batch import Batch
+
+        batch = resolve_id(args.batch, model=Batch, noun="batch")
+    jobs = queries.list_jobs(status=statuses_option(args.status), queue=args.queue,
+                             task=args.task, user_id=args.user, tag=args.tag,
+                             reference=args.reference, batch_id=batch,
+                             limit=args.limit + 1)  # fmt: skip
+    if len(jobs) > args.limit:
+        jobs = jobs[: args.limit]
+        print(f"jobtui: showing the newest {args.limit} matching jobs; more match "
+              "(raise --limit to see them)", file=sys.stderr)  # fmt: skip
     if args.json:
         print(to_json([job.to_dict() for job in jobs]))
     elif not jobs:
@@ -117,7 +135,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    job = queries.get_job(args.id)
+    from jobtui.cli_ids import resolve_id
+
+    job = queries.get_job(resolve_id(args.id))
     attempts = list(job.attempts.order_by(job.attempts.model.attempt))
     if args.json:
         data = job.to_dict()
@@ -232,86 +252,6 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_ids(ids: Sequence[str]) -> list[str]:
-    """Full ids for what the user typed (unique prefixes accepted); JobNotFound otherwise."""
-    return [queries.get_job(job_id).id for job_id in ids]
-
-
-def _plural(n: int, word: str = "job") -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    result = actions.cancel_jobs(_resolve_ids(args.ids), reason=args.reason, kill=args.kill)
-    print(result.cancel_summary(kill=args.kill))
-    return 0 if result.changed or result.requested else 1
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    ids = _resolve_ids(args.ids)
-    result = actions.delete_jobs(ids)
-    print(f"deleted {_plural(result.changed)}")
-    if result.skipped:
-        running = [j.id for j in queries.list_jobs(status="running", limit=10_000) if j.id in ids]
-        print(
-            f"jobtui: not deleted, still running (cancel first): {', '.join(running)}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def cmd_retry(args: argparse.Namespace) -> int:
-    if args.all_failed:
-        ids = [job.id for job in queries.list_jobs(status="failed", limit=1_000_000)]
-    elif args.ids:
-        ids = _resolve_ids(args.ids)
-    else:
-        raise UsageError("retry needs job ids or --all-failed")
-    result = actions.retry_jobs(ids)
-    print(f"retrying {_plural(result.changed)}")
-    if result.skipped:
-        print(f"jobtui: {_plural(result.skipped)} not failed or cancelled (or unique key taken)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
-
-
-def cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
-    actions.set_queue_paused(args.queue, paused)
-    print(f"{'paused' if paused else 'resumed'} queue {args.queue}")
-    return 0
-
-
-def cmd_limit(args: argparse.Namespace) -> int:
-    from jobtui.models.limits import set_queue_limit
-
-    text = args.limit.strip().lower()
-    try:
-        limit = None if text == "none" else int(text)
-        set_queue_limit(args.queue, limit)
-    except ValueError:
-        raise UsageError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
-    if limit is None:
-        print(f"queue {args.queue}: no limit")
-    else:
-        print(f"queue {args.queue}: at most {limit} running at once, across every supervisor")
-    return 0
-
-
-def cmd_purge(args: argparse.Namespace) -> int:
-    from datetime import timedelta
-
-    from jobtui.models.retention import prune_jobs
-
-    if args.older_than < 0:
-        raise UsageError("--older-than must be >= 0")
-    deleted = prune_jobs(older_than=timedelta(days=args.older_than), include_failed=args.failed)
-    kinds = "completed, cancelled and failed" if args.failed else "completed and cancelled"
-    print(f"purged {_plural(deleted)} ({kinds}, older than {args.older_than:g} days)")
-    return 0
-
-
 def cmd_schedule(args: argparse.Namespace) -> int:
     from jobtui.cli_schedule import run_schedule_command
 
@@ -360,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metadata", metavar="JSON", help="anything to keep with the job, a JSON object"
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--stdin", action="store_true",
+                   help='one job per line of JSON on stdin: {"args": [...], "kwargs": {...}, '
+                        '"priority": 5}; 1,000 per transaction; prints the count')  # fmt: skip
+    p.add_argument("--json", action="store_true", help="the job (with --stdin: the ids)")
     p.set_defaults(func=cmd_enqueue)
 
     p = sub.add_parser("status", help="queues, batches, supervisors and workers")
@@ -368,15 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("jobs", help="list jobs, newest first")
-    p.add_argument("--status")
+    p.add_argument("--status", metavar="S[,S...]",
+                   help="statuses, or the console's aliases (dead, done, queued, ...)")  # fmt: skip
     p.add_argument("--queue")
     p.add_argument("--task")
     p.add_argument("--user", help="the jobs of this user_id")
     p.add_argument("--tag", help="the jobs with this tag")
     p.add_argument("--reference", metavar="TYPE[:ID]", help="the jobs about this object")
     p.add_argument("--batch", metavar="ID", help="the jobs of this batch")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50,
+                   help="at most this many (a note on stderr says when more match)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="a plain list of jobs")
     p.set_defaults(func=cmd_jobs)
 
     p = sub.add_parser("show", help="one job with its attempts")
@@ -388,39 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_workers)
 
-    p = sub.add_parser("cancel", help="cancel jobs (running ones are asked to stop)")
-    p.add_argument("ids", nargs="+", metavar="ID")
-    p.add_argument("--reason", help="the error the cancelled jobs end with")
-    p.add_argument("--kill", action="store_true",
-                   help="stop running jobs' processes now instead of asking them first")  # fmt: skip
-    p.set_defaults(func=cmd_cancel)
+    from jobtui.cli_actions import add_action_parsers
+    from jobtui.cli_queues import add_queue_parsers
 
-    p = sub.add_parser("delete", help="delete jobs that are not running")
-    p.add_argument("ids", nargs="+", metavar="ID")
-    p.set_defaults(func=cmd_delete)
-
-    p = sub.add_parser("retry", help="run failed or cancelled jobs again")
-    p.add_argument("ids", nargs="*", metavar="ID")
-    p.add_argument("--all-failed", action="store_true")
-    p.set_defaults(func=cmd_retry)
-
-    p = sub.add_parser("pause", help="stop claiming from a queue")
-    p.add_argument("queue")
-    p.set_defaults(func=cmd_pause)
-
-    p = sub.add_parser("resume", help="claim from a paused queue again")
-    p.add_argument("queue")
-    p.set_defaults(func=lambda a: cmd_pause(a, paused=False))
-
-    p = sub.add_parser("limit", help="cap a queue's running jobs across every supervisor")
-    p.add_argument("queue")
-    p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
-    p.set_defaults(func=cmd_limit)
-
-    p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
-    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
-    p.add_argument("--failed", action="store_true", help="failed jobs too")
-    p.set_defaults(func=cmd_purge)
+    add_action_parsers(sub)
+    add_queue_parsers(sub)
 
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_schedule import add_schedule_parser
@@ -436,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return open_console(args, parser)
-        use_database(args.database)
+        from jobtui.cli_options import check_options, reads_only
+
+        check_options(args)
+        use_database(args.database, create=not reads_only(args))
         return _run_visibly(args)
     except JobtuiError as exc:
         print(f"jobtui: {visible_line(exc)}", file=sys.stderr)

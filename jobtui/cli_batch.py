@@ -30,18 +30,16 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     cancel.add_argument("--reason", help="the error its jobs end with")
     cancel.add_argument("--kill", action="store_true",
                         help="stop running jobs' processes now instead of asking them first")  # fmt: skip
+    cancel.add_argument("--json", action="store_true", help="what was done, per job")
     p.set_defaults(func=run_batch_command)
 
 
-def _resolve(prefix: str) -> str:
-    """The full id of a batch from a unique prefix (as job ids are typed)."""
+def _resolve(text: str) -> str:
+    """The full id of a batch from what was typed (as job ids are: ``cli_ids``)."""
+    from jobtui.cli_ids import resolve_id
     from jobtui.models.batch import Batch
-    from jobtui.models.errors import JobNotFound
 
-    ids = [row.id for row in Batch.select(Batch.id).where(Batch.id.startswith(prefix)).limit(2)]
-    if len(ids) != 1:
-        raise JobNotFound(f"no batch {prefix}" if not ids else f"batch id {prefix} is ambiguous")
-    return ids[0]
+    return resolve_id(text, model=Batch, noun="batch")
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
@@ -94,12 +92,19 @@ def _cancel(batch_id: str, args: argparse.Namespace) -> int:
 
     ids = [row.id for row in Job.select(Job.id).where(
         (Job.batch_id == batch_id) & Job.status.not_in(list(FINAL)))]  # fmt: skip
-    if not ids:
+    if not ids and not args.json:
         print(f"batch {batch_id}: no job left to cancel")
         return 1
     reason = args.reason or f"batch {batch_id} cancelled by operator"
     result = actions.cancel_jobs(ids, reason=reason, kill=args.kill)
-    print(f"batch {batch_id}: {result.cancel_summary(kill=args.kill)}")
+    if args.json:
+        from jobtui.cli_actions import action_json
+
+        done = action_json("cancel", ids, result, "cancelled", "already ended or stopping",
+                           kill=args.kill)  # fmt: skip
+        print(to_json({**done, "batch": batch_id}))
+    else:
+        print(f"batch {batch_id}: {result.cancel_summary(kill=args.kill)}")
     return 0 if result.changed or result.requested else 1
 
 

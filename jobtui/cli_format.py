@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
@@ -55,19 +56,38 @@ def clip(text: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: wide and full-width characters (CJK) two, combining
+    marks none, the rest one (the wcwidth rule, without a dependency)."""
+    if text.isascii():
+        return len(text)
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (ljust by display width)."""
+    return text + " " * max(0, width - display_width(text))
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | None = None) -> None:
-    """Print rows under headers, each column as wide as its widest cell (control
-    characters shown, so a cell is one line and its width is what the terminal shows)."""
+    """Print rows under headers, each column as wide as its widest cell: control
+    characters shown (a cell is one line), widths in terminal columns (CJK text keeps the
+    columns aligned)."""
     out = out or sys.stdout
     cells = [[visible_line(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         for index, cell in enumerate(row):
-            widths[index] = max(widths[index], len(cell))
+            widths[index] = max(widths[index], display_width(cell))
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
     print(line.rstrip(), file=out)
     for row in cells:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        print("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
 
 
 def to_json(value: Any) -> str:

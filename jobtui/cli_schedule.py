@@ -25,9 +25,12 @@ def add_schedule_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--disabled", action="store_true")
     lst = actions.add_parser("list", help="schedules with their next fire times")
     lst.add_argument("--json", action="store_true")
+    a.add_argument("--json", action="store_true", help="what was done")
     for name, text in (("remove", "delete a schedule"), ("pause", "stop firing"),
                        ("resume", "fire again"), ("run-now", "enqueue its job now")):  # fmt: skip
-        actions.add_parser(name, help=text).add_argument("name")
+        verb = actions.add_parser(name, help=text)
+        verb.add_argument("name")
+        verb.add_argument("--json", action="store_true", help="what was done")
     p.set_defaults(func=run_schedule_command)
 
 
@@ -46,9 +49,11 @@ def run_schedule_command(args: argparse.Namespace) -> int:
             catch_up=args.catch_up, enabled=not args.disabled, queue=args.queue,
             priority=args.priority,
         )  # fmt: skip
-        print(
-            f"schedule {args.name}: next run {upcoming.isoformat(sep=' ', timespec='seconds')} UTC"
-        )
+        if args.json:
+            print(to_json({"action": "schedule add", "schedule": args.name, "next_run": upcoming}))
+        else:
+            print(f"schedule {args.name}: next run "
+                  f"{upcoming.isoformat(sep=' ', timespec='seconds')} UTC")  # fmt: skip
     elif command == "list":
         rows = list(Schedule.select().order_by(Schedule.name))
         if args.json:
@@ -67,15 +72,26 @@ def run_schedule_command(args: argparse.Namespace) -> int:
             ])  # fmt: skip
     elif command == "remove":
         scheduling.remove_schedule(args.name)
-        print(f"removed schedule {args.name}")
+        _done(args, f"removed schedule {args.name}")
     elif command in ("pause", "resume"):
         scheduling.set_schedule_enabled(args.name, command == "resume")
-        print(f"{'paused' if command == 'pause' else 'resumed'} schedule {args.name}")
+        past = "paused" if command == "pause" else "resumed"
+        _done(args, f"{past} schedule {args.name}", enabled=command == "resume")
     elif command == "run-now":
-        print(scheduling.run_schedule_now(args.name))
+        job_id = scheduling.run_schedule_now(args.name)
+        _done(args, job_id, job_id=job_id)
     else:  # pragma: no cover - argparse refuses unknown actions
         raise JobtuiError(f"unknown schedule action {command}")
     return 0
+
+
+def _done(args: argparse.Namespace, text: str, **fields: object) -> None:
+    """The sentence, or with ``--json`` the action, the schedule and what changed."""
+    if args.json:
+        print(to_json({"action": f"schedule {args.schedule_command}", "schedule": args.name,
+                       **fields}))  # fmt: skip
+    else:
+        print(text)
 
 
 __all__ = ["add_schedule_parser", "run_schedule_command"]

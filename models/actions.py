@@ -31,6 +31,10 @@ class ActionResult:
     requested: int = 0  # running jobs asked to stop (cancel)
     cascaded: int = 0  # dependants cancelled in turn
     skipped: int = 0  # named jobs in a state the action does not apply to
+    #: which jobs, for callers that report per id (``jobtui cancel --json``)
+    changed_ids: tuple[str, ...] = ()
+    requested_ids: tuple[str, ...] = ()
+    cascaded_ids: tuple[str, ...] = ()
 
     def cancel_summary(self, *, kill: bool = False) -> str:
         """One line on a cancel, as the CLI and the console both report it."""
@@ -86,8 +90,8 @@ def cancel_jobs(
     reason = (reason or (KILL_REASON if kill else CANCEL_REASON))[:500]
 
     def run() -> ActionResult:
-        changed = requested = 0
         cancelled: list[str] = []
+        asked: list[str] = []
         with dialect_for(db).write_transaction(db):
             for marks, params in _chunks(ids):
                 params.update(now=now, reason=reason)
@@ -97,14 +101,17 @@ def cancel_jobs(
                     WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying')
                     RETURNING id"""), params).fetchall()  # fmt: skip
                 cancelled += [row[0] for row in rows]
-                requested += _run(db, f"""UPDATE jobs SET cancel_requested = :yes,
+                rows = db.execute_sql(dialect_for(db).sql(
+                    f"""UPDATE jobs SET cancel_requested = :yes,
                     cancel_reason = :reason, kill_requested = :kill, updated_at = :now
                     WHERE id IN ({marks}) AND status = 'running' AND (NOT cancel_requested
-                    OR (:kill AND kill_requested IS NOT TRUE))""",
-                    {**params, "yes": True, "kill": kill})  # fmt: skip
-            changed = len(cancelled)
+                    OR (:kill AND kill_requested IS NOT TRUE)) RETURNING id"""),
+                    {**params, "yes": True, "kill": kill}).fetchall()  # fmt: skip
+                asked += [row[0] for row in rows]
             cascaded = jobs_ended(db, cancelled, "cancelled")
-        return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested)
+        changed, requested = len(cancelled), len(asked)
+        return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested,
+                            tuple(cancelled), tuple(asked), tuple(cascaded))  # fmt: skip
 
     return with_lock_retry(run)
 
@@ -128,15 +135,17 @@ def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Acti
     WHERE id = :id AND status IN ('failed', 'cancelled')"""
 
     def run() -> ActionResult:
-        changed = 0
+        changed: list[str] = []
         with dialect_for(db).write_transaction(db):
             for job_id in ids:
                 try:
                     with db.atomic():  # a savepoint: a taken unique key skips this job only
-                        changed += _run(db, sql, {"id": job_id, "now": now, "no": False})
+                        if _run(db, sql, {"id": job_id, "now": now, "no": False}):
+                            changed.append(job_id)
                 except peewee.IntegrityError:
                     pass  # counted as skipped below
-        return ActionResult(changed=changed, skipped=len(ids) - changed)
+        return ActionResult(changed=len(changed), skipped=len(ids) - len(changed),
+                            changed_ids=tuple(changed))  # fmt: skip
 
     return with_lock_retry(run)
 
@@ -162,7 +171,8 @@ def delete_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Act
             cascaded = cancel_dependants(db, unfinished, "was deleted")
             for marks, params in _chunks(deleted):
                 _run(db, f"DELETE FROM jobs WHERE id IN ({marks}) AND status <> 'running'", params)
-        return ActionResult(len(deleted), 0, len(cascaded), len(ids) - len(deleted))
+        return ActionResult(len(deleted), 0, len(cascaded), len(ids) - len(deleted),
+                            tuple(deleted), (), tuple(cascaded))  # fmt: skip
 
     return with_lock_retry(run)
 

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from .errors import ConfigurationError, DatabaseUnavailable, StoreError
+from .errors import ConfigurationError, DatabaseUnavailable, NoDatabase, StoreError
 
 ENV_VAR = "JOBTUI_DATABASE"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -107,24 +107,34 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
             super().rollback()
 
 
-def open_database(url: str, *, create_dirs: bool = False) -> peewee.Database:
+def open_database(url: str, *, create_dirs: bool = False, create: bool = True) -> peewee.Database:
     """A new, unconnected Database for ``url``; refuses what cannot work with a clear error.
 
     ``create_dirs`` makes the SQLite file's folder (only the XDG default should do that:
-    a folder the user named that does not exist is almost always a typo).
+    a folder the user named that does not exist is almost always a typo). ``create=False``
+    refuses a SQLite file that does not exist yet (a command that only reads must not
+    leave an empty database behind a typo).
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
         path = _sqlite_path(url)
         if path != ":memory:" and not path.startswith("file:"):
+            if Path(path).expanduser().is_dir():
+                raise ConfigurationError(
+                    f"cannot open SQLite database {path}: it is a directory; name a file in "
+                    f"it, e.g. sqlite:///{Path(path) / 'jobtui.db'}"
+                )
             folder = Path(path).expanduser().resolve().parent
-            if not folder.is_dir():
-                if create_dirs:
-                    folder.mkdir(parents=True, exist_ok=True)
-                else:
-                    raise ConfigurationError(
-                        f"cannot open SQLite database {path}: directory {folder} does not exist"
-                    )
+            if not folder.is_dir() and not create_dirs:
+                raise ConfigurationError(
+                    f"cannot open SQLite database {path}: directory {folder} does not exist"
+                )
+            if not create and not Path(path).expanduser().exists():
+                raise NoDatabase(
+                    f"no jobtui database at {path} (nothing was created): any write "
+                    "creates it (jobtui enqueue, or starting jobtui-supervisor)"
+                )
+            folder.mkdir(parents=True, exist_ok=True)  # create_dirs, or already there
         return peewee.SqliteDatabase(
             path,
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -163,6 +173,11 @@ def connect(db: peewee.Database, url: str | None = None) -> None:
     """Open ``db``'s connection for this thread, turning driver errors into one clear line."""
     try:
         db.connect(reuse_if_open=True)
+    except peewee.ImproperlyConfigured as exc:  # Peewee found no driver for the engine
+        raise ConfigurationError(
+            "PostgreSQL needs a driver: pip install 'jobtui[postgres]'"
+            if isinstance(db, peewee.PostgresqlDatabase) else f"cannot open database: {exc}"
+        ) from exc  # fmt: skip
     except peewee.OperationalError as exc:
         where = redact_url(url) if url else str(db.database)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -282,7 +282,7 @@ def insert_jobs(
             if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
                 for r in written:
                     del r["_depends_on"]
-                db.cursor().executemany(insert_sql, written)
+                dialect.insert_many(db, insert_sql, written)
                 return [(r["id"], True) for r in written]
             return [_write(db, r) for r in written]
 

@@ -19,6 +19,10 @@ class ConfigurationError(JobtuiError):
     """The configuration is not usable."""
 
 
+class NoDatabase(ConfigurationError):
+    """There is no jobtui database there yet; any write (or a supervisor) creates one."""
+
+
 class StoreError(JobtuiError):
     """The job database could not be used."""
 

@@ -15,9 +15,16 @@ import weakref
 
 import peewee
 
-from .db import connect, database_proxy, default_database_url, open_database, resolve_database_url
-from .errors import ConnectionLost, StoreError
-from .migrations import ensure_schema
+from .db import (
+    connect,
+    database_proxy,
+    default_database_url,
+    open_database,
+    redact_url,
+    resolve_database_url,
+)
+from .errors import ConnectionLost, NoDatabase, StoreError
+from .migrations import ensure_schema, read_schema_version
 
 _lock = threading.RLock()
 _current: peewee.Database | None = None
@@ -26,10 +33,16 @@ _by_url: dict[str, peewee.Database] = {}
 _checked: weakref.WeakSet[peewee.Database] = weakref.WeakSet()
 
 
-def _prepare(db: peewee.Database, url: str | None) -> peewee.Database:
+def _prepare(db: peewee.Database, url: str | None, create: bool = True) -> peewee.Database:
     if db not in _checked:
         connect(db, url)
         try:
+            if not create and read_schema_version(db) is None:
+                raise NoDatabase(
+                    f"no jobtui database at {redact_url(url or str(db.database))} (nothing was "
+                    "created): any write creates it (jobtui enqueue, or starting "
+                    "jobtui-supervisor)"
+                )
             ensure_schema(db)
         except (peewee.OperationalError, peewee.InterfaceError) as exc:
             try:
@@ -41,8 +54,13 @@ def _prepare(db: peewee.Database, url: str | None) -> peewee.Database:
     return db
 
 
-def use_database(target: str | peewee.Database | None = None) -> peewee.Database:
-    """Make ``target`` (URL, Database, or None for the configured default) current."""
+def use_database(
+    target: str | peewee.Database | None = None, *, create: bool = True
+) -> peewee.Database:
+    """Make ``target`` (URL, Database, or None for the configured default) current.
+
+    ``create=False`` (commands that only read) refuses, with NoDatabase, a database that
+    does not exist or has no jobtui tables, instead of creating it."""
     global _current, _current_url
     with _lock:
         if isinstance(target, peewee.Database):
@@ -51,9 +69,10 @@ def use_database(target: str | peewee.Database | None = None) -> peewee.Database
             url = resolve_database_url(target)
             db = _by_url.get(url)
             if db is None:
-                db = open_database(url, create_dirs=(url == default_database_url()))
+                db = open_database(url, create_dirs=(url == default_database_url()),
+                                   create=create)  # fmt: skip
                 _by_url[url] = db
-        _prepare(db, url)
+        _prepare(db, url, create)
         database_proxy.initialize(db)
         _current, _current_url = db, url
         return db
@@ -99,7 +118,7 @@ def classify_error(exc: BaseException) -> StoreError:
     while seen is not None:
         messages.append(str(seen))
         seen = seen.__cause__ or seen.__context__
-    text = " / ".join(m for m in messages if m)
+    text = " / ".join(dict.fromkeys(m for m in messages if m))  # a cause often repeats it
     lowered = text.lower()
     if "database or disk is full" in lowered or "no space left" in lowered:
         return StoreError(f"disk full: {text}")

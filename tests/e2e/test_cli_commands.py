@@ -61,7 +61,7 @@ def test_enqueue_json_prints_the_job_object(cli, capsys):
         (["enqueue", "t.x", "--args", '{"a": 1}'], "--args must be a JSON array"),
         (["enqueue", "t.x", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
         (["enqueue", "t.x", "--delay", "-1"], "delay must be >= 0"),
-        (["enqueue", "t.x", "--depends-on", "nope"], "unknown job"),
+        (["enqueue", "t.x", "--depends-on", "nope"], "no job nope"),
         (["show", "01a2ffff-0000-7000-8000-000000000000"], "no job"),
         (["cancel", "nope-nope"], "no job"),
         (["jobs", "--status", "weird"], "unknown status"),

@@ -112,7 +112,10 @@ def test_lines_quoting_user_input_are_visible_and_an_error_stays_one_line(cli):
     code, _, err = cli("show", "\x1b]0;PWNED\x07\nforged")
     assert code == 1 and err.count("\n") == 1
     assert_visible(err) and "␛]0;PWNED␇␤forged" in err
-    code, out, _ = cli("pause", "q\x1b]0;PWNED\x07")
+    code, _, err = cli("pause", "q\x1b]0;PWNED\x07")  # a queue nothing names: refused
+    assert code != 0 and err.count("\n") == 1 and "q\\x1b]0;PWNED\\x07" in err  # its repr
+    assert_visible(err)
+    code, out, _ = cli("pause", "q\x1b]0;PWNED\x07", "--new")
     assert code == 0 and out == "paused queue q␛]0;PWNED␇\n"
 
 

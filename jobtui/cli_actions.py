@@ -1,0 +1,155 @@
+"""``jobtui cancel|delete|retry|purge``: the verbs that change jobs, for people and scripts.
+
+Each takes whole ids or pieces of them (``cli_ids``) and, with ``--json``, prints what it
+did per id instead of a sentence, so a script need not parse English::
+
+    {"action": "cancel", "jobs": [{"id": "...", "result": "cancelled"}, ...],
+     "dependants_cancelled": ["..."]}
+
+The exit status is the same either way: 1 when nothing could be done (or, for delete and
+retry, when some named job was skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jobtui.cli_format import to_json
+from jobtui.cli_ids import resolve_ids
+from jobtui.models import actions
+from jobtui.models.actions import ActionResult
+from jobtui.models.errors import JobtuiError
+
+
+def plural(n: int, word: str = "job") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def action_json(
+    action: str,
+    ids: Sequence[str],
+    result: ActionResult,
+    done: str,
+    skipped: str,
+    *,
+    kill: bool = False,
+) -> dict[str, Any]:
+    """Per id: ``done`` for the jobs the action changed, ``asked_to_stop`` /
+    ``killing`` for running jobs asked to stop (cancel), ``skipped`` otherwise, with the
+    reason; and the dependants cancelled in turn."""
+    changed, requested = set(result.changed_ids), set(result.requested_ids)
+    jobs = []
+    for job_id in dict.fromkeys(ids):
+        if job_id in changed:
+            jobs.append({"id": job_id, "result": done})
+        elif job_id in requested:
+            jobs.append({"id": job_id, "result": "killing" if kill else "asked_to_stop"})
+        else:
+            jobs.append({"id": job_id, "result": "skipped", "reason": skipped})
+    return {
+        "action": action,
+        "jobs": jobs,
+        "dependants_cancelled": list(result.cascaded_ids),
+    }
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    ids = resolve_ids(args.ids)
+    result = actions.cancel_jobs(ids, reason=args.reason, kill=args.kill)
+    if args.json:
+        print(to_json(action_json("cancel", ids, result, "cancelled", "already ended or stopping",
+                                  kill=args.kill)))  # fmt: skip
+    else:
+        print(result.cancel_summary(kill=args.kill))
+    return 0 if result.changed or result.requested else 1
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    ids = resolve_ids(args.ids)
+    result = actions.delete_jobs(ids)
+    running = [job_id for job_id in ids if job_id not in set(result.changed_ids)]
+    if args.json:
+        print(to_json(action_json("delete", ids, result, "deleted", "running (cancel first)")))
+    else:
+        print(f"deleted {plural(result.changed)}")
+    if result.skipped:
+        print(f"jobtui: not deleted, still running (cancel first): {', '.join(running)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from jobtui.models import queries
+
+    if args.all_failed:
+        if args.ids:
+            raise JobtuiError("retry takes job ids or --all-failed, not both")
+        ids = [job.id for job in queries.list_jobs(status="failed", limit=1_000_000)]
+    elif args.ids:
+        ids = resolve_ids(args.ids)
+    else:
+        raise JobtuiError("retry needs job ids or --all-failed")
+    result = actions.retry_jobs(ids)
+    reason = "not failed or cancelled (or its unique key is taken)"
+    if args.json:
+        print(to_json(action_json("retry", ids, result, "retrying", reason)))
+    else:
+        print(f"retrying {plural(result.changed)}")
+    if result.skipped:
+        print(f"jobtui: {plural(result.skipped)} not failed or cancelled (or unique key taken)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Purge reports a count, not ids: it may delete millions of rows."""
+    from datetime import timedelta
+
+    from jobtui.models.retention import prune_jobs
+
+    if args.older_than < 0:
+        raise JobtuiError("--older-than must be >= 0")
+    deleted = prune_jobs(older_than=timedelta(days=args.older_than), include_failed=args.failed)
+    kinds = "completed, cancelled and failed" if args.failed else "completed and cancelled"
+    if args.json:
+        print(to_json({"action": "purge", "deleted": deleted, "older_than_days": args.older_than,
+                       "statuses": kinds.replace(" and", ",").split(", ")}))  # fmt: skip
+    else:
+        print(f"purged {plural(deleted)} ({kinds}, older than {args.older_than:g} days)")
+    return 0
+
+
+def add_action_parsers(sub: argparse._SubParsersAction) -> None:
+    """cancel, delete, retry and purge, each with ``--json``."""
+    p = sub.add_parser("cancel", help="cancel jobs (running ones are asked to stop)")
+    p.add_argument("ids", nargs="+", metavar="ID", help="ids, or 8+ hex digits of one's start/end")
+    p.add_argument("--reason", help="the error the cancelled jobs end with")
+    p.add_argument("--kill", action="store_true",
+                   help="stop running jobs' processes now instead of asking them first")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="what was done, per id")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("delete", help="delete jobs that are not running")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.add_argument("--json", action="store_true", help="what was done, per id")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("retry", help="run failed or cancelled jobs again")
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--all-failed", action="store_true")
+    p.add_argument("--json", action="store_true", help="what was done, per id")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
+    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    p.add_argument("--failed", action="store_true", help="failed jobs too")
+    p.add_argument("--json", action="store_true", help="how many were deleted")
+    p.set_defaults(func=cmd_purge)
+
+
+__all__ = ["action_json", "add_action_parsers", "plural"]

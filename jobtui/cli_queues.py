@@ -1,0 +1,142 @@
+"""``jobtui pause|resume|limit QUEUE``: queue controls, refused for a queue nobody named.
+
+A queue exists once something names it: a job (``jobs.queue_name``), a supervisor that
+serves it (``supervisors.queues``), a task default or schedule that sends jobs to it, or
+an earlier pause or limit (``queues``). Writing a control row for any other name made a
+phantom queue, listed by ``status`` for good, that a typo (``pause emial``) silently
+created while the real queue kept running. Such a name is refused with the known queues
+listed; ``--new`` names a queue ahead of its first job or supervisor on purpose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import peewee
+
+from jobtui.cli_format import to_json
+from jobtui.models.errors import JobtuiError
+from jobtui.models.job import Job
+from jobtui.models.queue import Queue
+from jobtui.models.schedule import Schedule
+from jobtui.models.status import ALL_STATUSES
+from jobtui.models.worker import Supervisor
+
+#: queues named in a refusal, at most
+SHOWN_QUEUES = 20
+
+
+class UnknownQueue(JobtuiError):
+    """No job, supervisor, schedule or control row names this queue."""
+
+
+def _loaded(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _named_elsewhere() -> set[str]:
+    """Queues that supervisors serve, or route tasks to, and that schedules send jobs to
+    (a few rows each: read whole)."""
+    names = {row[0] for row in Queue.select(Queue.name).tuples()}
+    for queues, tasks in Supervisor.select(Supervisor.queues, Supervisor.tasks).tuples():
+        queues, tasks = _loaded(queues), _loaded(tasks)
+        if isinstance(queues, dict):
+            names |= {str(name) for name in queues if name != "*"}
+        if isinstance(tasks, dict):
+            names |= {t["queue"] for t in tasks.values() if isinstance(t, dict) and t.get("queue")}
+    for (options,) in Schedule.select(Schedule.options).tuples():
+        options = _loaded(options)
+        if isinstance(options, dict) and options.get("queue"):
+            names.add(str(options["queue"]))
+    return names
+
+
+def queue_is_known(name: str) -> bool:
+    """Whether anything names queue ``name``. The jobs part is one probe per status of the
+    (status, queue_name) index, so it costs the same on a table of any size."""
+    if name == "default" or name in _named_elsewhere():
+        return True
+    probe = Job.select(peewee.Value(1)).where(Job.status.in_(ALL_STATUSES), Job.queue_name == name)
+    return probe.limit(1).exists()
+
+
+def known_queues() -> list[str]:
+    """Every queue something names (the error path only: the distinct queue names of the
+    jobs read the whole (status, queue_name) index, or the table)."""
+    names = _named_elsewhere() | {"default"}
+    names |= {row[0] for row in Job.select(Job.queue_name).distinct().tuples()}
+    return sorted(names)
+
+
+def require_known_queue(name: str, *, new: bool = False) -> None:
+    """Refuse a queue nothing names (unless ``new``), listing the ones that exist."""
+    if not name.strip():
+        raise JobtuiError("a queue name cannot be empty")
+    if new or queue_is_known(name):
+        return
+    names = known_queues()
+    shown = ", ".join(names[:SHOWN_QUEUES]) + (" …" if len(names) > SHOWN_QUEUES else "")
+    raise UnknownQueue(
+        f"no queue {name!r}: no job, supervisor or schedule names it (known: {shown}); "
+        "--new names a queue before its first job"
+    )
+
+
+def cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
+    from jobtui.models import actions
+
+    require_known_queue(args.queue, new=args.new)
+    actions.set_queue_paused(args.queue, paused)
+    if args.json:
+        print(to_json({"action": "pause" if paused else "resume", "queue": args.queue,
+                       "paused": paused}))  # fmt: skip
+    else:
+        print(f"{'paused' if paused else 'resumed'} queue {args.queue}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return cmd_pause(args, paused=False)
+
+
+def cmd_limit(args: argparse.Namespace) -> int:
+    from jobtui.models.limits import set_queue_limit
+
+    text = args.limit.strip().lower()
+    try:
+        limit = None if text == "none" else int(text)
+        if limit is not None and limit < 1:
+            raise ValueError(limit)
+    except ValueError:
+        raise JobtuiError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
+    require_known_queue(args.queue, new=args.new)
+    set_queue_limit(args.queue, limit)
+    if args.json:
+        print(to_json({"action": "limit", "queue": args.queue, "limit": limit}))
+    elif limit is None:
+        print(f"queue {args.queue}: no limit")
+    else:
+        print(f"queue {args.queue}: at most {limit} running at once, across every supervisor")
+    return 0
+
+
+def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
+    """pause, resume and limit, each with ``--new`` and ``--json``."""
+    for name, text, func in (("pause", "stop claiming from a queue", cmd_pause),
+                             ("resume", "claim from a paused queue again", cmd_resume)):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument("queue")
+        p.add_argument("--new", action="store_true", help="a queue no job names yet")
+        p.add_argument("--json", action="store_true", help="what was done")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("limit", help="cap a queue's running jobs across every supervisor")
+    p.add_argument("queue")
+    p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
+    p.add_argument("--new", action="store_true", help="a queue no job names yet")
+    p.add_argument("--json", action="store_true", help="what was done")
+    p.set_defaults(func=cmd_limit)
+
+
+__all__ = ["add_queue_parsers", "known_queues", "queue_is_known", "require_known_queue"]
