@@ -20,6 +20,7 @@ from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
 
 from . import procinfo
+from .catalog import publish_catalog
 from .config import SupervisorConfig
 from .wakeup import WakeListener
 
@@ -55,6 +56,7 @@ def open_and_register(
         # statement on (the session's settings).
         _while_passing(db, lambda: _configure_session(db))
         _while_passing(db, lambda: _register(db, config, registry))
+        _while_passing(db, lambda: publish_catalog(db, config, registry))
         _while_passing(db, lambda: _declare_task_schedules(db, registry))
     except peewee.PeeweeException as exc:
         if wake is not None:

@@ -180,7 +180,9 @@ NEW_IN_VERSION_3 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     job = jobtui.enqueue("t")
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
-    for table, column in NEW_IN_VERSION_3:
+    db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 4's
+    db.execute_sql("DROP TABLE task_catalog")
+    for table, column in (*NEW_IN_VERSION_3, ("jobs", "unset_options")):
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
@@ -191,6 +193,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
         assert column in {c.name for c in db.get_columns(table)}
     row = Job.get_by_id(job.id)
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
+    assert row.unset_options == 0  # an older job's options count as its own, as before
+    assert db.table_exists("task_catalog")
+    assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):
