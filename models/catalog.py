@@ -175,7 +175,9 @@ _READ = """SELECT c.task_name, c.defaults, c.seen_at,
     CASE WHEN s.name IS NULL THEN 0 ELSE 1 END
 FROM task_catalog c LEFT JOIN supervisors s ON s.name = c.supervisor_name"""
 
-_cache: dict[int, tuple[float, dict[str, dict[str, Any]]]] = {}
+#: id(database) -> (read at, task -> defaults, the database): holding the database keeps
+#: its id from being reused by another one while the entry lives.
+_cache: dict[int, tuple[float, dict[str, dict[str, Any]], peewee.Database]] = {}
 
 
 def _load(db: peewee.Database) -> dict[str, dict[str, Any]]:
@@ -200,11 +202,11 @@ def task_defaults(name: str, *, db: peewee.Database | str | None = None) -> dict
     database = get_database(db)
     now = time.monotonic()
     cached = _cache.get(id(database))
-    stale = cached is None or now - cached[0] > CACHE_TTL_S
+    stale = cached is None or cached[2] is not database or now - cached[0] > CACHE_TTL_S
     if not stale and name not in cached[1]:  # a supervisor may have published it since
         stale = now - cached[0] > MISS_TTL_S
     if stale:
-        cached = _cache[id(database)] = (now, _load(database))
+        cached = _cache[id(database)] = (now, _load(database), database)
     found = cached[1].get(name)
     return None if found is None else dict(found)
 
