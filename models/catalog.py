@@ -268,6 +268,7 @@ def list_catalog(
             "last_seen": iso_utc(seen) if seen else None,
         })  # fmt: skip
     for entry in tasks.values():
+        entry["supervisors"].sort(key=lambda s: (not s["alive"], s["name"]))  # live first
         d = entry["defaults"]
         entry.update({k: d.get(k) for k in CATALOG_OPTIONS})
         entry["alive"] = any(s["alive"] for s in entry["supervisors"])

@@ -162,3 +162,33 @@ def test_a_notify_hook_that_does_not_import_fails_the_start(db, db_url, tmp_path
     )  # fmt: skip
     assert done.returncode == 1
     assert "--notify-hook catalog_tasks:no_such_function: AttributeError" in done.stderr
+
+
+def test_jobtui_tasks_lists_the_catalog_with_its_supervisors(db, db_url, capsys):
+    from jobtui.cli import main
+    from jobtui.models import Supervisor
+    from jobtui.models.clock import utcnow
+    from jobtui.registry import Task, TaskRegistry
+    from jobtui.supervisor.catalog import publish_catalog
+    from jobtui.supervisor.config import SupervisorConfig, WorkerGroup
+
+    assert main(["--database", db_url, "tasks"]) == 0
+    assert "no tasks" in capsys.readouterr().out
+    for name, alive in (("web-1", True), ("old-2", False)):
+        registry = TaskRegistry()
+        registry.register(Task(func=print, name="catalog.never_again", defaults={
+            "queue": "ux", "max_retries": 0}))  # fmt: skip
+        if alive:
+            Supervisor.create(name=name, host="h", pid=1, heartbeat_at=utcnow())
+        publish_catalog(db, SupervisorConfig(imports=("x",), groups=(WorkerGroup(None, 1),),
+                                             name=name, host="h"), registry)  # fmt: skip
+    assert main(["--database", db_url, "tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "catalog.never_again" in out and "web-1, old-2 (stopped)" in out
+    assert main(["--database", db_url, "tasks", "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    assert (entry["name"], entry["queue"], entry["max_retries"], entry["alive"]) == (
+        "catalog.never_again", "ux", 0, True)  # fmt: skip
+    assert {(s["name"], s["alive"]) for s in entry["supervisors"]} == {
+        ("web-1", True), ("old-2", False)}  # fmt: skip
+    assert entry["supervisors"][0]["last_seen"].endswith("+00:00")
