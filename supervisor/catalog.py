@@ -46,9 +46,18 @@ log = logging.getLogger(__name__)
 REHOME_INTERVAL_S = 10.0
 
 
-def publish_catalog(db: peewee.Database, config: SupervisorConfig, registry: TaskRegistry) -> None:
+def publish_catalog(
+    db: peewee.Database,
+    config: SupervisorConfig,
+    registry: TaskRegistry,
+    *,
+    in_transaction: bool = False,
+) -> None:
     """Write our tasks to the catalog and rehome their unresolved jobs, in one write
-    transaction (the caller retries passing trouble)."""
+    transaction — the caller's with ``in_transaction`` (start-up: the one that writes our
+    supervisor row, so nobody sees us running before our tasks' defaults)."""
+    import contextlib
+
     from jobtui.models.dialect import dialect_for
 
     rows = []
@@ -56,7 +65,8 @@ def publish_catalog(db: peewee.Database, config: SupervisorConfig, registry: Tas
         task = registry.get(name)
         if task is not None:
             rows.append(catalog_row(name, task.defaults, getattr(task.func, "__module__", None)))
-    with dialect_for(db).write_transaction(db):
+    scope = contextlib.nullcontext() if in_transaction else dialect_for(db).write_transaction(db)
+    with scope:
         publish_tasks(db, config.name, config.host, rows)
         moved = rehome_unresolved(db, task_queues(registry))
     log.info("published %d task(s) to the task catalog", len(rows))

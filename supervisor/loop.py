@@ -72,8 +72,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         # heartbeat lands before any reaper could judge our jobs (recovery.py, _look).
         self.commit = GroupCommit(db, config.name, registry.names(),
                                   max_backoff_s=config.lease_s / 4)  # fmt: skip
-        self.reaper = Reaper(config, self._orphan_policy)
         self.task_settings = TaskSettings(registry, config)
+        self.reaper = Reaper(config, self._orphan_policy, self.task_settings.policy)
         self.wake = wake  # bound before our row was written (SQLite), else opened in run()
         self.notifier = Notifier(NotifySettings(
             webhook=config.notify_webhook, email_to=config.notify_email,

@@ -56,7 +56,6 @@ def open_and_register(
         # statement on (the session's settings).
         _while_passing(db, lambda: _configure_session(db))
         _while_passing(db, lambda: _register(db, config, registry))
-        _while_passing(db, lambda: publish_catalog(db, config, registry))
         _while_passing(db, lambda: _declare_task_schedules(db, registry))
     except peewee.PeeweeException as exc:
         if wake is not None:
@@ -122,6 +121,8 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
             "queues": {g.label: g.size for g in config.groups},
             "heartbeat_interval_s": config.heartbeat_interval_s,
         })  # fmt: skip
+        # with our row, so whoever sees us running also finds our tasks' defaults
+        publish_catalog(db, config, registry, in_transaction=True)
 
 
 def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:
