@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import peewee
 
@@ -212,25 +212,35 @@ def task_defaults(name: str, *, db: peewee.Database | str | None = None) -> dict
 
 
 def with_task_defaults(
-    job_type: str, options: Mapping[str, Any], db: peewee.Database
-) -> dict[str, Any]:
-    """``options`` with the catalog's defaults for what the caller left unset, and the
-    ``unset_options`` mask saying which those were (kept when the caller computed it)."""
-    mask = options.get("unset_options")
-    if mask is None:
-        mask = unset_mask(options)
-    out = dict(options)
-    if mask:
-        found = task_defaults(job_type, db=db) if isinstance(job_type, str) else None
-        if found is None:
-            if mask & UNSET_QUEUE and out.get("queue") is None:
-                mask |= UNSET_QUEUE_UNRESOLVED
-        else:
-            for name in CATALOG_OPTIONS:
-                if out.get(name) is None and found.get(name) is not None:
-                    if name == "tags" or mask & OPTION_BITS[name]:
-                        out[name] = found[name]
-    out["unset_options"] = int(mask)
+    job_types: Sequence[Any], items: Sequence[Mapping[str, Any]], db: peewee.Database
+) -> list[dict[str, Any]]:
+    """Each item's options with the catalog's defaults for what its caller left unset, and
+    the ``unset_options`` mask saying which those were (kept when the caller computed it).
+    The catalog is consulted once per task name (the cache's copy, a few seconds old)."""
+    found: dict[str, dict[str, Any] | None] = {}
+    out = []
+    for job_type, options in zip(job_types, items, strict=True):
+        mask = options.get("unset_options")
+        if mask is None:
+            mask = unset_mask(options)
+        row = dict(options)
+        if mask and isinstance(job_type, str):
+            if job_type not in found:
+                found[job_type] = task_defaults(job_type, db=db)
+            defaults = found[job_type]
+            if defaults is None:
+                if mask & UNSET_QUEUE and row.get("queue") is None:
+                    mask |= UNSET_QUEUE_UNRESOLVED
+            else:
+                for name, value in defaults.items():
+                    if (
+                        value is not None
+                        and row.get(name) is None
+                        and (name == "tags" or mask & OPTION_BITS.get(name, 0))
+                    ):
+                        row[name] = value
+        row["unset_options"] = int(mask)
+        out.append(row)
     return out
 
 

@@ -264,8 +264,8 @@ def insert_jobs(
         names = [job_type] * len(items)  # a bad name is refused by build_row
     else:
         names = list(job_type)
-    rows = [build_row(name, with_task_defaults(name, item, db), now)
-            for name, item in zip(names, items, strict=True)]  # fmt: skip
+    items = with_task_defaults(names, items, db)  # the task catalog's, for what is unset
+    rows = [build_row(name, item, now) for name, item in zip(names, items, strict=True)]
     if not rows:
         return []
     dialect = dialect_for(db)
