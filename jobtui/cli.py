@@ -341,9 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_schedule import add_schedule_parser
+    from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
+    add_tasks_parser(sub)
     return parser
 
 

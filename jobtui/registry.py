@@ -199,19 +199,23 @@ def task(
 def task_options(
     target: Task | str, options: Mapping[str, Any], database: Any = None
 ) -> tuple[str, dict[str, Any]]:
-    """The task name and the job options: the task's defaults, overridden by ``options``.
+    """The task name and the job options: the task's defaults, overridden by ``options``,
+    with ``unset_options`` marking what the caller left out (a supervisor applies its own
+    registry's defaults to those: catalog.py).
 
     A task this process has not imported (enqueued by name, from the CLI or another
-    service) takes the defaults its supervisors registered in the database.
+    service) takes the defaults its supervisors published to the task catalog, applied
+    where every enqueue writes (``insert_jobs``).
     """
+    from jobtui.models.catalog import unset_mask
+
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(target, Task):
-        return target.name, {**target.defaults, **given}
-    known = registry.get(target) if isinstance(target, str) else None
+        known: Task | None = target
+    else:
+        known = registry.get(target) if isinstance(target, str) else None
     if known is not None:
-        return known.name, {**known.defaults, **given}
+        return known.name, {**known.defaults, **given, "unset_options": unset_mask(given)}
     if isinstance(target, str) and target:
-        from jobtui.models.queries import registered_task_defaults
-
-        return target, {**registered_task_defaults(target, db=database), **given}
+        return target, {**given, "unset_options": unset_mask(given)}
     return target, dict(options)  # type: ignore[return-value]

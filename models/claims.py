@@ -77,6 +77,8 @@ class ClaimedJob:
     retry_jitter: bool | None
     started_at: Any
     run_at: Any  # when it was due: the claim order is priority, then this, then id
+    #: options its enqueuer left unset (catalog.UNSET_*): the supervisor's defaults apply
+    unset_options: int = 0
 
     @property
     def parameters(self) -> dict[str, Any]:

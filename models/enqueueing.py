@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import peewee
 
 from .base import dumps
+from .catalog import with_task_defaults
 from .clock import sql_timestamp, to_utc_naive, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob
@@ -33,7 +34,7 @@ INSERT_COLUMNS = (
     "reference_id", "queue_name", "created_at", "updated_at", "run_at", "attempt", "timeout",
     "cancel_requested", "error_permanent", "has_dependants", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
-    "error_message", "error_type", "completed_at",
+    "error_message", "error_type", "completed_at", "unset_options",
 )  # fmt: skip
 
 _INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
@@ -52,6 +53,8 @@ OPTION_NAMES = frozenset({
     "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
     "description", "deadline", "batch_id", "schedule_name",
 })  # fmt: skip
+#: Options jobtui itself passes: which options the enqueuer left unset (catalog.py).
+INTERNAL_OPTIONS = frozenset({"unset_options"})
 
 #: Called after jobs were committed with the database and, when every new job is due
 #: later, the earliest due time (the supervisors' wake-up poke and its timer).
@@ -99,7 +102,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
     """The INSERT parameters for one job, or InvalidJob saying what is wrong with it."""
     if not isinstance(job_type, str) or not job_type.strip():
         raise InvalidJob(f"task name must be a non-empty string, got {job_type!r}")
-    unknown = set(options) - OPTION_NAMES - {"args", "kwargs"}
+    unknown = set(options) - OPTION_NAMES - INTERNAL_OPTIONS - {"args", "kwargs"}
     if unknown:
         raise InvalidJob(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
     args, kwargs = options.get("args") or [], options.get("kwargs") or {}
@@ -158,6 +161,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "batch_id": options.get("batch_id"), "schedule_name": options.get("schedule_name"),
         "deadline": None if deadline is None else sql_timestamp(deadline),
         "error_message": None, "error_type": None, "completed_at": None,
+        "unset_options": _integer("unset_options", options.get("unset_options") or 0),
         "_depends_on": _dependency_ids(options.get("depends_on")),
     }  # fmt: skip
 
@@ -260,6 +264,7 @@ def insert_jobs(
         names = [job_type] * len(items)  # a bad name is refused by build_row
     else:
         names = list(job_type)
+    items = with_task_defaults(names, items, db)  # the task catalog's, for what is unset
     rows = [build_row(name, item, now) for name, item in zip(names, items, strict=True)]
     if not rows:
         return []

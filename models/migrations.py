@@ -15,6 +15,7 @@ import peewee
 from .attempt import JobAttempt
 from .base import BaseModel
 from .batch import Batch
+from .catalog import TaskCatalog
 from .clock import utcnow
 from .dependency import JobDependency
 from .dialect import dialect_for
@@ -28,10 +29,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
+    TaskCatalog,
 ]  # fmt: skip
 
 
@@ -63,11 +65,25 @@ def _add_progress_details(migrator: SchemaMigrator, db: peewee.Database) -> None
     migrate(migrator.add_column("jobs", "progress_details", Job.progress_details))
 
 
+def _add_task_catalog(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 5: the task catalog (catalog.py) and, on each job, the options its enqueuer
+    left unset (jobs.unset_options; 0 for older jobs: everything they hold was explicit,
+    as before)."""
+    from playhouse.migrate import migrate
+
+    from .job import UNRESOLVED_INDEX_SQL
+
+    migrate(migrator.add_column("jobs", "unset_options", Job.unset_options))
+    db.create_tables([TaskCatalog])
+    db.execute_sql(UNRESOLVED_INDEX_SQL)
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n.
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     2: _drop_redundant_attempt_index,
     3: _add_cancel_reasons_and_beat_intervals,
     4: _add_progress_details,
+    5: _add_task_catalog,
 }
 
 

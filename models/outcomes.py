@@ -24,6 +24,13 @@ from datetime import datetime, timedelta
 import peewee
 
 from .attempt import AttemptOutcome
+from .catalog import (
+    UNSET_MAX_RETRIES,
+    UNSET_RETRY_BACKOFF,
+    UNSET_RETRY_DELAY,
+    UNSET_RETRY_JITTER,
+    UNSET_RETRY_MAX_DELAY,
+)
 from .clock import sql_timestamp, utcnow
 from .dialect import Dialect, dialect_for
 from .retry import RetryPolicy
@@ -47,10 +54,11 @@ WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
-    retry_max_delay, retry_jitter, started_at, batch_id, has_dependants
+    retry_max_delay, retry_jitter, started_at, batch_id, has_dependants, unset_options
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
+    max_retries = :max_retries,
     next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
     failed_at = :failed_at, updated_at = :now, error_message = :error,
     error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
@@ -90,7 +98,8 @@ class Outcome:
     attempt_outcome: str | None = None
     retry_delay_s: float | None = None  # overrides the policy's delay
     consume_retry: bool = True  # False: retry even with none left (explicit schedule_retry)
-    #: The task's policy, for what the job row leaves NULL (enqueued by name, without it).
+    #: The task's policy as the supervisor resolved it (task, --default-*, built-in): it
+    #: decides what the job row left NULL or its enqueuer left unset (catalog.py).
     task_policy: RetryPolicy | None = None
     worker: dict[str, Any] = field(default_factory=dict)  # worker_name, supervisor_name, pid, host
     #: When the run began, if later than its claim (a prefetched job waits for its worker):
@@ -258,20 +267,34 @@ def statements_for(dialect: Dialect) -> _Statements:
     return found
 
 
-def _decide_failure(row: Sequence[Any], outcome: Outcome, now: datetime) -> tuple[str, int, Any]:
+_RETRY_BITS = (UNSET_RETRY_DELAY, UNSET_RETRY_BACKOFF, UNSET_RETRY_MAX_DELAY, UNSET_RETRY_JITTER)
+
+
+def _decide_failure(
+    row: Sequence[Any], outcome: Outcome, now: datetime
+) -> tuple[str, int, Any, int]:
+    """(status, retry count, next retry time, max_retries): options the job's enqueuer left
+    unset follow the supervisor's resolved policy, its own ones the row."""
     retry_count, max_retries = int(row[0]), int(row[1])
+    columns = list(row[2:6])
+    task = outcome.task_policy
+    unset = int(row[9] or 0) if len(row) > 9 else 0
+    if task is not None and unset:
+        if unset & UNSET_MAX_RETRIES and task.max_retries is not None:
+            max_retries = int(task.max_retries)
+        columns = [None if unset & bit else v for bit, v in zip(_RETRY_BITS, columns, strict=True)]
     if outcome.consume_retry:
         retry = not outcome.permanent and retry_count < max_retries
     else:
         retry = True
     if not retry:
-        return "failed", retry_count, None
-    policy = RetryPolicy.from_columns(row[2], row[3], row[4], row[5], outcome.task_policy)
+        return "failed", retry_count, None, max_retries
+    policy = RetryPolicy.from_columns(*columns, task)
     delay = outcome.retry_delay_s
     if delay is None:
         delay = policy.delay_for(retry_count)
     new_count = retry_count + 1 if outcome.consume_retry else retry_count
-    return "retrying", new_count, sql_timestamp(now + timedelta(seconds=delay))
+    return "retrying", new_count, sql_timestamp(now + timedelta(seconds=delay)), max_retries
 
 
 def apply_outcome(
@@ -303,9 +326,9 @@ def apply_outcome(
     elif kind == "failed":
         row = db.execute_sql(stmts.read_policy, params).fetchone()
         if row is not None:
-            status, count, next_retry_at = _decide_failure(row, outcome, now_dt)
+            status, count, next_retry_at, max_retries = _decide_failure(row, outcome, now_dt)
             db.execute_sql(stmts.failed, {
-                **params, "status": status, "retry_count": count,
+                **params, "status": status, "retry_count": count, "max_retries": max_retries,
                 "next_retry_at": next_retry_at,
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),

@@ -164,33 +164,11 @@ def row_dict(row: peewee.Model) -> dict[str, Any]:
     return out
 
 
-_TASK_DEFAULTS_TTL_S = 5.0
-_TASK_DEFAULTS_MISS_TTL_S = 0.5
-_task_defaults_cache: dict[int, tuple[float, dict[str, dict[str, Any]]]] = {}
-
-
 def registered_task_defaults(
     name: str, *, db: peewee.Database | str | None = None
 ) -> dict[str, Any]:
     """The defaults (queue, priority, max_retries, timeout, ...) that supervisors
-    registered for task ``name``; {} when none did. Cached a few seconds per database."""
-    import json
-    import time
+    published to the task catalog for task ``name``; {} when none did (catalog.py)."""
+    from .catalog import task_defaults
 
-    database = get_database(db)
-    now = time.monotonic()
-    cached = _task_defaults_cache.get(id(database))
-    stale = cached is None or now - cached[0] > _TASK_DEFAULTS_TTL_S
-    if not stale and name not in cached[1]:  # a supervisor may have started since
-        stale = now - cached[0] > _TASK_DEFAULTS_MISS_TTL_S
-    if stale:
-        merged: dict[str, dict[str, Any]] = {}
-        rows = (Supervisor.select(Supervisor.tasks).order_by(Supervisor.heartbeat_at)
-                .tuples().execute(database))  # fmt: skip
-        for (tasks,) in rows:  # the freshest supervisor's view wins
-            if isinstance(tasks, str):
-                tasks = json.loads(tasks)
-            if isinstance(tasks, dict):
-                merged.update({k: v for k, v in tasks.items() if isinstance(v, dict)})
-        cached = _task_defaults_cache[id(database)] = (now, merged)
-    return dict(cached[1].get(name, {}))
+    return task_defaults(name, db=db) or {}

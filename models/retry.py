@@ -21,6 +21,9 @@ class RetryPolicy:
     backoff: float = DEFAULT_RETRY_BACKOFF
     max_delay_s: float = DEFAULT_RETRY_MAX_DELAY_S
     jitter: bool = DEFAULT_RETRY_JITTER
+    #: How many failures a job may retry; None: the job row's own count decides (a policy
+    #: used only for the backoff). A supervisor's resolved policy always sets it.
+    max_retries: int | None = None
 
     @classmethod
     def from_columns(

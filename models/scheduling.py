@@ -162,7 +162,7 @@ def upsert_schedule(
     supervisor start does, for ``@task(cron=)``) keeps its next fire time, so a tick
     missed while no supervisor ran still meets the catch-up policy. ``enabled=None``
     keeps the schedule's state (an operator's pause), new schedules being enabled."""
-    from .enqueueing import OPTION_NAMES
+    from .enqueueing import INTERNAL_OPTIONS, OPTION_NAMES
     from .schedule import Schedule
 
     if not name or not isinstance(name, str):
@@ -174,7 +174,7 @@ def upsert_schedule(
     if catch_up not in CATCH_UP_POLICIES:
         raise InvalidJob(f"catch_up must be one of {', '.join(CATCH_UP_POLICIES)}")
     options = dict(options or {})
-    unknown = set(options) - OPTION_NAMES
+    unknown = set(options) - OPTION_NAMES - INTERNAL_OPTIONS
     if unknown:
         raise InvalidJob(f"unknown schedule option(s): {', '.join(sorted(unknown))}")
     try:

@@ -86,14 +86,12 @@ def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
         dialect.sql(_BATCH_CALLBACKS), {"id": batch_id}
     ).fetchone()
     from .enqueueing import insert_jobs
-    from .queries import registered_task_defaults
 
     callbacks = [(on_success if outcome == "success" else on_failure, outcome),
                  (on_complete, "complete")]  # fmt: skip
     for task, label in callbacks:
-        if task:  # by name, so with the defaults (queue, priority ...) its supervisors publish
-            options = {**registered_task_defaults(task, db=db), "args": [batch_id, label]}
-            insert_jobs(task, [options], database=db)
+        if task:  # by name: insert_jobs applies the defaults the task catalog holds
+            insert_jobs(task, [{"args": [batch_id, label]}], database=db)
     return outcome
 
 

@@ -45,6 +45,10 @@ class SupervisorConfig:
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     prefetch: int | None = None  # jobs queued per busy worker (None: adapt, prefetch.py)
     default_timeout_s: float = 0  # for jobs whose own and task's timeout are unset (0: none)
+    #: For jobs whose own and task's max_retries / retry_delay are unset (None: built-in).
+    default_max_retries: int | None = None
+    default_retry_delay_s: float | None = None
+    notify_hook: str | None = None  # module:function called with every notification
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()
     notify_retries: bool = False  # each failed attempt that will be retried, too

@@ -236,9 +236,7 @@ class Dispatch:
                 self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
                                                 "interrupted", error="no worker free"))  # fmt: skip
                 continue
-            task = self.registry.get(job.job_type)
-            timeout = (job.timeout or (task.timeout if task is not None else None)
-                       or self.config.default_timeout_s or None)  # fmt: skip
+            timeout = self.task_settings.timeout_for(job)
             running = RunningJob(claimed=job, timeout_s=timeout, handed_mono=now)
             if not worker.jobs:
                 running.started_mono = now  # an idle worker starts it at once

@@ -21,6 +21,7 @@ import peewee
 from jobtui.registry import TaskRegistry
 
 from . import linux, procinfo, timeouts
+from .catalog import TaskSettings
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
@@ -71,11 +72,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         # heartbeat lands before any reaper could judge our jobs (recovery.py, _look).
         self.commit = GroupCommit(db, config.name, registry.names(),
                                   max_backoff_s=config.lease_s / 4)  # fmt: skip
-        self.reaper = Reaper(config, self._orphan_policy)
+        self.task_settings = TaskSettings(registry, config)
+        self.reaper = Reaper(config, self._orphan_policy, self.task_settings.policy)
         self.wake = wake  # bound before our row was written (SQLite), else opened in run()
         self.notifier = Notifier(NotifySettings(
             webhook=config.notify_webhook, email_to=config.notify_email,
-            retries=config.notify_retries,
+            retries=config.notify_retries, hook=config.notify_hook,
             smtp_url=config.smtp_url, smtp_from=config.smtp_from), registry)  # fmt: skip
         self.stopping = False
         self.cold = False
@@ -368,6 +370,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self._start_notifier()
         self.write_and_claim()
         self.prune()
+        self.task_settings.rehome_tick(self.db, now)
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

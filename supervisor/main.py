@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also notify each failed attempt that will be retried (webhook and e-mail; "
         "on_failure hooks stay for final failures)",
     )
+    p.add_argument(
+        "--notify-hook",
+        metavar="MODULE:FUNCTION",
+        help="call FUNCTION(payload) in the notifier process for every "
+        "notification (final failures; retries too with --notify-retries)",
+    )
     p.add_argument("--smtp-url", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://")
     p.add_argument("--smtp-from", default="jobtui@localhost", metavar="ADDR")
     p.add_argument(
@@ -137,6 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="S",
         help="the timeout of jobs whose own and task's are unset (0: none, the default)",
+    )
+    p.add_argument(
+        "--default-max-retries",
+        type=int,
+        default=None,
+        metavar="N",
+        help="max_retries of jobs whose own and task's are unset (default 3)",
+    )
+    p.add_argument(
+        "--default-retry-delay",
+        type=float,
+        default=None,
+        metavar="S",
+        help="retry_delay of jobs whose own and task's are unset (default 10)",
     )
     p.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES, metavar="N")
     p.add_argument(
@@ -310,6 +330,12 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
     for name in ("kill_grace", "shutdown_grace", "default_timeout"):
         if getattr(args, name) < 0:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.default_max_retries is not None and args.default_max_retries < 0:
+        raise ConfigurationError("--default-max-retries must be >= 0")
+    if args.default_retry_delay is not None and args.default_retry_delay < 0:
+        raise ConfigurationError("--default-retry-delay must be >= 0")
+    if args.notify_hook is not None and ":" not in args.notify_hook:
+        raise ConfigurationError(f"--notify-hook takes MODULE:FUNCTION, got {args.notify_hook!r}")
     if args.notify_email and not args.smtp_url:
         raise ConfigurationError("--notify-email needs --smtp-url")
     for name in ("max_jobs_per_worker", "max_memory_per_worker"):
@@ -334,7 +360,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         notify_webhook=args.notify_webhook, notify_email=tuple(args.notify_email),
         notify_retries=args.notify_retries,
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
-        default_timeout_s=args.default_timeout,
+        default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
+        default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
     )  # fmt: skip
 
 
@@ -388,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         import_tasks(config.imports)
+        if config.notify_hook:
+            from .notify import load_hook
+
+            load_hook(config.notify_hook)  # a hook that does not import fails the start
         from .startup import open_and_register
 
         # Signals are ours before the row that makes us visible is written: a SIGTSTP or

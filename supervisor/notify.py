@@ -1,6 +1,7 @@
-"""Notifications on final failure: a webhook POST, an e-mail, a task's ``on_failure`` hook;
-with ``--notify-retries``, a webhook POST and an e-mail for each failed attempt that will be
-retried too (``"event": "retrying"``; final failures say ``"failed"``).
+"""Notifications on final failure: a webhook POST, an e-mail, a task's ``on_failure`` hook,
+the global ``--notify-hook module:function`` (any channel: Slack's SDK, a pager, a metric);
+with ``--notify-retries``, the webhook, the e-mail and the global hook also hear of each
+failed attempt that will be retried (``"event": "retrying"``; final failures say ``"failed"``).
 
 They run in a small notifier process forked at start (so a slow HTTP or SMTP server never
 blocks the dispatch loop or a worker, and the loop stays thread-free). The supervisor
@@ -43,10 +44,31 @@ class NotifySettings:
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
     retries: bool = False  # each failed attempt that will be retried, too
+    hook: str | None = None  # "module:function", called with every payload
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook or (self.email_to and self.smtp_url))
+        return bool(self.webhook or (self.email_to and self.smtp_url) or self.hook)
+
+
+def load_hook(spec: str):
+    """The function named by ``module:function`` (imported, as task modules are: the
+    supervisor checks it at start, the notifier finds it imported already). A name that
+    does not resolve to a callable is a ConfigurationError."""
+    import importlib
+
+    from jobtui.models.errors import ConfigurationError
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except Exception as exc:  # noqa: BLE001 - any import error is a configuration error
+        raise ConfigurationError(f"--notify-hook {spec}: {type(exc).__name__}: {exc}") from exc
+    if not callable(target):
+        raise ConfigurationError(f"--notify-hook {spec}: not a function")
+    return target
 
 
 def _retrying(what: str, action) -> None:
@@ -127,8 +149,8 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
 
 
 def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str, Any]) -> None:
-    """Every channel for one failure (a task's hook: final failures only); each failing
-    channel is logged, never raised."""
+    """Every channel for one failure (a task's hook: final failures only; the global hook:
+    every payload it is sent); each failing channel is logged, never raised."""
     if settings.webhook:
         _retrying(f"webhook for job {payload['job_id']}",
                   lambda: post_webhook(settings.webhook, {**payload, "text": summary(payload)}))  # fmt: skip
@@ -140,6 +162,12 @@ def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str,
             task.on_failure(payload)
         except Exception:  # noqa: BLE001 - a user's hook must not stop the others
             log.exception("on_failure hook of %s raised", task.name)
+    if settings.hook:
+        try:
+            load_hook(settings.hook)(payload)
+        except Exception:  # noqa: BLE001 - a user's hook must not stop the notifier
+            log.exception("--notify-hook %s raised for job %s", settings.hook,
+                          payload.get("job_id"))  # fmt: skip
 
 
 def notifier_main(read_fd: int, settings: NotifySettings, registry: TaskRegistry) -> None:

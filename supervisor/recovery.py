@@ -59,9 +59,17 @@ RETURNING id"""
 class Reaper:
     """Remembers what it saw of other owners' heartbeats between sweeps."""
 
-    def __init__(self, config: SupervisorConfig, orphan_policy: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        config: SupervisorConfig,
+        orphan_policy: Callable[[str], str],
+        task_policy: Callable[[str], Any] | None = None,
+    ) -> None:
         self.config = config
         self.orphan_policy = orphan_policy  # task name -> "retry" | "fail"
+        #: task name -> its RetryPolicy as this supervisor resolves it (catalog.py), for
+        #: the options a recovered job's enqueuer left unset
+        self.task_policy = task_policy
         self._seen: dict[tuple[str, int], tuple[Any, float]] = {}
         self._supervisor_beats: dict[str, tuple[Any, float]] = {}
         self._last_look: float | None = None
@@ -88,6 +96,7 @@ class Reaper:
             error_type="WorkerLost", attempt_outcome="crashed",
             permanent=self.orphan_policy(job_type) == "fail",
             worker={"supervisor_name": owner},
+            task_policy=self.task_policy(job_type) if self.task_policy else None,
         )  # fmt: skip
 
     def sweep(

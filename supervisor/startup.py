@@ -20,6 +20,7 @@ from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
 
 from . import procinfo
+from .catalog import publish_catalog
 from .config import SupervisorConfig
 from .wakeup import WakeListener
 
@@ -120,6 +121,8 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
             "queues": {g.label: g.size for g in config.groups},
             "heartbeat_interval_s": config.heartbeat_interval_s,
         })  # fmt: skip
+        # with our row, so whoever sees us running also finds our tasks' defaults
+        publish_catalog(db, config, registry, in_transaction=True)
 
 
 def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:

@@ -136,8 +136,7 @@ class WorkerEvents:
                                     task_policy=policy, started_at=job.started_at)  # fmt: skip
 
     def _task_policy(self: Supervisor, job_type: str):
-        task = self.registry.get(job_type)
-        return task.retry_policy if task is not None else None
+        return self.task_settings.policy(job_type)
 
     def finish(
         self: Supervisor,

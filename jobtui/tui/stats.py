@@ -84,8 +84,11 @@ def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
 
 
 def task_names(db: peewee.Database) -> list[str]:
-    """Task names: those in the job table and those live supervisors registered."""
-    names = set(distinct_names(db, _TASK_NAMES))
+    """Task names: those in the task catalog (published by every supervisor, running or
+    not), those in the job table and those live supervisors registered."""
+    from jobtui.models.catalog import catalog_task_names
+
+    names = set(distinct_names(db, _TASK_NAMES)) | set(catalog_task_names(db))
     for (tasks,) in Supervisor.select(Supervisor.tasks).tuples().execute(db):
         if isinstance(tasks, dict):
             names.update(tasks)

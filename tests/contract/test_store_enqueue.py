@@ -177,12 +177,15 @@ def test_fresh_database_gets_the_current_schema_and_reopening_is_a_no_op(db, db_
 
 NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
-                       ("jobs", "progress_details")]  # version 4  # fmt: skip
+                       ("jobs", "progress_details"),  # version 4
+                       ("jobs", "unset_options")]  # version 5  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     job = jobtui.enqueue("t")
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
+    db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
+    db.execute_sql("DROP TABLE task_catalog")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
@@ -195,6 +198,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     row = Job.get_by_id(job.id)
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
     assert row.progress_details is None
+    assert row.unset_options == 0  # an older job's options count as its own, as before
+    assert db.table_exists("task_catalog")
+    assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):

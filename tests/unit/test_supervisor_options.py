@@ -88,3 +88,49 @@ def test_a_switch_refuses_anything_else(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         parse_options(["--import", "x"])
     assert "JOBTUI_NOTIFY_RETRIES='maybe': expected 1/0, true/false" in capsys.readouterr().err
+
+
+def test_default_options_and_the_notify_hook_come_from_flags_or_the_environment(monkeypatch):
+    """--default-max-retries, --default-retry-delay, --default-timeout and --notify-hook
+    (issue 13): the supervisor's defaults for what neither a job nor its task set."""
+    monkeypatch.setenv("JOBTUI_DEFAULT_MAX_RETRIES", "0")
+    monkeypatch.setenv("JOBTUI_DEFAULT_RETRY_DELAY", "2.5")
+    monkeypatch.setenv("JOBTUI_NOTIFY_HOOK", "app.alerts:page")
+    config = config_from_args(parse_options(["--import", "app", "--default-timeout", "30"]))
+    assert (config.default_max_retries, config.default_retry_delay_s) == (0, 2.5)
+    assert (config.default_timeout_s, config.notify_hook) == (30, "app.alerts:page")
+    plain = config_from_args(parse_options(["--import", "app", "--default-max-retries", "4"]))
+    assert (plain.default_max_retries, plain.notify_hook) == (4, "app.alerts:page")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--default-max-retries", "-1"], "--default-max-retries must be >= 0"),
+        (["--default-retry-delay", "-2"], "--default-retry-delay must be >= 0"),
+        (["--notify-hook", "app.alerts.page"], "--notify-hook takes MODULE:FUNCTION"),
+    ],
+)
+def test_bad_defaults_and_hooks_are_refused(args, says):
+    from jobtui.models.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=says):
+        config_from_args(parse_options(["--import", "app", *args]))
+
+
+def test_task_settings_resolve_the_task_then_the_supervisor_then_built_in():
+    from jobtui.models.retry import DEFAULT_RETRY_DELAY_S
+    from jobtui.registry import Task, TaskRegistry
+    from jobtui.supervisor.catalog import TaskSettings
+
+    registry = TaskRegistry()
+    registry.register(Task(func=print, name="own", defaults={"max_retries": 0, "retry_delay": 1}))
+    registry.register(Task(func=len, name="bare"))
+    args = ["--import", "app", "--default-max-retries", "5", "--default-timeout", "7"]
+    settings = TaskSettings(registry, config_from_args(parse_options(args)))
+    assert (settings.policy("own").max_retries, settings.policy("own").delay_s) == (0, 1)
+    bare = settings.policy("bare")
+    assert (bare.max_retries, bare.delay_s) == (5, DEFAULT_RETRY_DELAY_S)
+    assert settings.timeouts == {"own": 7, "bare": 7} and settings.policy("unknown") is None
+    built_in = TaskSettings(registry, config_from_args(parse_options(["--import", "app"])))
+    assert built_in.policy("bare").max_retries == 3 and built_in.timeouts["bare"] is None
