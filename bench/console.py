@@ -157,7 +157,8 @@ def query_ticks(url: str, repeat: int) -> dict[str, dict[str, float]]:
 
 def scrolling(url: str, repeat: int) -> dict[str, dict[str, float]]:
     from jobtui.tui.snapshot import JobsQuery
-    from jobtui.tui.source import DataSource, id_floor
+    from jobtui.tui.source import DataSource
+    from jobtui.tui.stats import id_floor
 
     db = store.use_database(url)
     source = DataSource(db, url=url)

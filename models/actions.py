@@ -13,6 +13,7 @@ import peewee
 
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
+from .rollup import tally_ended
 from .store import get_database
 from .workflow import cancel_dependants, jobs_ended
 
@@ -82,7 +83,8 @@ def cancel_jobs(
 
     db = get_database(db)
     ids = list(dict.fromkeys(ids))
-    now = sql_timestamp(utcnow())
+    now_dt = utcnow()
+    now = sql_timestamp(now_dt)
     reason = (reason or (KILL_REASON if kill else CANCEL_REASON))[:500]
 
     def run() -> ActionResult:
@@ -95,8 +97,9 @@ def cancel_jobs(
                     f"""UPDATE jobs SET status = 'cancelled', error_message = :reason,
                     error_type = 'Cancelled', completed_at = :now, updated_at = :now
                     WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying')
-                    RETURNING id"""), params).fetchall()  # fmt: skip
+                    RETURNING id, queue_name, job_type"""), params).fetchall()  # fmt: skip
                 cancelled += [row[0] for row in rows]
+                tally_ended(db, [(row[1], row[2]) for row in rows], now_dt)
                 requested += _run(db, f"""UPDATE jobs SET cancel_requested = :yes,
                     cancel_reason = :reason, kill_requested = :kill, updated_at = :now
                     WHERE id IN ({marks}) AND status = 'running' AND (NOT cancel_requested

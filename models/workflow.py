@@ -10,8 +10,10 @@ from collections.abc import Iterable
 
 import peewee
 
+from .base import as_datetime
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
+from .rollup import tally_ended
 
 _PROMOTE = """UPDATE jobs SET status = 'pending', updated_at = :now
 WHERE status = 'waiting'
@@ -25,7 +27,8 @@ WHERE d.depends_on_id = :id AND j.status IN ('waiting', 'pending', 'retrying')""
 
 _CANCEL_DEPENDANT = """UPDATE jobs SET status = 'cancelled', error_message = :reason,
     error_type = 'DependencyFailed', completed_at = :now, updated_at = :now
-WHERE id = :id AND status IN ('waiting', 'pending', 'retrying')"""
+WHERE id = :id AND status IN ('waiting', 'pending', 'retrying')
+RETURNING queue_name, job_type"""
 
 
 def promote_dependants(db: peewee.Database, job_id: str) -> int:
@@ -42,17 +45,23 @@ def cancel_dependants(db: peewee.Database, job_ids: Iterable[str], how: str) -> 
     """
     dialect = dialect_for(db)
     select_sql, cancel_sql = dialect.sql(_WAITING_DEPENDANTS), dialect.sql(_CANCEL_DEPENDANT)
-    now = sql_timestamp(utcnow())
+    now_dt = utcnow()
+    now = sql_timestamp(now_dt)
     cancelled: list[str] = []
+    ended: list[tuple[str, str]] = []  # (queue, task) of each, for the rollup
     frontier = [(job_id, how) for job_id in job_ids]
     while frontier:
         parent, parent_how = frontier.pop()
         children = [row[0] for row in db.execute_sql(select_sql, {"id": parent}).fetchall()]
         for child in children:
             reason = f"dependency {parent} {parent_how}"
-            if db.execute_sql(cancel_sql, {"id": child, "reason": reason, "now": now}).rowcount:
+            row = db.execute_sql(cancel_sql, {"id": child, "reason": reason, "now": now}).fetchone()
+            if row is not None:
+                ended.append((row[0], row[1]))
                 cancelled.append(child)
                 frontier.append((child, "cancelled"))
+    if ended:
+        tally_ended(db, ended, now_dt)
     return cancelled
 
 
@@ -166,7 +175,7 @@ _EXPIRE = """UPDATE jobs SET status = 'cancelled', error_message = 'expired: not
     error_type = 'Expired', completed_at = :now, updated_at = :now
 WHERE deadline IS NOT NULL AND deadline <= :now
   AND status IN ('pending', 'waiting', 'retrying')
-RETURNING id, batch_id"""
+RETURNING id, batch_id, queue_name, job_type"""
 
 
 def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
@@ -174,8 +183,10 @@ def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
     ``expires``); their dependants and batches follow. The caller holds a write
     transaction. Returns the expired ids."""
     rows = db.execute_sql(dialect_for(db).sql(_EXPIRE), {"now": now_stamp}).fetchall()
+    if rows:
+        tally_ended(db, [(row[2], row[3]) for row in rows], as_datetime(now_stamp))
     batches: set[str] = set()
-    for job_id, batch_id in rows:
+    for job_id, batch_id, *_ in rows:
         job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches)
     finish_batches(db, batches)
     return [row[0] for row in rows]

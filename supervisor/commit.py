@@ -23,6 +23,7 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
+from jobtui.models.rollup import Tally
 from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.workflow import finish_batches
 
@@ -135,8 +136,9 @@ class GroupCommit:
                                    "token": token, "worker": worker, "began": began,
                                    "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
+                tally = Tally(now)  # the turn's ends, one rollup statement (rollup.py)
                 statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
-                                          retry_times=result.retry_times)  # fmt: skip
+                                          retry_times=result.retry_times, tally=tally)  # fmt: skip
                 result.statuses = list(zip(outcomes, statuses, strict=True))
                 for (job_id, attempt), (token, pct, msg) in progress.items():
                     db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
@@ -147,7 +149,8 @@ class GroupCommit:
                     for outcome in sweep(db):
                         result.recovered.append((outcome, apply_outcome(
                             db, outcome, now=now, batches_to_finish=batches,
-                            retry_times=result.retry_times)))  # fmt: skip
+                            retry_times=result.retry_times, tally=tally)))  # fmt: skip
+                tally.write(db)
                 finish_batches(db, batches)
                 if unknown_sweep is not None:
                     result.unknown_failed = unknown_sweep(db, stamp)

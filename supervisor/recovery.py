@@ -17,9 +17,11 @@ from collections.abc import Callable, Collection
 
 import peewee
 
+from jobtui.models.base import as_datetime
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
+from jobtui.models.rollup import tally_ended
 from jobtui.models.workflow import expire_jobs
 
 from . import procinfo
@@ -53,7 +55,7 @@ _LIVE_TASKS = "SELECT name, tasks, heartbeat_at FROM supervisors WHERE name <> :
 _FAIL_UNKNOWN = """UPDATE jobs SET status = 'failed', error_message = :error,
     error_type = 'TaskNotFound', error_permanent = :yes, failed_at = :now, updated_at = :now
 WHERE job_type = :task AND status IN ('pending', 'retrying') AND run_at <= :now
-RETURNING id"""
+RETURNING id, queue_name"""
 
 
 class Reaper:
@@ -201,9 +203,11 @@ class Reaper:
         for task in unknown:
             if task in others:
                 continue
-            ids = [row[0] for row in db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
+            rows = db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
                 "task": task, "error": f"unknown task {task}", "yes": True, "now": now_stamp,
-            }).fetchall()]  # fmt: skip
+            }).fetchall()  # fmt: skip
+            ids = [row[0] for row in rows]
+            tally_ended(db, [(row[1], task) for row in rows], as_datetime(now_stamp), "failed")
             jobs_ended(db, ids, "failed")
             failed += [(job_id, task) for job_id in ids]
         return expired + failed
