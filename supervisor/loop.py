@@ -29,6 +29,7 @@ from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
 from .recovery import Reaper
 from .reload import Reloading
+from .rollup_upkeep import RollupKeeper
 from .signals import SignalInbox
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
@@ -106,6 +107,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.next_unknown_sweep = now + config.heartbeat_interval_s * 2
         self.next_cron = now
         self.next_prune = now + PRUNE_INTERVAL_S / 10
+        self.rollup = RollupKeeper(db, now)
         self.started_mono = now
 
     def _orphan_policy(self, job_type: str) -> str:
@@ -368,6 +370,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self._start_notifier()
         self.write_and_claim()
         self.prune()
+        if not self.stopping:
+            self.rollup.tick(time.monotonic())
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

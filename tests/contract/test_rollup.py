@@ -162,3 +162,26 @@ def test_two_hundred_thousand_ends_in_the_last_hour_are_exact(db):
     assert stats["sync"]["failed_1h"] == 10_000
     assert stats["reports"]["avg_run_s"] == pytest.approx(40.0)
     assert stats["emails"]["per_min_1h"] == pytest.approx(20_000 / 60, abs=0.01)
+
+
+def test_the_supervisors_keeper_folds_then_waits_a_minute(db, monkeypatch):
+    from jobtui.supervisor import rollup_upkeep
+
+    now = utcnow()
+    monkeypatch.setattr(rollup_upkeep, "utcnow", lambda: now)
+    with db.atomic():
+        tally = Tally(now - timedelta(hours=3))
+        tally.add("q", "t", "completed")
+        tally.write(db)
+    keeper = rollup_upkeep.RollupKeeper(db, now_mono=100.0, interval_s=60.0)
+    keeper.tick(101.0)  # not yet due
+    assert dict(db.execute_sql("SELECT span_s, COUNT(*) FROM job_rollup GROUP BY span_s")) == {
+        60: 1
+    }
+    keeper.tick(106.0)
+    assert dict(db.execute_sql("SELECT span_s, COUNT(*) FROM job_rollup GROUP BY span_s")) == {
+        3600: 1
+    }
+    assert keeper.next_mono == 106.0  # it folded: look again next turn
+    keeper.tick(106.0)
+    assert keeper.next_mono == 166.0
