@@ -20,11 +20,11 @@ from ..snapshot import MetricRow, MetricsView, MetricsWindow, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-TREND_CELLS = 12
-COLUMNS = (("queue", "queue", 12), ("task", "task", 24), ("done", "done", 9),
+TREND_CELLS = 9
+COLUMNS = (("queue", "queue", 10), ("task", "task", 18), ("done", "done", 9),
            ("failed", "failed", 8), ("fail %", "rate", 6), ("/min", "throughput", 7),
-           ("wait p50", "wait50", 8), ("wait p95", "wait95", 8), ("run p50", "run50", 8),
-           ("run p95", "run95", 8), ("trend", "trend", TREND_CELLS))  # fmt: skip
+           ("wait p50", "wait50", 8), ("wait p95", "wait95", 8), ("run p50", "run50", 7),
+           ("run p95", "run95", 7), ("trend", "trend", TREND_CELLS))  # fmt: skip
 
 
 def squeeze(values: tuple[int, ...], cells: int) -> list[int]:
@@ -35,19 +35,26 @@ def squeeze(values: tuple[int, ...], cells: int) -> list[int]:
     return [sum(values[i : i + step]) for i in range(0, len(values), step)]
 
 
+def ended(row: MetricRow) -> tuple[int, ...]:
+    """Done plus failed per slot (either series may be empty: nothing of that kind)."""
+    done, failed = row.done_series, row.failed_series
+    if not done or not failed:
+        return done or failed
+    return tuple(d + f for d, f in zip(done, failed, strict=True))
+
+
 def trend(row: MetricRow, cells: int = TREND_CELLS) -> Text:
-    """Ends per slot as a sparkline: red where a slot failed more than it completed."""
-    ended = tuple(d + f for d, f in zip(row.done_series, row.failed_series, strict=False))
+    """Ends per slot as a sparkline: red where the row failed more than it completed."""
     style = "red" if row.failed > row.done else "green"
-    return Text(fmt.sparkline(squeeze(ended, cells)), style=style)
+    return Text(fmt.sparkline(squeeze(ended(row), cells)), style=style)
 
 
 def metric_cells(row: MetricRow) -> tuple[Text, ...]:
     rate = row.failure_rate
     total = not row.task
     style = "bold" if total else ""
-    return (fmt.text(fmt.clip(row.queue, 12) if total else "", style),
-            fmt.text("all tasks" if total else "  " + fmt.clip(row.task, 22),
+    return (fmt.text(fmt.clip(row.queue, 10) if total else "", style),
+            fmt.text("all tasks" if total else "  " + fmt.clip(row.task, 16),
                      "bold" if total else ""),
             fmt.text(f"{row.done:,}", style), fmt.text(f"{row.failed:,}",
                                                        "red" if row.failed else style),
@@ -59,21 +66,24 @@ def metric_cells(row: MetricRow) -> tuple[Text, ...]:
             trend(row))  # fmt: skip
 
 
-def kpi_text(windows: tuple[MetricsWindow, ...], selected: int) -> Text:
-    """One line per window: its totals and a sparkline of done (and failed) per slot."""
+def kpi_text(windows: tuple[MetricsWindow, ...], selected: int, width: int = 120) -> Text:
+    """One line per window: a sparkline of ends per slot, then its exact totals."""
+    wide = width >= 110
+    spark = 16 if wide else 8
     out = Text(no_wrap=True, overflow="ellipsis")
     for index, window in enumerate(windows):
         t = window.total
         rate = t.failure_rate
-        mark = "▶ " if index == selected else "  "
-        out.append(f"{mark}{window.label:>3} ", style="bold" if index == selected else "")
-        out.append(f"done {t.done:>11,}  ", style="green")
-        out.append(f"failed {t.failed:>9,}  ", style="red" if t.failed else "")
-        out.append("fail % " + ("    —" if rate is None else f"{rate * 100:5.1f}") + "  ")
-        out.append(f"{t.per_min:>9,.1f}/min  ", style="dim")
-        out.append(f"wait {fmt.seconds(t.wait_p50_s)}/{fmt.seconds(t.wait_p95_s)}  ")
-        out.append(f"run {fmt.seconds(t.run_p50_s)}/{fmt.seconds(t.run_p95_s)}  ")
-        out.append(fmt.sparkline(squeeze(t.done_series, 24)), style="green")
+        chosen = index == selected
+        out.append(f"{'▶' if chosen else ' '} {window.label:>3} ", style="bold" if chosen else "")
+        out.append(fmt.sparkline(squeeze(ended(t), spark)).ljust(spark), style="green")
+        out.append(f"  done {t.done:>{11 if wide else 9},}", style="green" if t.done else "")
+        out.append(f"  failed {t.failed:>{9 if wide else 7},}", style="red" if t.failed else "")
+        out.append("      —" if rate is None else f"  {rate * 100:4.1f} %",
+                   style="bold red" if rate and rate > 0.1 else "")  # fmt: skip
+        out.append(f"  {t.per_min:>{9 if wide else 7},.1f}/min", style="dim")
+        out.append(f"  wait {fmt.seconds(t.wait_p50_s)}/{fmt.seconds(t.wait_p95_s)}")
+        out.append(f"  run {fmt.seconds(t.run_p50_s)}/{fmt.seconds(t.run_p95_s)}")
         if index < len(windows) - 1:
             out.append("\n")
     return out
@@ -81,6 +91,7 @@ def kpi_text(windows: tuple[MetricsWindow, ...], selected: int) -> Text:
 
 class MetricsScreen(ViewScreen):
     VIEW = "Metrics"
+    DEFAULT_CSS = "#metrics-kpi { text-wrap: nowrap; text-overflow: ellipsis; }"
     BINDINGS = [Binding("w", "next_window", "Window 1h/24h/7d")]
     PALETTE = (("Metrics: next window", "the table shows 1h, 24h or 7d (w)", "next_window"),)
 
@@ -111,7 +122,8 @@ class MetricsScreen(ViewScreen):
             return
         self.selected %= len(data.windows)
         window = data.windows[self.selected]
-        self.query_one("#metrics-kpi", Static).update(kpi_text(data.windows, self.selected))
+        kpi = kpi_text(data.windows, self.selected, self.size.width)
+        self.query_one("#metrics-kpi", Static).update(kpi)
         self.query_one("#metrics-table", KeyedTable).sync([
             TableRow(f"{r.queue}\x00{r.task}", metric_cells(r),
                      (r.queue, r.task, r.done, r.failed, r.failure_rate, r.per_min,
