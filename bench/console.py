@@ -50,6 +50,7 @@ def ensure_database(path: str, jobs: int) -> tuple[str, float | None]:
         conn = sqlite3.connect(path)
         try:
             (count,) = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
+            conn.execute("SELECT 1 FROM job_rollup LIMIT 1").fetchall()  # made with its rollup
         except sqlite3.Error:
             count = -1
         conn.close()
@@ -146,6 +147,12 @@ def query_ticks(url: str, repeat: int) -> dict[str, dict[str, float]]:
         fn = getattr(source, name)
         fn()
         out[f"{name.replace('_view', '')} view tick"] = timings(fn, repeat)
+
+    def fresh_metrics() -> None:
+        source.invalidate()
+        source.metrics_view()
+
+    out["metrics view, 1h/24h/7d refreshed (every 5 s)"] = timings(fresh_metrics, repeat)
     for text in FILTERS:
         filtered = JobsQuery(filter=parse_filter(text))
         source.jobs_view(filtered, with_panes=False)  # counts and plans cached, as live
@@ -207,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     report["ticks"] = query_ticks(url, args.repeat)
     report["scrolling"] = scrolling(url, args.repeat)
     store.reset()
-    worst_tick = max(v["p95_ms"] for k, v in report["ticks"].items() if "aggregates" not in k
+    worst_tick = max(v["p95_ms"] for k, v in report["ticks"].items() if "every 5 s" not in k
                      and "'timed out'" not in k)  # fmt: skip
     report["checks"] = {
         "first screen < 1 s": report["first_screen_s"] < TARGETS["first_screen_s"],
