@@ -28,7 +28,7 @@ from jobtui.models.db import redact_url
 from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
-from jobtui.models.rollup_read import HOUR, WindowFigures, read_window
+from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
 from jobtui.models.worker import Supervisor, Worker
 
 from . import stats
@@ -54,7 +54,14 @@ from .snapshot import (
     WorkersView,
 )
 
-DETAIL_DEPENDANTS = 20  # the job detail lists this many of the jobs waiting on a job
+DETAIL_DEPENDANTS = 20
+#: How much longer than the last hour the longer windows stay cached: their sums read
+#: more rows (7 days: every hour row of the week) and a minute more changes them little.
+METRICS_TTL_FACTOR = {
+    "1h": 1,
+    "24h": 6,
+    "7d": 12,
+}  # the job detail lists this many of the jobs waiting on a job
 
 T = TypeVar("T")
 
@@ -110,10 +117,10 @@ class DataSource:
         with self.db.connection_context():
             return fn()
 
-    def _cached(self, key: str, fn: Callable[[], T]) -> T:
+    def _cached(self, key: str, fn: Callable[[], T], ttl_s: float | None = None) -> T:
         now = self.clock.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.stats_ttl_s:
+        if hit is not None and now - hit[0] < (self.stats_ttl_s if ttl_s is None else ttl_s):
             return hit[1]
         value = fn()
         self._cache[key] = (now, value)
@@ -389,8 +396,13 @@ class DataSource:
     def metrics_view(self) -> MetricsView:
         def read() -> MetricsView:
             now = self.clock.now()
-            windows = self._cached("metrics", lambda: stats.metrics_windows(self.db, now))
-            return MetricsView(now=now, windows=tuple(windows))
+            windows = tuple(
+                self._cached(f"metrics:{window.label}",
+                             lambda w=window: stats.metrics_window(read_window(self.db, now, w)),
+                             self.stats_ttl_s * METRICS_TTL_FACTOR[window.label])
+                for window in WINDOWS
+            )  # fmt: skip
+            return MetricsView(now=now, windows=windows)
 
         return self._read(read)
 

@@ -25,7 +25,7 @@ from jobtui.models.clock import sql_timestamp
 from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
-from jobtui.models.rollup_read import WINDOWS, Figures, WindowFigures, read_window
+from jobtui.models.rollup_read import Figures, WindowFigures
 from jobtui.models.schedule import Schedule
 from jobtui.models.worker import Supervisor
 
@@ -166,11 +166,6 @@ def metrics_window(figures: WindowFigures) -> MetricsWindow:
     return MetricsWindow(label=window.label, window_s=float(window.seconds),
                          slot_s=float(window.slot_s), rows=tuple(rows),
                          total=metric_row(figures.total))  # fmt: skip
-
-
-def metrics_windows(db: peewee.Database, now: datetime) -> list[MetricsWindow]:
-    """The last hour, 24 hours and 7 days, exact (the rollup)."""
-    return [metrics_window(read_window(db, now, window)) for window in WINDOWS]
 
 
 _FINGERPRINT_RULES = (
