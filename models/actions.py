@@ -13,7 +13,7 @@ import peewee
 
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
-from .rollup import tally_ended
+from .rollup import Tally, tally_ended
 from .store import get_database
 from .workflow import cancel_dependants, jobs_ended
 
@@ -90,6 +90,7 @@ def cancel_jobs(
     def run() -> ActionResult:
         changed = requested = 0
         cancelled: list[str] = []
+        tally = Tally(now_dt)  # one rollup write, in key order (rollup.tally_ended)
         with dialect_for(db).write_transaction(db):
             for marks, params in _chunks(ids):
                 params.update(now=now, reason=reason)
@@ -99,14 +100,15 @@ def cancel_jobs(
                     WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying')
                     RETURNING id, queue_name, job_type"""), params).fetchall()  # fmt: skip
                 cancelled += [row[0] for row in rows]
-                tally_ended(db, [(row[1], row[2]) for row in rows], now_dt)
+                tally_ended(db, [(row[1], row[2]) for row in rows], now_dt, tally=tally)
                 requested += _run(db, f"""UPDATE jobs SET cancel_requested = :yes,
                     cancel_reason = :reason, kill_requested = :kill, updated_at = :now
                     WHERE id IN ({marks}) AND status = 'running' AND (NOT cancel_requested
                     OR (:kill AND kill_requested IS NOT TRUE))""",
                     {**params, "yes": True, "kill": kill})  # fmt: skip
             changed = len(cancelled)
-            cascaded = jobs_ended(db, cancelled, "cancelled")
+            cascaded = jobs_ended(db, cancelled, "cancelled", tally)
+            tally.write(db)
         return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested)
 
     return with_lock_retry(run)

@@ -230,7 +230,7 @@ def _follow_up(
     for job_id, _, started_at, batch_id, has_dependants, queue, task, run_at in rows:
         tally.add(queue, task, "completed", started_at, run_at)
         if batch_id or has_dependants:
-            job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches)
+            job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches, tally=tally)
 
 
 def apply_outcomes(
@@ -347,12 +347,9 @@ def apply_outcome(
         raise ValueError(f"unknown outcome kind {kind!r}")
     if row is None:
         return None
+    own = Tally(now_dt) if tally is None else tally
     if status != "pending":  # a run put back by a shutdown has not ended
-        kind = "retried" if status == "retrying" else status
-        own = Tally(now_dt) if tally is None else tally
-        own.add(row[3], row[4], kind, row[0], row[5])
-        if tally is None:
-            own.write(db)
+        own.add(row[3], row[4], "retried" if status == "retrying" else status, row[0], row[5])
     worker = outcome.worker
     db.execute_sql(stmts.attempt, {
         **params, "started_at": row[0], "outcome": outcome.attempt_outcome or attempt_outcome,
@@ -361,7 +358,10 @@ def apply_outcome(
     })  # fmt: skip
     if status in ("completed", "failed", "cancelled") and (row[1] or row[2]):
         # dependants or a batch to follow up
-        job_ended(db, outcome.job_id, status, row[1], batches_to_finish=batches_to_finish)
+        job_ended(db, outcome.job_id, status, row[1], batches_to_finish=batches_to_finish,
+                  tally=own)  # fmt: skip
+    if tally is None:
+        own.write(db)
     return status
 
 

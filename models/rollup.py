@@ -228,13 +228,19 @@ def upsert_rows(db: peewee.Database, rows: Sequence[Sequence[Any]]) -> None:
 
 
 def tally_ended(db: peewee.Database, rows: Iterable[Sequence[Any]], now: datetime,
-                kind: str = "cancelled") -> None:  # fmt: skip
+                kind: str = "cancelled", tally: Tally | None = None) -> None:  # fmt: skip
     """Count jobs that ended outside a run, from (queue, task) rows: cancelled by an
-    operator, as expired, or because a dependency failed. Inside the caller's transaction."""
-    tally = Tally(now)
+    operator, as expired, or because a dependency failed. Inside the caller's transaction:
+    into its ``tally`` (written later with the rest), else written here.
+
+    On PostgreSQL every rollup row a transaction touches stays locked until it commits;
+    one write per transaction, its rows in key order, keeps two supervisors from
+    deadlocking on them."""
+    own = Tally(now) if tally is None else tally
     for queue, task in rows:
-        tally.add(queue, task, kind)
-    tally.write(db)
+        own.add(queue, task, kind)
+    if tally is None:
+        own.write(db)
 
 
 # ---------------------------------------------------------------------- upkeep

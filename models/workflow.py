@@ -13,7 +13,7 @@ import peewee
 from .base import as_datetime
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
-from .rollup import tally_ended
+from .rollup import Tally, tally_ended
 
 _PROMOTE = """UPDATE jobs SET status = 'pending', updated_at = :now
 WHERE status = 'waiting'
@@ -38,10 +38,14 @@ def promote_dependants(db: peewee.Database, job_id: str) -> int:
     return cursor.rowcount
 
 
-def cancel_dependants(db: peewee.Database, job_ids: Iterable[str], how: str) -> list[str]:
+def cancel_dependants(
+    db: peewee.Database, job_ids: Iterable[str], how: str, tally: Tally | None = None
+) -> list[str]:
     """Cancel, transitively, the not-yet-running dependants of jobs that ``how`` ended.
 
     ``how`` reads in the reason: "dependency 0196… failed". Returns the cancelled ids.
+    They are counted in ``tally`` (the caller's: all of a transaction's rollup rows are
+    then written at once, in one lock order), else in the rollup here.
     """
     dialect = dialect_for(db)
     select_sql, cancel_sql = dialect.sql(_WAITING_DEPENDANTS), dialect.sql(_CANCEL_DEPENDANT)
@@ -61,7 +65,7 @@ def cancel_dependants(db: peewee.Database, job_ids: Iterable[str], how: str) -> 
                 cancelled.append(child)
                 frontier.append((child, "cancelled"))
     if ended:
-        tally_ended(db, ended, now_dt)
+        tally_ended(db, ended, now_dt, tally=tally)
     return cancelled
 
 
@@ -126,6 +130,7 @@ def job_ended(
     batch_id: str | None = None,
     *,
     batches_to_finish: set[str] | None = None,
+    tally: Tally | None = None,
 ) -> list[str]:
     """Everything that follows a job reaching a final status, inside the same transaction:
     dependants promoted (completed) or cancelled down the chain (failed, cancelled), and
@@ -139,7 +144,7 @@ def job_ended(
         promote_dependants(db, job_id)
         cascaded: list[str] = []
     else:
-        cascaded = cancel_dependants(db, [job_id], status)
+        cascaded = cancel_dependants(db, [job_id], status, tally)
     batches = _batches_of(db, cascaded)
     if batch_id:
         batches.add(batch_id)
@@ -156,13 +161,15 @@ def finish_batches(db: peewee.Database, batches: Iterable[str]) -> None:
         finish_batch(db, batch)
 
 
-def jobs_ended(db: peewee.Database, job_ids: Iterable[str], status: str) -> list[str]:
+def jobs_ended(
+    db: peewee.Database, job_ids: Iterable[str], status: str, tally: Tally | None = None
+) -> list[str]:
     """``job_ended`` for many jobs that ended the same way (an operator's bulk cancel)."""
     job_ids = list(job_ids)
     cascaded: list[str] = []
     batches = _batches_of(db, job_ids)
     for job_id in job_ids:
-        cascaded += cancel_dependants(db, [job_id], status) if status != "completed" else []
+        cascaded += cancel_dependants(db, [job_id], status, tally) if status != "completed" else []
         if status == "completed":
             promote_dependants(db, job_id)
     batches |= _batches_of(db, cascaded)
@@ -178,15 +185,15 @@ WHERE deadline IS NOT NULL AND deadline <= :now
 RETURNING id, batch_id, queue_name, job_type"""
 
 
-def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
+def expire_jobs(db: peewee.Database, now_stamp: str, tally: Tally | None = None) -> list[str]:
     """Cancel, as expired, the jobs not started by their deadline (huey's and Celery's
     ``expires``); their dependants and batches follow. The caller holds a write
     transaction. Returns the expired ids."""
     rows = db.execute_sql(dialect_for(db).sql(_EXPIRE), {"now": now_stamp}).fetchall()
     if rows:
-        tally_ended(db, [(row[2], row[3]) for row in rows], as_datetime(now_stamp))
+        tally_ended(db, [(row[2], row[3]) for row in rows], as_datetime(now_stamp), tally=tally)
     batches: set[str] = set()
     for job_id, batch_id, *_ in rows:
-        job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches)
+        job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches, tally=tally)
     finish_batches(db, batches)
     return [row[0] for row in rows]

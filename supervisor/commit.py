@@ -119,7 +119,7 @@ class GroupCommit:
         heartbeat: tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, int, str]]]
         | None = None,
         sweep: Callable[[peewee.Database], list[Outcome]] | None = None,
-        unknown_sweep: Callable[[peewee.Database, str], list[tuple[str, str]]] | None = None,
+        unknown_sweep: Callable[[peewee.Database, str, Tally], list[tuple[str, str]]] | None = None,
         cron: bool = False,
         look_for_limits: bool = False,
     ) -> TurnResult | None:
@@ -150,10 +150,12 @@ class GroupCommit:
                         result.recovered.append((outcome, apply_outcome(
                             db, outcome, now=now, batches_to_finish=batches,
                             retry_times=result.retry_times, tally=tally)))  # fmt: skip
-                tally.write(db)
                 finish_batches(db, batches)
                 if unknown_sweep is not None:
-                    result.unknown_failed = unknown_sweep(db, stamp)
+                    result.unknown_failed = unknown_sweep(db, stamp, tally)
+                # every end of the turn in one rollup statement, rows in key order: on
+                # PostgreSQL two supervisors then lock them in one order (no deadlock)
+                tally.write(db)
                 if cron:
                     result.fired = fire_due_schedules(db, now)
                 if claims and (look_for_limits or self.limits is None):

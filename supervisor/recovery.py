@@ -21,7 +21,7 @@ from jobtui.models.base import as_datetime
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
-from jobtui.models.rollup import tally_ended
+from jobtui.models.rollup import Tally, tally_ended
 from jobtui.models.workflow import expire_jobs
 
 from . import procinfo
@@ -183,13 +183,13 @@ class Reaper:
         return tasks
 
     def fail_unknown_tasks(
-        self, db: peewee.Database, known: set[str], now_stamp: str
+        self, db: peewee.Database, known: set[str], now_stamp: str, tally: Tally | None = None
     ) -> list[tuple[str, str]]:
         """Fail due jobs whose task neither we nor any live supervisor registered:
         (job id, task) of each; also expire jobs past their deadline ((id, "expired")).
-        The caller holds a write transaction."""
+        The caller holds a write transaction; the ends are counted in its ``tally``."""
         dialect = dialect_for(db)
-        expired = [(job_id, "expired") for job_id in expire_jobs(db, now_stamp)]
+        expired = [(job_id, "expired") for job_id in expire_jobs(db, now_stamp, tally)]
         names = [row[0] for row in db.execute_sql(_TASK_NAMES)]
         has_due = dialect.sql(_HAS_DUE)
         unknown = [t for t in names if t not in known
@@ -207,7 +207,8 @@ class Reaper:
                 "task": task, "error": f"unknown task {task}", "yes": True, "now": now_stamp,
             }).fetchall()  # fmt: skip
             ids = [row[0] for row in rows]
-            tally_ended(db, [(row[1], task) for row in rows], as_datetime(now_stamp), "failed")
-            jobs_ended(db, ids, "failed")
+            tally_ended(db, [(row[1], task) for row in rows], as_datetime(now_stamp), "failed",
+                        tally)  # fmt: skip
+            jobs_ended(db, ids, "failed", tally)
             failed += [(job_id, task) for job_id in ids]
         return expired + failed

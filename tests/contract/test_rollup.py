@@ -185,3 +185,29 @@ def test_the_supervisors_keeper_folds_then_waits_a_minute(db, monkeypatch):
     assert keeper.next_mono == 106.0  # it folded: look again next turn
     keeper.tick(106.0)
     assert keeper.next_mono == 166.0
+
+
+def test_a_turn_writes_its_rollup_rows_in_one_statement(db, monkeypatch):
+    """The group commit's outcomes, their cascades (dependants cancelled) and the expired
+    jobs of the same turn reach the rollup in one upsert, rows in key order: on
+    PostgreSQL two supervisors then never lock rollup rows in opposite orders."""
+    from jobtui.models import rollup
+    from jobtui.supervisor.commit import GroupCommit
+
+    done = _run("b", "t.ok")
+    failing = _run("a", "t.bad")
+    jobtui.enqueue("t.child", queue="z", depends_on=[failing.id])
+    jobtui.enqueue("t.late", queue="c", delay=3600, deadline=1)
+    calls: list[list] = []
+    real = rollup.upsert_rows
+    monkeypatch.setattr(rollup, "upsert_rows", lambda d, rows: (calls.append(rows), real(d, rows)))
+    commit = GroupCommit(db, "sup", ["t.ok", "t.bad"])
+    commit.add_outcome(Outcome(done.id, done.attempt, done.lease_token, "completed", "1"))
+    commit.add_outcome(Outcome(failing.id, failing.attempt, failing.lease_token, "failed",
+                               error="x", permanent=True))  # fmt: skip
+    later = (utcnow() + timedelta(seconds=5)).isoformat(sep=" ")
+    assert commit.run(unknown_sweep=lambda d, stamp, tally: expire_jobs(d, later, tally))
+    assert len(calls) == 1
+    assert [row[2:4] for row in calls[0]] == [("a", "t.bad"), ("b", "t.ok"), ("c", "t.late"),
+                                              ("z", "t.child")]  # fmt: skip
+    assert rollup_totals(db) == table_totals(db)
