@@ -182,6 +182,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
     for table, column in NEW_IN_VERSION_3:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute_sql("DROP TABLE job_rollup")  # new in version 4
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -191,6 +192,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
         assert column in {c.name for c in db.get_columns(table)}
     row = Job.get_by_id(job.id)
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
+    run = claim_jobs(1)[0]
+    assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
+    assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):
