@@ -211,3 +211,16 @@ def test_a_turn_writes_its_rollup_rows_in_one_statement(db, monkeypatch):
     assert [row[2:4] for row in calls[0]] == [("a", "t.bad"), ("b", "t.ok"), ("c", "t.late"),
                                               ("z", "t.child")]  # fmt: skip
     assert rollup_totals(db) == table_totals(db)
+
+
+def test_an_upsert_names_only_the_columns_it_adds_to(db):
+    """Columns left out default to 0; a row of zeros changes nothing."""
+    key = (sql_timestamp(datetime(2026, 12, 4, 12, 0)), 60, "q", "t")
+    zeros = [0] * len(VALUE_COLUMNS)
+    with db.atomic():
+        upsert_rows(db, [(*key, *zeros)])
+        upsert_rows(db, [(*key, 2, *zeros[1:])])
+        upsert_rows(db, [(*key, 1, 1, *zeros[2:])])
+        upsert_rows(db, [(*key, *zeros)])
+    row = db.execute_sql("SELECT completed, failed, retried, r5, w0 FROM job_rollup").fetchall()
+    assert [tuple(int(v) for v in r) for r in row] == [(3, 1, 0, 0, 0)]
