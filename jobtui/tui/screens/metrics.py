@@ -23,7 +23,7 @@ from .base import ViewScreen
 
 TREND_CELLS = 9
 COLUMNS = (Column("queue", "queue", 10, grow=1, min_width=8),
-           Column("task", "task", 18, grow=2, min_width=12), ("done", "done", 9),
+           Column("task", "task", 18, grow=2, min_width=12, clip="left"), ("done", "done", 9),
            ("failed", "failed", 8), ("fail %", "rate", 6), ("/min", "throughput", 7),
            ("wait p50", "wait50", 8), ("wait p95", "wait95", 8), ("run p50", "run50", 7),
            ("run p95", "run95", 7), ("trend", "trend", TREND_CELLS))  # fmt: skip
