@@ -342,12 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_queue_parsers(sub)
 
     from jobtui.cli_batch import add_batch_parser
+    from jobtui.cli_db import add_db_parser
     from jobtui.cli_schedule import add_schedule_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
     add_tasks_parser(sub)
+    add_db_parser(sub)
     return parser
 
 
@@ -360,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         from jobtui.cli_options import check_options, reads_only
 
         check_options(args)
-        use_database(args.database, create=not reads_only(args))
+        if not getattr(args, "opens_database_itself", False):  # jobtui db: unmigrated
+            use_database(args.database, create=not reads_only(args))
         return _run_visibly(args)
     except JobtuiError as exc:
         print(f"jobtui: {visible_line(exc)}", file=sys.stderr)

@@ -30,7 +30,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -86,13 +86,24 @@ def _add_job_rollup(migrator: SchemaMigrator, db: peewee.Database) -> None:
     db.create_tables([JobRollup])
 
 
-#: STEPS[n] migrates a database from schema version n-1 to n.
+def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 7: a supervisor row says which schema version its jobtui runs
+    (supervisors.schema_version), so ``jobtui db downgrade`` can refuse while one that
+    needs a newer schema is alive. Nullable: rows of older supervisors stay unknown."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
+
+
+#: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
+#: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     2: _drop_redundant_attempt_index,
     3: _add_cancel_reasons_and_beat_intervals,
     4: _add_progress_details,
     5: _add_task_catalog,
     6: _add_job_rollup,
+    7: _add_supervisor_schema_versions,
 }
 
 

@@ -15,6 +15,7 @@ from jobtui.models.db import is_sqlite
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import ConfigurationError, ConnectionLost
 from jobtui.models.heartbeats import register_supervisor
+from jobtui.models.migrations import SCHEMA_VERSION
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
@@ -120,6 +121,7 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
             "version": __version__,
             "queues": {g.label: g.size for g in config.groups},
             "heartbeat_interval_s": config.heartbeat_interval_s,
+            "schema_version": SCHEMA_VERSION,
         })  # fmt: skip
         # with our row, so whoever sees us running also finds our tasks' defaults
         publish_catalog(db, config, registry, in_transaction=True)

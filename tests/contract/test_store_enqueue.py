@@ -178,7 +178,8 @@ def test_fresh_database_gets_the_current_schema_and_reopening_is_a_no_op(db, db_
 NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
-                       ("jobs", "unset_options")]  # version 5  # fmt: skip
+                       ("jobs", "unset_options"),  # version 5
+                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
