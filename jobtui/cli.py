@@ -300,13 +300,21 @@ def cmd_limit(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from jobtui.models.retention import prune_jobs
+    from jobtui.models.retention import prune_jobs, purge_failed_jobs
 
-    if args.older_than < 0:
+    if args.older_than is not None and args.older_than < 0:
         raise UsageError("--older-than must be >= 0")
-    deleted = prune_jobs(older_than=timedelta(days=args.older_than), include_failed=args.failed)
-    kinds = "completed, cancelled and failed" if args.failed else "completed and cancelled"
-    print(f"purged {_plural(deleted)} ({kinds}, older than {args.older_than:g} days)")
+    age = None if args.older_than is None else timedelta(days=args.older_than)
+    if args.failed:
+        deleted = purge_failed_jobs(queue=args.queue, older_than=age)
+    elif age is None:
+        raise UsageError("purge needs --older-than DAYS (or --failed)")
+    else:
+        deleted = prune_jobs(older_than=age, queue=args.queue)
+    kinds = "failed" if args.failed else "completed and cancelled"
+    where = f" of queue {args.queue}" if args.queue else ""
+    age_text = "" if age is None else f", older than {args.older_than:g} days"
+    print(f"purged {_plural(deleted)} ({kinds}{where}{age_text})")
     return 0
 
 
@@ -415,9 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
     p.set_defaults(func=cmd_limit)
 
-    p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
-    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
-    p.add_argument("--failed", action="store_true", help="failed jobs too")
+    p = sub.add_parser("purge", help="delete old completed and cancelled jobs, or failed ones")
+    p.add_argument("--older-than", type=float, metavar="DAYS")
+    p.add_argument("--failed", action="store_true", help="failed jobs only")
+    p.add_argument("--queue", help="of this queue only")
     p.set_defaults(func=cmd_purge)
 
     from jobtui.cli_batch import add_batch_parser
