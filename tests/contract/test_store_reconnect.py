@@ -9,13 +9,13 @@ dies is read again; a write that may have committed is not retried (CommitUncert
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 
 import peewee
 import pytest
-from conftest import PG_ADMIN_DSN, _pg_connect
 
 import jobtui
 from jobtui.batching import batch
@@ -23,6 +23,16 @@ from jobtui.models import Job, claim_jobs, complete_job, fail_job
 from jobtui.models.errors import CommitUncertain, JobtuiError
 
 pytestmark = pytest.mark.timeout(60)
+
+#: The server's admin database (tests/conftest.py's; ``conftest`` is not importable by name
+#: when tests/e2e is collected too).
+PG_ADMIN_DSN = os.environ.get("JOBTUI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_connect(dsn: str):
+    import psycopg2
+
+    return psycopg2.connect(dsn, connect_timeout=3)
 
 
 def _wait_until(predicate: Callable[[], object], what: str, timeout: float = 10.0) -> None:

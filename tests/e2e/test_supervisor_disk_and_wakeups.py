@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _closing
 from supervisor_harness import TASKS, Cluster, never, wait_until
 
 import jobtui
@@ -42,7 +41,15 @@ def full_disk_cluster(small_disk: Path, tmp_path: Path, monkeypatch) -> Iterator
     store.reset()
     monkeypatch.setenv("JOBTUI_DATABASE", url)
     store.use_database(url)
-    yield from _closing(Cluster(url, tmp_path))
+    group = Cluster(url, tmp_path)
+    try:
+        yield group
+    finally:
+        try:
+            group.close()
+        finally:
+            print(group.logs()[-20000:])  # shown only when the test failed
+            store.reset()
 
 
 def _fill(folder: Path) -> Path:
