@@ -110,16 +110,21 @@ def enqueue_many(
         return []
     for _, merged in rows:
         database = _join_batch(merged, database)
-    results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
+    results = insert_jobs(
+        [n for n, _ in rows], [o for _, o in rows], database=database, with_rows=True
+    )
     db = get_database(database)
-    ids = [job_id for job_id, _ in results]
     settings = eager_settings()
     if settings is not None:
-        for job_id, created in results:
+        for job_id, created, _ in results:
             if created:
                 run_eagerly(job_id, db, settings)
-    found = {job.id: job for job in Job.select().where(Job.id.in_(ids)).execute(db)}
-    return [found[job_id] for job_id in ids]
+    # Jobs are built from the rows written (no read back), but for those that changed
+    # since (eager mode) or were there already (a taken unique_key).
+    unread = [job_id for job_id, _, row in results if row is None or settings is not None]
+    found = {job.id: job for job in Job.select().where(Job.id.in_(unread)).execute(db)} if unread else {}  # fmt: skip
+    return [found[job_id] if job_id in found else Job.from_written(row)
+            for job_id, _, row in results]  # fmt: skip
 
 
 @api_call(read=True)
