@@ -43,7 +43,7 @@ INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
 CHUNK = 1000
 TARGETS = {"enqueue": 0.25, "enqueue_many": 0.50, "cycle_1p": 0.25, "cycle_2p": 0.25,
            "pg_enqueue": 0.90, "pg_enqueue_many": 0.50}  # fmt: skip
-PG_ROUNDS = 5
+PG_ROUNDS = 10
 PG_ADMIN = os.environ.get("JOBTUI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -166,7 +166,8 @@ def _raw_cycle_worker(path: str, barrier, results) -> None:
         now = _now()
         conn.execute("BEGIN IMMEDIATE")
         rows = conn.execute(claim, {"now": now, "queues": None, "tasks": None, "limit": 1,
-                                    "worker_name": "bench", "supervisor_name": None}).fetchall()  # fmt: skip
+                                    "worker_name": "bench", "supervisor_name": None,
+                                    "capped": False}).fetchall()  # fmt: skip
         conn.execute("COMMIT")
         if not rows:
             break
@@ -174,7 +175,7 @@ def _raw_cycle_worker(path: str, barrier, results) -> None:
         now = _now()
         params = {"id": job_id, "attempt": attempt, "token": token, "now": now, "no": False,
                   "error": None, "error_type": None, "traceback": None, "result": "null",
-                  "worker_name": "bench"}  # fmt: skip
+                  "worker_name": "bench", "started_at": None}  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
         started_at = conn.execute(complete, params).fetchone()[0]
         conn.execute(attempt_sql, {**params, "started_at": started_at, "outcome": "completed",
