@@ -41,9 +41,10 @@ class UTCDateTime(peewee.DateTimeField):
     formats = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"]
 
     def python_value(self, value: Any) -> Any:
-        # Our own text parses at C speed; Peewee would try strptime format by format (~5 µs
-        # a value, three per job an enqueue builds without reading back).
-        if isinstance(value, str):
+        # Our own text (``sql_timestamp``: always 26 characters, with microseconds) parses
+        # at C speed; Peewee tries strptime format by format (~5 µs a value, three per job
+        # an enqueue builds without reading back). Anything else takes Peewee's way.
+        if isinstance(value, str) and len(value) == 26:
             try:
                 parsed = datetime.fromisoformat(value)
             except ValueError:
