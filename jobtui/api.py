@@ -18,10 +18,10 @@ from jobtui.batching import current_batch
 from jobtui.eager_mode import eager_settings, run_eagerly
 from jobtui.models import actions, queries
 from jobtui.models.enqueueing import insert_jobs
-from jobtui.models.errors import JobFailed, JobNotFound
+from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
 from jobtui.models.scheduling import upsert_schedule
-from jobtui.models.store import get_database
+from jobtui.models.store import api_call, get_database
 from jobtui.registry import Task, registry, task_options
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -51,6 +51,7 @@ def _join_batch(options: dict[str, Any], database: Database) -> Database:
     return handle.database
 
 
+@api_call(read=False)
 def enqueue(
     task: Task | str,
     args: Iterable[Any] | None = None,
@@ -83,6 +84,7 @@ def enqueue(
     return Job.select().where(Job.id == job_id).get(get_database(database))
 
 
+@api_call(read=False)
 def enqueue_many(
     task: Task | str,
     items: Iterable[Mapping[str, Any]],
@@ -94,13 +96,16 @@ def enqueue_many(
 
     Each item holds ``args``/``kwargs`` and may override ``options`` for its own job.
     """
-    ids, db = _insert_many(task, items, database, options)
-    if not ids:
-        return []
-    found = {job.id: job for job in Job.select().where(Job.id.in_(ids)).execute(db)}
-    return [found[job_id] for job_id in ids]
+    results, db, eager = _insert_many(task, items, database, options)
+    # Jobs are built from the rows written (no read back), but for those that changed
+    # since (eager mode) or were there already (a taken unique_key).
+    unread = [job_id for job_id, _, row in results if row is None or eager]
+    found = {job.id: job for job in Job.select().where(Job.id.in_(unread)).execute(db)} if unread else {}  # fmt: skip
+    return [found[job_id] if job_id in found else Job.from_written(row)
+            for job_id, _, row in results]  # fmt: skip
 
 
+@api_call(read=False)
 def enqueue_many_ids(
     task: Task | str,
     items: Iterable[Mapping[str, Any]],
@@ -110,7 +115,7 @@ def enqueue_many_ids(
 ) -> list[str]:
     """``enqueue_many`` returning only the ids: no read-back of the rows it wrote, which
     took half the time of a bulk enqueue (``jobtui enqueue --stdin``)."""
-    return _insert_many(task, items, database, options)[0]
+    return [job_id for job_id, _, _ in _insert_many(task, items, database, options)[0]]
 
 
 def _insert_many(
@@ -118,8 +123,9 @@ def _insert_many(
     items: Iterable[Mapping[str, Any]],
     database: Database,
     options: dict[str, Any],
-) -> tuple[list[str], peewee.Database | None]:
-    """The ids written (in item order) and the database they went to (a batch's own)."""
+) -> tuple[list[tuple[str, bool, Any]], peewee.Database | None, bool]:
+    """What ``insert_jobs`` wrote, (id, created, row) in item order; the database it went
+    to (a batch's own); and whether eager mode ran the jobs since."""
     rows = []
     for item in items:
         if not isinstance(item, Mapping):
@@ -131,25 +137,28 @@ def _insert_many(
             name, merged = task_options(task, {**options, **item}, database)
             rows.append((name, merged))
     if not rows:
-        return [], None
+        return [], None, False
     for _, merged in rows:
         database = _join_batch(merged, database)
-    results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
+    results = insert_jobs(
+        [n for n, _ in rows], [o for _, o in rows], database=database, with_rows=True
+    )
     db = get_database(database)
-    ids = [job_id for job_id, _ in results]
     settings = eager_settings()
     if settings is not None:
-        for job_id, created in results:
+        for job_id, created, _ in results:
             if created:
                 run_eagerly(job_id, db, settings)
-    return ids, db
+    return results, db, settings is not None
 
 
+@api_call(read=True)
 def poll(job_id: str, *, database: Database = None) -> Job:
     """The job's current state (a fresh read); JobNotFound if there is no such job."""
     return queries.get_job(job_id, db=get_database(database))
 
 
+@api_call(read=True)
 def wait(
     job_id: str,
     timeout: float | None = None,
@@ -161,13 +170,22 @@ def wait(
 
     TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval.
     ``on_progress(percent, message)`` is called each time the job's progress is seen to
-    change (a script's progress bar); while it moves, polls stay frequent.
+    change (a script's progress bar); while it moves, polls stay frequent. A database
+    that cannot be reached (a restart) is waited for like a slow job.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
     seen: tuple[float, str | None] | None = None
     while True:
-        job = poll(job_id, database=database)
+        try:
+            job = poll(job_id, database=database)
+        except DatabaseUnavailable as exc:  # an outage: keep waiting, as for a slow job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} unknown after {timeout:g} s: {exc}") from exc
+            time.sleep(interval if deadline is None else
+                       min(interval, max(0.0, deadline - time.monotonic())))  # fmt: skip
+            interval = min(interval * 1.5, WAIT_POLL_MAX_S)
+            continue
         progress = (float(job.progress_percentage or 0), job.progress_message)
         if on_progress is not None and progress != seen and (seen or progress[0] or progress[1]):
             on_progress(*progress)
@@ -186,6 +204,7 @@ def wait(
         interval = min(interval * 1.5, WAIT_POLL_MAX_S)
 
 
+@api_call(read=False)
 def cancel(
     job_id: str, *, reason: str | None = None, kill: bool = False, database: Database = None
 ) -> Job:
@@ -197,6 +216,7 @@ def cancel(
     return poll(job.id, database=database)
 
 
+@api_call(read=False)
 def retry(job_id: str, *, database: Database = None) -> Job:
     """Run a failed or cancelled job again, with its retry count reset to 0."""
     job = poll(job_id, database=database)
@@ -204,6 +224,7 @@ def retry(job_id: str, *, database: Database = None) -> Job:
     return poll(job.id, database=database)
 
 
+@api_call(read=True)
 def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
     """Per queue: counts by status, latency (s), average run time (s), paused, its limit
     and the workers of live supervisors serving it."""
@@ -216,6 +237,7 @@ __all__ = [
 ]  # fmt: skip
 
 
+@api_call(read=False)
 def schedule(
     name: str,
     cron: str,
