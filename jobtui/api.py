@@ -57,6 +57,7 @@ def enqueue(
     kwargs: Mapping[str, Any] | None = None,
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> Job | None:
     """Enqueue one job of ``task`` (a task or its name); returns the Job.
@@ -66,7 +67,16 @@ def enqueue(
     unique_key, tags, metadata, title, description, deadline. Bad input raises
     ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
     is taken, and None when the task's ``should_enqueue`` declines.
+
+    ``session=`` (a SQLAlchemy Session or a Django connection) writes the job in that
+    session's transaction, on its connection: it exists only if the application commits
+    (jobtui.integrations).
     """
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue(task, args, kwargs, database=borrowed, **options)
     args, kwargs = list(args or []), dict(kwargs or {})
     if not _should_enqueue(task, args, kwargs):
         return None
