@@ -10,6 +10,7 @@ supervisors' wake-up arrives: inside the block, or after it commits).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from urllib.parse import urlsplit
 
@@ -50,7 +51,9 @@ def main(db_url: str, scenario: str) -> dict:
     if scenario == "commit":
         with transaction.atomic():
             order("book")
-            out["job"] = jobtui.enqueue("shop.ship", args=[1], session=connection).id
+            task = os.environ.get("JOBTUI_TEST_TASK", "shop.ship")  # one a supervisor runs
+            args = json.loads(os.environ.get("JOBTUI_TEST_ARGS", "[1]"))
+            out["job"] = jobtui.enqueue(task, args=args, session=connection).id
     elif scenario == "rollback":
         try:
             with transaction.atomic():
