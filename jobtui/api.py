@@ -98,12 +98,19 @@ def enqueue_many(
     items: Iterable[Mapping[str, Any]],
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> list[Job]:
     """Enqueue many jobs of one task in one transaction; returns them in item order.
 
     Each item holds ``args``/``kwargs`` and may override ``options`` for its own job.
+    ``session=`` writes them in the application's transaction, as for ``enqueue``.
     """
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue_many(task, items, database=borrowed, **options)
     ids, db = _insert_many(task, items, database, options)
     if not ids:
         return []

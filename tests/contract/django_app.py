@@ -44,9 +44,10 @@ def main(db_url: str, scenario: str) -> dict:
             cursor.execute("INSERT INTO orders (item) VALUES (%s)", [item])
 
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, item TEXT)"
+        cursor.execute("DROP TABLE IF EXISTS orders")  # PostgreSQL keeps it between tests
+        cursor.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)"
                        if connection.vendor == "sqlite" else
-                       "CREATE TABLE IF NOT EXISTS orders (id SERIAL PRIMARY KEY, item TEXT)")  # fmt: skip
+                       "CREATE TABLE orders (id SERIAL PRIMARY KEY, item TEXT)")  # fmt: skip
     out: dict = {}
     if scenario == "commit":
         with transaction.atomic():

@@ -32,6 +32,7 @@ def _sync_driver(db_url: str, which: int = 0) -> str:
 def engine(db, db_url):
     engine = create_engine(sqlalchemy_url(db_url, _sync_driver(db_url)))
     with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS orders"))  # PostgreSQL keeps it
         connection.execute(text(ORDERS))
     yield engine
     engine.dispose()
@@ -178,3 +179,24 @@ def test_an_async_session_is_refused_from_sync_code(db, db_url):
     with pytest.raises(ConfigurationError, match="aio.enqueue"):
         jobtui.enqueue("shop.ship", session=AsyncSession(engine))
     asyncio.run(engine.dispose())
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["psycopg2", "psycopg"])
+def test_enqueue_many_in_the_session(db, db_url, which):
+    if db_url.startswith("sqlite") and which:
+        pytest.skip("psycopg 3 is PostgreSQL's")
+    engine = create_engine(sqlalchemy_url(db_url, _sync_driver(db_url, which)))
+    try:
+        with Session(engine) as session:
+            jobtui.enqueue_many("shop.ship", [{"args": [1]}, {"args": [2]}], session=session)
+            session.rollback()
+        assert _jobs() == []
+        with Session(engine) as session:
+            jobs = jobtui.enqueue_many(
+                "shop.ship", [{"args": [n]} for n in range(300)], session=session, priority=1
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    assert [j.parameters["args"] for j in jobs[:2]] == [[0], [1]]
+    assert sorted(j.id for j in _jobs()) == sorted(j.id for j in jobs)
