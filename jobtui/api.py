@@ -17,6 +17,7 @@ import peewee
 from jobtui.batching import current_batch
 from jobtui.eager_mode import eager_settings, run_eagerly
 from jobtui.models import actions, queries
+from jobtui.models.borrowed import after_application_commit, is_borrowed
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import JobFailed, JobNotFound
 from jobtui.models.job import Job
@@ -86,9 +87,12 @@ def enqueue(
         name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
     )[0]
     settings = eager_settings()
-    if settings is not None and created:
+    if settings is not None and created and is_borrowed(database):
+        # Eager mode in the application's transaction: the job exists once it commits.
+        after_application_commit(database, lambda: run_eagerly(job_id, get_database(), settings))
+    elif settings is not None and created:
         run_eagerly(job_id, get_database(database), settings)
-    elif row is not None:
+    if row is not None and (settings is None or is_borrowed(database)):
         return Job.from_written(row)
     return Job.select().where(Job.id == job_id).get(get_database(database))
 

@@ -83,6 +83,17 @@ class BorrowedPostgres(_Borrowed, peewee.PostgresqlDatabase):
         return fn
 
 
+def is_borrowed(db: Any) -> bool:
+    """Whether ``db`` is an application's connection lent to jobtui."""
+    return isinstance(db, _Borrowed)
+
+
+def after_application_commit(db: peewee.Database, fn: Callable[[], None]) -> None:
+    """Run ``fn`` after the application's transaction commits (never after a rollback),
+    on any engine: work that needs the job committed, such as running it in eager mode."""
+    db._on_commit(fn)  # type: ignore[attr-defined]
+
+
 def sqlite_file(connection: Any) -> str:
     """The file of a SQLite connection's main database ('' for an in-memory one): where
     the supervisors' wake sockets live (wakeup.py)."""

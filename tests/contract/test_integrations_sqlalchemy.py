@@ -200,3 +200,35 @@ def test_enqueue_many_in_the_session(db, db_url, which):
         engine.dispose()
     assert [j.parameters["args"] for j in jobs[:2]] == [[0], [1]]
     assert sorted(j.id for j in _jobs()) == sorted(j.id for j in jobs)
+
+
+def test_a_refused_enqueue_leaves_the_applications_transaction_usable(engine):
+    """A job refused by the database step (an unknown dependency) is undone to its own
+    savepoint: on PostgreSQL the application's transaction is not left aborted."""
+    from jobtui.models.errors import InvalidJob
+
+    with Session(engine) as session:
+        session.execute(text("INSERT INTO orders (id, item) VALUES (3, 'ink')"))
+        with pytest.raises(InvalidJob, match="unknown job"):
+            jobtui.enqueue("shop.ship", session=session, depends_on=["no-such-job"])
+        session.execute(text("INSERT INTO orders (id, item) VALUES (4, 'pad')"))
+        jobtui.enqueue("shop.ship", args=[13], session=session)
+        session.commit()
+    assert _orders(engine) == 2 and len(_jobs()) == 1
+
+
+def test_eager_mode_runs_the_job_when_the_session_commits(engine):
+    @jobtui.task(name="shop.double")
+    def double(x: int) -> int:
+        return 2 * x
+
+    with jobtui.eager(), Session(engine) as session:
+        job = jobtui.enqueue(double, args=[21], session=session)
+        assert job.status == "pending" and _jobs() == []
+        session.commit()
+    [row] = _jobs()
+    assert (row.status, row.result) == ("completed", 42)
+    with jobtui.eager(), Session(engine) as session:
+        jobtui.enqueue(double, args=[1], session=session)
+        session.rollback()
+    assert len(_jobs()) == 1
