@@ -115,11 +115,22 @@ def enqueue(session: Session, task: Task | str, *args: Any, **kwargs: Any) -> Jo
 async def aenqueue(
     session: AsyncSession, task: Task | str, *args: Any, **kwargs: Any
 ) -> Job | None:
-    """Enqueue in an ``AsyncSession``'s transaction without blocking the event loop: the
-    same synchronous code runs on the session's connection through ``run_sync``, where
-    the async driver's calls are awaited for it (aiosqlite, psycopg 3)."""
+    """``await jobtui.aio.enqueue(task, ..., session=session)``."""
     from jobtui.api import enqueue as enqueue_job
 
-    return await session.run_sync(
-        lambda sync_session: enqueue_job(task, *args, session=sync_session, **kwargs)
-    )
+    return await run_in_session(session, enqueue_job, task, *args, **kwargs)
+
+
+async def run_in_session(
+    session: AsyncSession, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+) -> Any:
+    """``fn(*args, session=..., **kwargs)`` in an ``AsyncSession``'s transaction, without
+    blocking the event loop: the synchronous enqueue runs on the session's own connection
+    through ``run_sync``, where the async driver's calls are awaited for it (aiosqlite,
+    psycopg 3) — not on a jobtui thread, whose connection is not the application's."""
+    if not isinstance(session, AsyncSession):
+        raise ConfigurationError(
+            "jobtui.aio takes an AsyncSession as session=; with a Session or a Django "
+            "connection, call jobtui.enqueue(..., session=...)"
+        )
+    return await session.run_sync(lambda sync_session: fn(*args, session=sync_session, **kwargs))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 import jobtui
+from jobtui import aio
 from jobtui.integrations.sqlalchemy import aenqueue
 from jobtui.models.errors import ConfigurationError
 from jobtui.models.job import Job
@@ -163,13 +164,17 @@ def test_async_sessions(db, db_url, outcome):
         try:
             async with AsyncSession(engine) as session:
                 job = await aenqueue(session, "shop.ship", args=[12], priority=2)
+                many = await aio.enqueue_many("shop.ship", [{"args": [13]}], session=session)
                 await getattr(session, outcome)()
-            return job.id
+            async with AsyncSession(engine) as session:
+                other = await aio.enqueue("shop.ship", args=[14], session=session)
+                await getattr(session, outcome)()
+            return [job.id, many[0].id, other.id]
         finally:
             await engine.dispose()
 
-    job_id = asyncio.run(run())
-    assert [j.id for j in _jobs()] == ([job_id] if outcome == "commit" else [])
+    ids = asyncio.run(run())
+    assert sorted(j.id for j in _jobs()) == (sorted(ids) if outcome == "commit" else [])
 
 
 def test_an_async_session_is_refused_from_sync_code(db, db_url):
