@@ -93,7 +93,7 @@ def _after_commit(session: Session, fn: Callable[[], None]) -> None:
     if not session.info.get(_LISTENING):
         session.info[_LISTENING] = True
         event.listen(session, "after_commit", _run_pending)
-        event.listen(session, "after_rollback", _drop_pending)
+        event.listen(session, "after_transaction_end", _drop_pending)
 
 
 def _run_pending(session: Session) -> None:
@@ -101,8 +101,11 @@ def _run_pending(session: Session) -> None:
         fn()  # wake-ups are best effort and never raise (wakeup.poke)
 
 
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def _drop_pending(session: Session, transaction: Any) -> None:
+    """The outermost transaction ended without a commit (a rollback, or the session was
+    closed: that rolls back without an ``after_rollback`` event): its jobs are gone."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
 
 
 def enqueue(session: Session, task: Task | str, *args: Any, **kwargs: Any) -> Job | None:

@@ -131,6 +131,13 @@ def test_the_wake_up_is_sent_after_the_commit_only(engine, db_url):
             jobtui.enqueue("shop.ship", args=[10], session=session)
             session.rollback()
         assert watch.received(timeout=0.3) == []  # a rollback wakes no one
+        session = Session(engine)
+        jobtui.enqueue("shop.ship", args=[10], session=session)
+        session.close()  # rolls back, with no after_rollback event
+        session.execute(text("INSERT INTO orders (id, item) VALUES (5, 'cup')"))
+        session.commit()  # a later transaction of the same session, with no job
+        session.close()
+        assert watch.received(timeout=0.3) == []
         with Session(engine) as session:  # the next transaction of a session wakes again
             jobtui.enqueue("shop.ship", args=[11], session=session, delay=60)
             session.commit()
