@@ -33,6 +33,9 @@ def _events(response) -> list[tuple[str, dict]]:
 def client(cluster, db_url, monkeypatch):
     from fastapi.testclient import TestClient
 
+    from jobtui.models.store import get_database
+
+    get_database().execute_sql("DROP TABLE IF EXISTS reports")  # PostgreSQL keeps it
     cluster.env["PYTHONPATH"] += os.pathsep + str(EXAMPLE)
     cluster.env["JOBTUI_EXAMPLE_PAGE_S"] = "0.05"
     cluster.start("--poll-interval", "60", imports=["tasks"], workers=1)
