@@ -79,7 +79,11 @@ class BorrowedPostgres(_Borrowed, peewee.PostgresqlDatabase):
     """The application's PostgreSQL connection, in its transaction."""
 
     def after_commit(self, fn: Callable[[], None]) -> Callable[[], None]:
-        fn()  # its NOTIFY is the server's to deliver at commit (module docstring)
+        # Its NOTIFY is the server's to deliver at commit (module docstring). In a
+        # savepoint: the poke swallows its errors, and one left inside the application's
+        # transaction would abort it silently; here the savepoint's release raises instead.
+        with self.atomic():
+            fn()
         return fn
 
 

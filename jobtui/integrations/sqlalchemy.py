@@ -5,10 +5,9 @@ session=...)``) for an ``AsyncSession``.
 The job rows go through ``session.connection()``'s DB-API connection with jobtui's own
 SQL (``jobtui.models.borrowed``), so they commit or roll back with the session. The
 SQLite wake-up waits for the session's ``after_commit`` event; a rollback drops it.
-Drivers: sqlite3 (``sqlite://``), aiosqlite, psycopg2 and psycopg 3 (``postgresql+psycopg``,
-sync or async). asyncpg is refused: it takes parameters only as ``$1`` with values typed
-to the column, which jobtui's SQL does not give; use ``postgresql+psycopg`` for async
-PostgreSQL.
+Drivers: sqlite3 (``sqlite://``), aiosqlite, psycopg2, psycopg 3 (``postgresql+psycopg``,
+sync or async) and asyncpg, whose ``$1`` placeholders and typed values
+``asyncpg_params`` translates to.
 """
 
 from __future__ import annotations
@@ -49,13 +48,13 @@ def session_database(session: Session) -> peewee.Database:
         )
     connection = session.connection()  # the session's transaction begins here if need be
     dialect = connection.dialect
-    if dialect.driver == "asyncpg":
-        raise ConfigurationError(
-            "jobtui cannot enqueue through asyncpg: use postgresql+psycopg for async PostgreSQL"
-        )
     if dialect.name not in ("sqlite", "postgresql"):
         raise ConfigurationError(f"jobtui cannot enqueue through a {dialect.name} session")
     pooled = connection.connection  # the DB-API connection (pool proxy), in the transaction
+    if dialect.driver == "asyncpg":  # $1 placeholders, typed values
+        from .asyncpg_params import AsyncpgConnection
+
+        pooled = AsyncpgConnection(pooled.dbapi_connection)
     if dialect.name == "sqlite":
         _begin_sqlite(pooled)
     url = connection.engine.url.render_as_string(hide_password=False)

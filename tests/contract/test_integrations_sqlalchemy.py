@@ -163,8 +163,11 @@ def test_a_database_without_jobtuis_tables_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("outcome", ["commit", "rollback"])
-def test_async_sessions(db, db_url, outcome):
-    url = sqlalchemy_url(db_url, "aiosqlite" if db_url.startswith("sqlite") else "psycopg")
+@pytest.mark.parametrize("pg_driver", ["psycopg", "asyncpg"])
+def test_async_sessions(db, db_url, outcome, pg_driver):
+    if db_url.startswith("sqlite") and pg_driver == "asyncpg":
+        pytest.skip("one async SQLite driver: aiosqlite")
+    url = sqlalchemy_url(db_url, "aiosqlite" if db_url.startswith("sqlite") else pg_driver)
 
     async def run() -> str:
         engine = create_async_engine(url)
@@ -244,3 +247,79 @@ def test_eager_mode_runs_the_job_when_the_session_commits(engine):
         jobtui.enqueue(double, args=[1], session=session)
         session.rollback()
     assert len(_jobs()) == 1
+
+
+def test_asyncpg_takes_jobtuis_sql(db, db_url):
+    """asyncpg: ``$1`` placeholders and values of the parameter's type (timestamps as
+    datetimes), through unique keys, dependencies, delays, the catalog and a bulk insert."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("asyncpg is PostgreSQL's")
+    publish(db, "shop.ship", queue="shipping")
+
+    async def run() -> list[str]:
+        engine = create_async_engine(sqlalchemy_url(db_url, "asyncpg"))
+        try:
+            async with AsyncSession(engine) as session:
+                first = await aio.enqueue("shop.ship", args=[1], session=session,
+                                          unique_key="u1", delay=60, tags=["a"])  # fmt: skip
+                again = await aio.enqueue("shop.ship", args=[1], session=session, unique_key="u1")
+                after = await aio.enqueue("shop.mail", session=session, depends_on=[first.id])
+                many = await aio.enqueue_many("shop.mail", [{"args": [n]} for n in range(3)],
+                                              session=session)  # fmt: skip
+                assert again.id == first.id and after.status == "waiting"
+                await session.commit()
+            return [first.id, after.id, *(j.id for j in many)]
+        finally:
+            await engine.dispose()
+
+    ids = asyncio.run(run())
+    jobs = {j.id: j for j in _jobs()}
+    assert sorted(jobs) == sorted(ids)
+    assert jobs[ids[0]].queue_name == "shipping" and jobs[ids[0]].scheduled_for is not None
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "asyncpg"])
+def test_async_sessions_wake_after_the_commit_only(db, db_url, driver):
+    if db_url.startswith("sqlite") and driver == "asyncpg":
+        pytest.skip("one async SQLite driver: aiosqlite")
+    url = sqlalchemy_url(db_url, "aiosqlite" if db_url.startswith("sqlite") else driver)
+    watch = WakeWatch(db_url)
+
+    async def run() -> tuple[list[str], list[str], list[str]]:
+        engine = create_async_engine(url)
+        try:
+            async with AsyncSession(engine) as session:
+                await aio.enqueue("shop.ship", session=session)
+                inside = watch.received(timeout=0.3)
+                await session.commit()
+            after = watch.received(timeout=5)
+            async with AsyncSession(engine) as session:
+                await aio.enqueue("shop.ship", session=session)
+                await session.rollback()
+            return inside, after, watch.received(timeout=0.3)
+        finally:
+            await engine.dispose()
+
+    try:
+        assert asyncio.run(run()) == ([], ["!"], [])
+    finally:
+        watch.close()
+
+
+def test_a_failed_notify_never_aborts_the_applications_transaction(engine, db_url, monkeypatch):
+    """The poke swallows its errors; on the application's PostgreSQL connection one would
+    leave the transaction aborted, to fail or vanish at commit. Its savepoint makes the
+    enqueue raise instead, and the transaction goes on."""
+    import peewee
+
+    from jobtui.models import wakeup
+
+    if db_url.startswith("sqlite"):
+        pytest.skip("the NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(wakeup, "CHANNEL", "")  # pg_notify refuses an empty channel
+    with Session(engine) as session:
+        with pytest.raises(peewee.PeeweeException):
+            jobtui.enqueue("shop.ship", session=session)
+        session.execute(text("INSERT INTO orders (id, item) VALUES (6, 'mug')"))
+        session.commit()
+    assert _orders(engine) == 1
