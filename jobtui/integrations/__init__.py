@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import peewee
 
-from jobtui.models.errors import ConfigurationError
+from jobtui.models.errors import ConfigurationError, InvalidJob
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 @contextlib.contextmanager
 def session_database(session: Any) -> Iterator[peewee.Database]:
     """The Peewee Database to enqueue through for ``session``, valid inside the block."""
+    from jobtui.batching import current_batch
+
+    if current_batch() is not None:  # its jobs are written in the batch's own transaction
+        raise InvalidJob(
+            "a job cannot join both a batch and the application's session: enqueue it "
+            "outside `with batch()`, or without session="
+        )
     module = type(session).__module__
     if module.startswith("sqlalchemy."):
         from . import sqlalchemy

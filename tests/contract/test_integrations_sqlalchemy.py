@@ -323,3 +323,14 @@ def test_a_failed_notify_never_aborts_the_applications_transaction(engine, db_ur
         session.execute(text("INSERT INTO orders (id, item) VALUES (6, 'mug')"))
         session.commit()
     assert _orders(engine) == 1
+
+
+def test_a_session_enqueue_inside_a_batch_is_refused(engine):
+    """A batch writes its jobs in its own transaction: a job cannot also be in the
+    application's, so it is refused rather than silently written outside the session."""
+    from jobtui.models.errors import InvalidJob
+
+    with Session(engine) as session, pytest.raises(InvalidJob, match="batch"):
+        with jobtui.batch():
+            jobtui.enqueue("shop.ship", session=session)
+    assert _jobs() == []
