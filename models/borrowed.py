@@ -14,7 +14,7 @@ connection. A SQLite wake-up is a datagram, which no transaction holds back: it 
 to the framework's after-commit hook (``on_commit``) instead.
 
 The schema stays jobtui's: the application and jobtui share one database, created and
-migrated by jobtui (a supervisor's start, or any jobtui command). A borrowed connection
+migrated by jobtui (a supervisor's start, or ``use_database`` at the application's start). A borrowed connection
 only checks that the schema is there and current; it never creates or migrates it inside
 someone else's transaction.
 """
@@ -150,6 +150,6 @@ def check_borrowed_schema(db: peewee.Database) -> None:
         state = "has no jobtui tables" if version is None else f"has jobtui schema {version}"
         raise ConfigurationError(
             f"the application's database {state} (this jobtui needs {SCHEMA_VERSION}): "
-            "start jobtui-supervisor on it, or run any jobtui command with --database "
-            "pointing at it, to create or migrate them first"
+            "start jobtui-supervisor on it, or call jobtui.use_database(URL) at the "
+            "application's start, to create or migrate them first"
         )
