@@ -14,9 +14,9 @@ connection. A SQLite wake-up is a datagram, which no transaction holds back: it 
 to the framework's after-commit hook (``on_commit``) instead.
 
 The schema stays jobtui's: the application and jobtui share one database, created and
-migrated by jobtui (a supervisor's start, or ``use_database`` at the application's start). A borrowed connection
-only checks that the schema is there and current; it never creates or migrates it inside
-someone else's transaction.
+migrated by jobtui (a supervisor's start, or ``use_database`` at the application's
+start). A borrowed connection only checks that the schema is there and current; it never
+creates or migrates it inside someone else's transaction.
 """
 
 from __future__ import annotations
