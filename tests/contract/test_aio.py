@@ -219,3 +219,39 @@ def test_the_ticker_sees_a_blocked_loop(tmp_path):
         return ticker
 
     assert run(main()).worst_loop_ms >= 35
+
+
+def _terminate_other_backends(db_url: str) -> int:
+    import psycopg2
+
+    conn = psycopg2.connect(db_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+        killed = cur.fetchone()[0]
+    conn.close()
+    return killed
+
+
+def test_calls_reconnect_after_the_server_drops_the_connections(db, db_url, monkeypatch):
+    """A PostgreSQL restart (every connection cut) between calls: the next read and the
+    next write succeed; nothing but jobtui's errors could have escaped."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite has no server connection to lose")
+    import jobtui.aio_runner as runner_module
+
+    monkeypatch.setenv("JOBTUI_AIO_THREADS", "1")  # one thread, one connection to cut
+    monkeypatch.setattr(runner_module, "IDLE_PING_S", 0.0)  # check before every write
+
+    async def main():
+        job = await aio.enqueue(add, args=[1, 1])
+        assert await asyncio.to_thread(_terminate_other_backends, db_url) >= 1
+        assert (await aio.poll(job.id)).id == job.id  # a read: retried on a new connection
+        assert await asyncio.to_thread(_terminate_other_backends, db_url) >= 1
+        second = await aio.enqueue(add, args=[2, 2])  # a write: the idle check reconnects
+        assert await asyncio.to_thread(_terminate_other_backends, db_url) >= 1
+        assert (await aio.queue_stats())["aio"]["counts"]["pending"] == 2
+        return second
+
+    run(main())  # (the test's own connection was cut too: no read here after it)
