@@ -5,9 +5,13 @@ Why threads and not an async driver: every jobtui write goes through one set of 
 those same functions on a few threads, each holding its own connection (Peewee keeps one
 per thread), keeps a single code path and a single driver. The loop only awaits futures.
 
-Each thread keeps its connection open between calls. A lost connection is dropped on the
-thread that saw it, so the next call reconnects; a read is retried once at once. Driver
-errors leave as jobtui's own (``StoreError`` and its subclasses), as the sync API's do.
+Each thread keeps its connection open between calls, and after a database restart it must
+not fail the application's next calls (RELIABILITY.md, "Learned while building"). A lost
+connection is dropped on the thread that saw it, so the next call reconnects; a read is
+retried once at once. A write is never retried (its COMMIT may have landed); instead, on
+PostgreSQL, a connection idle for ``IDLE_PING_S`` is checked with ``SELECT 1`` before a
+write runs on it, which absorbs a restart that happened while the application was idle.
+Driver errors leave as jobtui's own (``StoreError`` and its subclasses), as the sync API's.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import contextvars
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import peewee
 
+from jobtui.models.db import is_sqlite
 from jobtui.models.errors import ConnectionLost, JobtuiError
 from jobtui.models.store import classify_error, get_database
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 
 ENV_THREADS = "JOBTUI_AIO_THREADS"
 DEFAULT_THREADS = 4
+IDLE_PING_S = 1.0
 
 _STOP = object()
 
@@ -56,6 +63,16 @@ def _is_lost(exc: BaseException) -> bool:
     return isinstance(exc, peewee.OperationalError) and isinstance(
         classify_error(exc), ConnectionLost
     )
+
+
+def _ping_if_idle(db: peewee.Database, idle_s: float) -> None:
+    """Before a write on a PostgreSQL connection idle for a while: drop it if it died."""
+    if idle_s < IDLE_PING_S or is_sqlite(db) or db.is_closed() or db.in_transaction():
+        return
+    try:
+        db.execute_sql("SELECT 1")
+    except peewee.PeeweeException:
+        _drop_connection(db)  # the write itself then opens a fresh one
 
 
 def call_in_thread(
@@ -102,7 +119,7 @@ class Runner:
                 self._workers.append(thread)
 
     def _serve(self) -> None:
-        used: set[peewee.Database] = set()
+        used: dict[peewee.Database, float] = {}  # its connections, and their last use
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -111,14 +128,16 @@ class Runner:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                used.add(get_database(database))
+                db = get_database(database)
+                now = time.monotonic()
+                if not read:
+                    _ping_if_idle(db, now - used.get(db, now))
+                used[db] = now
                 result = ctx.run(call_in_thread, database, fn, args, kwargs, read=read)
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            finally:
-                del item, future
         for db in used:
             try:
                 db.close()
