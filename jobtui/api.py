@@ -17,6 +17,7 @@ import peewee
 from jobtui.batching import current_batch
 from jobtui.eager_mode import eager_settings, run_eagerly
 from jobtui.models import actions, queries
+from jobtui.models.borrowed import after_application_commit, is_borrowed
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
@@ -58,6 +59,7 @@ def enqueue(
     kwargs: Mapping[str, Any] | None = None,
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> Job | None:
     """Enqueue one job of ``task`` (a task or its name); returns the Job.
@@ -67,7 +69,16 @@ def enqueue(
     unique_key, tags, metadata, title, description, deadline. Bad input raises
     ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
     is taken, and None when the task's ``should_enqueue`` declines.
+
+    ``session=`` (a SQLAlchemy Session or a Django connection) writes the job in that
+    session's transaction, on its connection: it exists only if the application commits
+    (jobtui.integrations).
     """
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue(task, args, kwargs, database=borrowed, **options)
     args, kwargs = list(args or []), dict(kwargs or {})
     if not _should_enqueue(task, args, kwargs):
         return None
@@ -77,9 +88,12 @@ def enqueue(
         name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
     )[0]
     settings = eager_settings()
-    if settings is not None and created:
+    if settings is not None and created and is_borrowed(database):
+        # Eager mode in the application's transaction: the job exists once it commits.
+        after_application_commit(database, lambda: run_eagerly(job_id, get_database(), settings))
+    elif settings is not None and created:
         run_eagerly(job_id, get_database(database), settings)
-    elif row is not None:
+    if row is not None and (settings is None or is_borrowed(database)):
         return Job.from_written(row)
     return Job.select().where(Job.id == job_id).get(get_database(database))
 
@@ -90,12 +104,19 @@ def enqueue_many(
     items: Iterable[Mapping[str, Any]],
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> list[Job]:
     """Enqueue many jobs of one task in one transaction; returns them in item order.
 
     Each item holds ``args``/``kwargs`` and may override ``options`` for its own job.
+    ``session=`` writes them in the application's transaction, as for ``enqueue``.
     """
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue_many(task, items, database=borrowed, **options)
     results, db, eager = _insert_many(task, items, database, options)
     # Jobs are built from the rows written (no read back), but for those that changed
     # since (eager mode) or were there already (a taken unique_key).

@@ -98,6 +98,12 @@ class Task(Generic[P, R]):
 
         return enqueue(self, args=list(args), kwargs=kwargs)
 
+    async def aenqueue(self, *args: Any, **kwargs: Any) -> Any:
+        """``enqueue`` for coroutines: runs on a jobtui thread, never blocking the loop."""
+        from jobtui import aio  # loaded on first use: ``import jobtui`` stays asyncio-free
+
+        return await aio.enqueue(self, args=list(args), kwargs=kwargs)
+
     @property
     def retry_policy(self) -> RetryPolicy:
         """The task's retry policy (its options over the defaults of DESIGN.md)."""

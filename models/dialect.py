@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import peewee
 
+from . import wakeup
 from .db import is_sqlite
-from .wakeup import CHANNEL
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -200,14 +200,14 @@ class Dialect:
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start : start + INSERT_CHUNK]
             params = [row[c] for row in chunk for c in columns]
-            params += (CHANNEL, wake)
+            params += (wakeup.CHANNEL, wake)
             db.execute_sql(_postgres_insert(tuple(columns), len(chunk)), params)
 
     def notify(self, db: peewee.Database, wake: str) -> None:
         """Wake the supervisors when the current transaction commits (PostgreSQL's NOTIFY;
         SQLite's wake-up is a datagram sent after the commit, ``wakeup.poke``)."""
         if self.name == "postgresql":
-            db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, wake))
+            db.execute_sql("SELECT pg_notify(%s, %s)", (wakeup.CHANNEL, wake))
 
     def set_lock_wait(self, db: peewee.Database, milliseconds: int) -> None:
         """How long a statement waits for a lock held elsewhere before it fails: SQLite's

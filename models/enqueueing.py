@@ -285,9 +285,11 @@ def insert_jobs(
         written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
         batched = any(r.get("batch_id") for r in written)
         if (len(written) == 1 and not written[0]["_depends_on"] and not batched
-                and written[0]["unique_key"] is None):  # fmt: skip
+                and written[0]["unique_key"] is None and not db.in_transaction()):  # fmt: skip
             del written[0]["_depends_on"]
-            # One statement (with its NOTIFY on PostgreSQL): autocommit is atomic.
+            # One statement (with its NOTIFY on PostgreSQL): autocommit is atomic. Inside
+            # a caller's transaction the savepoint below keeps a refused INSERT from
+            # aborting it (PostgreSQL aborts a transaction at its first failed statement).
             dialect.insert_rows(db, INSERT_COLUMNS, written, wake)
             return [(written[0]["id"], True)]
         with dialect.write_transaction(db):

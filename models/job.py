@@ -121,6 +121,11 @@ class Job(BaseModel):
         return dict(params.get("kwargs") or {})
 
     @property
+    def payload(self) -> dict[str, Any]:
+        """Seed 001's name for a job's parameters: its keyword arguments."""
+        return self.kwargs
+
+    @property
     def depends_on(self) -> list[str]:
         from .dependency import JobDependency
 

@@ -99,6 +99,12 @@ def get_database(target: str | peewee.Database | None = None) -> peewee.Database
     return use_database(target) if target != _current_url else _current  # type: ignore[return-value]
 
 
+def trust_database(db: peewee.Database) -> None:
+    """Take ``db`` as checked: its owner verified the schema (a borrowed connection,
+    borrowed.py, which must never be connected or migrated from here)."""
+    _checked.add(db)
+
+
 def current_url() -> str | None:
     return _current_url
 
