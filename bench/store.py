@@ -73,7 +73,7 @@ def _raw_row(n: int) -> dict:
                parameters=json.dumps({"args": [n], "kwargs": {}}), progress_percentage=0,
                max_retries=3, retry_count=0, priority=0, queue_name="default", created_at=stamp,
                updated_at=stamp, run_at=stamp, attempt=0, cancel_requested=0,
-               error_permanent=0, has_dependants=0)  # fmt: skip
+               error_permanent=0, has_dependants=0, unset_options=0)  # fmt: skip
     return row
 
 
