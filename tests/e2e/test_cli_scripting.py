@@ -364,7 +364,8 @@ def test_a_read_only_database_says_so_once(tmp_path):
 
 
 def test_postgresql_without_its_driver_says_what_to_install():
-    code = ("import sys; sys.modules['psycopg2'] = None; from jobtui.cli import main; "
+    code = ("import sys; sys.modules['psycopg2'] = sys.modules['psycopg'] = None; "
+            "from jobtui.cli import main; "
             "sys.exit(main(['--database', 'postgresql://postgres@127.0.0.1/test', 'status']))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
