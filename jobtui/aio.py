@@ -94,7 +94,8 @@ async def watch(
 
     TimeoutError when ``timeout`` seconds pass before that. Polls from a jobtui thread
     with a growing interval, sleeping on the loop in between (a server-sent-events
-    endpoint can stream it)."""
+    endpoint can stream it); a state overwritten within one interval is not seen, as a
+    progress bar needs only the latest."""
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
     seen: tuple[Any, ...] | None = None

@@ -255,3 +255,25 @@ def test_calls_reconnect_after_the_server_drops_the_connections(db, db_url, monk
         return second
 
     run(main())  # (the test's own connection was cut too: no read here after it)
+
+
+def test_a_cancelled_batch_block_writes_nothing_and_lets_go_of_the_lock(db):
+    async def main():
+        inside = asyncio.Event()
+
+        async def block() -> None:
+            async with aio.batch():
+                await aio.enqueue(add, args=[1, 1])
+                inside.set()
+                await asyncio.sleep(3600)
+
+        task_ = asyncio.create_task(block())
+        await asyncio.wait_for(inside.wait(), 10)
+        task_.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task_
+        # the transaction is gone: a write elsewhere goes through at once
+        return await asyncio.wait_for(aio.enqueue(add, args=[2, 2]), 5)
+
+    after = run(main())
+    assert [j.id for j in Job.select()] == [after.id]
