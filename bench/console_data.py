@@ -3,6 +3,9 @@
 One million rows go in with ``executemany`` in transactions of 50,000 through the sqlite3
 module (jobtui's schema and pragmas, none of its Python per row): ids are UUIDv7 made from
 each job's creation time, so ``ORDER BY id`` is creation order as in a real database.
+
+The rollup table (models/rollup.py) gets what the supervisor would have written for the
+jobs that ended in the last 8 days: minute rows for the last two hours, hour rows before.
 """
 
 from __future__ import annotations
@@ -15,6 +18,15 @@ import uuid
 from datetime import datetime, timedelta
 
 from jobtui.models import store
+from jobtui.models.rollup import (
+    COUNTS,
+    FOLD_AFTER,
+    HIST_BUCKETS,
+    KEEP_ROLLUP,
+    KEY_COLUMNS,
+    VALUE_COLUMNS,
+    bucket_of,
+)
 
 QUEUES = ("default", "emails", "orders", "sync", "reports", "media", "exports", "ingest",
           "maintenance", "billing")  # fmt: skip
@@ -78,6 +90,33 @@ def _row(n: int, created: datetime, rng: random.Random, status: str) -> tuple:
             error, error_type, worker)  # fmt: skip
 
 
+def _count_end(rollup: dict, row: tuple, now: datetime) -> None:
+    """Add a generated job that ended (completed, failed, cancelled) to the rollup."""
+    status, ended = row[2], row[16] or row[17]
+    if status not in ("completed", "failed", "cancelled") or ended is None:
+        return
+    ended_at = datetime.fromisoformat(ended)
+    if now - ended_at > KEEP_ROLLUP:
+        return
+    if now - ended_at > FOLD_AFTER:
+        bucket, span = ended_at.replace(minute=0, second=0, microsecond=0), 3600
+    else:
+        bucket, span = ended_at.replace(second=0, microsecond=0), 60
+    key = (_stamp(bucket), span, row[8], row[1])
+    vector = rollup.get(key)
+    if vector is None:
+        vector = rollup[key] = [0] * len(VALUE_COLUMNS)
+    vector[COUNTS.index(status)] += 1
+    if status == "cancelled" or row[15] is None:
+        return
+    started, due = datetime.fromisoformat(row[15]), datetime.fromisoformat(row[11])
+    run, wait = (ended_at - started).total_seconds(), max(0.0, (started - due).total_seconds())
+    vector[4] += wait
+    vector[5] += run
+    vector[6 + bucket_of(wait)] += 1
+    vector[6 + HIST_BUCKETS + bucket_of(run)] += 1
+
+
 def populate(path: str, jobs: int, *, now: datetime, days: float = 30, seed: int = 7) -> None:
     """Write ``jobs`` jobs created over the ``days`` before ``now`` into a new database."""
     if os.path.exists(path):
@@ -100,6 +139,7 @@ def populate(path: str, jobs: int, *, now: datetime, days: float = 30, seed: int
     weights = [w for _, w in STATUSES]
     start = now - timedelta(days=days)
     step = timedelta(days=days) / max(1, jobs)
+    rollup: dict[tuple, list] = {}
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=wal")
     conn.execute("PRAGMA synchronous=off")
@@ -113,8 +153,15 @@ def populate(path: str, jobs: int, *, now: datetime, days: float = 30, seed: int
                 if now - created < timedelta(minutes=2) and status == "completed":
                     status = "pending"
                 rows.append(_row(n, created, rng, status) + tail)
+                _count_end(rollup, rows[-1], now)
             conn.execute("BEGIN")
             conn.executemany(insert, rows)
             conn.execute("COMMIT")
+        columns = (*KEY_COLUMNS, *VALUE_COLUMNS)
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO job_rollup ({', '.join(columns)}) VALUES "
+                         f"({', '.join('?' * len(columns))})",
+                         [(*key, *values) for key, values in sorted(rollup.items())])  # fmt: skip
+        conn.execute("COMMIT")
     finally:
         conn.close()

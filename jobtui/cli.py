@@ -219,10 +219,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
         return 0
     if stats:
-        table(["queue", *ALL_STATUSES, "latency", "avg run", "workers", "paused", "limit"], [
+        table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
+               "run p95", "workers", "paused", "limit"], [
             [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
-             duration(q["avg_run_s"]), q["workers"], "yes" if q["paused"] else "",
-             "" if q["limit"] is None else q["limit"]]
+             f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
+             duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
+             "yes" if q["paused"] else "", "" if q["limit"] is None else q["limit"]]
             for name, q in stats.items()
         ])  # fmt: skip
     else:
@@ -340,12 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_queue_parsers(sub)
 
     from jobtui.cli_batch import add_batch_parser
+    from jobtui.cli_db import add_db_parser
     from jobtui.cli_schedule import add_schedule_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
     add_tasks_parser(sub)
+    add_db_parser(sub)
     return parser
 
 
@@ -358,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         from jobtui.cli_options import check_options, reads_only
 
         check_options(args)
-        use_database(args.database, create=not reads_only(args))
+        if not getattr(args, "opens_database_itself", False):  # jobtui db: unmigrated
+            use_database(args.database, create=not reads_only(args))
         return _run_visibly(args)
     except JobtuiError as exc:
         print(f"jobtui: {visible_line(exc)}", file=sys.stderr)

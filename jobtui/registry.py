@@ -2,6 +2,12 @@
 
 Only a registered task can run: a job row names a task, never an import path that would
 be imported blindly (DESIGN.md, supervisor rules).
+
+A ``Task`` is generic over its function's parameters and return type (``Task[P, R]``), so
+a type checker checks ``send_email(...)`` and ``send_email.enqueue(...)`` against the
+function's own signature. Only the type checker sees ``typing``: the supervisor imports
+this module, and ``typing`` stays out of its memory (tests/unit/test_pure.py), so at run
+time ``Generic`` and ``overload`` are small stand-ins.
 """
 
 from __future__ import annotations
@@ -16,7 +22,25 @@ from jobtui.models.retry import RetryPolicy
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+    from jobtui.models.job import Job
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+else:
+    P = R = None  # only subscripted below, by the stand-in
+
+    class Generic:
+        """Run-time stand-in for ``typing.Generic``: ``Task[P, R]`` is ``Task`` itself."""
+
+        def __class_getitem__(cls, params: object) -> type:
+            return cls
+
+    def overload(func: Callable[..., object]) -> Callable[..., object]:
+        """Run-time stand-in for ``typing.overload``: the last definition is the one."""
+        return func
+
 
 #: Options ``@task`` accepts as defaults for the jobs of that task.
 TASK_DEFAULTS = frozenset({
@@ -26,10 +50,10 @@ TASK_DEFAULTS = frozenset({
 
 
 @dataclass
-class Task:
+class Task(Generic[P, R]):
     """A registered task: the function, its name and the defaults of its jobs."""
 
-    func: Callable[..., Any]
+    func: Callable[P, R]
     name: str
     defaults: dict[str, Any] = field(default_factory=dict)
     cron: str | None = None
@@ -62,13 +86,14 @@ class Task:
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function directly, in this process (no job)."""
         return self.func(*args, **kwargs)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Any:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job | None:
         """Enqueue a job of this task with these arguments (task arguments only; use
-        ``jobtui.enqueue(task, args=..., priority=...)`` to set job options)."""
+        ``jobtui.enqueue(task, args=..., priority=...)`` to set job options). None when
+        the task's ``should_enqueue`` declined."""
         from jobtui.api import enqueue
 
         return enqueue(self, args=list(args), kwargs=kwargs)
@@ -164,7 +189,26 @@ class TaskRegistry:
 registry = TaskRegistry()
 
 
-def task(
+@overload
+def task(func: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
+    func: None = None,
+    *,
+    name: str | None = None,
+    cron: str | None = None,
+    should_enqueue: Callable[..., bool] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    permanent_errors: tuple[type[BaseException], ...] = (),
+    retry_errors: tuple[type[BaseException], ...] | None = None,
+    orphan_policy: str = "retry",
+    **defaults: Any,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(  # noqa: F811 - the implementation of the overloads above
     func: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
@@ -189,7 +233,7 @@ def task(
         raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
 
-    def wrap(fn: Callable[..., Any]) -> Task:
+    def wrap(fn: Callable[P, R]) -> Task[P, R]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
         return registry.register(Task(
             func=fn, name=task_name, defaults=dict(defaults), cron=cron,

@@ -13,6 +13,7 @@ import peewee
 
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
+from .rollup import Tally, tally_ended
 from .store import get_database
 from .workflow import cancel_dependants, jobs_ended
 
@@ -86,12 +87,14 @@ def cancel_jobs(
 
     db = get_database(db)
     ids = list(dict.fromkeys(ids))
-    now = sql_timestamp(utcnow())
+    now_dt = utcnow()
+    now = sql_timestamp(now_dt)
     reason = (reason or (KILL_REASON if kill else CANCEL_REASON))[:500]
 
     def run() -> ActionResult:
         cancelled: list[str] = []
         asked: list[str] = []
+        tally = Tally(now_dt)  # one rollup write, in key order (rollup.tally_ended)
         with dialect_for(db).write_transaction(db):
             for marks, params in _chunks(ids):
                 params.update(now=now, reason=reason)
@@ -99,8 +102,9 @@ def cancel_jobs(
                     f"""UPDATE jobs SET status = 'cancelled', error_message = :reason,
                     error_type = 'Cancelled', completed_at = :now, updated_at = :now
                     WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying')
-                    RETURNING id"""), params).fetchall()  # fmt: skip
+                    RETURNING id, queue_name, job_type"""), params).fetchall()  # fmt: skip
                 cancelled += [row[0] for row in rows]
+                tally_ended(db, [(row[1], row[2]) for row in rows], now_dt, tally=tally)
                 rows = db.execute_sql(dialect_for(db).sql(
                     f"""UPDATE jobs SET cancel_requested = :yes,
                     cancel_reason = :reason, kill_requested = :kill, updated_at = :now
@@ -108,7 +112,8 @@ def cancel_jobs(
                     OR (:kill AND kill_requested IS NOT TRUE)) RETURNING id"""),
                     {**params, "yes": True, "kill": kill}).fetchall()  # fmt: skip
                 asked += [row[0] for row in rows]
-            cascaded = jobs_ended(db, cancelled, "cancelled")
+            cascaded = jobs_ended(db, cancelled, "cancelled", tally)
+            tally.write(db)
         changed, requested = len(cancelled), len(asked)
         return ActionResult(changed, requested, len(cascaded), len(ids) - changed - requested,
                             tuple(cancelled), tuple(asked), tuple(cascaded))  # fmt: skip

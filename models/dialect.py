@@ -222,6 +222,12 @@ class Dialect:
         if self.name == "postgresql":
             db.execute_sql("SELECT pg_advisory_xact_lock(7315310)")
 
+    def block_writes(self, db: peewee.Database, table: str) -> None:
+        """Hold off other transactions' writes to ``table`` until this one ends (SQLite's
+        write transaction already does), so what was read there stays true."""
+        if self.name == "postgresql":
+            db.execute_sql(f"LOCK TABLE {table} IN SHARE MODE")
+
 
 _CLAIM_CACHE: dict[tuple[str, int | None], str] = {}
 

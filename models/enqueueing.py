@@ -222,6 +222,11 @@ def _write(db: peewee.Database, row: dict[str, Any]) -> tuple[str, bool]:
     for dep in deps:
         db.execute_sql(dialect.sql(_INSERT_EDGE), {"job": row["id"], "dep": dep})
         db.execute_sql(dialect.sql(_MARK_DEPENDED_ON), {"dep": dep, "yes": True})
+    if row["status"] == "cancelled":  # a dependency had already failed: it ended here
+        from .base import as_datetime
+        from .rollup import tally_ended
+
+        tally_ended(db, [(row["queue_name"], row["job_type"])], as_datetime(row["created_at"]))
     return row["id"], True
 
 

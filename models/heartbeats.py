@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 
 _SUPERVISOR_UPSERT = """INSERT INTO supervisors (name, host, pid, process_started_at, started_at,
     heartbeat_at, state, tasks, queues, version, cpu_percent, rss_bytes, jobs_done, jobs_failed,
-    heartbeat_interval_s)
+    heartbeat_interval_s, schema_version)
 VALUES (:name, :host, :pid, :process_started_at, :now, {now}, :state, :tasks, :queues,
-    :version, 0, 0, 0, 0, :heartbeat_interval_s)
+    :version, 0, 0, 0, 0, :heartbeat_interval_s, :schema_version)
 ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
     process_started_at = excluded.process_started_at, started_at = excluded.started_at,
     heartbeat_at = excluded.heartbeat_at, state = excluded.state, tasks = excluded.tasks,
     queues = excluded.queues, version = excluded.version, cpu_percent = 0, rss_bytes = 0,
-    jobs_done = 0, jobs_failed = 0, heartbeat_interval_s = excluded.heartbeat_interval_s"""
+    jobs_done = 0, jobs_failed = 0, heartbeat_interval_s = excluded.heartbeat_interval_s,
+    schema_version = excluded.schema_version"""
 
 _SUPERVISOR_BEAT = """UPDATE supervisors SET heartbeat_at = {now}, state = :state,
     cpu_percent = :cpu_percent, rss_bytes = :rss_bytes, jobs_done = :jobs_done,
@@ -95,6 +96,7 @@ def register_supervisor(db: peewee.Database, row: dict[str, Any]) -> None:
     """Create (or take over) the supervisor's row. The caller holds a write transaction."""
     params = {
         "heartbeat_interval_s": None,
+        "schema_version": None,
         **row,
         "now": sql_timestamp(utcnow()),
         "tasks": dumps(row.get("tasks") or []),

@@ -22,6 +22,7 @@ from .dialect import dialect_for
 from .errors import SchemaTooNew
 from .job import Job
 from .queue import Queue
+from .rollup import JobRollup
 from .schedule import Schedule, ScheduleFire
 from .worker import Supervisor, Worker
 
@@ -29,11 +30,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog,
+    TaskCatalog, JobRollup,
 ]  # fmt: skip
 
 
@@ -78,12 +79,31 @@ def _add_task_catalog(migrator: SchemaMigrator, db: peewee.Database) -> None:
     db.execute_sql(UNRESOLVED_INDEX_SQL)
 
 
-#: STEPS[n] migrates a database from schema version n-1 to n.
+def _add_job_rollup(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 6: the ``job_rollup`` table of per-minute counts and histograms
+    (rollup.py). It starts empty: jobs that ended before the upgrade are not counted in
+    it (the figures of the first hour after an upgrade cover the jobs since)."""
+    db.create_tables([JobRollup])
+
+
+def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 7: a supervisor row says which schema version its jobtui runs
+    (supervisors.schema_version), so ``jobtui db downgrade`` can refuse while one that
+    needs a newer schema is alive. Nullable: rows of older supervisors stay unknown."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
+
+
+#: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
+#: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     2: _drop_redundant_attempt_index,
     3: _add_cancel_reasons_and_beat_intervals,
     4: _add_progress_details,
     5: _add_task_catalog,
+    6: _add_job_rollup,
+    7: _add_supervisor_schema_versions,
 }
 
 

@@ -34,6 +34,7 @@ from .catalog import (
 from .clock import sql_timestamp, utcnow
 from .dialect import Dialect, dialect_for
 from .retry import RetryPolicy
+from .rollup import Tally
 from .workflow import finish_batches, job_ended
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
 
+# what an ended run returns: for dependants and batches, and for the rollup (rollup.py)
+_ENDED = "started_at, batch_id, has_dependants, queue_name, job_type, run_at"
+
 # who ran it, and when it began if that was later than its claim
 _RAN_BY = ("worker_name = COALESCE(:worker_name, worker_name),"
            " started_at = COALESCE(:started_at, started_at)")  # fmt: skip
@@ -51,10 +55,11 @@ _COMPLETED = f"""UPDATE jobs SET status = 'completed', result = :result, complet
     updated_at = :now, progress_percentage = 100, error_message = NULL, error_type = NULL,
     error_traceback = NULL, error_permanent = :no, cancel_requested = :no, {_RAN_BY}
 WHERE {FENCE}
-RETURNING started_at, batch_id, has_dependants"""
+RETURNING {_ENDED}"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
-    retry_max_delay, retry_jitter, started_at, batch_id, has_dependants, unset_options
+    retry_max_delay, retry_jitter, started_at, batch_id, has_dependants, unset_options,
+    queue_name, job_type, run_at
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
@@ -68,12 +73,12 @@ WHERE {FENCE}"""
 _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, updated_at = :now,
     error_message = :error, error_type = :error_type, error_traceback = :traceback, {_RAN_BY}
 WHERE {FENCE}
-RETURNING started_at, batch_id, has_dependants"""
+RETURNING {_ENDED}"""
 
 _INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
     error_message = :error, cancel_requested = :no, started_at = COALESCE(:started_at, started_at)
 WHERE {FENCE}
-RETURNING started_at, batch_id, has_dependants"""
+RETURNING {_ENDED}"""
 
 _ATTEMPT = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
     host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -136,7 +141,8 @@ UPDATE jobs SET status = 'completed', result = v.result, completed_at = {p}, upd
 FROM v
 WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
-RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants"""
+RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants,
+    jobs.queue_name, jobs.job_type, jobs.run_at"""
 
 _ATTEMPTS_MANY = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name,
     pid, host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -155,12 +161,13 @@ done AS (UPDATE jobs SET status = 'completed', result = v.result, completed_at =
   WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
   RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants,
-    v.worker_name AS by_worker, v.supervisor_name, v.pid, v.host, v.outcome),
+    jobs.queue_name, jobs.job_type, jobs.run_at, v.worker_name AS by_worker, v.supervisor_name, v.pid, v.host, v.outcome),
 attempt_rows AS (INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
     host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
   SELECT id, attempt, by_worker, supervisor_name, pid::integer, host, started_at,
     CAST({p} AS TIMESTAMP), outcome, NULL, NULL, NULL FROM done)
-SELECT id, attempt, started_at, batch_id, has_dependants FROM done"""
+SELECT id, attempt, started_at, batch_id, has_dependants, queue_name, job_type, run_at
+FROM done"""
 
 COMPLETE_CHUNK = 200  # rows per statement: well under SQLite's 32,766 parameters
 _many_cache: dict[tuple[str, str, int], str] = {}
@@ -182,7 +189,11 @@ def _many(dialect: Dialect, template: str, width: int, count: int) -> str:
 
 
 def _complete_many(
-    db: peewee.Database, outcomes: Sequence[Outcome], stamp: str, batches: set[str] | None
+    db: peewee.Database,
+    outcomes: Sequence[Outcome],
+    stamp: str,
+    batches: set[str] | None,
+    tally: Tally,
 ) -> dict[tuple[str, int], str]:
     """Write completed outcomes; {(job id, attempt): "completed"} for the runs that
     still held their lease (the rest changed nothing)."""
@@ -197,7 +208,7 @@ def _complete_many(
         params += (stamp, stamp, False, False, *(o.job_id for o in outcomes), stamp)
         sql = _many(dialect, _COMPLETE_WITH_ATTEMPTS, 10, len(outcomes))
         rows = db.execute_sql(sql, params).fetchall()
-        _follow_up(db, rows, batches)
+        _follow_up(db, rows, batches, tally)
         return {(row[0], int(row[1])): "completed" for row in rows}
     for o in outcomes:
         params += (o.job_id, o.attempt, o.lease_token, o.result_json, o.worker.get("worker_name"),
@@ -209,25 +220,26 @@ def _complete_many(
         return {}
     by_run = {(o.job_id, o.attempt): o for o in outcomes}
     attempt_params: list[Any] = []
-    for job_id, attempt, started_at, _, _ in rows:
+    for job_id, attempt, started_at, *_ in rows:
         o = by_run[(job_id, int(attempt))]
         w = o.worker
         attempt_params += (job_id, o.attempt, w.get("worker_name"), w.get("supervisor_name"),
                            w.get("pid"), w.get("host"), started_at, stamp,
                            o.attempt_outcome or AttemptOutcome.COMPLETED, None, None, None)  # fmt: skip
     db.execute_sql(_many(dialect, _ATTEMPTS_MANY, 12, len(rows)), attempt_params)
-    _follow_up(db, rows, batches)
+    _follow_up(db, rows, batches, tally)
     return {(row[0], int(row[1])): "completed" for row in rows}
 
 
 def _follow_up(
-    db: peewee.Database, rows: Sequence[Sequence[Any]], batches: set[str] | None
+    db: peewee.Database, rows: Sequence[Sequence[Any]], batches: set[str] | None, tally: Tally
 ) -> None:
-    """Dependants and batches of the jobs just completed: (id, attempt, started_at,
-    batch_id, has_dependants) rows."""
-    for job_id, _, _, batch_id, has_dependants in rows:
+    """Dependants, batches and the rollup of the jobs just completed: (id, attempt,
+    started_at, batch_id, has_dependants, queue_name, job_type, run_at) rows."""
+    for job_id, _, started_at, batch_id, has_dependants, queue, task, run_at in rows:
+        tally.add(queue, task, "completed", started_at, run_at)
         if batch_id or has_dependants:
-            job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches)
+            job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches, tally=tally)
 
 
 def apply_outcomes(
@@ -237,10 +249,16 @@ def apply_outcomes(
     now: datetime | None = None,
     batches_to_finish: set[str] | None = None,
     retry_times: list[str] | None = None,
+    tally: Tally | None = None,
 ) -> list[str | None]:
     """``apply_outcome`` for many runs of different jobs, in the caller's transaction:
-    completed ones in bulk, the rest one by one. The new status of each, in order."""
+    completed ones in bulk, the rest one by one. The new status of each, in order.
+
+    The ends are counted in ``tally`` (the caller writes it before committing); without
+    one, they are written to the rollup here, in one statement."""
     now_dt = now or utcnow()
+    own = tally is None
+    tally = Tally(now_dt) if tally is None else tally
     statuses: list[str | None] = [None] * len(outcomes)
     completed: list[int] = []
     for index, outcome in enumerate(outcomes):
@@ -249,14 +267,17 @@ def apply_outcomes(
         else:
             statuses[index] = apply_outcome(db, outcome, now=now_dt,
                                             batches_to_finish=batches_to_finish,
-                                            retry_times=retry_times)  # fmt: skip
+                                            retry_times=retry_times, tally=tally)  # fmt: skip
     if completed:
         stamp = sql_timestamp(now_dt)
         for start in range(0, len(completed), COMPLETE_CHUNK):
             chunk = completed[start : start + COMPLETE_CHUNK]
-            written = _complete_many(db, [outcomes[i] for i in chunk], stamp, batches_to_finish)
+            written = _complete_many(db, [outcomes[i] for i in chunk], stamp, batches_to_finish,
+                                     tally)  # fmt: skip
             for i in chunk:
                 statuses[i] = written.get((outcomes[i].job_id, outcomes[i].attempt))
+    if own:
+        tally.write(db)
     return statuses
 
 
@@ -304,11 +325,13 @@ def apply_outcome(
     now: datetime | None = None,
     batches_to_finish: set[str] | None = None,
     retry_times: list[str] | None = None,
+    tally: Tally | None = None,
 ) -> str | None:
     """Write one outcome inside the caller's transaction; returns the job's new status, or
     None when the run had lost its lease (nothing written). With ``batches_to_finish``,
     the job's batch is added to it for the caller's ``finish_batches`` (workflow.py); with
-    ``retry_times``, a retry's due time is appended (the supervisor sets a timer for it)."""
+    ``retry_times``, a retry's due time is appended (the supervisor sets a timer for it).
+    The end is counted in ``tally``, or, without one, written to the rollup here."""
     stmts = statements_for(dialect_for(db))
     now_dt = now or utcnow()
     stamp = sql_timestamp(now_dt)
@@ -333,7 +356,7 @@ def apply_outcome(
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),
             })  # fmt: skip
-            row = (outcome.started_at or row[6], row[7], row[8])
+            row = (outcome.started_at or row[6], row[7], row[8], row[10], row[11], row[12])
             if next_retry_at is not None and retry_times is not None:
                 retry_times.append(next_retry_at)
         attempt_outcome = AttemptOutcome.FAILED
@@ -347,6 +370,9 @@ def apply_outcome(
         raise ValueError(f"unknown outcome kind {kind!r}")
     if row is None:
         return None
+    own = Tally(now_dt) if tally is None else tally
+    if status != "pending":  # a run put back by a shutdown has not ended
+        own.add(row[3], row[4], "retried" if status == "retrying" else status, row[0], row[5])
     worker = outcome.worker
     db.execute_sql(stmts.attempt, {
         **params, "started_at": row[0], "outcome": outcome.attempt_outcome or attempt_outcome,
@@ -355,7 +381,10 @@ def apply_outcome(
     })  # fmt: skip
     if status in ("completed", "failed", "cancelled") and (row[1] or row[2]):
         # dependants or a batch to follow up
-        job_ended(db, outcome.job_id, status, row[1], batches_to_finish=batches_to_finish)
+        job_ended(db, outcome.job_id, status, row[1], batches_to_finish=batches_to_finish,
+                  tally=own)  # fmt: skip
+    if tally is None:
+        own.write(db)
     return status
 
 

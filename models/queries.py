@@ -6,16 +6,17 @@ import json
 import operator
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import peewee
 
 from .base import as_datetime
-from .clock import iso_utc, sql_timestamp, utcnow
+from .clock import iso_utc, utcnow
 from .errors import JobNotFound
 from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
+from .rollup_read import queue_hour
 from .status import ALL_STATUSES
 from .store import get_database
 from .worker import Supervisor, Worker
@@ -97,9 +98,10 @@ def list_jobs(
 
 def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
     """Per queue: counts by status, latency (age of the oldest due pending job, seconds),
-    average run time of recent completions (seconds), whether it is paused, its
-    concurrency limit across every supervisor (None: none) and the workers of live
-    supervisors that serve it."""
+    whether it is paused, its concurrency limit across every supervisor (None: none), the
+    workers of live supervisors that serve it, and the last hour's exact figures from the
+    rollup (rollup.py): jobs completed and failed, ended per minute, average and p95 run
+    time and p95 wait of the runs that ended (seconds; None without runs)."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -108,6 +110,8 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
         return stats.setdefault(name, {
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
             "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
+            "completed_1h": 0, "failed_1h": 0, "per_min_1h": 0.0, "run_p95_s": None,
+            "wait_p95_s": None,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -121,17 +125,11 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
         first_due = as_datetime(first_due)
         if first_due is not None:
             entry(queue)["latency_s"] = max(0.0, (now - first_due).total_seconds())
-    recent = (Job.select(Job.queue_name, Job.started_at, Job.completed_at)
-              .where(Job.status == "completed", Job.completed_at >= sql_timestamp(
-                  now - timedelta(hours=1)))
-              .order_by(Job.completed_at.desc()).limit(2000).tuples())  # fmt: skip
-    runs: dict[str, list[float]] = {}
-    for queue, started, completed in recent:
-        started, completed = as_datetime(started), as_datetime(completed)
-        if started and completed:
-            runs.setdefault(queue, []).append((completed - started).total_seconds())
-    for queue, durations in runs.items():
-        entry(queue)["avg_run_s"] = sum(durations) / len(durations)
+    for queue, hour in queue_hour(get_database(db), now).items():
+        figures = entry(queue)
+        figures.update(completed_1h=hour.completed, failed_1h=hour.failed,
+                       per_min_1h=round(hour.per_min, 3), avg_run_s=hour.avg_run_s,
+                       run_p95_s=hour.run_p(0.95), wait_p95_s=hour.wait_p(0.95))  # fmt: skip
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
         entry(row.name)["limit"] = row.concurrency

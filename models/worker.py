@@ -24,6 +24,9 @@ class Supervisor(BaseModel):
     jobs_failed = peewee.BigIntegerField(default=0)
     #: its --heartbeat-interval: readers call it and its workers stale after 3 of them
     heartbeat_interval_s = peewee.FloatField(null=True)
+    #: the schema version its jobtui runs (migrations.SCHEMA_VERSION): ``db downgrade``
+    #: refuses while a live one runs a newer schema than the target
+    schema_version = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "supervisors"

@@ -10,8 +10,10 @@ from collections.abc import Iterable
 
 import peewee
 
+from .base import as_datetime
 from .clock import sql_timestamp, utcnow
 from .dialect import dialect_for
+from .rollup import Tally, tally_ended
 
 _PROMOTE = """UPDATE jobs SET status = 'pending', updated_at = :now
 WHERE status = 'waiting'
@@ -25,7 +27,8 @@ WHERE d.depends_on_id = :id AND j.status IN ('waiting', 'pending', 'retrying')""
 
 _CANCEL_DEPENDANT = """UPDATE jobs SET status = 'cancelled', error_message = :reason,
     error_type = 'DependencyFailed', completed_at = :now, updated_at = :now
-WHERE id = :id AND status IN ('waiting', 'pending', 'retrying')"""
+WHERE id = :id AND status IN ('waiting', 'pending', 'retrying')
+RETURNING queue_name, job_type"""
 
 
 def promote_dependants(db: peewee.Database, job_id: str) -> int:
@@ -35,24 +38,34 @@ def promote_dependants(db: peewee.Database, job_id: str) -> int:
     return cursor.rowcount
 
 
-def cancel_dependants(db: peewee.Database, job_ids: Iterable[str], how: str) -> list[str]:
+def cancel_dependants(
+    db: peewee.Database, job_ids: Iterable[str], how: str, tally: Tally | None = None
+) -> list[str]:
     """Cancel, transitively, the not-yet-running dependants of jobs that ``how`` ended.
 
     ``how`` reads in the reason: "dependency 0196… failed". Returns the cancelled ids.
+    They are counted in ``tally`` (the caller's: all of a transaction's rollup rows are
+    then written at once, in one lock order), else in the rollup here.
     """
     dialect = dialect_for(db)
     select_sql, cancel_sql = dialect.sql(_WAITING_DEPENDANTS), dialect.sql(_CANCEL_DEPENDANT)
-    now = sql_timestamp(utcnow())
+    now_dt = utcnow()
+    now = sql_timestamp(now_dt)
     cancelled: list[str] = []
+    ended: list[tuple[str, str]] = []  # (queue, task) of each, for the rollup
     frontier = [(job_id, how) for job_id in job_ids]
     while frontier:
         parent, parent_how = frontier.pop()
         children = [row[0] for row in db.execute_sql(select_sql, {"id": parent}).fetchall()]
         for child in children:
             reason = f"dependency {parent} {parent_how}"
-            if db.execute_sql(cancel_sql, {"id": child, "reason": reason, "now": now}).rowcount:
+            row = db.execute_sql(cancel_sql, {"id": child, "reason": reason, "now": now}).fetchone()
+            if row is not None:
+                ended.append((row[0], row[1]))
                 cancelled.append(child)
                 frontier.append((child, "cancelled"))
+    if ended:
+        tally_ended(db, ended, now_dt, tally=tally)
     return cancelled
 
 
@@ -115,6 +128,7 @@ def job_ended(
     batch_id: str | None = None,
     *,
     batches_to_finish: set[str] | None = None,
+    tally: Tally | None = None,
 ) -> list[str]:
     """Everything that follows a job reaching a final status, inside the same transaction:
     dependants promoted (completed) or cancelled down the chain (failed, cancelled), and
@@ -128,7 +142,7 @@ def job_ended(
         promote_dependants(db, job_id)
         cascaded: list[str] = []
     else:
-        cascaded = cancel_dependants(db, [job_id], status)
+        cascaded = cancel_dependants(db, [job_id], status, tally)
     batches = _batches_of(db, cascaded)
     if batch_id:
         batches.add(batch_id)
@@ -145,13 +159,15 @@ def finish_batches(db: peewee.Database, batches: Iterable[str]) -> None:
         finish_batch(db, batch)
 
 
-def jobs_ended(db: peewee.Database, job_ids: Iterable[str], status: str) -> list[str]:
+def jobs_ended(
+    db: peewee.Database, job_ids: Iterable[str], status: str, tally: Tally | None = None
+) -> list[str]:
     """``job_ended`` for many jobs that ended the same way (an operator's bulk cancel)."""
     job_ids = list(job_ids)
     cascaded: list[str] = []
     batches = _batches_of(db, job_ids)
     for job_id in job_ids:
-        cascaded += cancel_dependants(db, [job_id], status) if status != "completed" else []
+        cascaded += cancel_dependants(db, [job_id], status, tally) if status != "completed" else []
         if status == "completed":
             promote_dependants(db, job_id)
     batches |= _batches_of(db, cascaded)
@@ -164,16 +180,18 @@ _EXPIRE = """UPDATE jobs SET status = 'cancelled', error_message = 'expired: not
     error_type = 'Expired', completed_at = :now, updated_at = :now
 WHERE deadline IS NOT NULL AND deadline <= :now
   AND status IN ('pending', 'waiting', 'retrying')
-RETURNING id, batch_id"""
+RETURNING id, batch_id, queue_name, job_type"""
 
 
-def expire_jobs(db: peewee.Database, now_stamp: str) -> list[str]:
+def expire_jobs(db: peewee.Database, now_stamp: str, tally: Tally | None = None) -> list[str]:
     """Cancel, as expired, the jobs not started by their deadline (huey's and Celery's
     ``expires``); their dependants and batches follow. The caller holds a write
     transaction. Returns the expired ids."""
     rows = db.execute_sql(dialect_for(db).sql(_EXPIRE), {"now": now_stamp}).fetchall()
+    if rows:
+        tally_ended(db, [(row[2], row[3]) for row in rows], as_datetime(now_stamp), tally=tally)
     batches: set[str] = set()
-    for job_id, batch_id in rows:
-        job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches)
+    for job_id, batch_id, *_ in rows:
+        job_ended(db, job_id, "cancelled", batch_id, batches_to_finish=batches, tally=tally)
     finish_batches(db, batches)
     return [row[0] for row in rows]

@@ -23,6 +23,7 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
+from jobtui.models.rollup import Tally
 from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.workflow import finish_batches
 
@@ -119,7 +120,7 @@ class GroupCommit:
         heartbeat: tuple[dict[str, Any], list[dict[str, Any]], list[tuple[str, int, str]]]
         | None = None,
         sweep: Callable[[peewee.Database], list[Outcome]] | None = None,
-        unknown_sweep: Callable[[peewee.Database, str], list[tuple[str, str]]] | None = None,
+        unknown_sweep: Callable[[peewee.Database, str, Tally], list[tuple[str, str]]] | None = None,
         cron: bool = False,
         look_for_limits: bool = False,
     ) -> TurnResult | None:
@@ -140,8 +141,9 @@ class GroupCommit:
                                    "token": token, "pct": pct, "msg": msg, "details": details,
                                    "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
+                tally = Tally(now)  # the turn's ends, one rollup statement (rollup.py)
                 statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
-                                          retry_times=result.retry_times)  # fmt: skip
+                                          retry_times=result.retry_times, tally=tally)  # fmt: skip
                 result.statuses = list(zip(outcomes, statuses, strict=True))
                 if heartbeat is not None:
                     result.lost_leases = write_heartbeat(db, *heartbeat)
@@ -149,10 +151,13 @@ class GroupCommit:
                     for outcome in sweep(db):
                         result.recovered.append((outcome, apply_outcome(
                             db, outcome, now=now, batches_to_finish=batches,
-                            retry_times=result.retry_times)))  # fmt: skip
+                            retry_times=result.retry_times, tally=tally)))  # fmt: skip
                 finish_batches(db, batches)
                 if unknown_sweep is not None:
-                    result.unknown_failed = unknown_sweep(db, stamp)
+                    result.unknown_failed = unknown_sweep(db, stamp, tally)
+                # every end of the turn in one rollup statement, rows in key order: on
+                # PostgreSQL two supervisors then lock them in one order (no deadlock)
+                tally.write(db)
                 if cron:
                     result.fired = fire_due_schedules(db, now)
                 if claims and (look_for_limits or self.limits is None):

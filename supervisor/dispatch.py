@@ -130,7 +130,8 @@ class Dispatch:
             sweep = lambda db: self.reaper.sweep(db, self.held_runs())  # noqa: E731
         if now >= self.next_unknown_sweep and not self.stopping and not essentials_only:
             known = set(self.registry.names())
-            unknown = lambda db, stamp: self.reaper.fail_unknown_tasks(db, known, stamp)  # noqa: E731
+            unknown = lambda db, stamp, tally: self.reaper.fail_unknown_tasks(  # noqa: E731
+                db, known, stamp, tally)  # fmt: skip
         poll_due = now >= self.next_poll
         if not (heartbeat or sweep or unknown or poll_due) and self._deferring(now):
             return

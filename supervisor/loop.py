@@ -30,6 +30,7 @@ from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
 from .recovery import Reaper
 from .reload import Reloading
+from .rollup_upkeep import RollupKeeper
 from .signals import SignalInbox
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
@@ -108,6 +109,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.next_unknown_sweep = now + config.heartbeat_interval_s * 2
         self.next_cron = now
         self.next_prune = now + PRUNE_INTERVAL_S / 10
+        self.rollup = RollupKeeper(db, now)
         self.started_mono = now
 
     def _orphan_policy(self, job_type: str) -> str:
@@ -371,6 +373,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.write_and_claim()
         self.prune()
         self.task_settings.rehome_tick(self.db, now)
+        if not self.stopping:
+            self.rollup.tick(time.monotonic())
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

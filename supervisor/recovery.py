@@ -17,9 +17,11 @@ from collections.abc import Callable, Collection
 
 import peewee
 
+from jobtui.models.base import as_datetime
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
+from jobtui.models.rollup import Tally, tally_ended
 from jobtui.models.workflow import expire_jobs
 
 from . import procinfo
@@ -53,7 +55,7 @@ _LIVE_TASKS = "SELECT name, tasks, heartbeat_at FROM supervisors WHERE name <> :
 _FAIL_UNKNOWN = """UPDATE jobs SET status = 'failed', error_message = :error,
     error_type = 'TaskNotFound', error_permanent = :yes, failed_at = :now, updated_at = :now
 WHERE job_type = :task AND status IN ('pending', 'retrying') AND run_at <= :now
-RETURNING id"""
+RETURNING id, queue_name"""
 
 
 class Reaper:
@@ -190,13 +192,13 @@ class Reaper:
         return tasks
 
     def fail_unknown_tasks(
-        self, db: peewee.Database, known: set[str], now_stamp: str
+        self, db: peewee.Database, known: set[str], now_stamp: str, tally: Tally | None = None
     ) -> list[tuple[str, str]]:
         """Fail due jobs whose task neither we nor any live supervisor registered:
         (job id, task) of each; also expire jobs past their deadline ((id, "expired")).
-        The caller holds a write transaction."""
+        The caller holds a write transaction; the ends are counted in its ``tally``."""
         dialect = dialect_for(db)
-        expired = [(job_id, "expired") for job_id in expire_jobs(db, now_stamp)]
+        expired = [(job_id, "expired") for job_id in expire_jobs(db, now_stamp, tally)]
         names = [row[0] for row in db.execute_sql(_TASK_NAMES)]
         has_due = dialect.sql(_HAS_DUE)
         unknown = [t for t in names if t not in known
@@ -210,9 +212,12 @@ class Reaper:
         for task in unknown:
             if task in others:
                 continue
-            ids = [row[0] for row in db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
+            rows = db.execute_sql(dialect.sql(_FAIL_UNKNOWN), {
                 "task": task, "error": f"unknown task {task}", "yes": True, "now": now_stamp,
-            }).fetchall()]  # fmt: skip
-            jobs_ended(db, ids, "failed")
+            }).fetchall()  # fmt: skip
+            ids = [row[0] for row in rows]
+            tally_ended(db, [(row[1], task) for row in rows], as_datetime(now_stamp), "failed",
+                        tally)  # fmt: skip
+            jobs_ended(db, ids, "failed", tally)
             failed += [(job_id, task) for job_id in ids]
         return expired + failed

@@ -15,6 +15,7 @@ from jobtui.models.db import is_sqlite
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import ConfigurationError, ConnectionLost
 from jobtui.models.heartbeats import register_supervisor
+from jobtui.models.migrations import SCHEMA_VERSION
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
@@ -120,6 +121,7 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
             "version": __version__,
             "queues": {g.label: g.size for g in config.groups},
             "heartbeat_interval_s": config.heartbeat_interval_s,
+            "schema_version": SCHEMA_VERSION,
         })  # fmt: skip
         # with our row, so whoever sees us running also finds our tasks' defaults
         publish_catalog(db, config, registry, in_transaction=True)
@@ -139,9 +141,12 @@ def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None
 
 def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: int) -> None:
     """Runs left by the dead previous holder of our name: only we would ever look at them."""
+    from jobtui.models.clock import utcnow
     from jobtui.models.outcomes import Outcome, apply_outcome
+    from jobtui.models.rollup import Tally
 
     dialect = dialect_for(db)
+    tally = Tally(utcnow())  # the ends counted in one rollup write (rollup.tally_ended)
     rows = db.execute_sql(
         dialect.sql(
             "SELECT id, attempt FROM jobs WHERE status = 'running' AND supervisor_name = :me"
@@ -154,5 +159,6 @@ def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: in
             job_id=job_id, attempt=int(attempt), lease_token=None, kind="failed", error=reason,
             error_type="WorkerLost", attempt_outcome="crashed",
             worker={"supervisor_name": config.name, "host": config.host},
-        ))  # fmt: skip
+        ), tally=tally)  # fmt: skip
         log.warning("job %s attempt %s recovered: %s -> %s", job_id, attempt, reason, status)
+    tally.write(db)

@@ -18,8 +18,8 @@ from jobtui.models import store
 from jobtui.models.migrations import SCHEMA_VERSION
 
 PG_ADMIN_DSN = os.environ.get("JOBTUI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("job_attempts", "job_dependencies", "schedule_fires", "workers", "supervisors",
-          "schedules", "batches", "queues", "jobs", "task_catalog")  # fmt: skip
+TABLES = ("job_rollup", "job_attempts", "job_dependencies", "schedule_fires", "workers",
+          "supervisors", "schedules", "batches", "queues", "jobs", "task_catalog")  # fmt: skip
 
 
 def _pg_connect(dsn: str):

@@ -39,7 +39,12 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("jobs", "K", "kill a running job now, after y/n (SIGTERM to its process tree)", "kill"),
     ("jobs", "D", "delete", "delete"),
     ("jobs", "+ / -", "priority up / down", "priority_up"),
-    ("jobs", "e", "enqueue a job", "enqueue"),
+    (
+        "jobs",
+        "e",
+        "enqueue a job (the task field completes the names in the task catalog: → accepts)",
+        "enqueue",
+    ),
     ("jobs", "w", "go to the job's worker", "goto_worker"),
     ("queues", "p", "pause / resume the queue", "toggle_pause"),
     ("queues", "enter", "the queue's jobs (esc comes back)", ""),

@@ -84,7 +84,6 @@ class Strip:
     failed_per_min: tuple[int, ...] = (0,) * 60
     wait_p95_s: float | None = None
     oldest_pending_s: float | None = None
-    sampled: bool = False  # the hour held more ended jobs than were read
 
 
 @dataclass(frozen=True)
@@ -161,6 +160,11 @@ class MetricRow:
     wait_p95_s: float | None
     run_p50_s: float | None
     run_p95_s: float | None
+    retried: int = 0  # failed runs that were retried
+    cancelled: int = 0
+    per_min: float = 0.0  # done + failed per minute over the window
+    done_series: tuple[int, ...] = ()  # per slot of the window, oldest first
+    failed_series: tuple[int, ...] = ()
 
     @property
     def failure_rate(self) -> float | None:
@@ -258,11 +262,21 @@ class ScheduledView:
 
 
 @dataclass(frozen=True)
+class MetricsWindow:
+    """One period ending now (the last hour, 24 hours or 7 days): exact figures per queue
+    (task "") followed by its tasks, and the total over every queue."""
+
+    label: str
+    window_s: float
+    slot_s: float  # the sparklines' slot
+    rows: tuple[MetricRow, ...]
+    total: MetricRow
+
+
+@dataclass(frozen=True)
 class MetricsView:
     now: datetime
-    rows: tuple[MetricRow, ...]
-    window_s: float = 3600.0
-    sampled: bool = False
+    windows: tuple[MetricsWindow, ...]  # 1h, 24h, 7d
 
 
 @dataclass(frozen=True)

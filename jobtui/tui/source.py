@@ -28,6 +28,7 @@ from jobtui.models.db import redact_url
 from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
+from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
 from jobtui.models.worker import Supervisor, Worker
 
 from . import stats
@@ -53,7 +54,14 @@ from .snapshot import (
     WorkersView,
 )
 
-DETAIL_DEPENDANTS = 20  # the job detail lists this many of the jobs waiting on a job
+DETAIL_DEPENDANTS = 20
+#: How much longer than the last hour the longer windows stay cached: their sums read
+#: more rows (7 days: every hour row of the week) and a minute more changes them little.
+METRICS_TTL_FACTOR = {
+    "1h": 1,
+    "24h": 6,
+    "7d": 12,
+}  # the job detail lists this many of the jobs waiting on a job
 
 T = TypeVar("T")
 
@@ -109,10 +117,10 @@ class DataSource:
         with self.db.connection_context():
             return fn()
 
-    def _cached(self, key: str, fn: Callable[[], T]) -> T:
+    def _cached(self, key: str, fn: Callable[[], T], ttl_s: float | None = None) -> T:
         now = self.clock.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.stats_ttl_s:
+        if hit is not None and now - hit[0] < (self.stats_ttl_s if ttl_s is None else ttl_s):
             return hit[1]
         value = fn()
         self._cache[key] = (now, value)
@@ -122,11 +130,12 @@ class DataSource:
         """Forget cached aggregates (after an action, so its effect shows at once)."""
         self._cache.clear()
 
-    def _recent(self, now: datetime) -> tuple[list[tuple], bool]:
-        return self._cached("recent", lambda: stats.recent_ends(self.db, now))
+    def _hour(self, now: datetime) -> WindowFigures:
+        """The rollup's last hour (exact ends per minute, queue and task)."""
+        return self._cached("hour", lambda: read_window(self.db, now, HOUR))
 
     def _queues(self, now: datetime):
-        return self._cached("queues", lambda: stats.queue_rows(self.db, now, self._recent(now)[0]))
+        return self._cached("queues", lambda: stats.queue_rows(self.db, now, self._hour(now)))
 
     # ------------------------------------------------------------------ header
 
@@ -224,18 +233,27 @@ class DataSource:
         return JobsPage(rows=tuple(job_row(r) for r in rows[: query.limit]),
                         more_below=len(rows) > query.limit, more_above=more_above)  # fmt: skip
 
-    def _matching(self, query: JobsQuery, now: datetime) -> int | None:
+    def _matching(self, query: JobsQuery, now: datetime, page: JobsPage) -> int | None:
+        """Jobs matching the filter, consistent with the page read at the same moment.
+
+        A page that holds every match (no more rows either way) is the count itself: the
+        cached count was read up to ``stats_ttl_s`` earlier and said "0 matching" beside
+        three running rows. A cached count below the rows shown is stale too: recounted."""
         if query.filter.is_empty and query.ids is None:
             return None
+        if not page.more_below and (query.top is None or not page.more_above):
+            return len(page.rows)
         key = f"count:{query.filter.describe()}:{hash(query.ids)}"
-        return self._cached(
-            key,
-            lambda: len(
-                self._scan(
-                    query, now, columns=(Job.id,), bound=None, ascending=False, limit=COUNT_CAP
-                )
-            ),
-        )
+
+        def count() -> int:
+            return len(self._scan(query, now, columns=(Job.id,), bound=None, ascending=False,
+                                  limit=COUNT_CAP))  # fmt: skip
+
+        found = self._cached(key, count)
+        if found < len(page.rows) + int(page.more_below):
+            found = count()
+            self._cache[key] = (self.clock.monotonic(), found)
+        return found
 
     def _worker_rows(self, now: datetime) -> list[WorkerRow]:
         sups = list(Supervisor.select().execute(self.db))
@@ -308,12 +326,11 @@ class DataSource:
             workers: tuple[WorkerRow, ...] = ()
             if with_panes:
                 queue_rows = self._queues(now)
-                recent, sampled = self._recent(now)
                 queues = tuple(queue_rows)
-                strip = stats.build_strip(now, recent, sampled, queue_rows)
+                strip = stats.build_strip(self._hour(now), queue_rows)
                 workers = tuple(self._worker_rows(now))
             return JobsView(now=now, page=page, queues=queues, strip=strip, workers=workers,
-                            matching=self._matching(query, now))  # fmt: skip
+                            matching=self._matching(query, now, page))  # fmt: skip
 
         return self._read(read)
 
@@ -403,8 +420,13 @@ class DataSource:
     def metrics_view(self) -> MetricsView:
         def read() -> MetricsView:
             now = self.clock.now()
-            recent, sampled = self._recent(now)
-            return MetricsView(now=now, rows=tuple(stats.metric_rows(recent)), sampled=sampled)
+            windows = tuple(
+                self._cached(f"metrics:{window.label}",
+                             lambda w=window: stats.metrics_window(read_window(self.db, now, w)),
+                             self.stats_ttl_s * METRICS_TTL_FACTOR[window.label])
+                for window in WINDOWS
+            )  # fmt: skip
+            return MetricsView(now=now, windows=windows)
 
         return self._read(read)
 

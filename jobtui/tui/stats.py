@@ -2,10 +2,10 @@
 schedules. Plain functions over a database; no Textual.
 
 Every query here is bounded whatever the size of the job table: queue names come from a
-loose index scan, each (queue, status) count stops at ``COUNT_CAP``, the last hour is read
-through the (status, updated_at) index with a row limit, and failures are grouped from the
-newest ``FAILURE_SAMPLE`` failed jobs. The data source runs them every few seconds, not on
-every tick.
+loose index scan, each (queue, status) count stops at ``COUNT_CAP``, throughput and
+latency figures (the last hour, 24 hours, 7 days) are exact sums of the rollup table
+(models/rollup.py), and failures are grouped from the newest ``FAILURE_SAMPLE`` failed
+jobs. The data source runs them every few seconds, not on every tick.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import hashlib
 import json
 import re
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import peewee
@@ -26,6 +25,7 @@ from jobtui.models.clock import sql_timestamp
 from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
+from jobtui.models.rollup_read import Figures, WindowFigures
 from jobtui.models.schedule import Schedule
 from jobtui.models.worker import Supervisor
 
@@ -34,19 +34,15 @@ from .snapshot import (
     DelayedRow,
     FailureGroup,
     MetricRow,
+    MetricsWindow,
     QueueRow,
     ScheduleRow,
     Strip,
 )
 
 STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", "cancelled")
-#: Rows of the last hour read for the strip, throughput and metrics (newest first).
-RECENT_LIMIT = 20_000
 FAILURE_SAMPLE = 5_000
 DELAYED_PER_QUEUE = 50
-WINDOW = timedelta(hours=1)
-#: How far back (by creation) the last hour's ends are looked for.
-LOOKBACK = timedelta(hours=4)
 
 # Distinct queue names by a loose index scan of (status, queue_name), one walk per status.
 _QUEUE_NAMES = """WITH RECURSIVE st(s) AS (VALUES {statuses}),
@@ -110,15 +106,14 @@ def stale_limits(db: peewee.Database) -> dict[str, float]:
     return {name: stale_after_s(interval) for name, interval in rows.execute(db)}
 
 
-def queue_rows(db: peewee.Database, now: datetime, recent: Sequence[tuple]) -> list[QueueRow]:
-    """Per queue: capped counts by status, latency, paused, concurrency, last hour's ends."""
+def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[QueueRow]:
+    """Per queue: capped counts by status, latency, paused, concurrency, and the last
+    hour's ends (exact, from ``hour``: the rollup's last hour)."""
     controls = {name: (bool(paused), cap) for name, paused, cap in
                 Queue.select(Queue.name, Queue.paused, Queue.concurrency).tuples().execute(db)}  # fmt: skip
     names = sorted(set(distinct_names(db)) | set(controls))
     serving = workers_serving(db, now)
-    ended: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for status, queue, *_ in recent:
-        ended[queue][0 if status == "completed" else 1] += 1
+    ended = {q.queue: (q.completed, q.failed) for q in hour.queues}
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
     stamp = sql_timestamp(now)
     for name in names:
@@ -132,31 +127,10 @@ def queue_rows(db: peewee.Database, now: datetime, recent: Sequence[tuple]) -> l
             name=name, counts=tuple(zip(STATUSES, (int(v) for v in values), strict=True)),
             latency_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
             paused=paused, concurrency=concurrency or None,
-            done_last_hour=ended[name][0], failed_last_hour=ended[name][1],
+            done_last_hour=ended.get(name, (0, 0))[0],
+            failed_last_hour=ended.get(name, (0, 0))[1],
         ))  # fmt: skip
     return rows
-
-
-def recent_ends(db: peewee.Database, now: datetime) -> tuple[list[tuple], bool]:
-    """Jobs that ended in the last hour, newest first (capped): (status, queue, task,
-    run_at, started_at, ended_at). The bool says whether the cap cut the hour short.
-
-    Read through the (status, id) index, newest ids first, among the jobs created in the
-    last ``LOOKBACK`` (ids are creation times): a job created earlier that ended within
-    the hour (a long delay or backoff) is not counted."""
-    since = now - WINDOW
-    rows: list[tuple] = []
-    for status in ("completed", "failed"):
-        ended = Job.completed_at if status == "completed" else Job.failed_at
-        query = (Job.select(Job.status, Job.queue_name, Job.job_type, Job.run_at,
-                            Job.started_at, ended)
-                 .where(Job.status == status, Job.id >= id_floor(now - LOOKBACK),
-                        Job.updated_at >= since)
-                 .order_by(Job.id.desc()).limit(RECENT_LIMIT + 1).tuples())  # fmt: skip
-        rows += list(query.execute(db))
-    capped = len(rows) > RECENT_LIMIT
-    rows.sort(key=lambda r: r[5] or since, reverse=True)
-    return rows[:RECENT_LIMIT], capped
 
 
 def id_floor(moment: datetime) -> str:
@@ -165,61 +139,36 @@ def id_floor(moment: datetime) -> str:
     return str(uuid.UUID(int=(max(0, ms) & ((1 << 48) - 1)) << 80))
 
 
-def percentile(values: Sequence[float], fraction: float) -> float | None:
-    """The nearest-rank percentile; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _wait_and_run(row: tuple) -> tuple[float | None, float | None]:
-    _, _, _, run_at, started, ended = row
-    wait = (started - run_at).total_seconds() if started and run_at else None
-    run = (ended - started).total_seconds() if started and ended else None
-    return (None if wait is None else max(0.0, wait)), (None if run is None else max(0.0, run))
-
-
-def build_strip(now: datetime, recent: Sequence[tuple], sampled: bool,
-                queues: Iterable[QueueRow]) -> Strip:  # fmt: skip
-    done, failed, waits = [0] * 60, [0] * 60, []
-    for row in recent:
-        ended = row[5]
-        if ended is None:
-            continue
-        minute = int((now - ended).total_seconds() // 60)
-        if 0 <= minute < 60:
-            (done if row[0] == "completed" else failed)[59 - minute] += 1
-        wait, _ = _wait_and_run(row)
-        if wait is not None:
-            waits.append(wait)
+def build_strip(hour: WindowFigures, queues: Iterable[QueueRow]) -> Strip:
+    """The Jobs view's 60-minute strip from the rollup's last hour (exact)."""
+    total = hour.total
     latencies = [q.latency_s for q in queues if q.latency_s is not None]
-    return Strip(done_per_min=tuple(done), failed_per_min=tuple(failed),
-                 wait_p95_s=percentile(waits, 0.95),
-                 oldest_pending_s=max(latencies) if latencies else None, sampled=sampled)  # fmt: skip
+    return Strip(done_per_min=total.done_series or (0,) * 60,
+                 failed_per_min=total.failed_series or (0,) * 60,
+                 wait_p95_s=total.wait_p(0.95),
+                 oldest_pending_s=max(latencies) if latencies else None)  # fmt: skip
 
 
-def metric_rows(recent: Sequence[tuple]) -> list[MetricRow]:
-    """Per queue (task "") and per queue and task: ends, failures, wait and run percentiles."""
-    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for row in recent:
-        groups[(row[1], "")].append(row)
-        groups[(row[1], row[2])].append(row)
-    out = []
-    for (queue, task), rows in sorted(groups.items()):
-        waits, runs = [], []
-        for row in rows:
-            wait, run = _wait_and_run(row)
-            if wait is not None:
-                waits.append(wait)
-            if run is not None:
-                runs.append(run)
-        done = sum(1 for r in rows if r[0] == "completed")
-        out.append(MetricRow(queue=queue, task=task, done=done, failed=len(rows) - done,
-                             wait_p50_s=percentile(waits, 0.5), wait_p95_s=percentile(waits, 0.95),
-                             run_p50_s=percentile(runs, 0.5), run_p95_s=percentile(runs, 0.95)))  # fmt: skip
-    return out
+def metric_row(figures: Figures) -> MetricRow:
+    return MetricRow(queue=figures.queue, task=figures.task, done=figures.completed,
+                     failed=figures.failed, wait_p50_s=figures.wait_p(0.5),
+                     wait_p95_s=figures.wait_p(0.95), run_p50_s=figures.run_p(0.5),
+                     run_p95_s=figures.run_p(0.95), retried=figures.retried,
+                     cancelled=figures.cancelled, per_min=figures.per_min,
+                     done_series=figures.done_series,
+                     failed_series=figures.failed_series)  # fmt: skip
+
+
+def metrics_window(figures: WindowFigures) -> MetricsWindow:
+    """Per queue (task "") then its tasks, for one window."""
+    rows: list[MetricRow] = []
+    for queue in figures.queues:
+        rows.append(metric_row(queue))
+        rows += [metric_row(r) for r in figures.rows if r.queue == queue.queue]
+    window = figures.window
+    return MetricsWindow(label=window.label, window_s=float(window.seconds),
+                         slot_s=float(window.slot_s), rows=tuple(rows),
+                         total=metric_row(figures.total))  # fmt: skip
 
 
 _FINGERPRINT_RULES = (

@@ -178,7 +178,8 @@ def test_fresh_database_gets_the_current_schema_and_reopening_is_a_no_op(db, db_
 NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
-                       ("jobs", "unset_options")]  # version 5  # fmt: skip
+                       ("jobs", "unset_options"),  # version 5
+                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -188,6 +189,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("DROP TABLE task_catalog")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute_sql("DROP TABLE job_rollup")  # version 6
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -201,6 +203,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.unset_options == 0  # an older job's options count as its own, as before
     assert db.table_exists("task_catalog")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
+    run = claim_jobs(1)[0]
+    assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
+    assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1
 
 
 def test_a_newer_schema_is_refused_and_left_untouched(db, db_url):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from rich.text import Text
-from tui_helpers import before, press, run_pilot, static_app
+from tui_helpers import before, press, run_pilot, static_app, wait_for
 from tui_wide import BUSY_WORKERS, WIDE_JOBS, WideSource
 
 from jobtui.tui.columns import Column, fit, layout_columns
@@ -35,6 +35,8 @@ def test_resizing_from_80_to_120_to_200_columns_widens_the_error_column():
             seen.append((_widths(table)["info"], error))
             await pilot.resize_terminal(*size)
             await press(pilot)
+            await wait_for(pilot, lambda w=seen[-1][0]: _widths(table)["info"] != w,
+                           f"the columns laid out for {size}")  # fmt: skip
         seen.append((_widths(table)["info"], _shown(table, FAILED.id, "info")))
         widths = [width for width, _ in seen]
         assert widths[0] < widths[1] < widths[2], seen
@@ -46,7 +48,7 @@ def test_resizing_from_80_to_120_to_200_columns_widens_the_error_column():
         # and back at 80 columns they give way again
         await pilot.resize_terminal(80, 24)
         await press(pilot)
-        assert "worker" not in _widths(table)
+        await wait_for(pilot, lambda: "worker" not in _widths(table), "the 80-column layout")
         assert _widths(table)["info"] == widths[0]
 
     run_pilot(static_app(WideSource()), scenario, size=(80, 24))

@@ -10,6 +10,8 @@ from tui_dbjobs import make_job, make_jobs, make_worker
 
 from jobtui.models import Job, Queue, Schedule, Worker
 from jobtui.models.clock import utcnow
+from jobtui.models.rollup import Tally
+from jobtui.models.rollup_read import HOUR, read_window
 from jobtui.tui import source as source_module
 from jobtui.tui import stats
 from jobtui.tui.clock import SystemClock
@@ -67,6 +69,31 @@ def test_state_filters_merge_branches_in_id_order(source):
                             with_panes=False)  # fmt: skip
     assert ids(view) == [jobs[3], jobs[2]] and view.page.more_below
     assert view.matching == 3
+
+
+def test_matching_count_agrees_with_the_rows_shown(db):
+    """Issue 12: "0 matching · 3 rows" under state:running, "15 matching · 16 rows": the
+    count was cached for seconds while the page was read live. Counts are cached (a long
+    TTL here), yet the count beside a page always agrees with it."""
+    source = DataSource(db, clock=SystemClock(), stats_ttl_s=3600)
+    running = parse_filter("state:running")
+
+    def view(flt, limit=200):
+        return source.jobs_view(JobsQuery(filter=flt, limit=limit), with_panes=False)
+
+    assert view(running).matching == 0
+    made = make_jobs(3, status="running")
+    first = view(running)
+    assert (first.matching, len(first.page.rows)) == (3, 3)
+    make_jobs(13, status="running")
+    shown = view(running)
+    assert (shown.matching, len(shown.page.rows)) == (16, 16)
+    partial = view(running, limit=5)  # more below: the cached count, never below the rows
+    assert partial.page.more_below and partial.matching >= len(partial.page.rows) + 1
+    Job.update(status="completed").where(Job.id.in_(made)).execute()
+    after = view(running, limit=5)
+    assert after.matching >= len(after.page.rows)
+    assert view(running).matching == len(view(running).page.rows) == 13
 
 
 def test_queue_task_worker_priority_and_text_filters(source):
@@ -164,22 +191,31 @@ def test_queue_rows_counts_latency_pause_and_cap(source, monkeypatch):
     assert rows["paused-empty"].paused and rows["emails"].concurrency == 2
 
 
-def test_last_hour_strip_and_metrics(source):
+def test_last_hour_strip_and_metrics(source, db):
+    """The strip, the queue pane and the Metrics view read the rollup, exactly."""
     now = utcnow()
-    for _ in range(3):
-        make_job(queue="q", status="completed", started_at=now - timedelta(seconds=30),
-                 completed_at=now - timedelta(seconds=20), run_at=now - timedelta(seconds=40),
-                 updated_at=now - timedelta(seconds=20))  # fmt: skip
-    make_job(queue="q", status="failed", started_at=now - timedelta(minutes=5),
-             failed_at=now - timedelta(minutes=5), updated_at=now - timedelta(minutes=5))  # fmt: skip
+    with db.atomic():
+        tally = Tally(now)
+        for _ in range(3):  # waited 10 s, ran 10 s
+            tally.add("q", "t", "completed", started_at=now - timedelta(seconds=10),
+                      run_at=now - timedelta(seconds=20))  # fmt: skip
+        tally.write(db)
+        failed = Tally(now - timedelta(minutes=5))
+        failed.add("q", "t", "failed")
+        failed.write(db)
+    make_job(queue="q", status="pending")
     view = source.jobs_view(JobsQuery())
-    assert sum(view.strip.done_per_min) == 3 and view.strip.done_per_min[-1] == 3
-    assert sum(view.strip.failed_per_min) == 1
-    assert view.strip.wait_p95_s == pytest.approx(10, abs=0.1)
-    metrics = {(m.queue, m.task): m for m in source.metrics_view().rows}
+    # (the last minute, or the one before when the clock just turned a minute)
+    assert sum(view.strip.done_per_min) == 3 and sum(view.strip.done_per_min[-2:]) == 3
+    assert sum(view.strip.failed_per_min) == 1 and sum(view.strip.failed_per_min[-7:-5]) == 1
+    assert view.strip.wait_p95_s == pytest.approx(10, rel=0.1)
+    assert {(q.name, q.done_last_hour, q.failed_last_hour) for q in view.queues} == {("q", 3, 1)}
+    hour = source.metrics_view().windows[0]
+    metrics = {(m.queue, m.task): m for m in hour.rows}
     total = metrics[("q", "")]
     assert (total.done, total.failed) == (3, 1)
-    assert total.run_p50_s == pytest.approx(10, abs=0.1)
+    assert total.run_p50_s == pytest.approx(10, rel=0.1)
+    assert [w.label for w in source.metrics_view().windows] == ["1h", "24h", "7d"]
 
 
 def test_failures_group_by_type_and_fingerprint(source):
@@ -251,7 +287,8 @@ def test_stale_means_three_of_its_own_supervisors_heartbeat_intervals(source):
     header = source.header()
     assert (header.supervisors_alive, header.supervisors_stale) == (2, 1)
     assert (header.workers_alive, header.workers_stale) == (2, 1)
-    (default,) = stats.queue_rows(source.db, utcnow(), [])
+    now = utcnow()
+    (default,) = stats.queue_rows(source.db, now, read_window(source.db, now, HOUR))
     assert default.concurrency == 4  # the live supervisors' 2 workers each
 
 

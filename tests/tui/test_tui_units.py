@@ -19,7 +19,7 @@ from jobtui.tui.operations import (
     describe_counts,
     parse_enqueue_form,
 )
-from jobtui.tui.stats import fingerprint, percentile
+from jobtui.tui.stats import fingerprint
 
 
 @pytest.mark.parametrize(("action", "count", "all_matching", "expected"), [
@@ -89,14 +89,12 @@ def test_cells():
     assert fmt.clip("a  b\nc", 10) == "a b c" and fmt.clip("abcdef", 4) == "abc…"
 
 
-def test_fingerprint_and_percentile():
+def test_fingerprint():
     assert fingerprint("user 42 at a@b.io id 019bc1a2-0001-7000-8000-0000deadbeef") == (
         "user <n> at <email> id <id>"
     )
     assert fingerprint("KeyError: 'sku-17'\nmore lines") == "KeyError: '…'"
     assert fingerprint(None) == ""
-    assert percentile([], 0.5) is None
-    assert percentile([1, 2, 3, 4, 100], 0.95) == 100 and percentile([3, 1, 2], 0.5) == 2
 
 
 def test_keymap_covers_the_actions_and_read_only_hides_writes():

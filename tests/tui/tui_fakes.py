@@ -23,6 +23,7 @@ from jobtui.tui.snapshot import (
     JobsView,
     MetricRow,
     MetricsView,
+    MetricsWindow,
     QueueRow,
     QueuesView,
     ScheduledView,
@@ -135,12 +136,92 @@ DELAYED = (
                FIXED_NOW + timedelta(minutes=5), 0, 0),
 )  # fmt: skip
 
-METRICS = (
-    MetricRow("default", "", 400, 12, 0.2, 1.5, 0.8, 2.5),
-    MetricRow("default", "jobtui.demo.always_fails", 0, 12, 0.1, 0.4, 0.01, 0.02),
-    MetricRow("emails", "", 3000, 40, 0.5, 380.0, 0.6, 1.1),
-    MetricRow("emails", "jobtui.demo.send_email", 3000, 40, 0.5, 380.0, 0.6, 1.1),
-)  # fmt: skip
+
+def _series(n: int, scale: int, failed: bool = False) -> tuple[int, ...]:
+    return tuple(((i * 7) % 11 + (3 if failed else 9)) * scale // 10 for i in range(n))
+
+
+def _metrics_window(label: str, seconds: float, slot_s: float, scale: int) -> MetricsWindow:
+    """Fixed figures for one window: counts past 10,000 show in full."""
+    n = int(seconds // slot_s)
+    rows = (
+        MetricRow(
+            "default",
+            "",
+            400 * scale,
+            12 * scale,
+            0.2,
+            1.5,
+            0.8,
+            2.5,
+            retried=3 * scale,
+            per_min=412 * scale / (seconds / 60),
+            done_series=_series(n, scale),
+            failed_series=_series(n, scale, True),
+        ),
+        MetricRow(
+            "default",
+            "jobtui.demo.always_fails",
+            0,
+            12 * scale,
+            0.1,
+            0.4,
+            0.01,
+            0.02,
+            per_min=12 * scale / (seconds / 60),
+            failed_series=_series(n, scale, True),
+        ),
+        MetricRow(
+            "default",
+            "jobtui.demo.sample",
+            400 * scale,
+            0,
+            0.2,
+            1.5,
+            0.8,
+            2.5,
+            per_min=400 * scale / (seconds / 60),
+            done_series=_series(n, scale),
+        ),
+        MetricRow(
+            "emails",
+            "",
+            3000 * scale,
+            40 * scale,
+            0.5,
+            380.0,
+            0.6,
+            1.1,
+            cancelled=2 * scale,
+            per_min=3040 * scale / (seconds / 60),
+            done_series=_series(n, 3 * scale),
+            failed_series=_series(n, scale, True),
+        ),
+        MetricRow(
+            "emails",
+            "jobtui.demo.send_email",
+            3000 * scale,
+            40 * scale,
+            0.5,
+            380.0,
+            0.6,
+            1.1,
+            per_min=3040 * scale / (seconds / 60),
+            done_series=_series(n, 3 * scale),
+            failed_series=_series(n, scale, True),
+        ),
+    )
+    total = MetricRow("", "", 3400 * scale, 52 * scale, 0.4, 300.0, 0.7, 2.4,
+                      per_min=3452 * scale / (seconds / 60), done_series=_series(n, 4 * scale),
+                      failed_series=_series(n, scale, True))  # fmt: skip
+    return MetricsWindow(label, seconds, slot_s, rows, total)
+
+
+METRICS = MetricsView(now=FIXED_NOW, windows=(
+    _metrics_window("1h", 3600, 60, 1),
+    _metrics_window("24h", 86400, 3600, 20),
+    _metrics_window("7d", 7 * 86400, 4 * 3600, 130),
+))  # fmt: skip
 
 ATTEMPTS = (
     AttemptRow(1, ago(400), ago(395), "host-1-w1", "host", 4101, "failed", "ValueError",
@@ -223,7 +304,7 @@ class StaticSource:
 
     def metrics_view(self) -> MetricsView:
         self._check("metrics_view")
-        return MetricsView(now=FIXED_NOW, rows=METRICS)
+        return METRICS
 
     def job_detail(self, job_id: str) -> DetailView:
         self._check("job_detail")

@@ -69,6 +69,19 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+async def wait_for(pilot, predicate: Callable[[], object], what: str, timeout_s: float = 10.0):
+    """Let the app run until ``predicate()`` is true (a resize's relayout, say, which no
+    worker signals); fails naming ``what`` after ``timeout_s``."""
+    import time
+
+    give_up = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() >= give_up:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+    return value
+
+
 async def press(pilot, *keys: str) -> None:
     for key in keys:
         await pilot.press(key)

@@ -110,7 +110,7 @@ def strip_text(strip: Strip, width: int) -> Text:
 
     done, failed = squeeze(strip.done_per_min), squeeze(strip.failed_per_min)
     out = Text(no_wrap=True, overflow="ellipsis")
-    out.append("last 60 min" + (" (sampled)" if strip.sampled else "") + "\n", style="bold")
+    out.append("last 60 min\n", style="bold")
     out.append("done/min   ", style="dim")
     out.append(fmt.sparkline(done), style="green")
     out.append(f" {sum(strip.done_per_min):,}\n")

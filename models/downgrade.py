@@ -1,0 +1,133 @@
+"""Schema downgrades: the reverse of every forward step, for rolling back a deploy.
+
+``DOWN_STEPS[n]`` takes a database from schema version n back to n-1: it drops what
+``migrations.STEPS[n]`` added (columns, tables, indexes) and recreates what it dropped.
+Each reverse is declared, not coded, so the confirmation prompt lists exactly what will
+be dropped. A new forward step needs its reverse here; the schema walk test
+(tests/contract/test_schema_downgrade.py) fails until it has one.
+
+A downgrade runs in one transaction holding the schema lock (PostgreSQL's DDL is
+transactional; SQLite's ``ALTER TABLE ... DROP COLUMN`` is too), so it either completes
+or leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+
+from .dialect import dialect_for
+from .errors import JobtuiError
+from .migrations import SCHEMA_VERSION, read_schema_version
+
+
+class DowngradeRefused(JobtuiError):
+    """The schema cannot be downgraded to that version."""
+
+
+@dataclass(frozen=True)
+class DownStep:
+    """What undoing one forward step drops (and recreates)."""
+
+    #: (table, column) pairs to drop: their data is lost
+    columns: tuple[tuple[str, str], ...] = ()
+    #: tables to drop, with their rows
+    tables: tuple[str, ...] = ()
+    #: indexes to drop (before the columns they cover)
+    indexes: tuple[str, ...] = ()
+    #: CREATE INDEX statements for what the forward step dropped
+    creates: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for the confirmation prompt: what this step loses."""
+        parts = [f"table {t} (and its rows)" for t in self.tables]
+        parts += [f"column {t}.{c}" for t, c in self.columns]
+        parts += [f"index {i}" for i in self.indexes]
+        said = "drops " + ", ".join(parts) if parts else "drops nothing"
+        if self.creates:
+            said += f"; recreates {len(self.creates)} index(es)"
+        return said
+
+    def run(self, db: peewee.Database) -> None:
+        for index in self.indexes:
+            db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+        for table in self.tables:
+            db.execute_sql(f"DROP TABLE IF EXISTS {table}")
+        for table, column in self.columns:
+            db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for statement in self.creates:
+            db.execute_sql(statement)
+
+
+#: DOWN_STEPS[n] takes a database from schema version n back to n-1.
+DOWN_STEPS: dict[int, DownStep] = {
+    2: DownStep(
+        creates=("CREATE INDEX IF NOT EXISTS job_attempts_job_id ON job_attempts (job_id)",)
+    ),  # fmt: skip
+    3: DownStep(
+        columns=(
+            ("jobs", "cancel_reason"),
+            ("jobs", "kill_requested"),
+            ("supervisors", "heartbeat_interval_s"),
+        )
+    ),  # fmt: skip
+    4: DownStep(columns=(("jobs", "progress_details"),)),
+    5: DownStep(
+        indexes=("jobs_unresolved_queue",),
+        tables=("task_catalog",),
+        columns=(("jobs", "unset_options"),),
+    ),
+    6: DownStep(tables=("job_rollup",)),
+    7: DownStep(columns=(("supervisors", "schema_version"),)),
+}
+
+
+def downgrade_plan(current: int, target: int) -> list[tuple[int, DownStep]]:
+    """The steps from ``current`` down to ``target``, newest first; refuses a target this
+    jobtui cannot reach (not below ``current``, under 1, or steps it does not know)."""
+    if target < 1:
+        raise DowngradeRefused(f"there is no schema version {target}: versions start at 1")
+    if target > current:
+        raise DowngradeRefused(
+            f"the database is at schema version {current}; {target} is newer: "
+            "jobtui db upgrade goes forward"
+        )
+    if current > SCHEMA_VERSION:
+        raise DowngradeRefused(
+            f"the database has schema version {current}, newer than this jobtui knows "
+            f"({SCHEMA_VERSION}): run the downgrade with the jobtui that wrote it — only "
+            "it knows how to undo its steps"
+        )
+    missing = [n for n in range(current, target, -1) if n not in DOWN_STEPS]
+    if missing:
+        raise DowngradeRefused(f"schema step(s) {missing} have no reverse: cannot downgrade")
+    return [(n, DOWN_STEPS[n]) for n in range(current, target, -1)]
+
+
+def downgrade_schema(
+    db: peewee.Database,
+    target: int,
+    check: Callable[[peewee.Database, int], None] | None = None,
+) -> int:
+    """Take ``db`` down to schema version ``target``; returns the version it was at.
+
+    ``check(db, version)`` runs inside the transaction, under the schema lock, after
+    writes to the supervisors table are blocked, so what it verifies (no live supervisor
+    needs a newer schema) still holds when the steps run; it raises to refuse."""
+    dialect = dialect_for(db)
+    with dialect.write_transaction(db):
+        dialect.lock_schema(db)
+        dialect.block_writes(db, "supervisors")
+        current = read_schema_version(db)
+        if current is None:
+            raise DowngradeRefused("this database has no jobtui schema to downgrade")
+        steps = downgrade_plan(current, target)
+        if check is not None:
+            check(db, current)
+        for _, step in steps:
+            step.run(db)
+        db.execute_sql(dialect.sql("UPDATE jobtui_schema SET version = :v WHERE id = 1"),
+                       {"v": target})  # fmt: skip
+    return current
