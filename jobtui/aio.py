@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from jobtui.api import Database
+    from jobtui.service import JobService, NotHeld
 
 WAIT_POLL_MIN_S = api.WAIT_POLL_MIN_S
 WAIT_POLL_MAX_S = api.WAIT_POLL_MAX_S
@@ -200,7 +201,16 @@ async def close() -> None:
     await asyncio.get_running_loop().run_in_executor(None, stop_runner)
 
 
+def __getattr__(name: str) -> Any:
+    """``jobtui.aio.JobService``: seed 001's service lives in ``jobtui.service``."""
+    if name in ("JobService", "NotHeld"):
+        from jobtui import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module 'jobtui.aio' has no attribute {name!r}")
+
+
 __all__ = [
-    "JobFailed", "JobNotFound", "batch", "cancel", "close", "enqueue", "enqueue_many", "poll",
+    "JobFailed", "JobNotFound", "JobService", "NotHeld", "batch", "cancel", "close", "enqueue", "enqueue_many", "poll",
     "queue_stats", "retry", "schedule", "wait", "watch",
 ]  # fmt: skip

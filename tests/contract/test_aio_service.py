@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from jobtui.aio import JobService, NotHeld
 from jobtui.aio_runner import stop_runner
 from jobtui.models import claims
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import InvalidJob, InvalidTransition
 from jobtui.models.job import Job
-from jobtui.service import JobService, NotHeld
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +125,10 @@ def test_mark_processing_is_a_claim_and_later_writes_are_fenced(db):
     Job.update(run_at=utcnow()).where(Job.id == claimed.id).execute()
     [again] = claims.claim_jobs(1, supervisor_name="sup-1")
     assert again.attempt == 2
+    from jobtui import service_leases
+
+    assert service_leases.leases.renew() == [claimed.id]  # the renewal sees the loss
+    assert service_leases.leases.get(claimed.id) is None
 
     async def late():
         with pytest.raises(NotHeld):
