@@ -97,6 +97,28 @@ def test_wait_returns_the_result_and_reports_progress(db):
     run(main())
 
 
+def test_wait_takes_a_plain_function_as_on_progress(db):
+    async def main():
+        job = await aio.enqueue(add, args=[1, 2])
+        seen: list[tuple[float, str | None]] = []
+        run_ = await asyncio.to_thread(claims.start_job, job.id)
+        fence = (run_.id, run_.attempt, run_.lease_token)
+        assert await asyncio.to_thread(claims.record_progress, *fence, 25, "a quarter")
+        moved = asyncio.Event()
+
+        def on_progress(pct: float, msg: str | None) -> None:  # a plain function
+            seen.append((pct, msg))
+            moved.set()
+
+        waiter = asyncio.create_task(aio.wait(job.id, timeout=10, on_progress=on_progress))
+        await asyncio.wait_for(moved.wait(), 10)
+        assert await asyncio.to_thread(claims.complete_job, *fence, 3)
+        assert await waiter == 3
+        assert seen[0] == (25.0, "a quarter")
+
+    run(main())
+
+
 def test_wait_raises_job_failed_and_timeout(db):
     async def main():
         job = await aio.enqueue(add, args=[1, 1])
