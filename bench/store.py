@@ -1,12 +1,19 @@
 """Job-store benchmark: jobtui's enqueue, enqueue_many and claim-then-complete cycle against
-the same SQL statements sent through the sqlite3 module with no ORM and no Python of ours.
+the same SQL statements sent through the sqlite3 module with no ORM and no Python of ours;
+on PostgreSQL, enqueue and enqueue_many against raw psycopg2 statements.
 
-    python -m bench.store [--jobs N] [--json]
+    python -m bench.store [--jobs N] [--engine sqlite|postgresql|both] [--pg URL] [--json]
 
 Every measurement gets a fresh SQLite file in one temp folder with jobtui's settings (WAL,
 synchronous=NORMAL, busy_timeout, foreign keys) and jobtui's schema. The baseline runs one
 transaction per job, as jobtui does for single enqueues and cycles (the physical limit for
 that work); for enqueue_many both sides commit one transaction per chunk.
+
+PostgreSQL (a database of the bench's own, created on the server ``--pg`` names and dropped
+after): the baseline of ``enqueue`` is one INSERT with its NOTIFY in the same statement per
+job (``WITH ins AS (INSERT …) SELECT pg_notify(…)``: one round trip, the least an enqueue
+that wakes the supervisors can cost); of ``enqueue_many``, one multi-row INSERT per
+1,000-row chunk. Both build their rows (id, JSON, timestamps) as jobtui's do.
 """
 
 from __future__ import annotations
@@ -34,7 +41,10 @@ INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
     ", ".join(INSERT_COLUMNS), ", ".join(":" + c for c in INSERT_COLUMNS)
 )
 CHUNK = 1000
-TARGETS = {"enqueue": 0.25, "enqueue_many": 0.50, "cycle_1p": 0.25, "cycle_2p": 0.25}
+TARGETS = {"enqueue": 0.25, "enqueue_many": 0.50, "cycle_1p": 0.25, "cycle_2p": 0.25,
+           "pg_enqueue": 0.90, "pg_enqueue_many": 0.50}  # fmt: skip
+PG_ROUNDS = 10
+PG_ADMIN = os.environ.get("JOBTUI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _fresh(folder: str, name: str) -> str:
@@ -63,7 +73,7 @@ def _raw_row(n: int) -> dict:
                parameters=json.dumps({"args": [n], "kwargs": {}}), progress_percentage=0,
                max_retries=3, retry_count=0, priority=0, queue_name="default", created_at=stamp,
                updated_at=stamp, run_at=stamp, attempt=0, cancel_requested=0,
-               error_permanent=0, has_dependants=0)  # fmt: skip
+               error_permanent=0, has_dependants=0, unset_options=0)  # fmt: skip
     return row
 
 
@@ -156,7 +166,8 @@ def _raw_cycle_worker(path: str, barrier, results) -> None:
         now = _now()
         conn.execute("BEGIN IMMEDIATE")
         rows = conn.execute(claim, {"now": now, "queues": None, "tasks": None, "limit": 1,
-                                    "worker_name": "bench", "supervisor_name": None}).fetchall()  # fmt: skip
+                                    "worker_name": "bench", "supervisor_name": None,
+                                    "capped": False}).fetchall()  # fmt: skip
         conn.execute("COMMIT")
         if not rows:
             break
@@ -164,7 +175,7 @@ def _raw_cycle_worker(path: str, barrier, results) -> None:
         now = _now()
         params = {"id": job_id, "attempt": attempt, "token": token, "now": now, "no": False,
                   "error": None, "error_type": None, "traceback": None, "result": "null",
-                  "worker_name": "bench"}  # fmt: skip
+                  "worker_name": "bench", "started_at": None}  # fmt: skip
         conn.execute("BEGIN IMMEDIATE")
         started_at = conn.execute(complete, params).fetchone()[0]
         conn.execute(attempt_sql, {**params, "started_at": started_at, "outcome": "completed",
@@ -192,19 +203,158 @@ def cycle(path: str, processes: int, target) -> float:
     return done / (max(g[2] for g in gathered) - min(g[1] for g in gathered))
 
 
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_values(rows: int) -> str:
+    one = "(" + ", ".join(["%s"] * len(INSERT_COLUMNS)) + ")"
+    return ", ".join([one] * rows)
+
+
+PG_INSERT = "INSERT INTO jobs ({}) VALUES ".format(", ".join(INSERT_COLUMNS))
+PG_INSERT_NOTIFY = "WITH ins AS ({}{}) SELECT pg_notify('jobtui_wake', '!')"
+
+
+def _pg_flat(rows: list[dict]) -> list:
+    return [row[c] if c not in ("cancel_requested", "error_permanent", "has_dependants")
+            else bool(row[c]) for row in rows for c in INSERT_COLUMNS]  # fmt: skip
+
+
+def _pg_fresh(url: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE jobs CASCADE")
+        cur.execute("VACUUM ANALYZE jobs")
+    conn.close()
+
+
+def pg_jobtui_enqueue(url: str, jobs: int) -> float:
+    import jobtui
+
+    store.use_database(url)
+    started = time.perf_counter()
+    for n in range(jobs):
+        jobtui.enqueue("bench.noop", args=[n])
+    elapsed = time.perf_counter() - started
+    store.reset()
+    return jobs / elapsed
+
+
+def pg_raw_enqueue(url: str, jobs: int) -> float:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    sql = PG_INSERT_NOTIFY.format(PG_INSERT, _pg_values(1))
+    started = time.perf_counter()
+    for n in range(jobs):
+        cur.execute(sql, _pg_flat([_raw_row(n)]))  # one statement, one round trip
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return jobs / elapsed
+
+
+def pg_jobtui_enqueue_many(url: str, jobs: int) -> float:
+    import jobtui
+
+    store.use_database(url)
+    started = time.perf_counter()
+    for start in range(0, jobs, CHUNK):
+        jobtui.enqueue_many(
+            "bench.noop", [{"args": [n]} for n in range(start, min(jobs, start + CHUNK))]
+        )
+    elapsed = time.perf_counter() - started
+    store.reset()
+    return jobs / elapsed
+
+
+def pg_raw_enqueue_many(url: str, jobs: int) -> float:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    started = time.perf_counter()
+    for start in range(0, jobs, CHUNK):
+        rows = [_raw_row(n) for n in range(start, min(jobs, start + CHUNK))]
+        cur.execute(PG_INSERT + _pg_values(len(rows)), _pg_flat(rows))  # one statement a chunk
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return jobs / elapsed
+
+
+def _pg_database(admin_url: str):
+    """A database of the bench's own with jobtui's schema: (url, drop)."""
+    import psycopg2
+
+    admin = psycopg2.connect(admin_url, connect_timeout=3)
+    admin.autocommit = True
+    name = f"jobtui_bench_{os.getpid()}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    store.reset()
+    store.use_database(url)
+    store.reset()
+
+    def drop() -> None:
+        store.reset()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    return url, drop
+
+
 # ------------------------------------------------------------------ main
 
 
-def run(jobs: int) -> list[dict]:
+def run(
+    jobs: int, engines: tuple[str, ...] = ("sqlite", "postgresql"), pg: str = PG_ADMIN
+) -> list[dict]:
     results = []
+
+    def record(name: str, mine: float, base: float) -> None:
+        results.append({"measurement": name, "jobtui_per_s": mine, "raw_per_s": base,
+                        "ratio": mine / base, "target": TARGETS[name],
+                        "pass": mine / base >= TARGETS[name]})  # fmt: skip
+
+    def measure(name: str, ours, raw) -> None:
+        record(name, ours(), raw())
+
+    if "sqlite" in engines:
+        _run_sqlite(jobs, measure)
+    if "postgresql" in engines:
+        url, drop = _pg_database(pg)
+        try:
+            single, many = max(1000, jobs // 4), jobs * 5
+            record("pg_enqueue", *_interleaved(url, pg_jobtui_enqueue, pg_raw_enqueue, single))
+            record("pg_enqueue_many",
+                   *_interleaved(url, pg_jobtui_enqueue_many, pg_raw_enqueue_many, many))  # fmt: skip
+        finally:
+            drop()
+    return results
+
+
+def _interleaved(url: str, ours, raw, jobs: int, rounds: int = PG_ROUNDS) -> tuple[float, float]:
+    """Both rates over ``rounds`` alternating rounds on an emptied table: every commit
+    waits for a WAL flush, so a shared server's load drifts within one run, and
+    alternating puts both sides under the same drift."""
+    per_round = max(1, jobs // rounds)
+    elapsed = {ours: 0.0, raw: 0.0}
+    for _ in range(rounds):
+        for fn in (ours, raw):
+            _pg_fresh(url)
+            elapsed[fn] += per_round / fn(url, per_round)
+    return per_round * rounds / elapsed[ours], per_round * rounds / elapsed[raw]
+
+
+def _run_sqlite(jobs: int, measure) -> None:
     with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as folder:
-
-        def measure(name: str, ours, raw) -> None:
-            mine, base = ours(), raw()
-            results.append({"measurement": name, "jobtui_per_s": mine, "raw_per_s": base,
-                            "ratio": mine / base, "target": TARGETS[name],
-                            "pass": mine / base >= TARGETS[name]})  # fmt: skip
-
         measure(
             "enqueue",
             lambda: jobtui_enqueue(_fresh(folder, "e1"), jobs),
@@ -229,23 +379,25 @@ def run(jobs: int) -> list[dict]:
                 return cycle(path, p, _raw_cycle_worker)
 
             measure(f"cycle_{processes}p", ours, raw)
-    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--pg", default=PG_ADMIN, help="PostgreSQL server (a database on it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.jobs)
+    engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
+    results = run(args.jobs, engines, args.pg)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(
-        f"{'measurement':<14}{'jobtui jobs/s':>15}{'raw sqlite3':>14}{'ratio':>8}{'target':>8}  result"
+        f"{'measurement':<17}{'jobtui jobs/s':>15}{'raw jobs/s':>14}{'ratio':>8}{'target':>8}  result"
     )
     for r in results:
-        print(f"{r['measurement']:<14}{r['jobtui_per_s']:>15,.0f}{r['raw_per_s']:>14,.0f}"
+        print(f"{r['measurement']:<17}{r['jobtui_per_s']:>15,.0f}{r['raw_per_s']:>14,.0f}"
               f"{r['ratio']:>8.2f}{r['target']:>8.2f}  {'PASS' if r['pass'] else 'FAIL'}")  # fmt: skip
 
 

@@ -60,10 +60,23 @@ async def enqueue(
     kwargs: Mapping[str, Any] | None = None,
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> Job | None:
-    """``jobtui.enqueue``, awaitable: the Job (None when ``should_enqueue`` declines)."""
+    """``jobtui.enqueue``, awaitable: the Job (None when ``should_enqueue`` declines).
+
+    ``session=`` (a SQLAlchemy AsyncSession) writes the job in that session's transaction,
+    on its connection (jobtui.integrations.sqlalchemy)."""
+    if session is not None:
+        return await _in_session(session, api.enqueue, task, args, kwargs, **options)
     return await _call(database, api.enqueue, task, args, kwargs, database=database, **options)
+
+
+async def _in_session(session: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn(..., session=sync_session)`` on an AsyncSession's own connection."""
+    from jobtui.integrations.sqlalchemy import run_in_session
+
+    return await run_in_session(session, fn, *args, **kwargs)
 
 
 async def enqueue_many(
@@ -71,10 +84,14 @@ async def enqueue_many(
     items: Iterable[Mapping[str, Any]],
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> list[Job]:
-    """``jobtui.enqueue_many``, awaitable: one transaction, the jobs in item order."""
+    """``jobtui.enqueue_many``, awaitable: one transaction, the jobs in item order
+    (``session=``: an AsyncSession's, as for ``enqueue``)."""
     items = list(items)  # a generator is read here, on the loop, not on another thread
+    if session is not None:
+        return await _in_session(session, api.enqueue_many, task, items, **options)
     return await _call(database, api.enqueue_many, task, items, database=database, **options)
 
 

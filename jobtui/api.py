@@ -17,11 +17,12 @@ import peewee
 from jobtui.batching import current_batch
 from jobtui.eager_mode import eager_settings, run_eagerly
 from jobtui.models import actions, queries
+from jobtui.models.borrowed import after_application_commit, is_borrowed
 from jobtui.models.enqueueing import insert_jobs
-from jobtui.models.errors import JobFailed, JobNotFound
+from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
 from jobtui.models.scheduling import upsert_schedule
-from jobtui.models.store import get_database
+from jobtui.models.store import api_call, get_database
 from jobtui.registry import Task, registry, task_options
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -51,12 +52,14 @@ def _join_batch(options: dict[str, Any], database: Database) -> Database:
     return handle.database
 
 
+@api_call(read=False)
 def enqueue(
     task: Task | str,
     args: Iterable[Any] | None = None,
     kwargs: Mapping[str, Any] | None = None,
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> Job | None:
     """Enqueue one job of ``task`` (a task or its name); returns the Job.
@@ -66,7 +69,16 @@ def enqueue(
     unique_key, tags, metadata, title, description, deadline. Bad input raises
     ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
     is taken, and None when the task's ``should_enqueue`` declines.
+
+    ``session=`` (a SQLAlchemy Session or a Django connection) writes the job in that
+    session's transaction, on its connection: it exists only if the application commits
+    (jobtui.integrations).
     """
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue(task, args, kwargs, database=borrowed, **options)
     args, kwargs = list(args or []), dict(kwargs or {})
     if not _should_enqueue(task, args, kwargs):
         return None
@@ -76,31 +88,45 @@ def enqueue(
         name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
     )[0]
     settings = eager_settings()
-    if settings is not None and created:
+    if settings is not None and created and is_borrowed(database):
+        # Eager mode in the application's transaction: the job exists once it commits.
+        after_application_commit(database, lambda: run_eagerly(job_id, get_database(), settings))
+    elif settings is not None and created:
         run_eagerly(job_id, get_database(database), settings)
-    elif row is not None:
+    if row is not None and (settings is None or is_borrowed(database)):
         return Job.from_written(row)
     return Job.select().where(Job.id == job_id).get(get_database(database))
 
 
+@api_call(read=False)
 def enqueue_many(
     task: Task | str,
     items: Iterable[Mapping[str, Any]],
     *,
     database: Database = None,
+    session: Any = None,
     **options: Any,
 ) -> list[Job]:
     """Enqueue many jobs of one task in one transaction; returns them in item order.
 
     Each item holds ``args``/``kwargs`` and may override ``options`` for its own job.
+    ``session=`` writes them in the application's transaction, as for ``enqueue``.
     """
-    ids, db = _insert_many(task, items, database, options)
-    if not ids:
-        return []
-    found = {job.id: job for job in Job.select().where(Job.id.in_(ids)).execute(db)}
-    return [found[job_id] for job_id in ids]
+    if session is not None:
+        from jobtui.integrations import session_database
+
+        with session_database(session) as borrowed:
+            return enqueue_many(task, items, database=borrowed, **options)
+    results, db, eager = _insert_many(task, items, database, options)
+    # Jobs are built from the rows written (no read back), but for those that changed
+    # since (eager mode) or were there already (a taken unique_key).
+    unread = [job_id for job_id, _, row in results if row is None or eager]
+    found = {job.id: job for job in Job.select().where(Job.id.in_(unread)).execute(db)} if unread else {}  # fmt: skip
+    return [found[job_id] if job_id in found else Job.from_written(row)
+            for job_id, _, row in results]  # fmt: skip
 
 
+@api_call(read=False)
 def enqueue_many_ids(
     task: Task | str,
     items: Iterable[Mapping[str, Any]],
@@ -110,7 +136,7 @@ def enqueue_many_ids(
 ) -> list[str]:
     """``enqueue_many`` returning only the ids: no read-back of the rows it wrote, which
     took half the time of a bulk enqueue (``jobtui enqueue --stdin``)."""
-    return _insert_many(task, items, database, options)[0]
+    return [job_id for job_id, _, _ in _insert_many(task, items, database, options)[0]]
 
 
 def _insert_many(
@@ -118,8 +144,9 @@ def _insert_many(
     items: Iterable[Mapping[str, Any]],
     database: Database,
     options: dict[str, Any],
-) -> tuple[list[str], peewee.Database | None]:
-    """The ids written (in item order) and the database they went to (a batch's own)."""
+) -> tuple[list[tuple[str, bool, Any]], peewee.Database | None, bool]:
+    """What ``insert_jobs`` wrote, (id, created, row) in item order; the database it went
+    to (a batch's own); and whether eager mode ran the jobs since."""
     rows = []
     for item in items:
         if not isinstance(item, Mapping):
@@ -131,25 +158,28 @@ def _insert_many(
             name, merged = task_options(task, {**options, **item}, database)
             rows.append((name, merged))
     if not rows:
-        return [], None
+        return [], None, False
     for _, merged in rows:
         database = _join_batch(merged, database)
-    results = insert_jobs([n for n, _ in rows], [o for _, o in rows], database=database)
+    results = insert_jobs(
+        [n for n, _ in rows], [o for _, o in rows], database=database, with_rows=True
+    )
     db = get_database(database)
-    ids = [job_id for job_id, _ in results]
     settings = eager_settings()
     if settings is not None:
-        for job_id, created in results:
+        for job_id, created, _ in results:
             if created:
                 run_eagerly(job_id, db, settings)
-    return ids, db
+    return results, db, settings is not None
 
 
+@api_call(read=True)
 def poll(job_id: str, *, database: Database = None) -> Job:
     """The job's current state (a fresh read); JobNotFound if there is no such job."""
     return queries.get_job(job_id, db=get_database(database))
 
 
+@api_call(read=True)
 def wait(
     job_id: str,
     timeout: float | None = None,
@@ -161,13 +191,22 @@ def wait(
 
     TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval.
     ``on_progress(percent, message)`` is called each time the job's progress is seen to
-    change (a script's progress bar); while it moves, polls stay frequent.
+    change (a script's progress bar); while it moves, polls stay frequent. A database
+    that cannot be reached (a restart) is waited for like a slow job.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
     seen: tuple[float, str | None] | None = None
     while True:
-        job = poll(job_id, database=database)
+        try:
+            job = poll(job_id, database=database)
+        except DatabaseUnavailable as exc:  # an outage: keep waiting, as for a slow job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} unknown after {timeout:g} s: {exc}") from exc
+            time.sleep(interval if deadline is None else
+                       min(interval, max(0.0, deadline - time.monotonic())))  # fmt: skip
+            interval = min(interval * 1.5, WAIT_POLL_MAX_S)
+            continue
         progress = (float(job.progress_percentage or 0), job.progress_message)
         if on_progress is not None and progress != seen and (seen or progress[0] or progress[1]):
             on_progress(*progress)
@@ -186,6 +225,7 @@ def wait(
         interval = min(interval * 1.5, WAIT_POLL_MAX_S)
 
 
+@api_call(read=False)
 def cancel(
     job_id: str, *, reason: str | None = None, kill: bool = False, database: Database = None
 ) -> Job:
@@ -197,6 +237,7 @@ def cancel(
     return poll(job.id, database=database)
 
 
+@api_call(read=False)
 def retry(job_id: str, *, database: Database = None) -> Job:
     """Run a failed or cancelled job again, with its retry count reset to 0."""
     job = poll(job_id, database=database)
@@ -204,6 +245,7 @@ def retry(job_id: str, *, database: Database = None) -> Job:
     return poll(job.id, database=database)
 
 
+@api_call(read=True)
 def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
     """Per queue: counts by status, latency (s), average run time (s), paused, its limit
     and the workers of live supervisors serving it."""
@@ -216,6 +258,7 @@ __all__ = [
 ]  # fmt: skip
 
 
+@api_call(read=False)
 def schedule(
     name: str,
     cron: str,

@@ -18,7 +18,7 @@ import peewee
 from jobtui.models.batch import Batch
 from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
-from jobtui.models.store import get_database
+from jobtui.models.store import get_database, translated_errors
 from jobtui.models.workflow import finish_batch
 from jobtui.registry import Task
 
@@ -60,7 +60,8 @@ def batch(
 ) -> Iterator[BatchHandle]:
     """Group the jobs enqueued inside the block; see the module docstring."""
     db = get_database(database)
-    with dialect_for(db).write_transaction(db):
+    raised_inside: list[BaseException] = []  # the block's own errors pass untranslated
+    with translated_errors(raised_inside), dialect_for(db).write_transaction(db):
         row = Batch.create(
             on_success=_task_name(on_success), on_failure=_task_name(on_failure),
             on_complete=_task_name(on_complete), total=0, created_at=utcnow(),
@@ -69,6 +70,9 @@ def batch(
         token = _current.set(handle)
         try:
             yield handle
+        except BaseException as exc:
+            raised_inside.append(exc)
+            raise
         finally:
             _current.reset(token)
         total = _count_jobs(db, handle.id)

@@ -107,20 +107,30 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    """Purge reports a count, not ids: it may delete millions of rows."""
+    """Purge reports a count, not ids: it may delete millions of rows. ``--failed`` deletes
+    failed jobs only (seed 004's ``queue:clear-failed``); without it, completed and
+    cancelled ones older than ``--older-than``."""
     from datetime import timedelta
 
-    from jobtui.models.retention import prune_jobs
+    from jobtui.models.retention import prune_jobs, purge_failed_jobs
 
-    if args.older_than < 0:
+    if args.older_than is not None and args.older_than < 0:
         raise JobtuiError("--older-than must be >= 0")
-    deleted = prune_jobs(older_than=timedelta(days=args.older_than), include_failed=args.failed)
-    kinds = "completed, cancelled and failed" if args.failed else "completed and cancelled"
+    age = None if args.older_than is None else timedelta(days=args.older_than)
+    if args.failed:
+        deleted = purge_failed_jobs(queue=args.queue, older_than=age)
+    elif age is None:
+        raise JobtuiError("purge needs --older-than DAYS (or --failed)")
+    else:
+        deleted = prune_jobs(older_than=age, queue=args.queue)
+    statuses = ["failed"] if args.failed else ["completed", "cancelled"]
     if args.json:
         print(to_json({"action": "purge", "deleted": deleted, "older_than_days": args.older_than,
-                       "statuses": kinds.replace(" and", ",").split(", ")}))  # fmt: skip
+                       "queue": args.queue, "statuses": statuses}))  # fmt: skip
     else:
-        print(f"purged {plural(deleted)} ({kinds}, older than {args.older_than:g} days)")
+        where = f" of queue {args.queue}" if args.queue else ""
+        age_text = "" if age is None else f", older than {args.older_than:g} days"
+        print(f"purged {plural(deleted)} ({' and '.join(statuses)}{where}{age_text})")
     return 0
 
 
@@ -145,9 +155,10 @@ def add_action_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="what was done, per id")
     p.set_defaults(func=cmd_retry)
 
-    p = sub.add_parser("purge", help="delete old completed and cancelled jobs")
-    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
-    p.add_argument("--failed", action="store_true", help="failed jobs too")
+    p = sub.add_parser("purge", help="delete old completed and cancelled jobs, or failed ones")
+    p.add_argument("--older-than", type=float, metavar="DAYS")
+    p.add_argument("--failed", action="store_true", help="failed jobs only")
+    p.add_argument("--queue", help="of this queue only")
     p.add_argument("--json", action="store_true", help="how many were deleted")
     p.set_defaults(func=cmd_purge)
 

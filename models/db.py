@@ -9,14 +9,18 @@ This is the only module that constructs a Database object.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import select
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import peewee
 
 from .errors import ConfigurationError, DatabaseUnavailable, NoDatabase, StoreError
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "JOBTUI_DATABASE"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -58,7 +62,94 @@ def _sqlite_path(url: str) -> str:
 _PEEWEE_ERRORS = getattr(peewee, "__exception_wrapper__")  # noqa: B009
 
 
-class PostgresDatabase(peewee.PostgresqlDatabase):
+#: Set on a driver error whose statement may have committed before the connection died
+#: (``classify_error`` then raises CommitUncertain instead of ConnectionLost).
+MAY_HAVE_COMMITTED = "jobtui_may_have_committed"
+
+
+class _Reconnecting:
+    """A connection that broke while idle is replaced before the next statement.
+
+    A long-lived process (a web application) keeps its connection across database
+    restarts (RELIABILITY.md, "Learned while building"); Peewee would hand out the dead
+    connection ("connection already closed") until the process restarts. So before a
+    statement outside any transaction, and before BEGIN, the connection is checked at no
+    round-trip cost (``_broken_while_idle``) and a dead one dropped: Peewee then connects
+    afresh. Inside a transaction nothing is replaced (its work is lost with the
+    connection: the caller must see that). A statement that was on the wire when the
+    connection died and may have committed (autocommit, or the COMMIT itself) has its
+    error marked ``MAY_HAVE_COMMITTED``, so no caller retries it blindly.
+    """
+
+    def _broken_while_idle(self, conn) -> str | None:  # noqa: ANN001 - the driver's connection
+        """Why this idle connection is unusable, or None (each engine's own test)."""
+        raise NotImplementedError
+
+    def _lost_in_flight(self) -> bool:
+        """Whether the connection died under the statement that just failed."""
+        return False
+
+    def _replace_if_broken(self) -> None:
+        state = self._state
+        if state.closed or state.transactions:
+            return
+        reason = self._broken_while_idle(state.conn)
+        if reason is None:
+            return
+        log.warning("database connection lost while idle (%s); reconnecting", reason)
+        try:
+            self._close(state.conn)
+        except Exception:  # noqa: BLE001 - it is dead already; only its resources matter
+            pass
+        state.reset()
+
+    def _mark_if_lost(self, exc: BaseException) -> None:
+        if self._lost_in_flight():
+            setattr(exc, MAY_HAVE_COMMITTED, True)
+
+    def execute_sql(self, sql, params=None):  # noqa: ANN001, ANN201 - Peewee's signature
+        idle = not self._state.transactions
+        if idle:
+            self._replace_if_broken()
+        try:
+            return super().execute_sql(sql, params)
+        except peewee.PeeweeException as exc:
+            if idle and not sql.lstrip()[:6].upper() == "SELECT":
+                self._mark_if_lost(exc)  # an autocommit write: it may have committed
+            raise
+
+    def begin(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - Peewee's signature
+        self._replace_if_broken()
+        super().begin(*args, **kwargs)
+
+    def commit(self) -> None:
+        was_open = not self._state.closed and not self._lost_in_flight()
+        try:
+            super().commit()
+        except peewee.PeeweeException as exc:
+            if was_open:
+                self._mark_if_lost(exc)
+            raise
+
+
+class SqliteDatabase(_Reconnecting, peewee.SqliteDatabase):
+    """SQLite, replacing a connection handle that was closed under it."""
+
+    def _broken_while_idle(self, conn) -> str | None:  # noqa: ANN001
+        try:
+            conn.in_transaction  # noqa: B018 - raises on a closed handle, costs nothing
+        except Exception as exc:  # noqa: BLE001 - sqlite3.ProgrammingError
+            return str(exc) or type(exc).__name__
+        return None
+
+
+def _fatal(conn) -> str | None:  # noqa: ANN001 - psycopg2's connection
+    """The FATAL message the server sent before closing the session, if it did."""
+    fatal = [n.strip() for n in conn.notices if n.startswith("FATAL")]
+    return fatal[-1] if fatal else None
+
+
+class PostgresDatabase(_Reconnecting, peewee.PostgresqlDatabase):
     """PostgreSQL, with each transaction's BEGIN sent along with its first statement.
 
     Peewee runs psycopg2 in autocommit mode and sends BEGIN on its own: a round trip of
@@ -68,9 +159,34 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
     nothing sends neither BEGIN nor COMMIT, and a cursor taken directly (``executemany``)
     sends the BEGIN first. The note belongs to the connection it was made on: after a
     reconnect it is void.
+
+    An idle connection the server closed (a restart, ``pg_terminate_backend``) has sent
+    its FATAL message and end of file: its socket is readable while nothing was asked,
+    which a zero-timeout poll sees without a round trip.
     """
 
+    def _broken_while_idle(self, conn) -> str | None:  # noqa: ANN001 - psycopg2's connection
+        if conn.closed:
+            return "connection already closed"
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        for _ in range(2):  # libpq reads the FATAL as a notice first, then meets the end
+            if not poller.poll(0):
+                return None  # nothing (more) to read: as alive as a round trip would show
+            try:
+                conn.poll()  # a notice or notification is consumed; the end of file raises
+            except Exception as exc:  # noqa: BLE001 - psycopg2.Error of any kind
+                return _fatal(conn) or str(exc).strip().splitlines()[0]
+            if _fatal(conn):  # a FATAL ends the session: its end of file may be on its way
+                return _fatal(conn)
+        return "server closed the connection"
+
+    def _lost_in_flight(self) -> bool:
+        conn = self._state.conn
+        return conn is not None and bool(conn.closed)
+
     def begin(self, isolation_level: int | None = None) -> None:
+        self._replace_if_broken()
         level = self._isolation_level if isolation_level is None else isolation_level
         statement = "BEGIN"
         if level:
@@ -100,7 +216,7 @@ class PostgresDatabase(peewee.PostgresqlDatabase):
 
     def commit(self) -> None:
         if self._take_begin() is None:
-            super().commit()
+            super().commit()  # (_Reconnecting's: a COMMIT lost on the wire is marked)
 
     def rollback(self) -> None:
         if self._take_begin() is None:
@@ -135,7 +251,7 @@ def open_database(url: str, *, create_dirs: bool = False, create: bool = True) -
                     "creates it (jobtui enqueue, or starting jobtui-supervisor)"
                 )
             folder.mkdir(parents=True, exist_ok=True)  # create_dirs, or already there
-        return peewee.SqliteDatabase(
+        return SqliteDatabase(
             path,
             timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             pragmas={

@@ -274,7 +274,10 @@ def insert_jobs(
     if not rows:
         return []
     dialect = dialect_for(db)
-    insert_sql = dialect.sql(_INSERT)
+    stamp = sql_timestamp(now)
+    due = min(r["run_at"] for r in rows)
+    due = due if due > stamp else None
+    wake = due or "!"  # the supervisors' wake-up: now, or a timer for the due time
     written: list[dict[str, Any]] = []
     from .claims import with_lock_retry
 
@@ -282,9 +285,12 @@ def insert_jobs(
         written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
         batched = any(r.get("batch_id") for r in written)
         if (len(written) == 1 and not written[0]["_depends_on"] and not batched
-                and written[0]["unique_key"] is None):  # fmt: skip
+                and written[0]["unique_key"] is None and not db.in_transaction()):  # fmt: skip
             del written[0]["_depends_on"]
-            db.execute_sql(insert_sql, written[0])  # one statement: autocommit is atomic
+            # One statement (with its NOTIFY on PostgreSQL): autocommit is atomic. Inside
+            # a caller's transaction the savepoint below keeps a refused INSERT from
+            # aborting it (PostgreSQL aborts a transaction at its first failed statement).
+            dialect.insert_rows(db, INSERT_COLUMNS, written, wake)
             return [(written[0]["id"], True)]
         with dialect.write_transaction(db):
             if batched:
@@ -292,18 +298,17 @@ def insert_jobs(
             if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
                 for r in written:
                     del r["_depends_on"]
-                dialect.insert_many(db, insert_sql, written)
+                dialect.insert_rows(db, INSERT_COLUMNS, written, wake)
                 return [(r["id"], True) for r in written]
-            return [_write(db, r) for r in written]
+            results = [_write(db, r) for r in written]
+            dialect.notify(db, wake)
+            return results
 
     try:
         # Inside the caller's transaction a retry cannot help: its lock is the caller's.
         results = run() if db.in_transaction() else with_lock_retry(run)
     except peewee.IntegrityError as exc:
         raise InvalidJob(f"job refused by the database: {exc}") from exc
-    stamp = sql_timestamp(now)
-    due = min(r["run_at"] for r in rows)
-    due = due if due > stamp else None
     if not db.in_transaction():
         for hook in after_enqueue_hooks:
             hook(db, due)

@@ -35,6 +35,15 @@ class ConnectionLost(DatabaseUnavailable):
     """The connection to the job database broke (a server restart, a cut connection)."""
 
 
+class CommitUncertain(ConnectionLost):
+    """The connection to the job database broke while a write was being committed: it may
+    or may not have been written. Check (poll the job, list the jobs) before doing it again."""
+
+
+class DiskFull(StoreError):
+    """database or disk is full"""
+
+
 class SchemaTooNew(StoreError):
     """The database was written by a newer jobtui; upgrade jobtui to use it."""
 

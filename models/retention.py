@@ -14,7 +14,7 @@ PRUNE_BATCH = 500
 
 _PRUNE = """DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
-    WHERE status IN ({statuses}) AND updated_at < :cutoff
+    WHERE status IN ({statuses}) AND updated_at < :cutoff{queue}
       AND NOT EXISTS (
           SELECT 1 FROM job_dependencies d JOIN jobs live ON live.id = d.job_id
           WHERE d.depends_on_id = jobs.id
@@ -26,24 +26,56 @@ def prune_jobs(
     *,
     older_than: timedelta,
     include_failed: bool = False,
+    queue: str | None = None,
     batch_size: int = PRUNE_BATCH,
     max_batches: int | None = None,
     retry_locked: bool = True,
     db: peewee.Database | None = None,
 ) -> int:
     """Delete completed and cancelled jobs (and failed ones with ``include_failed``) whose
-    last change is older than ``older_than``; their attempts go with them. Returns the count.
+    last change is older than ``older_than`` (of ``queue`` only, if given); their attempts
+    go with them. Returns the count.
 
     Each batch is its own short transaction, so supervisors and enqueues interleave;
     ``max_batches`` bounds the work of one call (the supervisor prunes a batch per turn).
     """
+    statuses = (
+        ("completed", "cancelled", "failed") if include_failed else ("completed", "cancelled")
+    )
+    return _delete_ended(statuses, older_than, queue, batch_size, max_batches, retry_locked, db)
+
+
+def purge_failed_jobs(
+    *,
+    queue: str | None = None,
+    older_than: timedelta | None = None,
+    db: peewee.Database | None = None,
+) -> int:
+    """Delete failed jobs only (the dead letters an operator has looked at), of ``queue``
+    and last changed more than ``older_than`` ago if given; completed and cancelled jobs
+    stay for the supervisor's retention. A failed job a live job still depends on stays
+    too: deleting it would leave that job waiting on nothing. Returns the count."""
+    return _delete_ended(("failed",), older_than, queue, PRUNE_BATCH, None, True, db)
+
+
+def _delete_ended(
+    statuses: tuple[str, ...],
+    older_than: timedelta | None,
+    queue: str | None,
+    batch_size: int,
+    max_batches: int | None,
+    retry_locked: bool,
+    db: peewee.Database | None,
+) -> int:
     from .claims import with_lock_retry
 
     db = get_database(db)
     dialect = dialect_for(db)
-    statuses = "'completed', 'cancelled'" + (", 'failed'" if include_failed else "")
-    sql = dialect.sql(_PRUNE.format(statuses=statuses))
-    params = {"cutoff": sql_timestamp(utcnow() - older_than), "batch": int(batch_size)}
+    sql = dialect.sql(_PRUNE.format(statuses=", ".join(f"'{s}'" for s in statuses),
+                                    queue="" if queue is None else " AND queue_name = :queue"))  # fmt: skip
+    # No age given: everything up to now (a moment ahead, so a job ended this instant counts).
+    cutoff = utcnow() - older_than if older_than is not None else utcnow() + timedelta(seconds=1)
+    params = {"cutoff": sql_timestamp(cutoff), "batch": int(batch_size), "queue": queue}
     total = batches = 0
     while True:
 

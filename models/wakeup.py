@@ -3,7 +3,9 @@
 SQLite: each supervisor binds a UNIX datagram socket in a folder beside the database file
 (``jobs.db.wake/``); after a commit, ``poke`` sends one byte to each socket there. A
 datagram to a socket nobody reads is dropped by the kernel, never blocks the sender.
-PostgreSQL: ``NOTIFY jobtui_wake``, which supervisors LISTEN for on any host.
+PostgreSQL: ``NOTIFY jobtui_wake``, which supervisors LISTEN for on any host; it is sent
+by the enqueue's own INSERT statement (``Dialect.insert_rows``), so ``poke`` has nothing
+to do there.
 The supervisors' slow safety poll covers anything lost.
 """
 
@@ -54,10 +56,9 @@ def poke(db: peewee.Database, due: str | None = None) -> None:
     """
     global _sender
     payload = due or "!"
+    if not is_sqlite(db):
+        return  # PostgreSQL: the NOTIFY went with the INSERT (dialect.insert_rows)
     try:
-        if not is_sqlite(db):
-            db.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
-            return
         folder = wake_dir(db)
         if folder is None:
             return

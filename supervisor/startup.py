@@ -10,10 +10,10 @@ from collections.abc import Callable
 import peewee
 
 from jobtui import __version__
-from jobtui.models.claims import with_lock_retry
+from jobtui.models.claims import LOCKED_RETRY_DEADLINE_S, with_lock_retry
 from jobtui.models.db import is_sqlite
 from jobtui.models.dialect import dialect_for
-from jobtui.models.errors import ConfigurationError, ConnectionLost
+from jobtui.models.errors import ConfigurationError, ConnectionLost, DiskFull, StoreError
 from jobtui.models.heartbeats import register_supervisor
 from jobtui.models.migrations import SCHEMA_VERSION
 from jobtui.models.store import classify_error, use_database
@@ -71,16 +71,25 @@ def open_and_register(
 
 def _while_passing(db: peewee.Database | None, step: Callable[[], T]) -> T:
     """Run a start-up step, waiting out passing database trouble: a lock for up to a
-    minute (``with_lock_retry``), a connection the server cut for ``RECONNECT_FOR_S``.
+    minute (``with_lock_retry``), a full disk as long (someone frees space; the loop
+    later waits the same way), a connection the server cut for ``RECONNECT_FOR_S``.
     A database that cannot be reached at all still fails the start at once."""
-    give_up = time.monotonic() + RECONNECT_FOR_S
+    started = time.monotonic()
     pause = 0.05
     while True:
         try:
             return with_lock_retry(step)
-        except (peewee.OperationalError, peewee.InterfaceError, ConnectionLost) as exc:
-            trouble = exc if isinstance(exc, ConnectionLost) else classify_error(exc)
-            if not isinstance(trouble, ConnectionLost) or time.monotonic() >= give_up:
+        except (peewee.OperationalError, peewee.InterfaceError, StoreError) as exc:
+            trouble = exc if isinstance(exc, StoreError) else classify_error(exc)
+            if isinstance(trouble, ConnectionLost):
+                patience = RECONNECT_FOR_S
+            elif isinstance(trouble, DiskFull):
+                patience = LOCKED_RETRY_DEADLINE_S
+            else:
+                patience = 0.0
+            if time.monotonic() - started >= patience:
+                if trouble is exc:
+                    raise
                 raise trouble from exc
             log.warning("%s; retrying in %.2f s", trouble, pause)
         if db is not None:

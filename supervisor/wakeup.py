@@ -45,6 +45,7 @@ class WakeListener:
         self.pg = None
         self.pg_fd: int | None = None
         self.due: list[str] = []
+        self.pg_outage = False  # the LISTEN connection failed to open: said once, not per try
         self.open()
 
     def open(self) -> None:
@@ -81,8 +82,17 @@ class WakeListener:
                 cur.execute(f"LISTEN {CHANNEL}")
             self.pg_fd = self.pg.fileno()
         except Exception as exc:  # noqa: BLE001 - wake-ups are an optimisation; polling remains
-            log.warning("no PostgreSQL wake-ups (polling only): %s", exc)
+            # Retried at every safety poll: one line per outage, not one a second.
+            if not self.pg_outage:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                log.warning("no PostgreSQL wake-ups (polling only until the server answers): %s",
+                            reason)  # fmt: skip
+            self.pg_outage = True
             self.close_pg()
+            return
+        if self.pg_outage:
+            log.warning("PostgreSQL wake-ups restored")
+            self.pg_outage = False
 
     def fileno(self) -> int | None:
         if self.sock is not None:

@@ -67,20 +67,43 @@ def test_a_begin_noted_before_a_reconnect_is_void(db, db_url):
     assert _count_elsewhere(db_url) == 1
 
 
-def test_a_transaction_on_a_cut_connection_fails_as_a_database_error(db, db_url):
-    """What a PostgreSQL restart does under a transaction about to begin: Peewee's error,
-    which every caller handles, not the driver's."""
+def _cut(db, db_url) -> None:
+    """End ``db``'s server session and wait until it is gone (what a restart does)."""
+    import time
+
+    mine = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    other = open_database(db_url)
+    try:
+        other.execute_sql("SELECT pg_terminate_backend(%s)", (mine,))
+        give_up = time.monotonic() + 10
+        while other.execute_sql(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (mine,)
+        ).fetchone():
+            assert time.monotonic() < give_up, "the session did not end"
+            time.sleep(0.01)
+    finally:
+        other.close()
+
+
+def test_a_connection_cut_while_idle_is_replaced_and_one_cut_in_a_transaction_fails(db, db_url):
+    """What a PostgreSQL restart does. Between statements: the dead connection is replaced
+    before the next one (before, every later statement failed: "connection already
+    closed"). Inside a transaction: its work is gone with the connection, so it fails as
+    Peewee's error, which every caller handles (not the driver's), and nothing is left."""
     import peewee
 
     if dialect_for(db).name != "postgresql":
         pytest.skip("a server to cut the connection (SQLite has none)")
-    mine = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
-    other = open_database(db_url)
-    other.execute_sql("SELECT pg_terminate_backend(%s)", (mine,))
-    other.close()
-    with pytest.raises(peewee.PeeweeException):  # the driver learns the connection is gone
-        db.execute_sql("SELECT 1")
-    with pytest.raises(peewee.PeeweeException):  # and a transaction then cannot begin
-        with dialect_for(db).write_transaction(db):
-            db.execute_sql(INSERT.format(p=_p(db)), ("tx-g", False))
-    db.close()
+    _cut(db, db_url)
+    assert db.execute_sql("SELECT 1").fetchone() == (1,)
+    _cut(db, db_url)
+    with dialect_for(db).write_transaction(db):  # BEGIN finds the connection dead: replaced
+        db.execute_sql(INSERT.format(p=_p(db)), ("tx-g", False))
+    assert _count_elsewhere(db_url) == 1
+    with pytest.raises(peewee.PeeweeException), dialect_for(db).write_transaction(db):
+        db.execute_sql(INSERT.format(p=_p(db)), ("tx-h", False))
+        _cut(db, db_url)
+        db.execute_sql(INSERT.format(p=_p(db)), ("tx-i", False))
+    assert _count_elsewhere(db_url) == 1  # neither tx-h nor tx-i
+    assert not db.in_transaction()
+    assert db.execute_sql("SELECT 1").fetchone() == (1,)  # and the next statement reconnects

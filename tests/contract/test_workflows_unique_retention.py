@@ -10,7 +10,8 @@ import pytest
 
 import jobtui
 from jobtui.models import Job, JobAttempt, JobDependency, complete_job, fail_job, start_job, store
-from jobtui.models.retention import prune_jobs
+from jobtui.models.dialect import dialect_for
+from jobtui.models.retention import prune_jobs, purge_failed_jobs
 
 PROCESSES = 10
 PER_PROCESS = 10
@@ -161,3 +162,23 @@ def test_cron_fire_records_are_pruned_after_the_retention_and_never_within_two_d
     assert prune_schedule_fires(older_than=timedelta(0)) == 1  # 3 days: the two-day floor
     kept = sorted((now - f.fire_time).days for f in ScheduleFire.select())
     assert kept == [0, 1]
+
+
+def test_purge_failed_deletes_failed_jobs_only_narrowed_by_queue_and_age(db):
+    """``jobtui purge --failed`` (seed 004's ``queue:clear-failed``): the failed jobs go,
+    completed and cancelled ones stay; ``queue`` and ``older_than`` narrow it; a failed
+    job a live job still depends on stays."""
+    failed = [_ended("failed") for _ in range(4)]
+    completed, cancelled = _ended("completed"), _ended("cancelled")
+    db.execute_sql(dialect_for(db).sql("UPDATE jobs SET queue_name = 'mail' WHERE id = :id"),
+                   {"id": failed[0].id})  # fmt: skip
+    _age(db, [failed[0], failed[1], completed, cancelled], days=10)
+    depended_on = failed[3]
+    live = jobtui.enqueue("t")
+    JobDependency.create(job=live.id, depends_on=depended_on.id)
+    assert purge_failed_jobs(queue="mail") == 1
+    assert _alive(failed[0], failed[1]) == [False, True]
+    assert purge_failed_jobs(older_than=timedelta(days=7)) == 1  # failed[1]; [2] is recent
+    assert _alive(failed[1], failed[2]) == [False, True]
+    assert purge_failed_jobs() == 1  # failed[2]; failed[3] has a live dependant
+    assert _alive(failed[2], depended_on, completed, cancelled, live) == [False] + [True] * 4

@@ -130,6 +130,33 @@ def test_cancel_retry_delete_pause_resume_purge(cli, capsys):
     assert Job.select().count() == 0
 
 
+def test_purge_failed_deletes_only_failed_jobs(cli, capsys):
+    """``purge --failed`` is seed 004's ``queue:clear-failed``: completed and cancelled jobs
+    stay; ``--queue`` narrows it."""
+    ids = {}
+    for name, queue in (("done", "default"), ("gone", "default"), ("bad", "default"),
+                        ("bad_mail", "mail")):  # fmt: skip
+        assert cli("enqueue", f"t.{name}", "--queue", queue) == 0
+        ids[name] = _out(capsys)[0].strip()
+    assert cli("cancel", ids["gone"]) == 0
+    for name in ("done", "bad", "bad_mail"):
+        (run,) = claim_jobs(1, tasks=[f"t.{name}"])
+        if name == "done":
+            from jobtui.models import complete_job
+
+            complete_job(run.id, run.attempt, run.lease_token, 1)
+        else:
+            fail_job(run.id, run.attempt, run.lease_token, "boom", permanent=True)
+    assert cli("purge", "--failed", "--queue", "mail") == 0
+    assert "purged 1 job (failed of queue mail)" in _out(capsys)[0]
+    assert Job.get_or_none(Job.id == ids["bad_mail"]) is None
+    assert cli("purge", "--failed", "--older-than", "1") == 0  # the other one is recent
+    assert Job.get_or_none(Job.id == ids["bad"]) is not None
+    assert cli("purge", "--failed") == 0
+    assert {j.id for j in Job.select()} == {ids["done"], ids["gone"]}
+    assert cli("purge") == 1 and "--older-than" in _out(capsys)[1]
+
+
 def test_schedule_commands(cli, capsys):
     assert cli("schedule", "add", "nightly", "0 2 * * *", "reports.build",
                "--timezone", "Europe/Berlin", "--args", "[1]") == 0  # fmt: skip

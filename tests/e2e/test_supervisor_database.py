@@ -115,7 +115,9 @@ def test_postgresql_connections_cut_under_the_supervisor_are_reopened(cluster):
     assert {row.status for row in rows.values()} == {"completed"}
     assert sup.alive(), sup.log()
     log = sup.log()
-    assert "database trouble (database connection lost" in log  # it did see the cut
+    # it did see the cut: in flight ("database trouble (database connection lost ..."), or
+    # while idle, the connection then replaced before its next statement (models/db.py)
+    assert "database connection lost" in log
     assert "supervisor loop error" not in log, log  # and handled it, not by the last resort
     assert [jobtui.wait(j.id, timeout=5)["value"] for j in later] == list(range(5))
 
