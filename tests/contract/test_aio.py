@@ -299,3 +299,16 @@ def test_a_cancelled_batch_block_writes_nothing_and_lets_go_of_the_lock(db):
 
     after = run(main())
     assert [j.id for j in Job.select()] == [after.id]
+
+
+def test_wait_waits_through_an_unreachable_database_until_its_timeout(db):
+    """As the sync wait: an outage is waited out like a slow job, then TimeoutError."""
+    down = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+
+    async def main():
+        with pytest.raises(TimeoutError, match="unknown after"):
+            await aio.wait("01a2424b-0000-7000-8000-000000000000", timeout=0.3, database=down)
+        with pytest.raises(JobtuiError):
+            await aio.poll("x", database=down)  # a single read says what is wrong
+
+    run(main())
