@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -312,3 +313,18 @@ def test_wait_waits_through_an_unreachable_database_until_its_timeout(db):
             await aio.poll("x", database=down)  # a single read says what is wrong
 
     run(main())
+
+
+def test_close_stops_the_threads_and_the_next_call_starts_them_again(db):
+    import jobtui.aio_runner as runner_module
+
+    async def main():
+        await aio.enqueue(add, args=[1, 1])
+        threads = [t for t in threading.enumerate() if t.name.startswith("jobtui-aio-")]
+        assert threads
+        await aio.close()
+        assert not any(t.is_alive() for t in threads)  # joined, connections closed
+        assert runner_module._runner is None
+        return await aio.enqueue(add, args=[2, 2])
+
+    assert run(main()).args == [2, 2]
