@@ -29,7 +29,7 @@ from datetime import datetime
 from jobtui import api
 from jobtui.aio_batch import AsyncBatch, current_async_batch
 from jobtui.aio_runner import run, stop_runner
-from jobtui.models.errors import JobFailed, JobNotFound
+from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
 from jobtui.registry import Task
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from jobtui.api import Database
+    from jobtui.service import JobService, NotHeld
 
 WAIT_POLL_MIN_S = api.WAIT_POLL_MIN_S
 WAIT_POLL_MAX_S = api.WAIT_POLL_MAX_S
@@ -109,14 +110,24 @@ async def watch(
     """Yield the job (a fresh Job row) now and each time its status or progress
     (percentage, message, details) changes; stop after it reaches a final state.
 
-    TimeoutError when ``timeout`` seconds pass before that. Polls from a jobtui thread
-    with a growing interval, sleeping on the loop in between (a server-sent-events
-    endpoint can stream it)."""
+    TimeoutError when ``timeout`` seconds pass before that; a database that cannot be
+    reached meanwhile (a restart) is waited for, as the sync ``wait`` does. Polls from a
+    jobtui thread with a growing interval, sleeping on the loop in between (a
+    server-sent-events endpoint can stream it); a state overwritten within one interval
+    is not seen, as a progress bar needs only the latest."""
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
     seen: tuple[Any, ...] | None = None
     while True:
-        job = await poll(job_id, database=database)
+        try:
+            job = await poll(job_id, database=database)
+        except DatabaseUnavailable as exc:  # an outage (a restart): wait, as for a slow job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} unknown after {timeout:g} s: {exc}") from exc
+            await asyncio.sleep(interval if deadline is None else
+                                min(interval, max(0.0, deadline - time.monotonic())))  # fmt: skip
+            interval = min(interval * 1.5, WAIT_POLL_MAX_S)
+            continue
         snapshot = _snapshot(job)
         if snapshot != seen:
             seen = snapshot
@@ -216,7 +227,16 @@ async def close() -> None:
     await asyncio.get_running_loop().run_in_executor(None, stop_runner)
 
 
+def __getattr__(name: str) -> Any:
+    """``jobtui.aio.JobService``: seed 001's service lives in ``jobtui.service``."""
+    if name in ("JobService", "NotHeld"):
+        from jobtui import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module 'jobtui.aio' has no attribute {name!r}")
+
+
 __all__ = [
-    "JobFailed", "JobNotFound", "batch", "cancel", "close", "enqueue", "enqueue_many", "poll",
+    "JobFailed", "JobNotFound", "JobService", "NotHeld", "batch", "cancel", "close", "enqueue", "enqueue_many", "poll",
     "queue_stats", "retry", "schedule", "wait", "watch",
 ]  # fmt: skip

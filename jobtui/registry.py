@@ -98,7 +98,7 @@ class Task(Generic[P, R]):
 
         return enqueue(self, args=list(args), kwargs=kwargs)
 
-    async def aenqueue(self, *args: Any, **kwargs: Any) -> Any:
+    async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job | None:
         """``enqueue`` for coroutines: runs on a jobtui thread, never blocking the loop."""
         from jobtui import aio  # loaded on first use: ``import jobtui`` stays asyncio-free
 

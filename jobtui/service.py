@@ -31,7 +31,8 @@ import peewee
 from jobtui import aio, service_leases
 from jobtui.aio_runner import run
 from jobtui.models import claims
-from jobtui.models.errors import InvalidTransition
+from jobtui.models.base import dumps
+from jobtui.models.errors import InvalidJob, InvalidTransition
 from jobtui.models.job import Job
 from jobtui.models.retention import prune_jobs
 from jobtui.models.store import get_database
@@ -89,18 +90,21 @@ def _finish(job_id: str, write: Any) -> Job:
     run_ = service_leases.leases.get(str(job_id))
     if run_ is None:
         raise NotHeld(f"job {job_id} is not held by this application: nothing was written")
-    try:
-        written = write(run_)
-    finally:
-        service_leases.leases.release(run_.job_id)
+    written = write(run_)  # raising (a result that is not JSON): still held, mark_failed may follow
+    service_leases.leases.release(run_.job_id)
     if written is None or written is False:
         raise NotHeld(f"job {job_id}: this application lost its lease; nothing was written")
     return Job.get_by_id(run_.job_id)
 
 
 def _complete(job_id: str, result: Any) -> Job:
+    try:
+        result_json = dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"job {job_id}: the result is not JSON ({exc}); the run is still "
+                         "held: mark it completed or failed") from exc  # fmt: skip
     return _finish(job_id, lambda r: claims.complete_job(
-        r.job_id, r.attempt, r.lease_token, result, db=r.db))  # fmt: skip
+        r.job_id, r.attempt, r.lease_token, result_json=result_json, db=r.db))  # fmt: skip
 
 
 def _fail(job_id: str, error: str, retry: bool) -> Job:

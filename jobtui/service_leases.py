@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import peewee
 
-from jobtui.models.claims import record_heartbeats
+from jobtui.models.claims import with_lock_retry
+from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome, write_outcomes
 from jobtui.registry import registry
@@ -32,6 +33,30 @@ log = logging.getLogger(__name__)
 
 LEASE_RENEW_S = 5.0
 OWNER_PREFIX = "app:"
+
+
+#: Stamped with the clock supervisors' reapers judge leases by (the database's on
+#: PostgreSQL), as a supervisor's own lease renewal is: the application's host clock may
+#: differ from the database's.
+_RENEW = """UPDATE jobs SET heartbeat_at = {now}
+WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'running'"""
+
+
+def renew_leases(db: peewee.Database, fences: list[tuple[str, int, str]]) -> list[str]:
+    """Extend these runs' leases in one transaction; returns the ids whose lease was lost."""
+    dialect = dialect_for(db)
+    sql, now = dialect.with_db_now(_RENEW), sql_timestamp(utcnow())
+
+    def run() -> list[str]:
+        lost = []
+        with dialect.write_transaction(db):
+            for job_id, attempt, token in fences:
+                params = {"id": job_id, "attempt": attempt, "token": token, "now": now}
+                if db.execute_sql(sql, params).rowcount != 1:
+                    lost.append(job_id)
+        return lost
+
+    return with_lock_retry(run)
 
 
 @dataclass(frozen=True)
@@ -82,7 +107,7 @@ class Leases:
         for db in {run.db for run in runs}:
             fences = [(r.job_id, r.attempt, r.lease_token) for r in runs if r.db is db]
             try:
-                lost += record_heartbeats(fences, db=db)
+                lost += renew_leases(db, fences)
             except Exception:  # noqa: BLE001 - a missed renewal is retried next round
                 log.warning("could not renew the leases of %d job(s)", len(fences), exc_info=True)
         for job_id in lost:

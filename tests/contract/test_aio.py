@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -93,6 +94,28 @@ def test_wait_returns_the_result_and_reports_progress(db):
         assert await asyncio.to_thread(claims.complete_job, *fence, 5)
         assert await waiter == 5
         assert seen[0] == (50.0, "half") and seen[-1][0] == 100.0
+
+    run(main())
+
+
+def test_wait_takes_a_plain_function_as_on_progress(db):
+    async def main():
+        job = await aio.enqueue(add, args=[1, 2])
+        seen: list[tuple[float, str | None]] = []
+        run_ = await asyncio.to_thread(claims.start_job, job.id)
+        fence = (run_.id, run_.attempt, run_.lease_token)
+        assert await asyncio.to_thread(claims.record_progress, *fence, 25, "a quarter")
+        moved = asyncio.Event()
+
+        def on_progress(pct: float, msg: str | None) -> None:  # a plain function
+            seen.append((pct, msg))
+            moved.set()
+
+        waiter = asyncio.create_task(aio.wait(job.id, timeout=10, on_progress=on_progress))
+        await asyncio.wait_for(moved.wait(), 10)
+        assert await asyncio.to_thread(claims.complete_job, *fence, 3)
+        assert await waiter == 3
+        assert seen[0] == (25.0, "a quarter")
 
     run(main())
 
@@ -255,3 +278,53 @@ def test_calls_reconnect_after_the_server_drops_the_connections(db, db_url, monk
         return second
 
     run(main())  # (the test's own connection was cut too: no read here after it)
+
+
+def test_a_cancelled_batch_block_writes_nothing_and_lets_go_of_the_lock(db):
+    async def main():
+        inside = asyncio.Event()
+
+        async def block() -> None:
+            async with aio.batch():
+                await aio.enqueue(add, args=[1, 1])
+                inside.set()
+                await asyncio.sleep(3600)
+
+        task_ = asyncio.create_task(block())
+        await asyncio.wait_for(inside.wait(), 10)
+        task_.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task_
+        # the transaction is gone: a write elsewhere goes through at once
+        return await asyncio.wait_for(aio.enqueue(add, args=[2, 2]), 5)
+
+    after = run(main())
+    assert [j.id for j in Job.select()] == [after.id]
+
+
+def test_wait_waits_through_an_unreachable_database_until_its_timeout(db):
+    """As the sync wait: an outage is waited out like a slow job, then TimeoutError."""
+    down = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+
+    async def main():
+        with pytest.raises(TimeoutError, match="unknown after"):
+            await aio.wait("01a2424b-0000-7000-8000-000000000000", timeout=0.3, database=down)
+        with pytest.raises(JobtuiError):
+            await aio.poll("x", database=down)  # a single read says what is wrong
+
+    run(main())
+
+
+def test_close_stops_the_threads_and_the_next_call_starts_them_again(db):
+    import jobtui.aio_runner as runner_module
+
+    async def main():
+        await aio.enqueue(add, args=[1, 1])
+        threads = [t for t in threading.enumerate() if t.name.startswith("jobtui-aio-")]
+        assert threads
+        await aio.close()
+        assert not any(t.is_alive() for t in threads)  # joined, connections closed
+        assert runner_module._runner is None
+        return await aio.enqueue(add, args=[2, 2])
+
+    assert run(main()).args == [2, 2]

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from jobtui.aio import JobService, NotHeld
 from jobtui.aio_runner import stop_runner
 from jobtui.models import claims
 from jobtui.models.clock import utcnow
-from jobtui.models.errors import InvalidTransition
+from jobtui.models.errors import InvalidJob, InvalidTransition
 from jobtui.models.job import Job
-from jobtui.service import JobService, NotHeld
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,6 +125,10 @@ def test_mark_processing_is_a_claim_and_later_writes_are_fenced(db):
     Job.update(run_at=utcnow()).where(Job.id == claimed.id).execute()
     [again] = claims.claim_jobs(1, supervisor_name="sup-1")
     assert again.attempt == 2
+    from jobtui import service_leases
+
+    assert service_leases.leases.renew() == [claimed.id]  # the renewal sees the loss
+    assert service_leases.leases.get(claimed.id) is None
 
     async def late():
         with pytest.raises(NotHeld):
@@ -134,6 +138,21 @@ def test_mark_processing_is_a_claim_and_later_writes_are_fenced(db):
     row = Job.get_by_id(claimed.id)
     assert (row.status, row.attempt, row.lease_token, row.result) == (
         "running", 2, again.lease_token, None)  # fmt: skip
+
+
+def test_a_result_that_is_not_json_is_refused_and_the_run_stays_held(db):
+    service = JobService()
+
+    async def main():
+        job = await service.create(job_type="seed.work", payload={})
+        await service.mark_processing(job.id)
+        with pytest.raises(InvalidJob, match="not JSON"):
+            await service.mark_completed(job.id, result={"when": object()})
+        return await service.mark_failed(job.id, "could not encode", retry=False)
+
+    failed = asyncio.run(main())
+    assert (failed.status, failed.attempt, failed.error_message) == (
+        "failed", 1, "could not encode")  # fmt: skip
 
 
 def test_a_run_the_supervisor_claimed_is_refused_and_unchanged(db):
