@@ -189,15 +189,20 @@ def wait(
 ) -> Any:
     """Block until the job ends; return its result, or raise JobFailed with its error.
 
-    TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval.
+    TimeoutError when ``timeout`` seconds pass first. Polls with a growing interval; on
+    PostgreSQL a job-end notification (``models/ended.py``) cuts the pause short.
     ``on_progress(percent, message)`` is called each time the job's progress is seen to
     change (a script's progress bar); while it moves, polls stay frequent. A database
     that cannot be reached (a restart) is waited for like a slow job.
     """
+    from jobtui.models.ended import listener_for
+
     deadline = None if timeout is None else time.monotonic() + timeout
     interval = WAIT_POLL_MIN_S
     seen: tuple[float, str | None] | None = None
+    listener = listener_for(database)
     while True:
+        generation = listener.generation if listener is not None else 0
         try:
             job = poll(job_id, database=database)
         except DatabaseUnavailable as exc:  # an outage: keep waiting, as for a slow job
@@ -221,7 +226,10 @@ def wait(
         pause = (
             interval if deadline is None else min(interval, max(0.0, deadline - time.monotonic()))
         )
-        time.sleep(pause)
+        if listener is None:
+            time.sleep(pause)
+        elif listener.wait(generation, pause) != generation:
+            continue  # a job ended somewhere: look now (the interval stays as it was)
         interval = min(interval * 1.5, WAIT_POLL_MAX_S)
 
 

@@ -43,6 +43,7 @@ import peewee
 from .base import BaseModel, as_datetime
 from .clock import sql_timestamp
 from .dialect import dialect_for
+from .wakeup import ENDED_CHANNEL
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -225,6 +226,8 @@ def _upsert_sql(dialect_name: str, count: int, used: tuple[int, ...]) -> str:
                                rows=", ".join([row] * count), sums=sums)  # fmt: skip
         if not columns:  # rows of zeros: nothing to add
             found = found.split(" DO UPDATE")[0] + " DO NOTHING"
+        if dialect_name == "postgresql":  # the waiters' wake-up rides along (ended.py)
+            found = f"WITH up AS ({found}) SELECT pg_notify('{ENDED_CHANNEL}', '')"
         if len(_upsert_cache) >= 512:
             _upsert_cache.clear()
         _upsert_cache[key] = found

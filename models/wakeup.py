@@ -20,6 +20,8 @@ import peewee
 from .db import is_sqlite
 
 CHANNEL = "jobtui_wake"
+#: Sent by every transaction that ends jobs, for processes waiting on them (ended.py).
+ENDED_CHANNEL = "jobtui_ended"
 
 _sender: socket.socket | None = None
 _listing: dict[str, tuple[float, list[str]]] = {}
