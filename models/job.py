@@ -257,17 +257,25 @@ class Job(BaseModel):
 
     @classmethod
     def from_written(cls, row: dict[str, Any]) -> Job:
-        """The Job an enqueue just wrote, built from its INSERT parameters (no read back)."""
-        data = {}
+        """The Job an enqueue just wrote, built from its INSERT parameters (no read back).
+
+        On the hot path of every enqueue: the fields' defaults and converters are worked out
+        once per class (text columns need none: their values are already text)."""
+        plan = cls.__dict__.get("_written_plan")
+        if plan is None:
+            fields = cls._meta.fields
+            defaults = {name: None if f.default is None or callable(f.default) else f.default
+                        for name, f in fields.items()}  # fmt: skip
+            converters = {name: f.python_value for name, f in fields.items()
+                          if isinstance(f, JSONText)
+                          or not isinstance(f, peewee.CharField | peewee.TextField)}  # fmt: skip
+            plan = cls._written_plan = (defaults, converters)
+        defaults, converters = plan
+        data = dict(defaults)
         for name, value in row.items():
-            field = cls._meta.fields.get(name)
-            if field is not None:
-                data[name] = value if value is None else field.python_value(value)
-        for name, field in cls._meta.fields.items():
-            if name not in data:
-                data[name] = (
-                    None if field.default is None or callable(field.default) else field.default
-                )
+            if name in defaults:
+                convert = converters.get(name)
+                data[name] = value if value is None or convert is None else convert(value)
         job = cls.__new__(cls)
         job.__data__, job._dirty, job.__rel__ = data, set(), {}
         return job

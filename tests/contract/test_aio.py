@@ -205,6 +205,7 @@ def test_database_errors_leave_as_jobtui_errors(tmp_path):
     run(main())
 
 
+@pytest.mark.serial
 def test_the_loop_stays_responsive_while_5000_jobs_are_enqueued(db):
     """A 1 ms ticker on the loop while 10 coroutines enqueue 5,000 jobs: its worst lag,
     less the time threads waited for a CPU on this shared machine (bench/ticker.py),
