@@ -89,9 +89,16 @@ class TaskCatalog(BaseModel):
         primary_key = peewee.CompositeKey("task_name", "supervisor_name")
 
 
+_OPTION_BIT_ITEMS = tuple(OPTION_BITS.items())
+
+
 def unset_mask(options: Mapping[str, Any]) -> int:
     """The ``UNSET_*`` bits of the options a caller left out (None counts as left out)."""
-    return sum(bit for name, bit in OPTION_BITS.items() if options.get(name) is None)
+    mask = 0
+    for name, bit in _OPTION_BIT_ITEMS:  # a loop, not sum(genexpr): it runs every enqueue
+        if options.get(name) is None:
+            mask |= bit
+    return mask
 
 
 # ------------------------------------------------------------------ publishing

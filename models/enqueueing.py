@@ -64,6 +64,13 @@ after_enqueue_hooks: list[Callable[[peewee.Database, str | None], None]] = [poke
 def _number(name: str, value: Any, *, minimum: float | None = 0, allow_none: bool = True) -> Any:
     if value is None and allow_none:
         return None
+    kind = type(value)
+    if (
+        (kind is float or kind is int)
+        and math.isfinite(value)
+        and (minimum is None or value >= minimum)
+    ):  # the common case, without the ABC checks below (every enqueue passes here)
+        return float(value)
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
@@ -74,6 +81,8 @@ def _number(name: str, value: Any, *, minimum: float | None = 0, allow_none: boo
 
 
 def _integer(name: str, value: Any, *, minimum: int | None = None) -> int:
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, without the ABC check below
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidJob(f"{name} must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
@@ -98,11 +107,14 @@ def _text(name: str, value: Any, limit: int) -> str | None:
     return value
 
 
+_ALLOWED_KEYS = OPTION_NAMES | INTERNAL_OPTIONS | {"args", "kwargs"}
+
+
 def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The INSERT parameters for one job, or InvalidJob saying what is wrong with it."""
     if not isinstance(job_type, str) or not job_type.strip():
         raise InvalidJob(f"task name must be a non-empty string, got {job_type!r}")
-    unknown = set(options) - OPTION_NAMES - INTERNAL_OPTIONS - {"args", "kwargs"}
+    unknown = options.keys() - _ALLOWED_KEYS
     if unknown:
         raise InvalidJob(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
     args, kwargs = options.get("args") or [], options.get("kwargs") or {}

@@ -260,15 +260,19 @@ class Job(BaseModel):
         """The Job an enqueue just wrote, built from its INSERT parameters (no read back).
 
         On the hot path of every enqueue: the fields' defaults and converters are worked out
-        once per class (text columns need none: their values are already text)."""
+        once per class, and only JSON, timestamps and floats are converted (the row holds
+        text, ints and booleans as the model gives them)."""
         plan = cls.__dict__.get("_written_plan")
         if plan is None:
             fields = cls._meta.fields
             defaults = {name: None if f.default is None or callable(f.default) else f.default
                         for name, f in fields.items()}  # fmt: skip
-            converters = {name: f.python_value for name, f in fields.items()
-                          if isinstance(f, JSONText)
-                          or not isinstance(f, peewee.CharField | peewee.TextField)}  # fmt: skip
+            converters = {
+                name: f.python_value
+                for name, f in fields.items()  # text and
+                if isinstance(f, JSONText | peewee.DateTimeField | peewee.FloatField)
+            }
+            # ints and booleans are written as such (build_row): theirs would be identities
             plan = cls._written_plan = (defaults, converters)
         defaults, converters = plan
         data = dict(defaults)
