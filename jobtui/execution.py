@@ -65,6 +65,34 @@ def call_task(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
     return value
 
 
+#: Each task's signature, read once per worker process (None: it has none to check).
+_signatures: dict[Callable[..., Any], Any] = {}
+
+
+def parameters_problem(func: Callable[..., Any], args: list, kwargs: dict) -> str | None:
+    """Why ``args``/``kwargs`` cannot be passed to ``func`` (a missing or an unexpected
+    argument), or None when they fit. Checked before the call, so such a job fails for
+    good at once (README's fault table: bad parameters are not retried), while a
+    TypeError raised inside the task stays an ordinary, retried error."""
+    try:
+        signature = _signatures[func]
+    except KeyError:
+        import inspect  # already loaded by dataclasses: costs no module
+
+        try:
+            signature = inspect.signature(func)
+        except (TypeError, ValueError):  # a builtin or callable without one: not checked
+            signature = None
+        _signatures[func] = signature
+    if signature is None:
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
 def execute_job(
     registry: TaskRegistry,
     job: tuple,
@@ -85,6 +113,10 @@ def execute_job(
     except (ValueError, TypeError, AttributeError) as exc:
         return ("error", job_id, attempt, "InvalidParameters",
                 f"corrupt parameters: {exc}", None, True)  # fmt: skip
+    problem = parameters_problem(task.func, args, kwargs)
+    if problem is not None:
+        return ("error", job_id, attempt, "InvalidParameters",
+                f"invalid parameters for {job_type}: {problem}", None, True)  # fmt: skip
     context = JobContext(id=job_id, attempt=attempt, job_type=job_type, parameters=parameters,
                          queue_name=queue_name, report_progress=report_progress,
                          check_cancel=check_cancel)  # fmt: skip
