@@ -197,7 +197,12 @@ class Job(BaseModel):
     @classmethod
     def get_pending_jobs(cls, queue_name: str | None = None, limit: int = 100) -> list[Job]:
         """Jobs ready to run now, in claim order."""
-        query = cls.select().where(cls.status.in_(CLAIMABLE), cls.run_at <= utcnow())
+        now = utcnow()
+        query = cls.select().where(
+            cls.status.in_(CLAIMABLE),
+            cls.run_at <= now,
+            cls.next_retry_at.is_null() | (cls.next_retry_at <= now),
+        )
         if queue_name is not None:
             query = query.where(cls.queue_name == queue_name)
         return list(query.order_by(cls.priority.desc(), cls.run_at, cls.id).limit(limit))

@@ -10,6 +10,11 @@ Each kind of ending is one fenced statement plus its attempt row:
 - ``cancelled``: the run stopped on an operator's request; final, dependants cancelled.
 - ``interrupted``: put back to ``pending`` by a shutdown; costs no retry.
 
+A job that goes back in line keeps its place: no requeue writes ``run_at`` (the claim's
+order after priority). A put-back job never ran, so it is next again; a retry waits until
+``next_retry_at`` (the claim's filter, dialect.py) and then only its backoff, not the
+jobs enqueued while it ran or waited (issue 13, item 3).
+
 The fence is ``(id, attempt, lease_token)`` for the owner; a reaper that never held the
 lease passes no token and fences on ``(id, attempt)`` — the attempt number alone already
 tells one run from the next.
@@ -51,7 +56,7 @@ _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
-    next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
+    next_retry_at = :next_retry_at,
     failed_at = :failed_at, updated_at = :now, error_message = :error,
     error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
     {_RAN_BY}
@@ -62,7 +67,7 @@ _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, upda
 WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""
 
-_INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
+_INTERRUPTED = f"""UPDATE jobs SET status = 'pending', updated_at = :now,
     error_message = :error, cancel_requested = :no, started_at = COALESCE(:started_at, started_at)
 WHERE {FENCE}
 RETURNING started_at, batch_id, has_dependants"""

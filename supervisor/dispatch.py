@@ -30,8 +30,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_NEXT_DUE = """SELECT DISTINCT run_at FROM jobs
-WHERE status IN ('pending', 'retrying') AND run_at > :now ORDER BY run_at LIMIT 32"""
+# a retry keeps its place in line (run_at) and is due once its backoff is over
+_NEXT_DUE = """SELECT DISTINCT due FROM (SELECT CASE WHEN next_retry_at > run_at
+    THEN next_retry_at ELSE run_at END AS due FROM jobs
+    WHERE status IN ('pending', 'retrying') AND (run_at > :now OR next_retry_at > :now)) d
+ORDER BY due LIMIT 32"""
 
 NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on its row
 # Jobs shorter than a commit: hold their outcomes while a worker still has a job in hand

@@ -9,11 +9,12 @@ when each worker became free and when each job began.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from supervisor_tasks import logged
 
-from jobtui import task
+from jobtui import current_job, task
 
 
 def _append(line: str) -> None:
@@ -26,6 +27,7 @@ def _append(line: str) -> None:
 
 
 @task(max_retries=0)
+@logged
 def timed(name: str, seconds: float) -> str:
     """Sleep ``seconds``; record when it began and ended."""
     began = time.monotonic()
@@ -45,3 +47,14 @@ def mistyped(value: int) -> int:
 @logged
 def greet(to: str, subject: str = "hello") -> str:
     return f"{subject}, {to}"
+
+
+@task(max_retries=2, retry_delay=0.5, retry_jitter=False)
+@logged
+def crash_once(name: str) -> str:
+    """Its first run kills its worker (a crash); the retry records when it began."""
+    began = time.monotonic()
+    if current_job().attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    _append(f"{name} {os.getpid()} {began:.6f} {time.monotonic():.6f}\n")
+    return name
