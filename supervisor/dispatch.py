@@ -4,6 +4,12 @@ A mixin of ``Supervisor`` (loop.py), kept apart so each file holds one concern. 
 commit per turn carries every outcome, progress, heartbeat, sweep, cron tick and claim;
 for jobs far shorter than a commit it waits a moment (at most ``DEFER_MAX_S``) while any
 worker still has a job in hand, so one transaction carries several jobs (group commit).
+
+Claimed jobs wait in the supervisor's ready buffer (ready.py), never in a busy worker's
+pipe: each worker holds only the job it runs, and gets the next the moment it reports
+that one done, so no job waits for a busy worker while another worker of its group is
+free. While workers are fed from the buffer the commit waits up to ``FEED_DEFER_MAX_S``
+(until the buffer is half spent), so one transaction still carries many short jobs.
 """
 
 from __future__ import annotations
@@ -17,12 +23,11 @@ import peewee
 
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
-from jobtui.models.outcomes import Outcome
 
 from . import timeouts
 from .commit import ClaimRequest
 from .config import WorkerGroup
-from .pool import RunningJob
+from .pool import RunningJob, WorkerHandle
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -41,8 +46,12 @@ NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on i
 # (at most DEFER_MAX_S), so one transaction carries several jobs' endings and claims.
 DEFER_JOBS_UNDER_S = 0.0003
 DEFER_MAX_S = 0.001
+#: While the ready buffer feeds the workers, hold outcomes this long at most (or until
+#: half the buffer is spent) before the commit that writes them and claims more.
+FEED_DEFER_MAX_S = 0.002
 MAX_DUE_TIMERS = 1024
-DUE_MARGIN_S = 0.002  # claim a due job this late, never early (clocks differ in rounding)
+DUE_MARGIN_S = 0.002
+STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own start time  # claim a due job this late, never early (clocks differ in rounding)
 
 
 class Dispatch:
@@ -66,7 +75,12 @@ class Dispatch:
             capacity = worker.capacity(depth)
             if capacity:
                 free[worker.group] = free.get(worker.group, 0) + capacity
-        return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
+        requests = []
+        for group, room in free.items():
+            room -= self.ready.count(group.queues)  # claimed already, waiting for a worker
+            if room > 0:
+                requests.append(ClaimRequest(queues=group.queues, limit=room))
+        return requests
 
     def _deferring(self: Supervisor, now: float) -> bool:
         """Hold this turn's commit for a moment? Only while jobs are far shorter than a
@@ -75,6 +89,10 @@ class Dispatch:
         daemon's core, not the workers', is what limits such jobs. Not with a deeper
         prefetch: each turn has many outcomes anyway, and waiting measured slower."""
         first = self.commit.first_outcome_mono
+        if (first is not None and self.ready and not self.stopping
+                and now < first + FEED_DEFER_MAX_S
+                and 2 * len(self.ready) >= self.claim_depth * len(self.workers)):  # fmt: skip
+            return True  # the buffer still feeds every worker: write and claim a bit later
         if (first is None or now >= first + DEFER_MAX_S or self.stopping
                 or self.job_run_ewma_s > DEFER_JOBS_UNDER_S
                 or self.claim_depth > 1):  # fmt: skip
@@ -167,6 +185,7 @@ class Dispatch:
         """(job id, attempt) of every run this supervisor holds: in a worker's hands, or
         ended with its outcome not yet written."""
         held = {(job.id, job.claimed.attempt) for w in self.workers.values() for job in w.jobs}
+        held.update((job.id, job.claimed.attempt) for job in self.ready)
         held.update((o.job_id, o.attempt) for o in self.commit.outcomes)
         return held
 
@@ -185,6 +204,9 @@ class Dispatch:
 
     def stop_lost(self: Supervisor, job_ids: list[str]) -> None:
         for job_id in job_ids:
+            if self.ready.remove(job_id) is not None:
+                log.warning("job %s: lease lost to another supervisor before it began", job_id)
+                continue
             for worker in self.workers.values():
                 if worker.find(job_id) is not None and worker.kill is None:
                     log.warning("job %s: lease lost to another supervisor; stopping worker %s",
@@ -223,37 +245,60 @@ class Dispatch:
                 self.want_claim = True  # maybe more is waiting
 
     def dispatch(self: Supervisor, request: ClaimRequest, claimed) -> None:
-        """Hand claimed jobs to the group's least busy workers, one message per worker."""
-        depth = self.claim_depth
-        group_workers = [
-            w
-            for w in self.workers.values()
-            if w.group.queues == request.queues and w.capacity(depth)
-        ]
-        batches: dict[int, list[tuple]] = {}
+        """Put claimed jobs in the ready buffer, then hand them to the group's free workers."""
         now = time.monotonic()
         for job in claimed:
-            group_workers.sort(key=lambda w: len(w.jobs))
-            worker = next((w for w in group_workers if w.capacity(depth)), None)
-            if worker is None:  # a worker died since we counted: put the job back
-                self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
-                                                "interrupted", error="no worker free"))  # fmt: skip
-                continue
             task = self.registry.get(job.job_type)
             timeout = (job.timeout or (task.timeout if task is not None else None)
                        or self.config.default_timeout_s or None)  # fmt: skip
-            running = RunningJob(claimed=job, timeout_s=timeout, handed_mono=now)
+            self.ready.add(request.queues, RunningJob(claimed=job, timeout_s=timeout,
+                                                      handed_mono=now))  # fmt: skip
+        if claimed:
+            self.ready.show_due = min(self.ready.show_due, now + NAME_WORKER_AFTER_S)
+        self.hand_out()
+
+    def hand_out(self: Supervisor) -> None:
+        """Every free worker gets the next ready job of its group."""
+        if self.ready and not self.stopping:
+            for worker in self.workers.values():
+                if not worker.jobs:
+                    self.feed(worker)
+
+    def feed(self: Supervisor, worker: WorkerHandle) -> None:
+        """Hand ``worker`` ready jobs of its group: an idle worker its next one, at once
+        (before this turn's commit), so no job waits for a busy worker while this one is
+        free. Only while jobs are far shorter than a commit (a deep prefetch, prefetch.py)
+        does a worker hold more than the job it runs: then it is topped up with a batch
+        once half of what it holds is done (one message for many jobs)."""
+        if not self.ready or self.stopping:
+            return
+        depth, held = self.claim_depth, len(worker.jobs)
+        if held and (depth <= 1 or held > depth // 2):
+            return
+        room = worker.capacity(depth if depth > 1 else 0)
+        if room <= 0:
+            return
+        group, now, batch = worker.group.queues, time.monotonic(), []
+        while room > 0:
+            running = self.ready.take(group)
+            if running is None:
+                break
+            room -= 1
+            job = running.claimed
+            if now - running.handed_mono >= STARTED_LATER_S:  # its claim's time is wrong
+                running.started_at = self.stamp_now()
+            running.handed_mono = now
             if not worker.jobs:
-                running.started_mono = now  # an idle worker starts it at once
+                running.started_mono = now  # an idle worker begins it at once
                 if log.isEnabledFor(logging.INFO):
-                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.job_type,
-                             job.attempt, worker.name, worker.pid)  # fmt: skip
+                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
+                             job.job_type, job.attempt, worker.name, worker.pid)  # fmt: skip
+            else:
+                running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
-            batches.setdefault(worker.pid, []).append(
-                (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
-            )
-        for pid, jobs in batches.items():
-            self.send(self.workers[pid], ("run", jobs))
+            batch.append((job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name))
+        if batch:
+            self.send(worker, ("run", batch))
 
     def unwritten_starts(self: Supervisor, now: float) -> None:
         """What the job rows say of the jobs our workers hold, written only for jobs held
@@ -263,7 +308,21 @@ class Dispatch:
         A job running that long gets its worker's name and when it began. A prefetched job
         waiting that long behind its worker's current one gets its worker's name and no
         start time: claimed, not begun — shown as waiting, not as running for as long as
-        the job ahead of it. Once it begins, that is written at once."""
+        the job ahead of it. Once it begins, that is written at once. A job in the ready
+        buffer that long is shown waiting too, with no worker yet."""
+        ready = self.ready
+        if ready and now >= ready.show_due:
+            due = float("inf")
+            for job in ready:
+                if job.shown_waiting:
+                    continue
+                at = job.handed_mono + NAME_WORKER_AFTER_S
+                if now >= at:
+                    job.shown_waiting = True
+                    self.commit.add_started(job.claimed.fence, None, None)
+                else:
+                    due = min(due, at)
+            ready.show_due = due
         for worker in self.workers.values():
             for job in worker.jobs:
                 if job.started_mono is None:

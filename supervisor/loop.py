@@ -18,6 +18,7 @@ import time
 
 import peewee
 
+from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 from . import linux, procinfo, timeouts
@@ -27,6 +28,7 @@ from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
+from .ready import ReadyJobs
 from .recovery import Reaper
 from .reload import Reloading
 from .signals import SignalInbox
@@ -89,6 +91,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
         self.prefetch = PrefetchDepth(config.prefetch)
         self.claim_depth = 1  # the prefetch depth the last claim was sized with
+        self.ready = ReadyJobs()  # claimed, waiting for a free worker (the prefetch)
         self.stamp_mono, self.stamp_text = -1.0, ""  # stamp_now's last clock read
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
@@ -290,6 +293,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             deadlines.append(self.trim_due)
         if self.due_times:
             deadlines.append(self.due_times[0])
+        if self.ready:
+            deadlines.append(self.ready.show_due)
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
             if not self.commit.healthy:
                 deadlines.append(self.commit.retry_at)
@@ -364,6 +369,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self.advance_shutdown()
         elif self.respawn:
             self.respawn_due()
+        self.hand_out()  # a worker freed or forked this turn takes a ready job
         if not self.stopping and self.notifier.wanted and self.notifier.pid is None:
             self._start_notifier()
         self.write_and_claim()
@@ -403,6 +409,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.abandon_reload_check()  # a reload asked for first no longer matters
         self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
         self.respawn.clear()
+        for held in self.ready.take_all():  # never begun: back in line, in their places
+            self.commit.add_outcome(Outcome(held.id, held.claimed.attempt,
+                                            held.claimed.lease_token, "interrupted",
+                                            error="supervisor shutdown: not started"))  # fmt: skip
         for worker in self.workers.values():
             self.send(worker, ("stop",))
             worker.stop_sent = True
