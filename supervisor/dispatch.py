@@ -28,6 +28,7 @@ from . import timeouts
 from .commit import ClaimRequest
 from .config import WorkerGroup
 from .pool import RunningJob, WorkerHandle
+from .prefetch import STALLED_S
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -50,8 +51,11 @@ DEFER_MAX_S = 0.001
 #: half the buffer is spent) before the commit that writes them and claims more.
 FEED_DEFER_MAX_S = 0.002
 MAX_DUE_TIMERS = 1024
-DUE_MARGIN_S = 0.002
-STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own start time  # claim a due job this late, never early (clocks differ in rounding)
+DUE_MARGIN_S = 0.002  # claim a due job this late, never early (clocks differ in rounding)
+STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own start time
+#: Jobs held behind one running this long (no longer a short one) are taken back for a
+#: free worker (gates.py).
+TAKE_BACK_AFTER_S = STALLED_S
 
 
 class Dispatch:
@@ -258,11 +262,64 @@ class Dispatch:
         self.hand_out()
 
     def hand_out(self: Supervisor) -> None:
-        """Every free worker gets the next ready job of its group."""
-        if self.ready and not self.stopping:
+        """Every free worker gets the next ready job of its group; if its group has none,
+        the jobs a worker stuck in a long job holds unstarted are taken back for it."""
+        if self.stopping:
+            return
+        if self.ready:
             for worker in self.workers.values():
                 if not worker.jobs:
                     self.feed(worker)
+        if self.take_back_due() is not None and self.take_back(time.monotonic()):
+            for worker in self.workers.values():
+                if not worker.jobs:
+                    self.feed(worker)
+
+    def _stuck_holders(self: Supervisor) -> list[WorkerHandle]:
+        """Busy workers holding jobs that could be taken back, while a worker of their
+        group is free and the group has no ready job to give it."""
+        holders = [w for w in self.workers.values() if len(w.jobs) > 1 and w.kill is None]
+        if not holders:
+            return []
+        free = {w.group.queues for w in self.workers.values()
+                if not w.jobs and w.capacity(0)}  # fmt: skip
+        return [w for w in holders
+                if w.group.queues in free and not self.ready.count(w.group.queues)
+                and w.jobs[0].started_mono is not None]  # fmt: skip
+
+    def take_back_due(self: Supervisor) -> float | None:
+        """When jobs held behind a running one should be taken back (None: no such case):
+        once that job has run ``TAKE_BACK_AFTER_S``, no longer one of the short ones."""
+        holders = self._stuck_holders() if not self.stopping else []
+        if not holders:
+            return None
+        return min(w.jobs[0].started_mono for w in holders) + TAKE_BACK_AFTER_S
+
+    def take_back(self: Supervisor, now: float) -> bool:
+        """Take back from each stuck worker the jobs it has not begun (gates.py) into the
+        ready buffer, for the free workers. True when some came back."""
+        moved = False
+        for worker in self._stuck_holders():
+            if now - worker.jobs[0].started_mono < TAKE_BACK_AFTER_S:
+                continue
+            waiting = [j for j in worker.jobs[1:]
+                       if j.seq and j.started_mono is None and not j.cancel_sent]  # fmt: skip
+            if not waiting:
+                continue
+            started = self.gates.take_back(worker.slot, worker.handed_seq)
+            if started is None:
+                continue  # the worker holds the lock this instant: next turn
+            back = [j for j in waiting if j.seq > started]
+            for job in back:
+                worker.jobs.remove(job)
+                job.seq = 0
+                self.ready.add(worker.group.queues, job)
+            if back:
+                moved = True
+                log.info("took back %d job(s) not begun from %s (pid %d), busy for %.3f s",
+                         len(back), worker.name, worker.pid,
+                         now - worker.jobs[0].started_mono)  # fmt: skip
+        return moved
 
     def feed(self: Supervisor, worker: WorkerHandle) -> None:
         """Hand ``worker`` ready jobs of its group: an idle worker its next one, at once
@@ -293,10 +350,20 @@ class Dispatch:
                 if log.isEnabledFor(logging.INFO):
                     log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
                              job.job_type, job.attempt, worker.name, worker.pid)  # fmt: skip
-            else:
-                running.started_at = None  # set when it begins (workers.finish)
+                worker.jobs.append(running)
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name))  # fmt: skip
+                continue
+            running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
-            batch.append((job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name))
+            if self.gates.covers(worker.slot):  # numbered: it can be taken back unstarted
+                worker.handed_seq += 1
+                running.seq = worker.handed_seq
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name, running.seq))  # fmt: skip
+            else:
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name))  # fmt: skip
         if batch:
             self.send(worker, ("run", batch))
 

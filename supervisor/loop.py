@@ -25,6 +25,7 @@ from . import linux, procinfo, timeouts
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
+from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
@@ -92,6 +93,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.prefetch = PrefetchDepth(config.prefetch)
         self.claim_depth = 1  # the prefetch depth the last claim was sized with
         self.ready = ReadyJobs()  # claimed, waiting for a free worker (the prefetch)
+        self.gates = StartGates()  # jobs handed in a batch, taken back unstarted
         self.stamp_mono, self.stamp_text = -1.0, ""  # stamp_now's last clock read
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
@@ -135,8 +137,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             return
         self.db.close()
         self._close_wake_pg()
+        for slot, _ in slots:
+            if self.gates.covers(slot):
+                self.gates.reset(slot)
         try:
-            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child):
+            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child,
+                                        self.gates):  # fmt: skip
                 self.workers[worker.pid] = worker
                 self.selector.register(worker.conn, selectors.EVENT_READ, worker)
         finally:
@@ -295,6 +301,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             deadlines.append(self.due_times[0])
         if self.ready:
             deadlines.append(self.ready.show_due)
+        take_back_at = self.take_back_due()
+        if take_back_at is not None:
+            deadlines.append(take_back_at)
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
             if not self.commit.healthy:
                 deadlines.append(self.commit.retry_at)

@@ -27,6 +27,7 @@ from .wire import Wire
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
+    from .gates import StartGates
     from .procinfo import Usage
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class RunningJob:
     kill_sent: bool = False  # an operator's kill: its process tree is being stopped
     progress: tuple[float, str | None] | None = None  # latest, not yet written
     progress_written_mono: float = 0.0
+    seq: int = 0  # its number in its worker's batch, if it may be taken back (gates.py)
 
     @property
     def id(self) -> str:
@@ -97,6 +99,7 @@ class WorkerHandle:
     rss_bytes: int = 0
     usage: Usage | None = None  # reads its CPU % and RSS (workers.py)
     info: dict | None = None  # who ran a job, for its outcomes (workers.py)
+    handed_seq: int = 0  # the last number handed with a job it may be asked to give back
 
     @property
     def current(self) -> RunningJob | None:
@@ -129,6 +132,7 @@ def spawn_workers(
     registry: TaskRegistry,
     slots: list[tuple[int, WorkerGroup]],
     close_in_child: Callable[[], None],
+    gates: StartGates | None = None,
 ) -> list[WorkerHandle]:
     """Fork one worker per slot. The caller must hold no open database connection.
 
@@ -155,7 +159,8 @@ def spawn_workers(
     for index in range(len(slots)):
         pid = os.fork()
         if pid == 0:  # the worker
-            _become_worker(config, registry, pairs, index, close_in_child, parent_pid)
+            _become_worker(config, registry, pairs, index, close_in_child, parent_pid,
+                           (gates, slots[index][0]))  # fmt: skip
         pids.append(pid)
     handles = []
     for (slot, group), pid, (parent_conn, child_conn) in zip(slots, pids, pairs, strict=True):
@@ -181,6 +186,7 @@ def _become_worker(
     index: int,
     close_in_child: Callable[[], None],
     parent_pid: int,
+    gate: tuple[StartGates | None, int] = (None, 0),
 ) -> None:
     """In a freshly forked child: drop every end of the pipes but its own, then run the
     worker. Never returns."""
@@ -194,5 +200,6 @@ def _become_worker(
     except BaseException:  # noqa: BLE001 - the child must never return into the loop
         os._exit(3)
     worker_main(pairs[index][1], registry, heartbeat_interval_s=config.heartbeat_interval_s,
-                max_result_bytes=config.max_result_bytes, parent_pid=parent_pid)  # fmt: skip
+                max_result_bytes=config.max_result_bytes, parent_pid=parent_pid,
+                gate=gate)  # fmt: skip
     os._exit(0)  # not reached: worker_main always exits

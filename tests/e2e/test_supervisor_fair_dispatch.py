@@ -76,3 +76,20 @@ def test_jobs_claimed_for_busy_workers_go_to_whichever_is_free_first(cluster):
     assert waited_for_a_busy_worker(ran, rest) == [], ran
     assert {ran[n][0] for n in rest} == {ran["medium"][0]}  # the long job's worker got none
     cluster.check()
+
+
+def test_jobs_batched_behind_one_that_runs_long_are_taken_back(cluster):
+    """A deep prefetch (``--prefetch 8``, as for sub-millisecond jobs) hands a worker a
+    batch. When the batch's first job runs long, the jobs behind it that have not begun
+    are taken back (gates.py) and run on the free worker, not after the long job."""
+    jobs = [jobtui.enqueue(f"{DISPATCH}.timed", args=["long", 3.0])]
+    short = [f"short{n}" for n in range(16)]
+    jobs += [jobtui.enqueue(f"{DISPATCH}.timed", args=[name, 0.01]) for name in short]
+    # all queued first: one claim, and the first worker's batch is the long job and 8 more
+    cluster.start("--prefetch", "8", workers=2, imports=(TASKS, DISPATCH))
+    cluster.wait_status([j.id for j in jobs], timeout=30)
+    ran = timings(cluster.gates)
+    assert max(ran[n][1] for n in short) < ran["long"][2], ran  # none waited for it
+    assert waited_for_a_busy_worker(ran, short) == [], ran
+    assert "took back 8 job(s) not begun" in cluster.logs()
+    cluster.check()

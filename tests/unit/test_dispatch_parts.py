@@ -69,3 +69,38 @@ def test_a_job_with_bad_parameters_fails_for_good_and_a_type_error_inside_is_ret
     assert bad[6] is True  # permanent
     raised = execute_job(registry, ("j2", "inside", '{"args": [1]}', 1), **run)
     assert raised[3] == "TypeError" and raised[6] is False
+
+
+def test_start_gates_let_a_job_either_begin_or_be_taken_back_never_both():
+    import fcntl
+    import os
+
+    from jobtui.supervisor.gates import SLOT, StartGates
+
+    gates = StartGates(4)
+    try:
+        gates.reset(1)
+        assert gates.begin(1, 1)  # the worker begins job 1
+        assert gates.take_back(1, 3) == 1  # jobs 2 and 3 are the supervisor's again
+        assert not gates.begin(1, 2) and not gates.begin(1, 3)  # skipped where they wait
+        assert gates.begin(1, 4)  # handed after the take-back: it runs
+        assert gates.take_back(1, 4) == 4  # nothing left to take
+        held_r, held_w = os.pipe()  # child -> test: the lock is held
+        done_r, done_w = os.pipe()  # test -> child: let go
+        pid = os.fork()
+        if pid == 0:  # another process (the worker) holds slot 1's lock
+            fcntl.lockf(gates.fd, fcntl.LOCK_EX, SLOT.size, SLOT.size)
+            os.write(held_w, b"x")
+            os.read(done_r, 1)
+            os._exit(0)
+        os.read(held_r, 1)
+        try:
+            assert gates.take_back(1, 9) is None  # never waits on the worker
+            assert gates.take_back(2, 9) == 0  # other slots are not held
+        finally:
+            os.write(done_w, b"x")
+            os.waitpid(pid, 0)
+            for fd in (held_r, held_w, done_r, done_w):
+                os.close(fd)
+    finally:
+        gates.close()
