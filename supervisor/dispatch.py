@@ -93,15 +93,24 @@ class Dispatch:
         daemon's core, not the workers', is what limits such jobs. Not with a deeper
         prefetch: each turn has many outcomes anyway, and waiting measured slower."""
         first = self.commit.first_outcome_mono
-        if (first is not None and self.ready and not self.stopping
-                and now < first + FEED_DEFER_MAX_S
-                and 2 * len(self.ready) >= self.claim_depth * len(self.workers)):  # fmt: skip
+        if self._feeding() and now < first + FEED_DEFER_MAX_S:
             return True  # the buffer still feeds every worker: write and claim a bit later
         if (first is None or now >= first + DEFER_MAX_S or self.stopping
                 or self.job_run_ewma_s > DEFER_JOBS_UNDER_S
                 or self.claim_depth > 1):  # fmt: skip
             return False
         return any(worker.jobs for worker in self.workers.values())
+
+    def _feeding(self: Supervisor) -> bool:
+        """Outcomes wait while the ready buffer, at least half full, feeds the workers."""
+        return (self.commit.first_outcome_mono is not None and bool(self.ready)
+                and not self.stopping
+                and 2 * len(self.ready) >= self.claim_depth * len(self.workers))  # fmt: skip
+
+    def defer_deadline(self: Supervisor) -> float:
+        """When a commit held back by ``_deferring`` is due."""
+        first = self.commit.first_outcome_mono or 0.0
+        return first + (FEED_DEFER_MAX_S if self._feeding() else DEFER_MAX_S)
 
     def claim_at(self: Supervisor, due: str | datetime) -> None:
         """Jobs are due at ``due`` (UTC, as a wake-up announced it): claim then, not at a

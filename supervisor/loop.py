@@ -24,7 +24,7 @@ from jobtui.registry import TaskRegistry
 from . import linux, procinfo, timeouts
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
-from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
+from .dispatch import NAME_WORKER_AFTER_S, Dispatch
 from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_workers
@@ -308,7 +308,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             if not self.commit.healthy:
                 deadlines.append(self.commit.retry_at)
             elif self._deferring(now):
-                deadlines.append(self.commit.first_outcome_mono + DEFER_MAX_S)
+                deadlines.append(self.defer_deadline())
             else:
                 deadlines.append(now)
         for worker in self.workers.values():
