@@ -275,9 +275,10 @@ class Dispatch:
         the jobs a worker stuck in a long job holds unstarted are taken back for it."""
         if self.stopping:
             return
+        deep = self.claim_depth > 1  # busy workers are topped up too (one batch each)
         if self.ready:
             for worker in self.workers.values():
-                if not worker.jobs:
+                if deep or not worker.jobs:
                     self.feed(worker)
         if self.take_back_due() is not None and self.take_back(time.monotonic()):
             for worker in self.workers.values():
@@ -287,11 +288,11 @@ class Dispatch:
     def _stuck_holders(self: Supervisor) -> list[WorkerHandle]:
         """Busy workers holding jobs that could be taken back, while a worker of their
         group is free and the group has no ready job to give it."""
-        holders = [w for w in self.workers.values() if len(w.jobs) > 1 and w.kill is None]
-        if not holders:
+        workers = self.workers.values()
+        free = {w.group.queues for w in workers if not w.jobs and w.capacity(0)}
+        if not free:  # the usual case under load: one pass over the workers
             return []
-        free = {w.group.queues for w in self.workers.values()
-                if not w.jobs and w.capacity(0)}  # fmt: skip
+        holders = [w for w in workers if len(w.jobs) > 1 and w.kill is None]
         return [w for w in holders
                 if w.group.queues in free and not self.ready.count(w.group.queues)
                 and w.jobs[0].started_mono is not None]  # fmt: skip
@@ -335,12 +336,10 @@ class Dispatch:
         (before this turn's commit), so no job waits for a busy worker while this one is
         free. Only while jobs are far shorter than a commit (a deep prefetch, prefetch.py)
         does a worker hold more than the job it runs: then it is topped up with a batch
-        once half of what it holds is done (one message for many jobs)."""
+        after each claim (one message for many jobs, as before the ready buffer)."""
         if not self.ready or self.stopping:
             return
-        depth, held = self.claim_depth, len(worker.jobs)
-        if held and (depth <= 1 or held > depth // 2):
-            return
+        depth = self.claim_depth
         room = worker.capacity(depth if depth > 1 else 0)
         if room <= 0:
             return

@@ -167,7 +167,8 @@ class WorkerEvents:
             self.jobs_failed += 1
         self.want_claim = True
         self._maybe_recycle(worker)
-        self.feed(worker)  # its next job now, not after this turn's commit
+        if not worker.jobs:
+            self.feed(worker)  # its next job now, not after this turn's commit
 
     def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
         """Retire a worker past its job count or memory limit: it is handed nothing more
