@@ -292,7 +292,8 @@ class Dispatch:
         free = {w.group.queues for w in workers if not w.jobs and w.capacity(0)}
         if not free:  # the usual case under load: one pass over the workers
             return []
-        holders = [w for w in workers if len(w.jobs) > 1 and w.kill is None]
+        holders = [w for w in workers if len(w.jobs) > 1 and w.kill is None
+                   and any(j.seq and not j.cancel_sent for j in w.jobs[1:])]  # fmt: skip
         return [w for w in holders
                 if w.group.queues in free and not self.ready.count(w.group.queues)
                 and w.jobs[0].started_mono is not None]  # fmt: skip
@@ -312,14 +313,16 @@ class Dispatch:
         for worker in self._stuck_holders():
             if now - worker.jobs[0].started_mono < TAKE_BACK_AFTER_S:
                 continue
-            waiting = [j for j in worker.jobs[1:]
-                       if j.seq and j.started_mono is None and not j.cancel_sent]  # fmt: skip
+            waiting = [j for j in worker.jobs[1:] if j.seq and not j.cancel_sent]
             if not waiting:
                 continue
             started = self.gates.take_back(worker.slot, worker.handed_seq)
             if started is None:
                 continue  # the worker holds the lock this instant: next turn
             back = [j for j in waiting if j.seq > started]
+            for job in waiting:
+                if job.seq <= started:
+                    job.seq = 0  # it has begun (its outcome is on its way): never taken back
             for job in back:
                 worker.jobs.remove(job)
                 job.seq = 0
