@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from supervisor_harness import TASKS
+from supervisor_harness import TASKS, never, wait_until
+from supervisor_history import job
 
 import jobtui
 
@@ -92,4 +93,22 @@ def test_jobs_batched_behind_one_that_runs_long_are_taken_back(cluster):
     assert max(ran[n][1] for n in short) < ran["long"][2], ran  # none waited for it
     assert waited_for_a_busy_worker(ran, short) == [], ran
     assert "took back 8 job(s) not begun" in cluster.logs()
+    cluster.check()
+
+
+def test_a_job_held_for_a_busy_worker_is_cancelled_without_running(cluster):
+    """A claimed job waiting in the supervisor's ready buffer (its lease renewed by the
+    supervisor's heartbeats) ends cancelled at an operator's request, never begun."""
+    cluster.start(workers=1, imports=(TASKS, DISPATCH))
+    busy = jobtui.enqueue(f"{TASKS}.gated", args=["busy"])
+    cluster.wait_started(busy.id)
+    held = jobtui.enqueue(f"{DISPATCH}.timed", args=["held", 0.01])
+    wait_until(lambda: job(held.id).status == "running", 10, "the held job claimed")
+    never(lambda: job(held.id).status != "running", 2.0, "the held job's lease lost")
+    jobtui.cancel(held.id, reason="not needed")
+    rows = cluster.wait_status([held.id], ["cancelled"])
+    assert rows[held.id].error_message == "not needed"
+    cluster.open_gate("busy")
+    cluster.wait_status([busy.id])
+    assert cluster.execlog.records(held.id) == []  # it never ran
     cluster.check()
