@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jobtui.execution import parameters_problem
 from jobtui.models.actions import CANCEL_REASON
 from jobtui.models.claims import ClaimedJob
 from jobtui.models.clock import sql_timestamp, utcnow
@@ -151,6 +152,10 @@ def spawn_workers(
     if not _rehearsed:
         rehearse(config.max_result_bytes)
         _rehearsed = True
+    for name in registry.names():  # read here once, shared, not allocated in each worker
+        task = registry.get(name)
+        if task is not None:
+            parameters_problem(task.func, [], {})
     linux.release_free_memory()
     # Objects that exist now are never collected in the child: its GC would otherwise touch
     # (and so copy) every page it shares with the supervisor.
