@@ -65,8 +65,12 @@ def call_task(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
     return value
 
 
-#: Each task's signature, read once per worker process (None: it has none to check).
+#: Each task's signature, read once (None: it has none to check).
 _signatures: dict[Callable[..., Any], Any] = {}
+#: Whether arguments fit depends only on how many are positional and which keywords are
+#: named, never on their values: each shape is bound once (a few µs), then looked up.
+_shapes: dict[tuple, str | None] = {}
+_SHAPES_MAX = 4096
 
 
 def parameters_problem(func: Callable[..., Any], args: list, kwargs: dict) -> str | None:
@@ -74,23 +78,41 @@ def parameters_problem(func: Callable[..., Any], args: list, kwargs: dict) -> st
     argument), or None when they fit. Checked before the call, so such a job fails for
     good at once (README's fault table: bad parameters are not retried), while a
     TypeError raised inside the task stays an ordinary, retried error."""
+    shape = (func, len(args), *kwargs) if len(kwargs) < 2 else (func, len(args), *sorted(kwargs))
+    try:
+        return _shapes[shape]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: checked without the caches
+        return _bind_problem(_read_signature(func), args, kwargs)
     try:
         signature = _signatures[func]
     except KeyError:
-        import inspect  # already loaded by dataclasses: costs no module
+        signature = _signatures[func] = _read_signature(func)
+    problem = _bind_problem(signature, args, kwargs)
+    if len(_shapes) >= _SHAPES_MAX:
+        _shapes.clear()
+    _shapes[shape] = problem
+    return problem
 
-        try:
-            signature = inspect.signature(func)
-        except (TypeError, ValueError):  # a builtin or callable without one: not checked
-            signature = None
-        _signatures[func] = signature
-    if signature is None:
-        return None
+
+def _read_signature(func: Callable[..., Any]) -> Any:
+    import inspect  # already loaded by dataclasses: costs no module
+
     try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        return str(exc)
-    return None
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin or callable without one: not checked
+        return None
+
+
+def _bind_problem(signature: Any, args: list, kwargs: dict) -> str | None:
+    problem = None
+    if signature is not None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            problem = str(exc)
+    return problem
 
 
 def execute_job(
