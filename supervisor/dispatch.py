@@ -23,6 +23,7 @@ import peewee
 
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
+from jobtui.models.outcomes import Outcome
 
 from . import timeouts
 from .commit import ClaimRequest
@@ -293,7 +294,7 @@ class Dispatch:
         if not free:  # the usual case under load: one pass over the workers
             return []
         holders = [w for w in workers if len(w.jobs) > 1 and w.kill is None
-                   and any(j.seq and not j.cancel_sent for j in w.jobs[1:])]  # fmt: skip
+                   and any(j.seq for j in w.jobs[1:])]  # fmt: skip
         return [w for w in holders
                 if w.group.queues in free and not self.ready.count(w.group.queues)
                 and w.jobs[0].started_mono is not None]  # fmt: skip
@@ -313,25 +314,36 @@ class Dispatch:
         for worker in self._stuck_holders():
             if now - worker.jobs[0].started_mono < TAKE_BACK_AFTER_S:
                 continue
-            waiting = [j for j in worker.jobs[1:] if j.seq and not j.cancel_sent]
-            if not waiting:
+            # Every numbered job the worker has not begun comes back, the one the loop
+            # believes current too (its predecessor's outcome read, itself not begun yet):
+            # the worker skips them all, so none may be left waited for.
+            numbered = [j for j in worker.jobs if j.seq]
+            if not numbered:
                 continue
             started = self.gates.take_back(worker.slot, worker.handed_seq)
             if started is None:
                 continue  # the worker holds the lock this instant: next turn
-            back = [j for j in waiting if j.seq > started]
-            for job in waiting:
+            back = [j for j in numbered if j.seq > started]
+            for job in numbered:
                 if job.seq <= started:
                     job.seq = 0  # it has begun (its outcome is on its way): never taken back
             for job in back:
                 worker.jobs.remove(job)
-                job.seq = 0
-                self.ready.add(worker.group.queues, job)
+                job.seq, job.started_mono, job.started_at = 0, None, None
+                job.name_written = False
+                if job.cancel_sent:  # asked to cancel, never begun: it ends cancelled here
+                    self.cancel_deadlines.pop(job.id, None)
+                    claimed = job.claimed
+                    self.commit.add_outcome(Outcome(claimed.id, claimed.attempt,
+                                                    claimed.lease_token, "cancelled",
+                                                    error=job.cancel_error,
+                                                    error_type="Cancelled"))  # fmt: skip
+                else:
+                    self.ready.add(worker.group.queues, job)
             if back:
                 moved = True
-                log.info("took back %d job(s) not begun from %s (pid %d), busy for %.3f s",
-                         len(back), worker.name, worker.pid,
-                         now - worker.jobs[0].started_mono)  # fmt: skip
+                log.info("took back %d job(s) not begun from %s (pid %d)", len(back),
+                         worker.name, worker.pid)  # fmt: skip
         return moved
 
     def feed(self: Supervisor, worker: WorkerHandle) -> None:
