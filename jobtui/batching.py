@@ -1,9 +1,10 @@
 """``with batch(on_success=..., on_failure=..., on_complete=...) as b:`` — jobs as one group.
 
 The block is one transaction: its jobs appear together when it exits, and an exception
-inside it enqueues nothing. Once every job of the batch has ended, the callbacks are
-enqueued once each with ``args=[batch_id, "success" | "failure" | "complete"]``
-(``models/workflow.finish_batch`` does that, in the transaction that ends the last job).
+inside it enqueues nothing. The callbacks are enqueued once each with
+``args=[batch_id, "success" | "failure" | "complete"]``: on_failure at the first job that
+ends failed or cancelled (kwargs: its ``job_id`` and ``error``), the others once every job
+has ended (``models/workflow.finish_batch``, in the transaction that ends the job).
 """
 
 from __future__ import annotations

@@ -65,6 +65,56 @@ def call_task(func: Callable[..., Any], args: list, kwargs: dict) -> Any:
     return value
 
 
+#: Each task's signature, read once (None: it has none to check).
+_signatures: dict[Callable[..., Any], Any] = {}
+#: Whether arguments fit depends only on how many are positional and which keywords are
+#: named, never on their values: each shape is bound once (a few µs), then looked up.
+_shapes: dict[tuple, str | None] = {}
+_SHAPES_MAX = 4096
+
+
+def parameters_problem(func: Callable[..., Any], args: list, kwargs: dict) -> str | None:
+    """Why ``args``/``kwargs`` cannot be passed to ``func`` (a missing or an unexpected
+    argument), or None when they fit. Checked before the call, so such a job fails for
+    good at once (README's fault table: bad parameters are not retried), while a
+    TypeError raised inside the task stays an ordinary, retried error."""
+    shape = (func, len(args), *kwargs) if len(kwargs) < 2 else (func, len(args), *sorted(kwargs))
+    try:
+        return _shapes[shape]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: checked without the caches
+        return _bind_problem(_read_signature(func), args, kwargs)
+    try:
+        signature = _signatures[func]
+    except KeyError:
+        signature = _signatures[func] = _read_signature(func)
+    problem = _bind_problem(signature, args, kwargs)
+    if len(_shapes) >= _SHAPES_MAX:
+        _shapes.clear()
+    _shapes[shape] = problem
+    return problem
+
+
+def _read_signature(func: Callable[..., Any]) -> Any:
+    import inspect  # already loaded by dataclasses: costs no module
+
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):  # a builtin or callable without one: not checked
+        return None
+
+
+def _bind_problem(signature: Any, args: list, kwargs: dict) -> str | None:
+    problem = None
+    if signature is not None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            problem = str(exc)
+    return problem
+
+
 def execute_job(
     registry: TaskRegistry,
     job: tuple,
@@ -90,6 +140,10 @@ def execute_job(
                          check_cancel=check_cancel)  # fmt: skip
     if task.takes_progress_callback(len(args)):  # a callable cannot travel in JSON
         kwargs["progress_callback"] = ProgressCallback(context)
+    problem = parameters_problem(task.func, args, kwargs)  # with the callback given
+    if problem is not None:
+        return ("error", job_id, attempt, "InvalidParameters",
+                f"invalid parameters for {job_type}: {problem}", None, True)  # fmt: skip
     token = bind_job(context)
     try:
         value = call_task(task.func, args, kwargs)

@@ -43,7 +43,11 @@ _SET_RUNNING = """status = 'running', attempt = {jobs}attempt + 1, lease_token =
 CLAIM_ORDER_INDEX = "jobs_claim_order"
 CLAIM_QUEUE_INDEX = "jobs_claim_queue"
 
+# A job is due once its place in line (``run_at``) has come and, for a retry, its backoff
+# (``next_retry_at``) is over. Requeues keep ``run_at``: a job going back in line keeps its
+# place (outcomes.py).
 _CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
+      AND (next_retry_at IS NULL OR next_retry_at <= :now)
       AND (deadline IS NULL OR deadline > :now)
       AND {tasks}
       AND queue_name NOT IN (SELECT name FROM queues

@@ -219,7 +219,12 @@ class Job(BaseModel):
     ) -> list[Job]:
         """Jobs ready to run now, in claim order; of one queue and of one task (the seed's
         ``job_type`` filter) when given."""
-        query = cls.select().where(cls.status.in_(CLAIMABLE), cls.run_at <= utcnow())
+        now = utcnow()
+        query = cls.select().where(
+            cls.status.in_(CLAIMABLE),
+            cls.run_at <= now,
+            cls.next_retry_at.is_null() | (cls.next_retry_at <= now),
+        )
         if queue_name is not None:
             query = query.where(cls.queue_name == queue_name)
         if job_type is not None:

@@ -10,6 +10,11 @@ Each kind of ending is one fenced statement plus its attempt row:
 - ``cancelled``: the run stopped on an operator's request; final, dependants cancelled.
 - ``interrupted``: put back to ``pending`` by a shutdown; costs no retry.
 
+A job that goes back in line keeps its place: no requeue writes ``run_at`` (the claim's
+order after priority). A put-back job never ran, so it is next again; a retry waits until
+``next_retry_at`` (the claim's filter, dialect.py) and then only its backoff, not the
+jobs enqueued while it ran or waited (issue 13, item 3).
+
 The fence is ``(id, attempt, lease_token)`` for the owner; a reaper that never held the
 lease passes no token and fences on ``(id, attempt)`` — the attempt number alone already
 tells one run from the next.
@@ -45,7 +50,11 @@ FENCE = ("id = :id AND attempt = :attempt AND status = 'running'"
          " AND (:token IS NULL OR lease_token = :token)")  # fmt: skip
 
 # what an ended run returns: for dependants and batches, and for the rollup (rollup.py)
-_ENDED = "started_at, batch_id, has_dependants, queue_name, job_type, run_at"
+#: When the run was due (its wait is counted from then): a retry's backoff end when that is
+#: later than its place in line (run_at keeps the place, next_retry_at the backoff).
+_DUE = ("CASE WHEN next_retry_at IS NOT NULL AND next_retry_at > run_at"
+        " THEN next_retry_at ELSE run_at END")  # fmt: skip
+_ENDED = f"started_at, batch_id, has_dependants, queue_name, job_type, {_DUE}"
 
 # who ran it, and when it began if that was later than its claim
 _RAN_BY = ("worker_name = COALESCE(:worker_name, worker_name),"
@@ -59,12 +68,12 @@ RETURNING {_ENDED}"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
     retry_max_delay, retry_jitter, started_at, batch_id, has_dependants, unset_options,
-    queue_name, job_type, run_at
+    queue_name, job_type, {_DUE}
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
     max_retries = :max_retries,
-    next_retry_at = :next_retry_at, run_at = COALESCE(:next_retry_at, run_at),
+    next_retry_at = :next_retry_at,
     failed_at = :failed_at, updated_at = :now, error_message = :error,
     error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
     {_RAN_BY}
@@ -75,7 +84,7 @@ _CANCELLED = f"""UPDATE jobs SET status = 'cancelled', completed_at = :now, upda
 WHERE {FENCE}
 RETURNING {_ENDED}"""
 
-_INTERRUPTED = f"""UPDATE jobs SET status = 'pending', run_at = :now, updated_at = :now,
+_INTERRUPTED = f"""UPDATE jobs SET status = 'pending', updated_at = :now,
     error_message = :error, cancel_requested = :no, started_at = COALESCE(:started_at, started_at)
 WHERE {FENCE}
 RETURNING {_ENDED}"""

@@ -119,7 +119,8 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for queue, status, count in counts:
         entry(queue)["counts"][status] = count
     oldest = (Job.select(Job.queue_name, peewee.fn.MIN(Job.run_at))
-              .where(Job.status.in_(["pending", "retrying"]), Job.run_at <= now)
+              .where(Job.status.in_(["pending", "retrying"]), Job.run_at <= now,
+                     Job.next_retry_at.is_null() | (Job.next_retry_at <= now))
               .group_by(Job.queue_name).tuples())  # fmt: skip
     for queue, first_due in oldest:
         first_due = as_datetime(first_due)

@@ -1,7 +1,8 @@
 """What follows when a job ends: dependants promoted or cancelled, down the chain.
 
 Called inside the transaction that ended the job, so a dependant never sees a half-made
-decision, and a batch's callbacks are enqueued exactly once, with the last job's end.
+decision, and a batch's callbacks are enqueued exactly once: on_failure with its first
+failed job, the others with its last job's end.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import peewee
 
 from .base import as_datetime
 from .clock import sql_timestamp, utcnow
-from .dialect import dialect_for
+from .dialect import Dialect, dialect_for
 from .rollup import Tally, tally_ended
 
 _PROMOTE = """UPDATE jobs SET status = 'pending', updated_at = :now
@@ -74,11 +75,46 @@ _BATCH_COUNTS = "SELECT status, COUNT(*) FROM jobs WHERE batch_id = :id GROUP BY
 _FINISH_BATCH = """UPDATE batches SET finished_at = :now, outcome = :outcome
 WHERE id = :id AND finished_at IS NULL"""
 _BATCH_CALLBACKS = "SELECT on_success, on_failure, on_complete FROM batches WHERE id = :id"
+# The first failure marks the batch (its outcome is decided): on_failure fires once.
+_MARK_FAILED = """UPDATE batches SET outcome = 'failure'
+WHERE id = :id AND finished_at IS NULL AND outcome IS NULL"""
+_FIRST_FAILED = """SELECT id, error_message FROM jobs
+WHERE batch_id = :id AND status IN ('failed', 'cancelled')
+ORDER BY COALESCE(failed_at, completed_at, updated_at), id LIMIT 1"""
+
+
+def _enqueue_callback(
+    db: peewee.Database, task: str, args: list, kwargs: dict | None = None
+) -> None:
+    """By name: insert_jobs applies the defaults (queue, priority ...) the task catalog
+    holds for it."""
+    from .enqueueing import insert_jobs
+
+    options: dict = {"args": args}
+    if kwargs:
+        options["kwargs"] = kwargs
+    insert_jobs(task, [options], database=db)
+
+
+def _batch_failed(db: peewee.Database, dialect: Dialect, batch_id: str) -> None:
+    """A job of the batch has ended failed or cancelled: enqueue ``on_failure`` (Laravel's
+    ``catch``) now, once, with the first such job's id and error, rather than at the
+    batch's end. The conditional update is the once: under the batch row's lock
+    (``finish_batch``), the first transaction to see a failure marks the batch."""
+    if db.execute_sql(dialect.sql(_MARK_FAILED), {"id": batch_id}).rowcount == 0:
+        return
+    on_failure = db.execute_sql(dialect.sql(_BATCH_CALLBACKS), {"id": batch_id}).fetchone()[1]
+    if not on_failure:
+        return
+    row = db.execute_sql(dialect.sql(_FIRST_FAILED), {"id": batch_id}).fetchone()
+    job_id, error = row if row is not None else (None, None)
+    _enqueue_callback(db, on_failure, [batch_id, "failure"], {"job_id": job_id, "error": error})
 
 
 def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
-    """Enqueue a batch's callbacks once every job of it has ended; returns the outcome
-    ("success" | "failure") when this call finished the batch, else None.
+    """Enqueue a batch's callbacks: ``on_failure`` at its first failed or cancelled job;
+    ``on_success`` (every job completed) and ``on_complete`` once every job has ended.
+    Returns the outcome ("success" | "failure") when this call finished the batch.
 
     The first statement locks the batch row (PostgreSQL) so two transactions ending the
     last two jobs at the same moment decide one after the other: the second one sees the
@@ -88,6 +124,8 @@ def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
     if db.execute_sql(dialect.sql(_LOCK_BATCH), {"id": batch_id}).rowcount == 0:
         return None  # finished already (or no such batch)
     counts = dict(db.execute_sql(dialect.sql(_BATCH_COUNTS), {"id": batch_id}).fetchall())
+    if counts.get("failed") or counts.get("cancelled"):
+        _batch_failed(db, dialect, batch_id)
     if any(counts.get(status) for status in ("pending", "waiting", "running", "retrying")):
         return None
     outcome = "success" if set(counts) <= {"completed"} else "failure"
@@ -95,16 +133,13 @@ def finish_batch(db: peewee.Database, batch_id: str) -> str | None:
         "id": batch_id, "outcome": outcome, "now": sql_timestamp(utcnow())})  # fmt: skip
     if done.rowcount == 0:
         return None
-    on_success, on_failure, on_complete = db.execute_sql(
+    on_success, _, on_complete = db.execute_sql(
         dialect.sql(_BATCH_CALLBACKS), {"id": batch_id}
     ).fetchone()
-    from .enqueueing import insert_jobs
-
-    callbacks = [(on_success if outcome == "success" else on_failure, outcome),
-                 (on_complete, "complete")]  # fmt: skip
-    for task, label in callbacks:
-        if task:  # by name: insert_jobs applies the defaults the task catalog holds
-            insert_jobs(task, [{"args": [batch_id, label]}], database=db)
+    if on_success and outcome == "success":
+        _enqueue_callback(db, on_success, [batch_id, "success"])
+    if on_complete:
+        _enqueue_callback(db, on_complete, [batch_id, "complete"])
     return outcome
 
 

@@ -12,7 +12,8 @@ before it ended (no "start" message, one message fewer per job).
 Messages to the supervisor: ("beat",), ("progress", id, attempt,
 pct, msg, details_json), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
 traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
-From it: ("run", [job, ...]), ("cancel", id), ("stop",).
+From it: ("run", [job, ...]), ("cancel", id), ("stop",). A job is (id, task, parameters,
+attempt, queue[, seq]): one with a ``seq`` may be taken back before it begins (gates.py).
 
 ``ran_s`` is how long the task ran: the supervisor decides group commits on it, and its
 own view would include however long its commit kept it from reading the pipe.
@@ -31,6 +32,10 @@ from jobtui.registry import TaskRegistry
 
 from . import linux
 from .wire import Wire
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from .gates import StartGates
 
 PROGRESS_MIN_INTERVAL_S = 0.1
 
@@ -163,8 +168,11 @@ def worker_main(
     heartbeat_interval_s: float,
     max_result_bytes: int,
     parent_pid: int,
+    gate: tuple[StartGates | None, int] = (None, 0),
 ) -> None:
-    """The body of a forked worker; never returns (``os._exit``)."""
+    """The body of a forked worker; never returns (``os._exit``). ``gate``: the shared
+    start gates and this worker's slot, through which the supervisor takes back a job
+    handed in a batch that has not begun (gates.py)."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -176,6 +184,7 @@ def worker_main(
         if os.getppid() != parent_pid:  # the supervisor died before prctl took effect
             os._exit(1)
         me = os.getpid()
+        gates, slot = gate
         channel = _Channel(conn)
         # A bare thread (the documented _thread module): threading's Thread, Event and
         # Condition machinery would write, and so copy, pages the worker shares with the
@@ -189,6 +198,8 @@ def worker_main(
                 break
             if message[0] == "run":
                 for job in message[1]:  # in order: the supervisor knows the first started
+                    if len(job) > 5 and gates is not None and not gates.begin(slot, job[5]):
+                        continue  # taken back: the supervisor gave it to a free worker
                     channel.drain_controls()
                     if any(m[0] == "stop" for m in channel.pending):
                         channel.send(("skipped", job[0], job[3]))  # shutting down: not started

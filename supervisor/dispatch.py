@@ -4,6 +4,12 @@ A mixin of ``Supervisor`` (loop.py), kept apart so each file holds one concern. 
 commit per turn carries every outcome, progress, heartbeat, sweep, cron tick and claim;
 for jobs far shorter than a commit it waits a moment (at most ``DEFER_MAX_S``) while any
 worker still has a job in hand, so one transaction carries several jobs (group commit).
+
+Claimed jobs wait in the supervisor's ready buffer (ready.py), never in a busy worker's
+pipe: each worker holds only the job it runs, and gets the next the moment it reports
+that one done, so no job waits for a busy worker while another worker of its group is
+free. While workers are fed from the buffer the commit waits up to ``FEED_DEFER_MAX_S``
+(until the buffer is half spent), so one transaction still carries many short jobs.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from jobtui.models.outcomes import Outcome
 from . import timeouts
 from .commit import ClaimRequest
 from .config import WorkerGroup
-from .pool import RunningJob
+from .pool import RunningJob, WorkerHandle
+from .prefetch import STALLED_S
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -30,16 +37,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_NEXT_DUE = """SELECT DISTINCT run_at FROM jobs
-WHERE status IN ('pending', 'retrying') AND run_at > :now ORDER BY run_at LIMIT 32"""
+# a retry keeps its place in line (run_at) and is due once its backoff is over
+_NEXT_DUE = """SELECT DISTINCT due FROM (SELECT CASE WHEN next_retry_at > run_at
+    THEN next_retry_at ELSE run_at END AS due FROM jobs
+    WHERE status IN ('pending', 'retrying') AND (run_at > :now OR next_retry_at > :now)) d
+ORDER BY due LIMIT 32"""
 
 NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on its row
 # Jobs shorter than a commit: hold their outcomes while a worker still has a job in hand
 # (at most DEFER_MAX_S), so one transaction carries several jobs' endings and claims.
 DEFER_JOBS_UNDER_S = 0.0003
 DEFER_MAX_S = 0.001
+#: While the ready buffer feeds the workers, hold outcomes this long at most (or until
+#: half the buffer is spent) before the commit that writes them and claims more.
+FEED_DEFER_MAX_S = 0.002
 MAX_DUE_TIMERS = 1024
 DUE_MARGIN_S = 0.002  # claim a due job this late, never early (clocks differ in rounding)
+STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own start time
+#: Jobs held behind one running this long (no longer a short one) are taken back for a
+#: free worker (gates.py).
+TAKE_BACK_AFTER_S = STALLED_S
 
 
 class Dispatch:
@@ -63,7 +80,12 @@ class Dispatch:
             capacity = worker.capacity(depth)
             if capacity:
                 free[worker.group] = free.get(worker.group, 0) + capacity
-        return [ClaimRequest(queues=g.queues, limit=n) for g, n in free.items()]
+        requests = []
+        for group, room in free.items():
+            room -= self.ready.count(group.queues)  # claimed already, waiting for a worker
+            if room > 0:
+                requests.append(ClaimRequest(queues=group.queues, limit=room))
+        return requests
 
     def _deferring(self: Supervisor, now: float) -> bool:
         """Hold this turn's commit for a moment? Only while jobs are far shorter than a
@@ -72,11 +94,24 @@ class Dispatch:
         daemon's core, not the workers', is what limits such jobs. Not with a deeper
         prefetch: each turn has many outcomes anyway, and waiting measured slower."""
         first = self.commit.first_outcome_mono
+        if self._feeding() and now < first + FEED_DEFER_MAX_S:
+            return True  # the buffer still feeds every worker: write and claim a bit later
         if (first is None or now >= first + DEFER_MAX_S or self.stopping
                 or self.job_run_ewma_s > DEFER_JOBS_UNDER_S
                 or self.claim_depth > 1):  # fmt: skip
             return False
         return any(worker.jobs for worker in self.workers.values())
+
+    def _feeding(self: Supervisor) -> bool:
+        """Outcomes wait while the ready buffer, at least half full, feeds the workers."""
+        return (self.commit.first_outcome_mono is not None and bool(self.ready)
+                and not self.stopping
+                and 2 * len(self.ready) >= self.claim_depth * len(self.workers))  # fmt: skip
+
+    def defer_deadline(self: Supervisor) -> float:
+        """When a commit held back by ``_deferring`` is due."""
+        first = self.commit.first_outcome_mono or 0.0
+        return first + (FEED_DEFER_MAX_S if self._feeding() else DEFER_MAX_S)
 
     def claim_at(self: Supervisor, due: str | datetime) -> None:
         """Jobs are due at ``due`` (UTC, as a wake-up announced it): claim then, not at a
@@ -165,6 +200,7 @@ class Dispatch:
         """(job id, attempt) of every run this supervisor holds: in a worker's hands, or
         ended with its outcome not yet written."""
         held = {(job.id, job.claimed.attempt) for w in self.workers.values() for job in w.jobs}
+        held.update((job.id, job.claimed.attempt) for job in self.ready)
         held.update((o.job_id, o.attempt) for o in self.commit.outcomes)
         return held
 
@@ -183,6 +219,9 @@ class Dispatch:
 
     def stop_lost(self: Supervisor, job_ids: list[str]) -> None:
         for job_id in job_ids:
+            if self.ready.remove(job_id) is not None:
+                log.warning("job %s: lease lost to another supervisor before it began", job_id)
+                continue
             for worker in self.workers.values():
                 if worker.find(job_id) is not None and worker.kill is None:
                     log.warning("job %s: lease lost to another supervisor; stopping worker %s",
@@ -221,35 +260,134 @@ class Dispatch:
                 self.want_claim = True  # maybe more is waiting
 
     def dispatch(self: Supervisor, request: ClaimRequest, claimed) -> None:
-        """Hand claimed jobs to the group's least busy workers, one message per worker."""
-        depth = self.claim_depth
-        group_workers = [
-            w
-            for w in self.workers.values()
-            if w.group.queues == request.queues and w.capacity(depth)
-        ]
-        batches: dict[int, list[tuple]] = {}
+        """Put claimed jobs in the ready buffer, then hand them to the group's free workers."""
         now = time.monotonic()
         for job in claimed:
-            group_workers.sort(key=lambda w: len(w.jobs))
-            worker = next((w for w in group_workers if w.capacity(depth)), None)
-            if worker is None:  # a worker died since we counted: put the job back
-                self.commit.add_outcome(Outcome(job.id, job.attempt, job.lease_token,
-                                                "interrupted", error="no worker free"))  # fmt: skip
-                continue
             timeout = self.task_settings.timeout_for(job)
-            running = RunningJob(claimed=job, timeout_s=timeout, handed_mono=now)
+            self.ready.add(request.queues, RunningJob(claimed=job, timeout_s=timeout,
+                                                      handed_mono=now))  # fmt: skip
+        if claimed:
+            self.ready.show_due = min(self.ready.show_due, now + NAME_WORKER_AFTER_S)
+        self.hand_out()
+
+    def hand_out(self: Supervisor) -> None:
+        """Every free worker gets the next ready job of its group; if its group has none,
+        the jobs a worker stuck in a long job holds unstarted are taken back for it."""
+        if self.stopping:
+            return
+        deep = self.claim_depth > 1  # busy workers are topped up too (one batch each)
+        if self.ready:
+            for worker in self.workers.values():
+                if deep or not worker.jobs:
+                    self.feed(worker)
+        if self.take_back_due() is not None and self.take_back(time.monotonic()):
+            for worker in self.workers.values():
+                if not worker.jobs:
+                    self.feed(worker)
+
+    def _stuck_holders(self: Supervisor) -> list[WorkerHandle]:
+        """Busy workers holding jobs that could be taken back, while a worker of their
+        group is free and the group has no ready job to give it."""
+        workers = self.workers.values()
+        free = {w.group.queues for w in workers if not w.jobs and w.capacity(0)}
+        if not free:  # the usual case under load: one pass over the workers
+            return []
+        holders = [w for w in workers if len(w.jobs) > 1 and w.kill is None
+                   and any(j.seq for j in w.jobs[1:])]  # fmt: skip
+        return [w for w in holders
+                if w.group.queues in free and not self.ready.count(w.group.queues)
+                and w.jobs[0].started_mono is not None]  # fmt: skip
+
+    def take_back_due(self: Supervisor) -> float | None:
+        """When jobs held behind a running one should be taken back (None: no such case):
+        once that job has run ``TAKE_BACK_AFTER_S``, no longer one of the short ones."""
+        holders = self._stuck_holders() if not self.stopping else []
+        if not holders:
+            return None
+        return min(w.jobs[0].started_mono for w in holders) + TAKE_BACK_AFTER_S
+
+    def take_back(self: Supervisor, now: float) -> bool:
+        """Take back from each stuck worker the jobs it has not begun (gates.py) into the
+        ready buffer, for the free workers. True when some came back."""
+        moved = False
+        for worker in self._stuck_holders():
+            if now - worker.jobs[0].started_mono < TAKE_BACK_AFTER_S:
+                continue
+            # Every numbered job the worker has not begun comes back, the one the loop
+            # believes current too (its predecessor's outcome read, itself not begun yet):
+            # the worker skips them all, so none may be left waited for.
+            numbered = [j for j in worker.jobs if j.seq]
+            if not numbered:
+                continue
+            started = self.gates.take_back(worker.slot, worker.handed_seq)
+            if started is None:
+                continue  # the worker holds the lock this instant: next turn
+            back = [j for j in numbered if j.seq > started]
+            for job in numbered:
+                if job.seq <= started:
+                    job.seq = 0  # it has begun (its outcome is on its way): never taken back
+            for job in back:
+                worker.jobs.remove(job)
+                job.seq, job.started_mono, job.started_at = 0, None, None
+                job.name_written = False
+                if job.cancel_sent:  # asked to cancel, never begun: it ends cancelled here
+                    self.cancel_deadlines.pop(job.id, None)
+                    claimed = job.claimed
+                    self.commit.add_outcome(Outcome(claimed.id, claimed.attempt,
+                                                    claimed.lease_token, "cancelled",
+                                                    error=job.cancel_error,
+                                                    error_type="Cancelled"))  # fmt: skip
+                else:
+                    self.ready.add(worker.group.queues, job)
+            if back:
+                moved = True
+                log.info("took back %d job(s) not begun from %s (pid %d)", len(back),
+                         worker.name, worker.pid)  # fmt: skip
+        return moved
+
+    def feed(self: Supervisor, worker: WorkerHandle) -> None:
+        """Hand ``worker`` ready jobs of its group: an idle worker its next one, at once
+        (before this turn's commit), so no job waits for a busy worker while this one is
+        free. Only while jobs are far shorter than a commit (a deep prefetch, prefetch.py)
+        does a worker hold more than the job it runs: then it is topped up with a batch
+        after each claim (one message for many jobs, as before the ready buffer)."""
+        if not self.ready or self.stopping:
+            return
+        depth = self.claim_depth
+        room = worker.capacity(depth if depth > 1 else 0)
+        if room <= 0:
+            return
+        group, now, batch = worker.group.queues, time.monotonic(), []
+        while room > 0:
+            running = self.ready.take(group)
+            if running is None:
+                break
+            room -= 1
+            job = running.claimed
+            if now - running.handed_mono >= STARTED_LATER_S:  # its claim's time is wrong
+                running.started_at = self.stamp_now()
+            running.handed_mono = now
             if not worker.jobs:
-                running.started_mono = now  # an idle worker starts it at once
+                running.started_mono = now  # an idle worker begins it at once
                 if log.isEnabledFor(logging.INFO):
-                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id, job.job_type,
-                             job.attempt, worker.name, worker.pid)  # fmt: skip
+                    log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
+                             job.job_type, job.attempt, worker.name, worker.pid)  # fmt: skip
+                worker.jobs.append(running)
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name))  # fmt: skip
+                continue
+            running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
-            batches.setdefault(worker.pid, []).append(
-                (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
-            )
-        for pid, jobs in batches.items():
-            self.send(self.workers[pid], ("run", jobs))
+            if self.gates.covers(worker.slot):  # numbered: it can be taken back unstarted
+                worker.handed_seq += 1
+                running.seq = worker.handed_seq
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name, running.seq))  # fmt: skip
+            else:
+                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                              job.queue_name))  # fmt: skip
+        if batch:
+            self.send(worker, ("run", batch))
 
     def unwritten_starts(self: Supervisor, now: float) -> None:
         """What the job rows say of the jobs our workers hold, written only for jobs held
@@ -259,7 +397,21 @@ class Dispatch:
         A job running that long gets its worker's name and when it began. A prefetched job
         waiting that long behind its worker's current one gets its worker's name and no
         start time: claimed, not begun — shown as waiting, not as running for as long as
-        the job ahead of it. Once it begins, that is written at once."""
+        the job ahead of it. Once it begins, that is written at once. A job in the ready
+        buffer that long is shown waiting too, with no worker yet."""
+        ready = self.ready
+        if ready and now >= ready.show_due:
+            due = float("inf")
+            for job in ready:
+                if job.shown_waiting:
+                    continue
+                at = job.handed_mono + NAME_WORKER_AFTER_S
+                if now >= at:
+                    job.shown_waiting = True
+                    self.commit.add_started(job.claimed.fence, None, None)
+                else:
+                    due = min(due, at)
+            ready.show_due = due
         for worker in self.workers.values():
             for job in worker.jobs:
                 if job.started_mono is None:

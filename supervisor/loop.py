@@ -18,16 +18,19 @@ import time
 
 import peewee
 
+from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 from . import linux, procinfo, timeouts
 from .catalog import TaskSettings
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
-from .dispatch import DEFER_MAX_S, NAME_WORKER_AFTER_S, Dispatch
+from .dispatch import NAME_WORKER_AFTER_S, Dispatch
+from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_workers
 from .prefetch import PrefetchDepth
+from .ready import ReadyJobs
 from .recovery import Reaper
 from .reload import Reloading
 from .rollup_upkeep import RollupKeeper
@@ -92,6 +95,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.job_run_ewma_s = 1.0  # recent run time of a job; learned from outcomes
         self.prefetch = PrefetchDepth(config.prefetch)
         self.claim_depth = 1  # the prefetch depth the last claim was sized with
+        self.ready = ReadyJobs()  # claimed, waiting for a free worker (the prefetch)
+        self.gates = StartGates()  # jobs handed in a batch, taken back unstarted
         self.stamp_mono, self.stamp_text = -1.0, ""  # stamp_now's last clock read
         self.child_exited = True  # SIGCHLD seen (or a worker's pipe closed): reap this turn
         self.next_reap = 0.0
@@ -136,8 +141,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             return
         self.db.close()
         self._close_wake_pg()
+        for slot, _ in slots:
+            if self.gates.covers(slot):
+                self.gates.reset(slot)
         try:
-            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child):
+            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child,
+                                        self.gates):  # fmt: skip
                 self.workers[worker.pid] = worker
                 self.selector.register(worker.conn, selectors.EVENT_READ, worker)
         finally:
@@ -294,11 +303,16 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             deadlines.append(self.trim_due)
         if self.due_times:
             deadlines.append(self.due_times[0])
+        if self.ready:
+            deadlines.append(self.ready.show_due)
+        take_back_at = self.take_back_due()
+        if take_back_at is not None:
+            deadlines.append(take_back_at)
         if self.commit.has_writes() or (self.want_claim and self._capacity_requests()):
             if not self.commit.healthy:
                 deadlines.append(self.commit.retry_at)
             elif self._deferring(now):
-                deadlines.append(self.commit.first_outcome_mono + DEFER_MAX_S)
+                deadlines.append(self.defer_deadline())
             else:
                 deadlines.append(now)
         for worker in self.workers.values():
@@ -368,6 +382,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self.advance_shutdown()
         elif self.respawn:
             self.respawn_due()
+        self.hand_out()  # a worker freed or forked this turn takes a ready job
         if not self.stopping and self.notifier.wanted and self.notifier.pid is None:
             self._start_notifier()
         self.write_and_claim()
@@ -410,6 +425,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.abandon_reload_check()  # a reload asked for first no longer matters
         self.stop_deadline = time.monotonic() + self.config.shutdown_grace_s
         self.respawn.clear()
+        for held in self.ready.take_all():  # never begun: back in line, in their places
+            self.commit.add_outcome(Outcome(held.id, held.claimed.attempt,
+                                            held.claimed.lease_token, "interrupted",
+                                            error="supervisor shutdown: not started"))  # fmt: skip
         for worker in self.workers.values():
             self.send(worker, ("stop",))
             worker.stop_sent = True

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jobtui.execution import parameters_problem
 from jobtui.models.actions import CANCEL_REASON
 from jobtui.models.claims import ClaimedJob
 from jobtui.models.clock import sql_timestamp, utcnow
@@ -27,6 +28,7 @@ from .wire import Wire
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
+    from .gates import StartGates
     from .procinfo import Usage
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class RunningJob:
     #: held it back); None once written.
     progress: tuple[float, str | None, str | None] | None = None
     progress_written_mono: float = 0.0
+    seq: int = 0  # its number in its worker's batch, if it may be taken back (gates.py)
 
     @property
     def id(self) -> str:
@@ -99,6 +102,7 @@ class WorkerHandle:
     rss_bytes: int = 0
     usage: Usage | None = None  # reads its CPU % and RSS (workers.py)
     info: dict | None = None  # who ran a job, for its outcomes (workers.py)
+    handed_seq: int = 0  # the last number handed with a job it may be asked to give back
 
     @property
     def current(self) -> RunningJob | None:
@@ -131,6 +135,7 @@ def spawn_workers(
     registry: TaskRegistry,
     slots: list[tuple[int, WorkerGroup]],
     close_in_child: Callable[[], None],
+    gates: StartGates | None = None,
 ) -> list[WorkerHandle]:
     """Fork one worker per slot. The caller must hold no open database connection.
 
@@ -149,6 +154,10 @@ def spawn_workers(
     if not _rehearsed:
         rehearse(config.max_result_bytes)
         _rehearsed = True
+    for name in registry.names():  # read here once, shared, not allocated in each worker
+        task = registry.get(name)
+        if task is not None:
+            parameters_problem(task.func, [], {})
     linux.release_free_memory()
     # Objects that exist now are never collected in the child: its GC would otherwise touch
     # (and so copy) every page it shares with the supervisor.
@@ -157,7 +166,8 @@ def spawn_workers(
     for index in range(len(slots)):
         pid = os.fork()
         if pid == 0:  # the worker
-            _become_worker(config, registry, pairs, index, close_in_child, parent_pid)
+            _become_worker(config, registry, pairs, index, close_in_child, parent_pid,
+                           (gates, slots[index][0]))  # fmt: skip
         pids.append(pid)
     handles = []
     for (slot, group), pid, (parent_conn, child_conn) in zip(slots, pids, pairs, strict=True):
@@ -183,6 +193,7 @@ def _become_worker(
     index: int,
     close_in_child: Callable[[], None],
     parent_pid: int,
+    gate: tuple[StartGates | None, int] = (None, 0),
 ) -> None:
     """In a freshly forked child: drop every end of the pipes but its own, then run the
     worker. Never returns."""
@@ -196,5 +207,6 @@ def _become_worker(
     except BaseException:  # noqa: BLE001 - the child must never return into the loop
         os._exit(3)
     worker_main(pairs[index][1], registry, heartbeat_interval_s=config.heartbeat_interval_s,
-                max_result_bytes=config.max_result_bytes, parent_pid=parent_pid)  # fmt: skip
+                max_result_bytes=config.max_result_bytes, parent_pid=parent_pid,
+                gate=gate)  # fmt: skip
     os._exit(0)  # not reached: worker_main always exits

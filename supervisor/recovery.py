@@ -48,13 +48,14 @@ _TASK_NAMES = """WITH RECURSIVE names(name) AS (
     FROM names WHERE names.name IS NOT NULL)
 SELECT name FROM names WHERE name IS NOT NULL"""
 _HAS_DUE = """SELECT 1 FROM jobs WHERE job_type = :task AND status IN ('pending', 'retrying')
-    AND run_at <= :now LIMIT 1"""
+    AND run_at <= :now AND (next_retry_at IS NULL OR next_retry_at <= :now) LIMIT 1"""
 
 _LIVE_TASKS = "SELECT name, tasks, heartbeat_at FROM supervisors WHERE name <> :me"
 
 _FAIL_UNKNOWN = """UPDATE jobs SET status = 'failed', error_message = :error,
     error_type = 'TaskNotFound', error_permanent = :yes, failed_at = :now, updated_at = :now
 WHERE job_type = :task AND status IN ('pending', 'retrying') AND run_at <= :now
+    AND (next_retry_at IS NULL OR next_retry_at <= :now)
 RETURNING id, queue_name"""
 
 

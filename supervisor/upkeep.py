@@ -16,6 +16,7 @@ import peewee
 from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import StoreError
+from jobtui.models.outcomes import Outcome
 from jobtui.models.retention import PRUNE_BATCH, prune_jobs, prune_schedule_fires
 from jobtui.models.scheduling import next_schedule_due
 
@@ -91,7 +92,7 @@ class Upkeep:
                             "supervisor": self.config.name})  # fmt: skip
 
     def poll_cancellations(self: Supervisor) -> None:
-        if not any(w.jobs for w in self.workers.values()):
+        if not self.ready and not any(w.jobs for w in self.workers.values()):
             return
         try:
             rows = self.db.execute_sql(dialect_for(self.db).sql(_CANCEL_POLL),
@@ -100,6 +101,14 @@ class Upkeep:
             log.debug("cancel poll failed: %s", exc)
             return
         for job_id, reason, kill in rows:
+            held = self.ready.remove(job_id)
+            if held is not None:  # not begun: it ends cancelled without running
+                held.cancel_reason = reason
+                self.commit.add_outcome(Outcome(
+                    held.id, held.claimed.attempt, held.claimed.lease_token, "cancelled",
+                    error=held.cancel_error, error_type="Cancelled"))  # fmt: skip
+                log.info("job %s cancelled before it began (%s)", job_id, held.cancel_error)
+                continue
             for worker in self.workers.values():
                 job = worker.find(job_id)
                 if job is not None:
@@ -151,4 +160,5 @@ class Upkeep:
                 "jobs_done": worker.jobs_done, "jobs_failed": worker.jobs_failed,
             })  # fmt: skip
             fences += [job.claimed.fence for job in worker.jobs]
+        fences += [job.claimed.fence for job in self.ready]  # claimed, waiting for a worker
         return sup, rows, fences

@@ -177,11 +177,12 @@ class WorkerEvents:
             self.jobs_failed += 1
         self.want_claim = True
         self._maybe_recycle(worker)
+        if not worker.jobs:
+            self.feed(worker)  # its next job now, not after this turn's commit
 
     def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
         """Retire a worker past its job count or memory limit: it is handed nothing more
-        (a busy worker always holds a prefetched job, so waiting for it to be idle could
-        wait forever) and is stopped once it has run the jobs it holds."""
+        and is stopped once it has run the job it holds."""
         if worker.stop_sent or self.stopping:
             return
         if not worker.retiring:

@@ -69,7 +69,7 @@ JOB_COLUMNS = (
     Job.id, Job.queue_name, Job.job_type, Job.status, Job.priority, Job.attempt,
     Job.max_retries, Job.retry_count, Job.progress_percentage, Job.progress_message,
     Job.created_at, Job.started_at, Job.run_at, Job.worker_name, Job.error_type,
-    Job.error_message, Job.cancel_requested,
+    Job.error_message, Job.cancel_requested, Job.next_retry_at,
 )  # fmt: skip
 ERROR_CHARS = 300
 #: The usual window of the jobs table (the planner's cost estimate assumes it).
@@ -80,7 +80,10 @@ DENSE_WALK_ROWS = 20_000
 
 def job_row(values: Sequence[Any]) -> JobRow:
     (job_id, queue, task, status, priority, attempt, max_retries, retry_count, progress,
-     message, created, started, run_at, worker, error_type, error, cancel) = values  # fmt: skip
+     message, created, started, run_at, worker, error_type, error, cancel,
+     next_retry_at) = values  # fmt: skip
+    if next_retry_at is not None and (run_at is None or next_retry_at > run_at):
+        run_at = next_retry_at  # due: a retry's backoff ends later than its place in line
     first_line = error.strip().splitlines()[0][:ERROR_CHARS] if error and error.strip() else None
     return JobRow(id=job_id, queue=queue, task=task, status=status, priority=int(priority or 0),
                   attempt=int(attempt or 0), max_retries=int(max_retries or 0),

@@ -71,7 +71,8 @@ _OLDEST_DUE = """WITH RECURSIVE p(v) AS (
             AND status IN ('pending', 'retrying') AND priority < p.v)
     FROM p WHERE p.v IS NOT NULL)
 SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}))
+            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}
+            AND (next_retry_at IS NULL OR next_retry_at <= {p})))
 FROM p WHERE p.v IS NOT NULL"""
 
 
@@ -118,7 +119,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     stamp = sql_timestamp(now)
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
-        (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp]).fetchone()
+        (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
         oldest = as_datetime(oldest)
         paused, cap = controls.get(name, (False, None))
         workers = serving.get(name, 0) + serving.get("*", 0)
@@ -274,11 +275,17 @@ def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> l
     stamp, rows = sql_timestamp(now), []
     columns = (Job.id, Job.job_type, Job.queue_name, Job.status, Job.run_at, Job.priority,
                Job.retry_count)  # fmt: skip
+    retry_columns = (*columns[:4], Job.next_retry_at, *columns[5:])
     for queue in queues:
-        for status in ("pending", "retrying"):
-            query = (Job.select(*columns)
-                     .where(Job.status == status, Job.queue_name == queue, Job.run_at > stamp)
-                     .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
-            rows += [DelayedRow(*row) for row in query.execute(db)]
+        query = (Job.select(*columns)
+                 .where(Job.status == "pending", Job.queue_name == queue, Job.run_at > stamp)
+                 .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
+        rows += [DelayedRow(*row) for row in query.execute(db)]
+        # a retry keeps its place in line (run_at) and waits out its backoff (next_retry_at)
+        query = (Job.select(*retry_columns)
+                 .where(Job.status == "retrying", Job.queue_name == queue,
+                        Job.next_retry_at > stamp)
+                 .order_by(Job.next_retry_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
+        rows += [DelayedRow(*row) for row in query.execute(db)]
     rows.sort(key=lambda r: (r.run_at or now, r.id))
     return rows[: DELAYED_PER_QUEUE * 2]

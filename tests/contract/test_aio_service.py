@@ -122,7 +122,7 @@ def test_mark_processing_is_a_claim_and_later_writes_are_fenced(db):
     # a supervisor's reaper recovers the run (as if the lease had lapsed) and it is claimed
     # again, by a supervisor this time: the application's late result must not land
     claims.fail_job(claimed.id, claimed.attempt, None, "lease expired", error_type="WorkerLost")
-    Job.update(run_at=utcnow()).where(Job.id == claimed.id).execute()
+    Job.update(run_at=utcnow(), next_retry_at=None).where(Job.id == claimed.id).execute()
     [again] = claims.claim_jobs(1, supervisor_name="sup-1")
     assert again.attempt == 2
     from jobtui import service_leases

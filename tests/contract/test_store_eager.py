@@ -78,12 +78,17 @@ def detail_tasks():
         progress_callback(40, "counting", seen=n)
         return repr(progress_callback)
 
+    @task(name="eager.callback_required")
+    def callback_required(n: int, progress_callback) -> int:
+        progress_callback(10, "a required callback is given too")
+        return n
+
     @task(name="eager.dropped")
     def dropped() -> None:
         current_job().progress(5, "big", blob="x" * 10_000, when=object())
 
     yield
-    for name in ("eager.details", "eager.callback", "eager.dropped"):
+    for name in ("eager.details", "eager.callback", "eager.callback_required", "eager.dropped"):
         registry._tasks.pop(name, None)
 
 
@@ -104,6 +109,14 @@ def test_a_progress_callback_parameter_is_given_one(db, detail_tasks):
     assert job.status == "completed", job.error_message
     assert job.result.startswith("<ProgressCallback for job ")
     assert jobtui.poll(job.id).progress_details == {"seen": 7}
+
+
+def test_a_required_progress_callback_passes_the_parameter_check(db, detail_tasks):
+    """The check of the arguments against the signature (bad parameters fail at once)
+    counts the callback the worker passes."""
+    with jobtui.eager():
+        job = jobtui.enqueue("eager.callback_required", args=[3])
+    assert (job.status, job.result) == ("completed", 3), job.error_message
 
 
 def test_oversized_details_are_dropped_with_a_note_not_a_failure(db, detail_tasks):

@@ -128,3 +128,29 @@ def test_a_thread_started_by_a_task_module_is_named_in_a_warning(cluster):
     job = jobtui.enqueue("thread_at_import_tasks.hello")
     assert jobtui.wait(job.id, timeout=15) == "hello"
     assert "started thread(s) sdk-flusher in the supervisor" in sup.log()
+
+
+def test_parameters_that_do_not_fit_the_signature_fail_at_once(cluster):
+    """README's fault table: bad parameters are not retried. A TypeError raised inside
+    the task is an ordinary error and is retried."""
+    cluster.start(imports=(TASKS, "dispatch_tasks"))
+    missing = jobtui.enqueue("dispatch_tasks.greet", kwargs={"subject": "hi"})
+    unexpected = jobtui.enqueue("dispatch_tasks.greet", args=["ann"], kwargs={"cc": "bob"})
+    too_many = jobtui.enqueue("dispatch_tasks.greet", args=["ann", "hi", "extra"])
+    fits = jobtui.enqueue("dispatch_tasks.greet", kwargs={"to": "ann"})
+    inside = jobtui.enqueue("dispatch_tasks.mistyped", args=[1])
+    rows = cluster.wait_status([j.id for j in (missing, unexpected, too_many, fits, inside)])
+    for handle in (missing, unexpected, too_many):
+        row = rows[handle.id]
+        assert (row.status, row.retry_count, row.error_type) == (
+            "failed", 0, "InvalidParameters"), (row.status, row.error_message)  # fmt: skip
+        assert row.error_message.startswith("invalid parameters for dispatch_tasks.greet: ")
+        assert cluster.execlog.records(handle.id) == []  # the task never ran
+        assert [a.outcome for a in attempts(handle.id)] == ["failed"]
+    assert rows[missing.id].error_message.endswith("missing a required argument: 'to'")
+    assert "'cc'" in rows[unexpected.id].error_message
+    assert rows[fits.id].status == "completed"
+    assert (rows[inside.id].status, rows[inside.id].retry_count) == ("failed", 1)
+    assert rows[inside.id].error_type == "TypeError"
+    assert len(attempts(inside.id)) == 2
+    cluster.check()

@@ -83,3 +83,42 @@ def test_callbacks_are_enqueued_with_their_tasks_defaults(db, db_url, tmp_path):
         (CALLBACK, (empty.id, "complete"), "default", 0),
         (queued, (full.id, "success"), "callbacks", 7),
     ])  # fmt: skip
+
+
+@pytest.mark.timeout(90)
+def test_on_failure_fires_once_at_the_first_failure_not_at_the_end(db, db_url, tmp_path):
+    """Laravel's ``catch``: on_failure runs while the batch's other jobs still run, with
+    the first failed job's id and error; a later failure does not fire it again;
+    on_complete follows the last job, on_success never (two supervisors)."""
+    with supervisors(db_url, tmp_path) as group:
+        group.start("--import", TASKS, "--workers", "2", "--poll-interval", "0.2", *FAST,
+                    count=2)  # fmt: skip
+        with batch(on_success=CALLBACK, on_failure=CALLBACK, on_complete=CALLBACK) as b:
+            slow = jobtui.enqueue(f"{TASKS}.item", args=[1, 6.0])
+            first = jobtui.enqueue(f"{TASKS}.refuse", args=["first refusal"])
+        wait_for(lambda: Job.get_by_id(first.id).status == "failed", 15, what="first failed")
+        # a second failure while the slow job still runs
+        second = jobtui.enqueue(f"{TASKS}.refuse", args=["second refusal"], batch_id=b.id)
+
+        def failure_callback_ran():
+            rows = [r for r in Job.select().where(Job.job_type == CALLBACK)
+                    if r.status == "completed" and r.args[1] == "failure"]  # fmt: skip
+            return rows or None
+
+        ran = wait_for(failure_callback_ran, 15, 0.05, what="on_failure ran")
+        assert Job.get_by_id(slow.id).status == "running"  # before the batch's end
+        assert batch_status(b.id)["finished_at"] is None
+        wait_for(lambda: Job.get_by_id(slow.id).status == "completed", 30, what="slow done")
+
+        def all_callbacks():
+            rows = list(Job.select().where(Job.job_type == CALLBACK))
+            done = all(r.status == "completed" for r in rows) and len(rows) >= 2
+            return rows if done else None
+
+        rows = wait_for(all_callbacks, 15, 0.05, what="on_complete ran")
+        assert Job.get_by_id(second.id).status == "failed"
+    assert len(ran) == 1
+    assert (tuple(ran[0].args), ran[0].kwargs) == (
+        (b.id, "failure"), {"job_id": first.id, "error": "first refusal"})  # fmt: skip
+    assert sorted(tuple(r.args) for r in rows) == [(b.id, "complete"), (b.id, "failure")]
+    assert batch_status(b.id)["outcome"] == "failure"

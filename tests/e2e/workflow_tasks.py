@@ -35,7 +35,8 @@ def refuse(reason: str = "refused") -> None:
 
 
 @task
-def callback(batch_id: str, label: str) -> str:
+def callback(batch_id: str, label: str, job_id: str | None = None, error: str | None = None) -> str:
+    """A batch callback; on_failure's also names the failed job and its error."""
     return label
 
 

@@ -248,6 +248,21 @@ def test_scheduled_view(source):
     assert source.scheduled_view().schedules[0].next_runs == ()  # shown, never a crash
 
 
+def test_a_retry_in_backoff_is_due_when_its_backoff_ends(source):
+    """A retry keeps its place in line (run_at, its first due time) and waits out its
+    backoff (next_retry_at): the console shows it due then, lists it under "due later",
+    and does not count it in the queue's latency while it waits."""
+    now = utcnow()
+    backoff_ends = now + timedelta(minutes=3)
+    retry = make_job(status="retrying", run_at=now - timedelta(hours=1),
+                     next_retry_at=backoff_ends)  # fmt: skip
+    (row,) = source.jobs_view(JobsQuery(limit=10)).page.rows
+    assert row.id == retry and row.run_at == backoff_ends
+    assert [d.id for d in source.scheduled_view().delayed] == [retry]
+    (queue,) = source.queues_view().queues
+    assert queue.latency_s is None  # nothing due: the retry still waits
+
+
 def test_workers_stale_first_and_header_counts(source):
     job = make_job(status="running", progress_percentage=40)
     make_worker("s-w1", "s", job_id=job)
