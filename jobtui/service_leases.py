@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from jobtui.models.claims import with_lock_retry
-from jobtui.models.clock import sql_timestamp, utcnow
+from jobtui.models.claims import write_fenced
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome, write_outcomes
 from jobtui.registry import registry
@@ -44,19 +43,7 @@ WHERE id = :id AND attempt = :attempt AND lease_token = :token AND status = 'run
 
 def renew_leases(db: peewee.Database, fences: list[tuple[str, int, str]]) -> list[str]:
     """Extend these runs' leases in one transaction; returns the ids whose lease was lost."""
-    dialect = dialect_for(db)
-    sql, now = dialect.with_db_now(_RENEW), sql_timestamp(utcnow())
-
-    def run() -> list[str]:
-        lost = []
-        with dialect.write_transaction(db):
-            for job_id, attempt, token in fences:
-                params = {"id": job_id, "attempt": attempt, "token": token, "now": now}
-                if db.execute_sql(sql, params).rowcount != 1:
-                    lost.append(job_id)
-        return lost
-
-    return with_lock_retry(run)
+    return write_fenced(db, dialect_for(db).with_db_now(_RENEW), fences)
 
 
 @dataclass(frozen=True)

@@ -321,9 +321,15 @@ def record_heartbeats(
     """Extend the leases of running attempts in one transaction; returns the ids whose lease
     was lost (their workers must stop writing)."""
     db = get_database(db)
-    dialect = dialect_for(db)
-    sql, now = dialect.sql(_HEARTBEAT), sql_timestamp(utcnow())
     fences = list(fences)
+    return write_fenced(db, dialect_for(db).sql(_HEARTBEAT), fences) if fences else []
+
+
+def write_fenced(db: peewee.Database, sql: str, fences: list[tuple[str, int, str]]) -> list[str]:
+    """Run ``sql`` (fenced by :id, :attempt, :token; :now given) once per run in one
+    transaction, retried while the database is locked; returns the ids whose run was no
+    longer held (zero rows: the lease was lost)."""
+    dialect, now = dialect_for(db), sql_timestamp(utcnow())
 
     def run() -> list[str]:
         lost = []
@@ -334,4 +340,4 @@ def record_heartbeats(
                     lost.append(job_id)
         return lost
 
-    return with_lock_retry(run) if fences else []
+    return with_lock_retry(run)
