@@ -70,7 +70,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     ids = resolve_ids(args.ids)
     result = actions.delete_jobs(ids)
-    running = [job_id for job_id in ids if job_id not in set(result.changed_ids)]
+    deleted = set(result.changed_ids)
+    running = [job_id for job_id in ids if job_id not in deleted]
     if args.json:
         print(to_json(action_json("delete", ids, result, "deleted", "running (cancel first)")))
     else:

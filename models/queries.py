@@ -161,13 +161,3 @@ def row_dict(row: peewee.Model) -> dict[str, Any]:
         value = row.__data__.get(field.name)
         out[field.name] = iso_utc(value) if isinstance(value, datetime) else value
     return out
-
-
-def registered_task_defaults(
-    name: str, *, db: peewee.Database | str | None = None
-) -> dict[str, Any]:
-    """The defaults (queue, priority, max_retries, timeout, ...) that supervisors
-    published to the task catalog for task ``name``; {} when none did (catalog.py)."""
-    from .catalog import task_defaults
-
-    return task_defaults(name, db=db) or {}

@@ -80,7 +80,6 @@ class JobtuiApp(App[int]):
         self.read_only = read_only or operations is None
         self.frozen = False
         self.last_error: str | None = None
-        self.pending_filter: str | None = None
         self._poll_timer: Timer | None = None
         self.polls = 0  # completed polls (tests wait on it)
         #: No timers at all (tests, snapshots): inputs do not blink either.

@@ -204,13 +204,6 @@ class JobsScreen(JobActions, ViewScreen):
         self.query_one("#jobs-table").focus()
         self._render_filter_line()
 
-    def on_screen_resume(self) -> None:
-        pending = self.jobtui.pending_filter
-        if pending is not None and self.panes:
-            self.jobtui.pending_filter = None
-            self.apply_filter(pending)
-        super().on_screen_resume()
-
     @property
     def table(self) -> KeyedTable:
         return self.query_one("#jobs-table", KeyedTable)
