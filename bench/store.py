@@ -419,6 +419,28 @@ def main() -> None:
     for r in results:
         print(f"{r['measurement']:<17}{r['jobtui_per_s']:>15,.0f}{r['raw_per_s']:>14,.0f}"
               f"{r['ratio']:>8.2f}{r['target']:>8.2f}  {'PASS' if r['pass'] else 'FAIL'}")  # fmt: skip
+    for line in target_lines(results):
+        print(line)
+
+
+#: Issue 13 item 11's targets: measurement -> what it compares.
+ISSUE_13_ITEM_11 = {
+    "pg_enqueue": "single enqueue vs a raw INSERT with its NOTIFY in one statement",
+    "pg_enqueue_many": "enqueue_many vs a raw multi-row INSERT of the same rows",
+}
+
+
+def target_lines(results: list[dict]) -> list[str]:
+    """One line per target of issue 13 item 11 measured in this run: PASS/FAIL, the ratio."""
+    lines = []
+    for r in results:
+        if r["measurement"] in ISSUE_13_ITEM_11:
+            lines.append(
+                f"issue 13 item 11, PostgreSQL {ISSUE_13_ITEM_11[r['measurement']]}: "
+                f"{r['ratio']:.2f}x (target >= {r['target']:.2f}x) "
+                f"{'PASS' if r['pass'] else 'FAIL'}"
+            )
+    return lines
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from jobtui.models.catalog import ALL_UNSET, unset_mask
 from jobtui.models.enqueueing import OPTION_NAMES
 from jobtui.models.retry import RetryPolicy
 
@@ -257,8 +258,15 @@ def task_options(
     service) takes the defaults its supervisors published to the task catalog, applied
     where every enqueue writes (``insert_jobs``).
     """
-    from jobtui.models.catalog import unset_mask
-
+    if not options:  # the common call: every option left to the task
+        if isinstance(target, Task):
+            return target.name, {**target.defaults, "unset_options": ALL_UNSET}
+        known = registry.get(target) if isinstance(target, str) else None
+        if known is not None:
+            return known.name, {**known.defaults, "unset_options": ALL_UNSET}
+        if isinstance(target, str) and target:
+            return target, {"unset_options": ALL_UNSET}
+        return target, {}  # type: ignore[return-value]
     given = {k: v for k, v in options.items() if v is not None}
     if isinstance(target, Task):
         known: Task | None = target

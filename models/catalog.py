@@ -206,7 +206,12 @@ def task_defaults(name: str, *, db: peewee.Database | str | None = None) -> dict
     when no supervisor ever published it. Cached a few seconds per database."""
     from .store import get_database
 
-    database = get_database(db)
+    found = _defaults_of(name, get_database(db))
+    return None if found is None else dict(found)
+
+
+def _defaults_of(name: str, database: peewee.Database) -> dict[str, Any] | None:
+    """``task_defaults`` without the copy (the cache's own dict: read, never changed)."""
     now = time.monotonic()
     cached = _cache.get(id(database))
     stale = cached is None or cached[2] is not database or now - cached[0] > CACHE_TTL_S
@@ -214,8 +219,7 @@ def task_defaults(name: str, *, db: peewee.Database | str | None = None) -> dict
         stale = now - cached[0] > MISS_TTL_S
     if stale:
         cached = _cache[id(database)] = (now, _load(database), database)
-    found = cached[1].get(name)
-    return None if found is None else dict(found)
+    return cached[1].get(name)
 
 
 def with_task_defaults(
@@ -225,30 +229,41 @@ def with_task_defaults(
     the ``unset_options`` mask saying which those were (kept when the caller computed it).
     The catalog is consulted once per task name (the cache's copy, a few seconds old)."""
     found: dict[str, dict[str, Any] | None] = {}
-    out = []
-    for job_type, options in zip(job_types, items, strict=True):
-        mask = options.get("unset_options")
-        if mask is None:
-            mask = unset_mask(options)
-        row = dict(options)
-        if mask and isinstance(job_type, str):
-            if job_type not in found:
-                found[job_type] = task_defaults(job_type, db=db)
+    return [with_task_default(job_type, options, db, found)
+            for job_type, options in zip(job_types, items, strict=True)]  # fmt: skip
+
+
+def with_task_default(
+    job_type: Any,
+    options: Mapping[str, Any],
+    db: peewee.Database,
+    found: dict[str, dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """One item's ``with_task_defaults`` (``found``: the task names looked up so far)."""
+    mask = options.get("unset_options")
+    if mask is None:
+        mask = unset_mask(options)
+    row = dict(options)
+    if mask and isinstance(job_type, str):
+        if found is None:
+            defaults = _defaults_of(job_type, db)
+        elif job_type in found:
             defaults = found[job_type]
-            if defaults is None:
-                if mask & UNSET_QUEUE and row.get("queue") is None:
-                    mask |= UNSET_QUEUE_UNRESOLVED
-            else:
-                for name, value in defaults.items():
-                    if (
-                        value is not None
-                        and row.get(name) is None
-                        and (name == "tags" or mask & OPTION_BITS.get(name, 0))
-                    ):
-                        row[name] = value
-        row["unset_options"] = int(mask)
-        out.append(row)
-    return out
+        else:
+            defaults = found[job_type] = _defaults_of(job_type, db)
+        if defaults is None:
+            if mask & UNSET_QUEUE and row.get("queue") is None:
+                mask |= UNSET_QUEUE_UNRESOLVED
+        else:
+            for name, value in defaults.items():
+                if (
+                    value is not None
+                    and row.get(name) is None
+                    and (name == "tags" or mask & OPTION_BITS.get(name, 0))
+                ):
+                    row[name] = value
+    row["unset_options"] = int(mask)
+    return row
 
 
 def list_catalog(

@@ -168,8 +168,12 @@ class PostgresDatabase(_Reconnecting, peewee.PostgresqlDatabase):
     def _broken_while_idle(self, conn) -> str | None:  # noqa: ANN001 - psycopg2's connection
         if conn.closed:
             return "connection already closed"
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLIN)
+        kept = getattr(self._state, "idle_poller", None)  # one per connection: every
+        if kept is None or kept[0] is not conn:  # autocommit statement asks
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            kept = self._state.idle_poller = (conn, poller)
+        poller = kept[1]
         for _ in range(2):  # libpq reads the FATAL as a notice first, then meets the end
             if not poller.poll(0):
                 return None  # nothing (more) to read: as alive as a round trip would show

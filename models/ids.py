@@ -15,23 +15,33 @@ import time
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+#: Random bytes read ahead (one getrandom call per few hundred ids, not two per id);
+#: dropped in a forked child, which must never reuse its parent's.
+_RANDOM_CHUNK = 4096
+_random = b""
+_taken = 0
 
 
 def new_job_id() -> str:
     """A new UUIDv7 as a 36-character string."""
-    global _last_ms, _counter
+    global _last_ms, _counter, _random, _taken
     with _lock:
+        if _taken > _RANDOM_CHUNK - 10:
+            _random, _taken = os.urandom(_RANDOM_CHUNK), 0
+        rand = int.from_bytes(_random[_taken : _taken + 8], "big") & ((1 << 62) - 1)
+        _taken += 8
         now_ms = time.time_ns() // 1_000_000
         if now_ms > _last_ms:
             _last_ms = now_ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x1FF  # leave room to count up
+            seed = _random[_taken : _taken + 2]
+            _taken += 2
+            _counter = int.from_bytes(seed, "big") & 0x1FF  # leave room to count up
         else:
             _counter += 1
             if _counter > 0xFFF:  # counter exhausted: borrow the next millisecond
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
     value |= counter << 64
@@ -42,8 +52,9 @@ def new_job_id() -> str:
 
 
 def _reset_after_fork() -> None:
-    global _lock
+    global _lock, _random, _taken
     _lock = threading.Lock()
+    _random, _taken = b"", 0
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

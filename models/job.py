@@ -267,7 +267,35 @@ class Job(BaseModel):
         On the hot path of every enqueue: the fields' defaults and converters are worked out
         once per class, and only JSON, timestamps and floats are converted (the row holds
         text, ints and booleans as the model gives them)."""
-        plan = cls.__dict__.get("_written_plan")
+        defaults, converters = cls._written_plan()
+        template = row.get("_template")  # enqueueing.RowTemplate: one shape's fixed columns
+        if template is not None:
+            fields = template.job_fields
+            if fields is None or fields[0] is not cls:
+                fields = template.job_fields = (cls, cls._converted(template.row))
+            data = fields[1].copy()
+            data["id"] = row["id"]
+            given = row.get("_arguments")  # (args, kwargs) as the enqueuer gave them
+            if given is not None and _plain(given[0]) and _plain(given[1].values()) and _plain_keys(given[1]):  # fmt: skip
+                data["parameters"] = {"args": list(given[0]), "kwargs": dict(given[1])}
+            else:  # what decoding gives back: lists for tuples, plain types for subclasses
+                data["parameters"] = converters["parameters"](row["parameters"])
+            stamp = row["created_at"]
+            data["created_at"] = created = converters["created_at"](stamp)
+            for name in ("updated_at", "run_at"):  # the same moment: parsed once
+                value = row[name]
+                data[name] = created if value is stamp else converters[name](value)
+        else:
+            data = cls._converted(row)
+        job = cls.__new__(cls)
+        job.__data__, job._dirty, job.__rel__ = data, set(), {}
+        return job
+
+    @classmethod
+    def _written_plan(cls) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Each field's default and, for the fields an INSERT's text differs from the
+        model's value in (JSON, timestamps, floats), its converter; worked out once."""
+        plan = cls.__dict__.get("_written_plan_cache")
         if plan is None:
             fields = cls._meta.fields
             defaults = {name: None if f.default is None or callable(f.default) else f.default
@@ -278,16 +306,19 @@ class Job(BaseModel):
                 if isinstance(f, JSONText | peewee.DateTimeField | peewee.FloatField)
             }
             # ints and booleans are written as such (build_row): theirs would be identities
-            plan = cls._written_plan = (defaults, converters)
-        defaults, converters = plan
+            plan = cls._written_plan_cache = (defaults, converters)
+        return plan
+
+    @classmethod
+    def _converted(cls, row: dict[str, Any]) -> dict[str, Any]:
+        """The Job's fields from an INSERT's parameters."""
+        defaults, converters = cls._written_plan()
         data = dict(defaults)
         for name, value in row.items():
             if name in defaults:
                 convert = converters.get(name)
                 data[name] = value if value is None or convert is None else convert(value)
-        job = cls.__new__(cls)
-        job.__data__, job._dirty, job.__rel__ = data, set(), {}
-        return job
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         """The job as JSON output writes it: the model's field names, ISO 8601 UTC times."""
@@ -299,6 +330,25 @@ class Job(BaseModel):
             out[name] = iso_utc(value) if isinstance(value, datetime) else value
         out.pop("lease_token", None)
         return out
+
+
+#: Values JSON gives back as equal values of the same type (a float too: its text is
+#: exact; NaN never got this far, the JSON refuses it).
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(values: Any) -> bool:
+    for value in values:
+        if type(value) not in _PLAIN_TYPES:
+            return False
+    return True
+
+
+def _plain_keys(mapping: dict[str, Any]) -> bool:
+    for key in mapping:
+        if type(key) is not str:
+            return False
+    return True
 
 
 def _add_indexes() -> None:
