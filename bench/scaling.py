@@ -1,6 +1,7 @@
 """How jobtui's throughput grows with workers and supervisors, on SQLite or PostgreSQL.
 
     python -m bench.scaling [--engine sqlite|postgresql] [--jobs N] [--layouts 1x2,1x8,2x4]
+    python -m bench.scaling --peer pgqueuer [--jobs N] [--rounds N]   (bench/peers.py)
 
 Each layout (supervisors x workers each) drains N no-op jobs enqueued beforehand into a
 fresh database; jobs/s is N over the time from the first job's start to the last one's, as
@@ -86,6 +87,15 @@ def drain(url: str, jobs: int, supervisors: int, workers: int) -> float:
 
 
 def main() -> None:
+    if "--peer" in sys.argv[1:]:  # the drain against a peer: bench/peers.py's own options
+        from bench import peers
+
+        argv = sys.argv[1:]
+        at = argv.index("--peer")
+        if argv[at + 1 : at + 2] != ["pgqueuer"]:
+            sys.exit("bench.scaling: --peer takes pgqueuer (the one peer measured)")
+        peers.main(argv[:at] + argv[at + 2 :])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--jobs", type=int, default=10_000)
