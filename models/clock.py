@@ -6,6 +6,7 @@ PostgreSQL columns are ``timestamp``); JSON output adds ``+00:00`` so readers ne
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -31,3 +32,18 @@ def iso_utc(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC).isoformat()
+
+
+_second: tuple[int, str] = (-1, "")  # (a UTC second, its text up to the seconds)
+
+
+def utc_stamp() -> str:
+    """``sql_timestamp(utcnow())`` without building a datetime (an enqueue's timestamps:
+    a quarter of the cost, the date and time of the second made once per second)."""
+    global _second
+    ns = time.time_ns()
+    second, micro = divmod(ns // 1000, 1_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
+    return f"{cached[1]}.{micro:06d}"

@@ -17,7 +17,7 @@ import peewee
 from .base import dumps
 from .catalog import with_task_default, with_task_defaults
 from .claims import with_lock_retry
-from .clock import sql_timestamp, to_utc_naive, utcnow
+from .clock import sql_timestamp, to_utc_naive, utc_stamp, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob
 from .ids import new_job_id
@@ -253,16 +253,17 @@ def _template_key(job_type: Any, options: Mapping[str, Any]) -> tuple[Any, ...] 
 
 
 def row_for(
-    job_type: Any, options: Mapping[str, Any], now: datetime, stamp: str | None = None
+    job_type: Any, options: Mapping[str, Any], now: datetime | None, stamp: str
 ) -> dict[str, Any]:
     """``build_row``'s row, from the template of these options' shape when there is one
-    (``stamp``: ``now`` as ``sql_timestamp`` gives it, when the caller has it)."""
+    (``stamp``: the moment as ``sql_timestamp`` writes it; ``now``: as a datetime, or None
+    to be read from ``stamp`` if needed)."""
     key = _template_key(job_type, options)
     if key is None:
-        return build_row(job_type, options, now)
+        return build_row(job_type, options, now or datetime.fromisoformat(stamp))
     template = _templates.get(key)
     if template is None:
-        row = build_row(job_type, options, now)  # every check, once per shape
+        row = build_row(job_type, options, now or datetime.fromisoformat(stamp))  # once per shape
         if len(_templates) >= _TEMPLATE_LIMIT:
             _templates.clear()
         template = _templates[key] = RowTemplate({**row, "_depends_on": None})
@@ -273,7 +274,7 @@ def row_for(
     args, kwargs = options.get("args") or [], options.get("kwargs") or {}
     row["parameters"] = _parameters(job_type, args, kwargs)
     row[ARGUMENTS] = (args, kwargs)
-    row["created_at"] = row["updated_at"] = row["run_at"] = stamp or sql_timestamp(now)
+    row["created_at"] = row["updated_at"] = row["run_at"] = stamp
     row["_depends_on"] = []
     row[TEMPLATE] = template
     return row
@@ -377,18 +378,19 @@ def insert_jobs(
     Job without reading it back.
     """
     db = get_database(database)
-    now = utcnow()
-    stamp = sql_timestamp(now)
     single = isinstance(job_type, str) or not isinstance(job_type, list | tuple)
     if len(items) == 1 and (single or len(job_type) == 1):  # an enqueue
         name = job_type if single else job_type[0]
+        stamp = utc_stamp()
         # the task catalog's defaults, for what is unset
-        row = row_for(name, with_task_default(name, items[0], db), now, stamp)
+        row = row_for(name, with_task_default(name, items[0], db), None, stamp)
         if (not row["_depends_on"] and not row["batch_id"] and row["unique_key"] is None
                 and not db.in_transaction()):  # fmt: skip
             return [_insert_alone(db, row, stamp, with_rows)]
         rows = [row]
     else:
+        now = utcnow()
+        stamp = sql_timestamp(now)
         names = [job_type] * len(items) if single else list(job_type)  # a bad name: build_row
         items = with_task_defaults(names, items, db)  # the catalog's, for what is unset
         rows = [row_for(name, item, now, stamp) for name, item in zip(names, items, strict=True)]
