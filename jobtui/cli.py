@@ -341,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_action_parsers(sub)
     add_queue_parsers(sub)
 
+    from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
     from jobtui.cli_schedule import add_schedule_parser
@@ -350,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     add_tasks_parser(sub)
     add_db_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 
@@ -364,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         check_options(args)
         if not getattr(args, "opens_database_itself", False):  # jobtui db: unmigrated
             use_database(args.database, create=not reads_only(args))
-        return _run_visibly(args)
+        from jobtui.models import audit
+
+        with audit.scope(where="cli"):  # every action of a command is audited as the CLI's
+            return _run_visibly(args)
     except JobtuiError as exc:
         print(f"jobtui: {visible_line(exc)}", file=sys.stderr)
         return 1
