@@ -279,8 +279,7 @@ def retry(
         audit.audited("retry", job.id, lambda: actions.retry_jobs([job.id], db=db),
                       actor=actor, db=db)  # fmt: skip
         return poll(job.id, database=database)
-    edit = actions.RetryEdit(None if args is None else list(args),
-                             None if kwargs is None else dict(kwargs), priority, queue).checked()  # fmt: skip
+    edit = actions.RetryEdit(args, kwargs, priority, queue).checked()  # type: ignore[arg-type]  # fmt: skip
     _check_parameters(job, edit)
     given = {"args": edit.args, "kwargs": edit.kwargs, "priority": edit.priority,
              "queue": edit.queue}  # fmt: skip

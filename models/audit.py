@@ -115,6 +115,12 @@ def os_identity() -> tuple[str, str]:
     return _me
 
 
+def _text(value: object) -> str:
+    """Text for a column: PostgreSQL's text cannot hold NUL, and a hostile actor name must
+    not fail the action it records (arguments are JSON, where NUL is escaped)."""
+    return str(value).replace("\x00", "\ufffd")
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON can hold it (a datetime as its text), so recording never fails
     on an argument the action itself took."""
@@ -161,9 +167,9 @@ def record(
     user, host = os_identity()
     args = {str(k): _plain(v) for k, v in (arguments or {}).items() if v is not None}
     text = _target(target, args)
-    AuditEntry.insert(at=utcnow(), actor=str(actor or scoped_actor or user)[:200], host=host,
-                      where=where, action=action[:40], target=text, arguments=args or None,
-                      count=count).execute(db)  # fmt: skip
+    AuditEntry.insert(at=utcnow(), actor=_text(actor or scoped_actor or user)[:200], host=host,
+                      where=where, action=_text(action)[:40], target=_text(text),
+                      arguments=args or None, count=count).execute(db)  # fmt: skip
 
 
 def audited(
