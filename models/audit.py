@@ -52,7 +52,7 @@ WHERE = ("cli", "console", "api")
 IDS_KEPT = 100
 #: The supervisor's default retention of audit rows (``--audit-retention-days``).
 DEFAULT_AUDIT_RETENTION_DAYS = 90.0
-PRUNE_BATCH = 5_000
+PRUNE_BATCH = 500  # as the jobs retention: short transactions
 
 
 class AuditEntry(BaseModel):
@@ -225,19 +225,23 @@ def list_audit(
     return list(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).execute(db))
 
 
-def prune_audit(*, older_than: timedelta, db: peewee.Database | None = None) -> int:
-    """Delete audit rows older than ``older_than``, one batch per transaction; the count."""
+def prune_audit(
+    *, older_than: timedelta, max_batches: int | None = None, db: peewee.Database | None = None
+) -> int:
+    """Delete audit rows older than ``older_than``, one batch per transaction (at most
+    ``max_batches``: the supervisor prunes a batch a minute); the count."""
     db = get_database(db)
     dialect = dialect_for(db)
     sql = dialect.sql("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
                       "WHERE at < :cutoff ORDER BY id LIMIT :batch)")  # fmt: skip
     params = {"cutoff": sql_timestamp(utcnow() - older_than), "batch": PRUNE_BATCH}
-    total = 0
+    total = batches = 0
     while True:
         with dialect.write_transaction(db):
             deleted = db.execute_sql(sql, params).rowcount
         total += deleted
-        if deleted < PRUNE_BATCH:
+        batches += 1
+        if deleted < PRUNE_BATCH or (max_batches is not None and batches >= max_batches):
             return total
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hostile import HOSTILE, acting_chars
-from supervisor_harness import TASKS
+from supervisor_harness import TASKS, wait_until
 
 import jobtui
 from jobtui.cli import main
@@ -194,3 +194,19 @@ def test_edit_and_retry_through_a_real_supervisor(cluster, capsys):
     assert shown["attempts"][0]["parameters"] == {"args": [1], "kwargs": {}}
     [row] = [r for r in rows() if r.action == "edit"]
     assert row.where == "cli" and row.count == 1
+
+
+def test_the_supervisor_prunes_audit_rows_past_their_retention(sqlite_cluster):
+    """``--audit-retention-days``: old rows go (even with job retention off), recent stay."""
+    from datetime import timedelta
+
+    from jobtui.models import audit
+
+    for name in ("old-1", "old-2", "recent"):
+        audit.record("pause", name)
+    AuditEntry.update(at=utcnow() - timedelta(days=31)).where(
+        AuditEntry.target.startswith("old")).execute()  # fmt: skip
+    sup = sqlite_cluster.start("--audit-retention-days", "30", "--retention-days", "0", workers=1)
+    wait_until(lambda: [r.target for r in rows()] == ["recent"], 20, "old audit rows pruned",
+               explain=sup.log)  # fmt: skip
+    assert "pruned 2 audit row(s) older than 30 days" in sup.log()
