@@ -161,6 +161,9 @@ def cmd_show(args: argparse.Namespace) -> int:
              a.worker_name or "-", a.pid or "-", a.outcome, clip(a.error_message, 60)]
             for a in attempts
         ])  # fmt: skip
+        for a in attempts:  # edited since (jobtui retry ID --args): what it ran with
+            if a.parameters is not None:
+                print(f"attempt {a.attempt} ran with  {field(a.parameters)}")
     if job.error_traceback:
         print("\ntraceback:\n" + visible(job.error_traceback.rstrip()))
     return 0

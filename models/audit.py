@@ -26,7 +26,6 @@ shown through ``visible`` wherever it reaches a terminal.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -107,6 +106,8 @@ def os_identity() -> tuple[str, str]:
     """(user, host) of this process: who an action is by when no ``actor=`` says."""
     global _me
     if _me is None:
+        import getpass  # the first action only: supervisors never need it
+
         try:
             user = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry (a container's bare uid)

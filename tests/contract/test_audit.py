@@ -50,6 +50,17 @@ API_ACTIONS = {
 }
 
 
+def test_the_seed_model_methods_are_audited_too(db):
+    """``Job.cancel_job`` and ``Job.cleanup_old_jobs`` (seed 000's names) are API actions."""
+    job = Job.get_by_id(jobtui.enqueue("t.task").id)
+    job.cancel_job("not needed")
+    Job.update(updated_at=utcnow() - timedelta(days=30)).where(Job.id == job.id).execute()
+    assert Job.cleanup_old_jobs(days=7) == 1
+    assert [(r.action, r.where, r.count) for r in rows()] == [("cancel", "api", 1),
+                                                             ("purge", "api", 1)]  # fmt: skip
+    assert rows()[0].arguments == {"reason": "not needed"}
+
+
 @pytest.mark.parametrize("action", list(API_ACTIONS))
 def test_each_api_action_writes_one_row_with_its_actor(db, action):
     API_ACTIONS[action]()

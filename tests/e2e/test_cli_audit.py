@@ -192,6 +192,8 @@ def test_edit_and_retry_through_a_real_supervisor(cluster, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["parameters"] == {"args": [1], "kwargs": {"b": 41}}
     assert shown["attempts"][0]["parameters"] == {"args": [1], "kwargs": {}}
+    assert main(["show", job.id]) == 0
+    assert 'attempt 1 ran with  {"args": [1], "kwargs": {}}' in capsys.readouterr().out
     [row] = [r for r in rows() if r.action == "edit"]
     assert row.where == "cli" and row.count == 1
 

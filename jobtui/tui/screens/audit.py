@@ -20,10 +20,12 @@ from ..snapshot import AuditRow, AuditView, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
 
-COLUMNS = (("when", "at", 19), ("age", "age", 4),
-           Column("who", "actor", 16, grow=1, min_width=8), ("where", "where", 7),
-           ("action", "action", 16), Column("target", "target", 20, grow=2, min_width=10),
-           ("jobs", "count", 5), Column("arguments", "arguments", 30, grow=3, min_width=10))  # fmt: skip
+# a job id (36) is whole at 120 columns, and 80 need no sideways scroll ("where" goes);
+# the time is UTC, month-day (the log keeps 90 days by default)
+COLUMNS = (("when (UTC)", "at", 14), Column("who", "actor", 12, grow=1, min_width=8),
+           Column("where", "where", 7, hide_below=100), ("action", "action", 6),
+           Column("target", "target", 36, grow=2, min_width=12), ("jobs", "count", 4),
+           Column("arguments", "arguments", 16, grow=3, min_width=10))  # fmt: skip
 ACTION_STYLES = {"kill": "bold red", "delete": "red", "purge": "red", "cancel": "yellow",
                  "edit": "cyan", "retry": "green"}  # fmt: skip
 
@@ -32,8 +34,7 @@ def audit_cells(row: AuditRow, now) -> tuple[Text, ...]:
     who = f"{row.actor}@{row.host}" if row.host else row.actor
     arguments = json.dumps(row.arguments, ensure_ascii=False, separators=(",", ":"),
                            default=str) if row.arguments else ""  # fmt: skip
-    return (fmt.text(row.at.strftime("%Y-%m-%d %H:%M:%S")), fmt.text(fmt.age(row.at, now)),
-            fmt.text(fmt.line(who)), fmt.text(row.where),
+    return (fmt.text(row.at.strftime("%m-%d %H:%M:%S")), fmt.text(fmt.line(who)), fmt.text(row.where),
             fmt.text(fmt.line(row.action), ACTION_STYLES.get(row.action, "bold")),
             fmt.text(fmt.line(row.target)), fmt.text("" if row.count is None else f"{row.count:,}"),
             fmt.text(fmt.line(arguments), "dim"))  # fmt: skip
@@ -56,6 +57,6 @@ class AuditScreen(ViewScreen):
         self.query_one("#audit-table", KeyedTable).sync(
             [TableRow(str(row.id), audit_cells(row, data.now)) for row in data.rows]
         )
-        hint = Text(f"the newest {len(data.rows):,} operator actions (UTC) · "
+        hint = Text(f"the newest {len(data.rows):,} operator actions · "
                     "jobtui audit --since 1h lists them in a shell", style="dim")  # fmt: skip
         self.query_one("#audit-hint", Static).update(hint)

@@ -50,7 +50,7 @@ def job_bindings(*, show_enqueue: bool) -> list[Binding]:
     return [
         Binding("c", "cancel", "Cancel"),
         Binding("R", "retry", "Retry"),
-        Binding("E", "edit_retry", "Edit+retry"),
+        Binding("E", "edit_retry", "Edit+retry", show=False),
         Binding("K", "kill", "Kill"),
         Binding("D", "delete", "Delete"),
         Binding("plus", "priority_up", "Pri+", show=False),

@@ -198,7 +198,7 @@ class RetryScreen(ModalScreen[RetryRequest | None]):
                  queue: str) -> None:  # fmt: skip
         super().__init__()
         self.job_id = job_id
-        self.task = task
+        self.task_name = task
         params = parameters if isinstance(parameters, dict) else {}
         self.initial = {
             "args": json_for_terminal(_compact_json(params.get("args", []))),
@@ -212,7 +212,7 @@ class RetryScreen(ModalScreen[RetryRequest | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog form"):
             title = Text("Edit and retry ", style="bold")
-            title.append(visible_line(self.task), style="bold")
+            title.append(visible_line(self.task_name), style="bold")
             title.append(f"  {self.job_id}", style="dim")
             yield Static(title, id="dialog-title")
             yield Label(Text("args (JSON array)"))
