@@ -37,20 +37,27 @@ def test_edit_and_retry_then_the_audit_view_in_a_real_terminal(tmp_path):
     try:
         term.wait_for(job.id[-8:], describe="the jobs table")
         term.send("4")
-        term.wait_for("bad input", describe="the failure group")
+        term.wait_for("failed jobs in 1 groups", describe="the failure group")
         term.send("E")
         term.wait_for("Edit and retry", describe="the form")
-        term.wait_for("␛[31mRED", describe="the hostile argument, escaped")
+        # JSON in the field: the OSC's ESC and BEL shown as JSON escapes, never sent
+        term.wait_for("\\u001b]0;PWNED\\u0007", describe="the hostile argument, escaped")
         assert term.pane_title() == title
-        term.send("C-u")
+        term.send("C-u")  # the field emptied: its placeholder shows
+        term.wait_for(lambda s: "▊  []" in s and "PWNED" not in s, describe="args cleared")
         term.type("[1,")
+        term.wait_for("▊  [1,", describe="the bad JSON typed")
         term.send("Enter")
         term.wait_for("args: not valid JSON", describe="the error, the form still open")
         assert Job.get_by_id(job.id).status == "failed"
         term.send("C-u")
+        term.wait_for("▊  []", describe="args cleared again")
         term.type('["fixed"]')
+        term.wait_for('▊  ["fixed"]', describe="the good JSON typed")
         term.send("Enter")
         term.wait_for(lambda s: "Edit and retry" not in s, describe="the form closed")
+        term.wait_for(lambda _: Job.get_by_id(job.id).status == "pending",
+                      describe="the retry written (a worker thread)")  # fmt: skip
         row = Job.get_by_id(job.id)
         assert row.status == "pending" and row.parameters == {"args": ["fixed"], "kwargs": {}}
         assert JobAttempt.get(JobAttempt.job == job.id).parameters == {"args": [PWNED],
