@@ -50,6 +50,19 @@ API_ACTIONS = {
 }
 
 
+def test_the_asyncio_api_takes_actor_and_edits(db):
+    import asyncio
+
+    from jobtui import aio
+
+    job_id = failed_job()
+    job = asyncio.run(aio.retry(job_id, args=[7], actor="async-bot"))
+    assert job.parameters["args"] == [7]
+    asyncio.run(aio.cancel(job_id, actor="async-bot"))
+    assert [(r.action, r.where, r.actor) for r in rows()] == [("edit", "api", "async-bot"),
+                                                             ("cancel", "api", "async-bot")]  # fmt: skip
+
+
 def test_the_seed_model_methods_are_audited_too(db):
     """``Job.cancel_job`` and ``Job.cleanup_old_jobs`` (seed 000's names) are API actions."""
     job = Job.get_by_id(jobtui.enqueue("t.task").id)
