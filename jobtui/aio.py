@@ -206,15 +206,32 @@ async def wait(
 
 
 async def cancel(
-    job_id: str, *, reason: str | None = None, kill: bool = False, database: Database = None
+    job_id: str,
+    *,
+    reason: str | None = None,
+    kill: bool = False,
+    actor: str | None = None,
+    database: Database = None,
 ) -> Job:
     """``jobtui.cancel``, awaitable: the job's state after the request."""
-    return await run(database, api.cancel, job_id, reason=reason, kill=kill, database=database)
+    return await run(database, api.cancel, job_id, reason=reason, kill=kill, actor=actor,
+                     database=database)  # fmt: skip
 
 
-async def retry(job_id: str, *, database: Database = None) -> Job:
-    """``jobtui.retry``, awaitable: run a failed or cancelled job again."""
-    return await run(database, api.retry, job_id, database=database)
+async def retry(
+    job_id: str,
+    *,
+    args: Iterable[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    priority: int | None = None,
+    queue: str | None = None,
+    actor: str | None = None,
+    database: Database = None,
+) -> Job:
+    """``jobtui.retry``, awaitable: run a failed or cancelled job again, edited when
+    ``args``, ``kwargs``, ``priority`` or ``queue`` is given."""
+    return await run(database, api.retry, job_id, args=args, kwargs=kwargs, priority=priority,
+                     queue=queue, actor=actor, database=database)  # fmt: skip
 
 
 async def queue_stats(*, database: Database = None) -> dict[str, dict[str, Any]]:
@@ -232,13 +249,14 @@ async def schedule(
     timezone: str = "UTC",
     catch_up: str = "skip",
     enabled: bool = True,
+    actor: str | None = None,
     database: Database = None,
     **options: Any,
 ) -> datetime:
     """``jobtui.schedule``, awaitable: create or update a cron schedule; its next fire time."""
     return await run(
         database, api.schedule, name, cron, task, args, kwargs, timezone=timezone,
-        catch_up=catch_up, enabled=enabled, database=database, **options,
+        catch_up=catch_up, enabled=enabled, actor=actor, database=database, **options,
     )  # fmt: skip
 
 

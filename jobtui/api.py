@@ -16,7 +16,7 @@ import peewee
 
 from jobtui.batching import current_batch
 from jobtui.eager_mode import eager_settings, run_eagerly
-from jobtui.models import actions, queries
+from jobtui.models import actions, audit, queries
 from jobtui.models.borrowed import after_application_commit, is_borrowed
 from jobtui.models.enqueueing import insert_jobs
 from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
@@ -235,22 +235,76 @@ def wait(
 
 @api_call(read=False)
 def cancel(
-    job_id: str, *, reason: str | None = None, kill: bool = False, database: Database = None
+    job_id: str,
+    *,
+    reason: str | None = None,
+    kill: bool = False,
+    actor: str | None = None,
+    database: Database = None,
 ) -> Job:
     """Cancel a job; returns its state after the request. A running one is asked to stop
     (``current_job().cancel_requested``) and killed after its supervisor's kill grace;
-    ``kill=True`` stops its processes at once instead. ``reason`` becomes its error."""
+    ``kill=True`` stops its processes at once instead. ``reason`` becomes its error.
+    ``actor`` names who asked, for the audit log (default: the OS user)."""
     job = poll(job_id, database=database)
-    actions.cancel_jobs([job.id], reason=reason, kill=kill, db=get_database(database))
+    db = get_database(database)
+    audit.audited("kill" if kill else "cancel", job.id,
+                  lambda: actions.cancel_jobs([job.id], reason=reason, kill=kill, db=db),
+                  arguments={"reason": reason}, actor=actor, db=db)  # fmt: skip
     return poll(job.id, database=database)
 
 
 @api_call(read=False)
-def retry(job_id: str, *, database: Database = None) -> Job:
-    """Run a failed or cancelled job again, with its retry count reset to 0."""
+def retry(
+    job_id: str,
+    *,
+    args: Iterable[Any] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+    priority: int | None = None,
+    queue: str | None = None,
+    actor: str | None = None,
+    database: Database = None,
+) -> Job:
+    """Run a failed or cancelled job again, with its retry count reset to 0.
+
+    Edit and retry: ``args``, ``kwargs``, ``priority`` or ``queue`` replace the job's own
+    (what is not given stays); the attempts so far keep the parameters they ran with.
+    The arguments are checked against the task's signature when this process has the
+    task registered (else their shape only): InvalidJob, nothing written. A job that is
+    not failed or cancelled raises InvalidTransition when edited (a plain retry of one
+    leaves it as it is). ``actor`` names who asked, for the audit log."""
     job = poll(job_id, database=database)
-    actions.retry_jobs([job.id], db=get_database(database))
+    db = get_database(database)
+    if args is None and kwargs is None and priority is None and queue is None:
+        audit.audited("retry", job.id, lambda: actions.retry_jobs([job.id], db=db),
+                      actor=actor, db=db)  # fmt: skip
+        return poll(job.id, database=database)
+    edit = actions.RetryEdit(args, kwargs, priority, queue).checked()  # type: ignore[arg-type]  # fmt: skip
+    _check_parameters(job, edit)
+    given = {"args": edit.args, "kwargs": edit.kwargs, "priority": edit.priority,
+             "queue": edit.queue}  # fmt: skip
+    audit.audited("edit", job.id, lambda: actions.edit_and_retry(job.id, edit, db=db), count=1,
+                  arguments=lambda was: {**given, "was": was}, actor=actor, db=db)  # fmt: skip
     return poll(job.id, database=database)
+
+
+def _check_parameters(job: Job, edit: actions.RetryEdit) -> None:
+    """The edited arguments against the task's signature, with the check a worker makes
+    before the call (``execution.parameters_problem``), when the task is registered here."""
+    from jobtui.models.errors import InvalidJob
+
+    found = registry.get(job.job_type)
+    if found is None:
+        return
+    from jobtui.execution import parameters_problem
+
+    args = job.args if edit.args is None else edit.args
+    kwargs = dict(job.kwargs if edit.kwargs is None else edit.kwargs)
+    if found.takes_progress_callback(len(args)):
+        kwargs["progress_callback"] = None  # the worker passes one
+    problem = parameters_problem(found.func, list(args), kwargs)
+    if problem is not None:
+        raise InvalidJob(f"invalid parameters for {job.job_type}: {problem}")
 
 
 @api_call(read=True)
@@ -277,6 +331,7 @@ def schedule(
     timezone: str = "UTC",
     catch_up: str = "skip",
     enabled: bool = True,
+    actor: str | None = None,
     database: Database = None,
     **options: Any,
 ) -> datetime:
@@ -287,8 +342,11 @@ def schedule(
     An invalid expression is refused with croniter's reason (InvalidJob).
     """
     name_of_task, merged = task_options(task, options, database)
-    return upsert_schedule(
+    db = get_database(database)
+    arguments = {"cron": cron, "task": name_of_task, "args": list(args or []) or None,
+                 "kwargs": dict(kwargs or {}) or None, "timezone": timezone,
+                 "enabled": enabled, **{k: v for k, v in options.items() if v is not None}}  # fmt: skip
+    return audit.audited("schedule add", name, lambda: upsert_schedule(
         name, cron, name_of_task, args=list(args or []), kwargs=dict(kwargs or {}),
-        options=merged, timezone=timezone, catch_up=catch_up, enabled=enabled,
-        db=get_database(database),
-    )  # fmt: skip
+        options=merged, timezone=timezone, catch_up=catch_up, enabled=enabled, db=db,
+    ), arguments=arguments, actor=actor, db=db)  # fmt: skip

@@ -161,6 +161,9 @@ def cmd_show(args: argparse.Namespace) -> int:
              a.worker_name or "-", a.pid or "-", a.outcome, clip(a.error_message, 60)]
             for a in attempts
         ])  # fmt: skip
+        for a in attempts:  # edited since (jobtui retry ID --args): what it ran with
+            if a.parameters is not None:
+                print(f"attempt {a.attempt} ran with  {field(a.parameters)}")
     if job.error_traceback:
         print("\ntraceback:\n" + visible(job.error_traceback.rstrip()))
     return 0
@@ -341,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_action_parsers(sub)
     add_queue_parsers(sub)
 
+    from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
     from jobtui.cli_schedule import add_schedule_parser
@@ -350,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     add_tasks_parser(sub)
     add_db_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 
@@ -364,7 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         check_options(args)
         if not getattr(args, "opens_database_itself", False):  # jobtui db: unmigrated
             use_database(args.database, create=not reads_only(args))
-        return _run_visibly(args)
+        from jobtui.models import audit
+
+        with audit.scope(where="cli"):  # every action of a command is audited as the CLI's
+            return _run_visibly(args)
     except JobtuiError as exc:
         print(f"jobtui: {visible_line(exc)}", file=sys.stderr)
         return 1

@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from jobtui.cli_format import to_json
+from jobtui.cli_format import priority_option, to_json
 from jobtui.cli_ids import resolve_ids
-from jobtui.models import actions
+from jobtui.models import actions, audit
 from jobtui.models.actions import ActionResult
 from jobtui.models.errors import JobtuiError
 
@@ -58,7 +58,9 @@ def action_json(
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     ids = resolve_ids(args.ids)
-    result = actions.cancel_jobs(ids, reason=args.reason, kill=args.kill)
+    result = audit.audited("kill" if args.kill else "cancel", ids,
+                           lambda: actions.cancel_jobs(ids, reason=args.reason, kill=args.kill),
+                           arguments={"reason": args.reason})  # fmt: skip
     if args.json:
         print(to_json(action_json("cancel", ids, result, "cancelled", "already ended or stopping",
                                   kill=args.kill)))  # fmt: skip
@@ -69,7 +71,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     ids = resolve_ids(args.ids)
-    result = actions.delete_jobs(ids)
+    result = audit.audited("delete", ids, lambda: actions.delete_jobs(ids))
     deleted = set(result.changed_ids)
     running = [job_id for job_id in ids if job_id not in deleted]
     if args.json:
@@ -83,9 +85,36 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edits(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) is not None for name in ("args", "kwargs", "priority", "queue"))
+
+
+def cmd_edit_retry(args: argparse.Namespace) -> int:
+    """``retry ID --args JSON --kwargs JSON --priority N --queue Q``: one job, edited."""
+    from jobtui.api import retry
+    from jobtui.cli import _json_arg
+
+    if args.all_failed or len(args.ids) != 1:
+        raise JobtuiError(
+            "retry with --args/--kwargs/--priority/--queue edits one job: give one id"
+        )
+    job_id = resolve_ids(args.ids)[0]
+    edited = _json_arg(args.args, "--args", list), _json_arg(args.kwargs, "--kwargs", dict)
+    job = retry(job_id, args=edited[0], kwargs=edited[1], priority=args.priority, queue=args.queue)
+    if args.json:
+        print(to_json({"action": "edit", "jobs": [{"id": job.id, "result": "retrying"}],
+                       "parameters": job.parameters, "priority": job.priority,
+                       "queue": job.queue_name}))  # fmt: skip
+    else:
+        print(f"retrying 1 job, edited: {job.id}")
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     from jobtui.models import queries
 
+    if _edits(args):
+        return cmd_edit_retry(args)
     if args.all_failed:
         if args.ids:
             raise JobtuiError("retry takes job ids or --all-failed, not both")
@@ -94,7 +123,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
         ids = resolve_ids(args.ids)
     else:
         raise JobtuiError("retry needs job ids or --all-failed")
-    result = actions.retry_jobs(ids)
+    result = audit.audited("retry", ids, lambda: actions.retry_jobs(ids),
+                           arguments={"all_failed": True} if args.all_failed else None)  # fmt: skip
     reason = "not failed or cancelled (or its unique key is taken)"
     if args.json:
         print(to_json(action_json("retry", ids, result, "retrying", reason)))
@@ -125,6 +155,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     else:
         deleted = prune_jobs(older_than=age, queue=args.queue)
     statuses = ["failed"] if args.failed else ["completed", "cancelled"]
+    if deleted:  # batches of their own transactions: recorded once they are all done
+        audit.record("purge", " and ".join(statuses) + " jobs", deleted,
+                     arguments={"older_than_days": args.older_than, "queue": args.queue})  # fmt: skip
     if args.json:
         print(to_json({"action": "purge", "deleted": deleted, "older_than_days": args.older_than,
                        "queue": args.queue, "statuses": statuses}))  # fmt: skip
@@ -150,9 +183,14 @@ def add_action_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="what was done, per id")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("retry", help="run failed or cancelled jobs again")
+    p = sub.add_parser("retry", help="run failed or cancelled jobs again (one edited: --args ...)")
     p.add_argument("ids", nargs="*", metavar="ID")
     p.add_argument("--all-failed", action="store_true")
+    p.add_argument("--args", metavar="JSON", help="edit and retry: new positional arguments")
+    p.add_argument("--kwargs", metavar="JSON", help="edit and retry: new keyword arguments")
+    p.add_argument("--priority", type=priority_option, metavar="N|LEVEL",
+                   help="edit and retry: a new priority")  # fmt: skip
+    p.add_argument("--queue", help="edit and retry: another queue")
     p.add_argument("--json", action="store_true", help="what was done, per id")
     p.set_defaults(func=cmd_retry)
 

@@ -96,7 +96,11 @@ def _cancel(batch_id: str, args: argparse.Namespace) -> int:
         print(f"batch {batch_id}: no job left to cancel")
         return 1
     reason = args.reason or f"batch {batch_id} cancelled by operator"
-    result = actions.cancel_jobs(ids, reason=reason, kill=args.kill)
+    from jobtui.models import audit
+
+    result = audit.audited("kill" if args.kill else "cancel", ids,
+                           lambda: actions.cancel_jobs(ids, reason=reason, kill=args.kill),
+                           arguments={"batch": batch_id, "reason": args.reason})  # fmt: skip
     if args.json:
         from jobtui.cli_actions import action_json
 

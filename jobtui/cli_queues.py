@@ -84,10 +84,11 @@ def require_known_queue(name: str, *, new: bool = False) -> None:
 
 
 def cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
-    from jobtui.models import actions
+    from jobtui.models import actions, audit
 
     require_known_queue(args.queue, new=args.new)
-    actions.set_queue_paused(args.queue, paused)
+    audit.audited("pause" if paused else "resume", args.queue,
+                  lambda: actions.set_queue_paused(args.queue, paused))  # fmt: skip
     if args.json:
         print(to_json({"action": "pause" if paused else "resume", "queue": args.queue,
                        "paused": paused}))  # fmt: skip
@@ -110,8 +111,11 @@ def cmd_limit(args: argparse.Namespace) -> int:
             raise ValueError(limit)
     except ValueError:
         raise JobtuiError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
+    from jobtui.models import audit
+
     require_known_queue(args.queue, new=args.new)
-    set_queue_limit(args.queue, limit)
+    audit.audited("limit", args.queue, lambda: set_queue_limit(args.queue, limit),
+                  arguments={"limit": "none" if limit is None else limit})  # fmt: skip
     if args.json:
         print(to_json({"action": "limit", "queue": args.queue, "limit": limit}))
     elif limit is None:

@@ -35,7 +35,7 @@ def add_schedule_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_schedule_command(args: argparse.Namespace) -> int:
-    from jobtui.models import scheduling
+    from jobtui.models import audit, scheduling
     from jobtui.models.schedule import Schedule
 
     command = args.schedule_command
@@ -71,14 +71,17 @@ def run_schedule_command(args: argparse.Namespace) -> int:
                 for r in rows
             ])  # fmt: skip
     elif command == "remove":
-        scheduling.remove_schedule(args.name)
+        audit.audited("schedule remove", args.name, lambda: scheduling.remove_schedule(args.name))
         _done(args, f"removed schedule {args.name}")
     elif command in ("pause", "resume"):
-        scheduling.set_schedule_enabled(args.name, command == "resume")
+        audit.audited(f"schedule {command}", args.name,
+                      lambda: scheduling.set_schedule_enabled(args.name, command == "resume"))  # fmt: skip
         past = "paused" if command == "pause" else "resumed"
         _done(args, f"{past} schedule {args.name}", enabled=command == "resume")
     elif command == "run-now":
-        job_id = scheduling.run_schedule_now(args.name)
+        job_id = audit.audited("schedule run-now", args.name,
+                               lambda: scheduling.run_schedule_now(args.name), count=1,
+                               arguments=lambda job: {"job": job})  # fmt: skip
         _done(args, job_id, job_id=job_id)
     else:  # pragma: no cover - argparse refuses unknown actions
         raise JobtuiError(f"unknown schedule action {command}")

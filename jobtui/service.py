@@ -187,7 +187,14 @@ class JobService:
 
 
 def _cleanup(database: Database, days: float) -> int:
-    return prune_jobs(older_than=timedelta(days=days), db=get_database(database))
+    from jobtui.models import audit
+
+    db = get_database(database)
+    deleted = prune_jobs(older_than=timedelta(days=days), db=db)
+    if deleted:  # batches of their own transactions: recorded once they are done
+        audit.record("purge", "completed and cancelled jobs", deleted,
+                     arguments={"older_than_days": days}, db=db)  # fmt: skip
+    return deleted
 
 
 __all__ = ["JobService", "NotHeld"]

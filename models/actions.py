@@ -121,14 +121,7 @@ def cancel_jobs(
     return with_lock_retry(run)
 
 
-def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> ActionResult:
-    """Put failed or cancelled jobs back to run now, with ``retry_count`` reset to 0."""
-    from .claims import with_lock_retry
-
-    db = get_database(db)
-    ids = list(dict.fromkeys(ids))
-    now = sql_timestamp(utcnow())
-    sql = """UPDATE jobs SET
+_RETRY_SQL = """UPDATE jobs SET{edits}
         status = CASE WHEN EXISTS (
             SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on_id
             WHERE d.job_id = jobs.id AND j.status <> 'completed') THEN 'waiting' ELSE 'pending' END,
@@ -138,6 +131,21 @@ def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Acti
         progress_percentage = 0, progress_message = NULL, progress_details = NULL,
         updated_at = :now
     WHERE id = :id AND status IN ('failed', 'cancelled')"""
+_EDITS = """ parameters = :parameters, priority = COALESCE(:priority, priority),
+        queue_name = COALESCE(:queue, queue_name), unset_options = unset_options & :keep,"""
+#: The parameters an attempt ran with are stamped on it before an edit replaces them.
+_STAMP_ATTEMPTS = """UPDATE job_attempts SET parameters = :old
+    WHERE job_id = :id AND parameters IS NULL"""
+
+
+def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> ActionResult:
+    """Put failed or cancelled jobs back to run now, with ``retry_count`` reset to 0."""
+    from .claims import with_lock_retry
+
+    db = get_database(db)
+    ids = list(dict.fromkeys(ids))
+    now = sql_timestamp(utcnow())
+    sql = _RETRY_SQL.format(edits="")
 
     def run() -> ActionResult:
         changed: list[str] = []
@@ -151,6 +159,96 @@ def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> Acti
                     pass  # counted as skipped below
         return ActionResult(changed=len(changed), skipped=len(ids) - len(changed),
                             changed_ids=tuple(changed))  # fmt: skip
+
+    return with_lock_retry(run)
+
+
+@dataclass(frozen=True)
+class RetryEdit:
+    """What an edit-and-retry changes; None keeps the job's own value."""
+
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    priority: int | None = None
+    queue: str | None = None
+
+    def checked(self) -> RetryEdit:
+        """The edit, refused (InvalidJob) unless each part has the shape a job holds."""
+        from .base import dumps
+        from .errors import InvalidJob
+
+        if self.args is not None and not isinstance(self.args, list | tuple):
+            raise InvalidJob(f"args must be a JSON array, not {type(self.args).__name__}")
+        if self.kwargs is not None and not (
+            isinstance(self.kwargs, dict) and all(isinstance(k, str) for k in self.kwargs)
+        ):
+            raise InvalidJob("kwargs must be a JSON object (string keys)")  # fmt: skip
+        if self.priority is not None and (
+            isinstance(self.priority, bool) or not isinstance(self.priority, int)
+        ):
+            raise InvalidJob(f"priority must be an integer, not {self.priority!r}")  # fmt: skip
+        if self.queue is not None and (
+            not isinstance(self.queue, str) or not self.queue.strip() or len(self.queue) > 100
+        ):
+            raise InvalidJob("queue must be a name of 1 to 100 characters")  # fmt: skip
+        try:
+            dumps([self.args, self.kwargs])
+        except (TypeError, ValueError) as exc:
+            raise InvalidJob(f"the arguments are not JSON: {exc}") from None
+        args = None if self.args is None else list(self.args)
+        return RetryEdit(args, self.kwargs, self.priority, self.queue)
+
+
+def edit_and_retry(
+    job_id: str, edit: RetryEdit, *, db: peewee.Database | None = None
+) -> dict[str, Any]:
+    """Retry one failed or cancelled job with new parameters or options (the operator's
+    fix for a job that failed on its input). Its attempts so far keep the parameters they
+    ran with (``job_attempts.parameters``); returns the parameters it had before.
+
+    JobNotFound for no such job, InvalidTransition (nothing written) when it is not
+    failed or cancelled, or its unique key is taken by a live job."""
+    import json
+
+    from .base import dumps
+    from .catalog import UNSET_PRIORITY, UNSET_QUEUE, UNSET_QUEUE_UNRESOLVED
+    from .claims import with_lock_retry
+    from .errors import InvalidTransition, JobNotFound
+
+    db = get_database(db)
+    edit = edit.checked()
+    cleared = (UNSET_PRIORITY if edit.priority is not None else 0) | (
+        UNSET_QUEUE | UNSET_QUEUE_UNRESOLVED if edit.queue is not None else 0)  # fmt: skip
+    dialect = dialect_for(db)
+
+    def run() -> dict[str, Any]:
+        with dialect.write_transaction(db):
+            row = db.execute_sql(dialect.sql("SELECT status, parameters FROM jobs WHERE id = :id"),
+                                 {"id": job_id}).fetchone()  # fmt: skip
+            if row is None:
+                raise JobNotFound(f"no job {job_id}")
+            if row[0] not in ("failed", "cancelled"):
+                raise InvalidTransition(
+                    f"job {job_id} is {row[0]}: only a failed or cancelled job can be retried"
+                )
+            old = row[1] if isinstance(row[1], dict) else json.loads(row[1] or "{}")
+            old = old if isinstance(old, dict) else {}
+            new = {"args": old.get("args", []) if edit.args is None else edit.args,
+                   "kwargs": old.get("kwargs", {}) if edit.kwargs is None else edit.kwargs}  # fmt: skip
+            _run(db, _STAMP_ATTEMPTS, {"old": dumps(old), "id": job_id})
+            params = {"id": job_id, "now": sql_timestamp(utcnow()), "no": False,
+                      "parameters": dumps(new), "priority": edit.priority, "queue": edit.queue,
+                      "keep": 0x7FFFFFFF ^ cleared}  # fmt: skip
+            try:
+                with db.atomic():
+                    changed = _run(db, _RETRY_SQL.format(edits=_EDITS), params)
+            except peewee.IntegrityError:
+                raise InvalidTransition(
+                    f"job {job_id}: its unique key is taken by a live job"
+                ) from None
+            if not changed:  # pragma: no cover - the row is locked since the read
+                raise InvalidTransition(f"job {job_id} changed meanwhile: nothing done")
+        return old
 
     return with_lock_retry(run)
 

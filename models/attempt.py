@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from .base import BaseModel, UTCDateTime
+from .base import BaseModel, JSONText, UTCDateTime
 from .job import Job
 
 
@@ -34,6 +34,10 @@ class JobAttempt(BaseModel):
     error_type = peewee.CharField(max_length=200, null=True)
     error_message = peewee.TextField(null=True)
     error_traceback = peewee.TextField(null=True)
+    #: The parameters this attempt ran with, once an operator edited them (``jobtui retry
+    #: ID --args``); NULL: the job's own parameters, as they still are (schema version 8).
+    #: Stamped at the edit, so the outcome path never copies parameters.
+    parameters = JSONText(null=True)
 
     class Meta:
         table_name = "job_attempts"

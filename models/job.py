@@ -195,9 +195,10 @@ class Job(BaseModel):
 
     def cancel_job(self, reason: str | None = None) -> Job:
         """Cancel: at once when not running, by request (the supervisor stops it) when running."""
-        from . import actions
+        from . import actions, audit
 
-        actions.cancel_jobs([self.id], reason=reason)
+        audit.audited("cancel", self.id, lambda: actions.cancel_jobs([self.id], reason=reason),
+                      arguments={"reason": reason})  # fmt: skip
         return self._refresh_from(Job.get_by_id(self.id))
 
     def _refresh_from(self, other: Job) -> Job:
@@ -256,9 +257,15 @@ class Job(BaseModel):
     @classmethod
     def cleanup_old_jobs(cls, days: float = 7, *, include_failed: bool = False) -> int:
         """Delete ended jobs older than ``days``; returns how many. See ``retention.py``."""
+        from . import audit
         from .retention import prune_jobs
 
-        return prune_jobs(older_than=timedelta(days=days), include_failed=include_failed)
+        deleted = prune_jobs(older_than=timedelta(days=days), include_failed=include_failed)
+        if deleted:  # batches of their own transactions: recorded once they are done
+            statuses = "completed, cancelled and failed" if include_failed else (
+                "completed and cancelled")  # fmt: skip
+            audit.record("purge", f"{statuses} jobs", deleted, arguments={"older_than_days": days})
+        return deleted
 
     @classmethod
     def from_written(cls, row: dict[str, Any]) -> Job:

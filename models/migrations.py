@@ -13,6 +13,7 @@ from collections.abc import Callable
 import peewee
 
 from .attempt import JobAttempt
+from .audit import AuditEntry
 from .base import BaseModel
 from .batch import Batch
 from .catalog import TaskCatalog
@@ -30,11 +31,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup,
+    TaskCatalog, JobRollup, AuditEntry,
 ]  # fmt: skip
 
 
@@ -95,6 +96,16 @@ def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Databas
     migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
 
 
+def _add_audit_log_and_attempt_parameters(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8: the ``audit_log`` table of operator actions (audit.py), and on each
+    attempt the parameters it ran with once an operator edited the job's
+    (job_attempts.parameters; nullable: no row is rewritten)."""
+    from playhouse.migrate import migrate
+
+    db.create_tables([AuditEntry])
+    migrate(migrator.add_column("job_attempts", "parameters", JobAttempt.parameters))
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -104,6 +115,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     5: _add_task_catalog,
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
+    8: _add_audit_log_and_attempt_parameters,
 }
 
 

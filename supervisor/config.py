@@ -42,6 +42,7 @@ class SupervisorConfig:
     max_jobs_per_worker: int = 0  # 0: no limit
     max_memory_per_worker_mb: float = 0  # 0: no limit
     retention_days: float = DEFAULT_RETENTION_DAYS
+    audit_retention_days: float = 90.0  # audit.DEFAULT_AUDIT_RETENTION_DAYS (0: keep all)
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S
     prefetch: int | None = None  # jobs queued per busy worker (None: adapt, prefetch.py)
     default_timeout_s: float = 0  # for jobs whose own and task's timeout are unset (0: none)

@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a worker between jobs once its RSS exceeds MB (0: never)",
     )
     p.add_argument("--retention-days", type=float, default=DEFAULT_RETENTION_DAYS, metavar="D")
+    p.add_argument("--audit-retention-days", type=float, default=90.0, metavar="D",
+                   help="prune audit log rows older than D days (0 keeps them all)")  # fmt: skip
     p.add_argument(
         "--poll-interval",
         type=float,
@@ -343,6 +345,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 0 (0: no limit)")
     if args.retention_days < 0:
         raise ConfigurationError("--retention-days must be >= 0 (0 keeps everything)")
+    if args.audit_retention_days < 0:
+        raise ConfigurationError("--audit-retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:
         raise ConfigurationError("--max-result-bytes must be > 0")
     try:
@@ -356,6 +360,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         lease_s=args.lease, kill_grace_s=args.kill_grace, shutdown_grace_s=args.shutdown_grace,
         max_result_bytes=args.max_result_bytes, max_jobs_per_worker=args.max_jobs_per_worker,
         max_memory_per_worker_mb=args.max_memory_per_worker, retention_days=args.retention_days,
+        audit_retention_days=args.audit_retention_days,
         poll_interval_s=args.poll_interval, prefetch=args.prefetch,
         notify_webhook=args.notify_webhook, notify_email=tuple(args.notify_email),
         notify_retries=args.notify_retries,

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import peewee
 
+from jobtui.models.audit import prune_audit
 from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import StoreError
@@ -39,23 +40,34 @@ _CANCEL_POLL = """SELECT id, cancel_reason, kill_requested FROM jobs WHERE statu
 class Upkeep:
     def prune(self: Supervisor) -> None:
         """Retention: one small batch of old completed and cancelled jobs (and of old cron
-        fire records) per call."""
+        fire records, and of old audit rows) per call."""
         now = time.monotonic()
-        if self.stopping or now < self.next_prune or self.config.retention_days <= 0:
+        config = self.config
+        if self.stopping or now < self.next_prune or (
+                config.retention_days <= 0 and config.audit_retention_days <= 0):  # fmt: skip
             return
         self.next_prune = now + PRUNE_INTERVAL_S
+        deleted = fires = audited = 0
         try:
-            keep = timedelta(days=self.config.retention_days)
-            deleted = prune_jobs(older_than=keep, max_batches=1, retry_locked=False, db=self.db)
-            fires = prune_schedule_fires(older_than=keep, db=self.db)
+            if config.retention_days > 0:
+                keep = timedelta(days=config.retention_days)
+                deleted = prune_jobs(older_than=keep, max_batches=1, retry_locked=False,
+                                     db=self.db)  # fmt: skip
+                fires = prune_schedule_fires(older_than=keep, db=self.db)
+            if config.audit_retention_days > 0:
+                audited = prune_audit(older_than=timedelta(days=config.audit_retention_days),
+                                      max_batches=1, db=self.db)  # fmt: skip
         except (peewee.PeeweeException, StoreError) as exc:
             log.debug("pruning postponed: %s", exc)
             return
         if deleted:
-            log.info("pruned %d job(s) older than %g days", deleted, self.config.retention_days)
+            log.info("pruned %d job(s) older than %g days", deleted, config.retention_days)
         if fires:
             log.info("pruned %d cron fire record(s)", fires)
-        if deleted >= PRUNE_BATCH or fires >= PRUNE_BATCH:
+        if audited:
+            log.info("pruned %d audit row(s) older than %g days", audited,
+                     config.audit_retention_days)  # fmt: skip
+        if max(deleted, fires, audited) >= PRUNE_BATCH:
             self.next_prune = now  # more to do: another batch next turn
 
     def cron_deadline(self: Supervisor, now_mono: float) -> float:

@@ -1,4 +1,4 @@
-"""The jobtui console: six views (keys 1–6, Textual MODES), polled one at a time.
+"""The jobtui console: seven views (keys 1–7, Textual MODES), polled one at a time.
 
 Polling: the active view's ``fetch`` runs in a one-shot thread worker (exclusive, so a
 refresh replaces a poll in flight; ``exit_on_error=False``, so a database error never
@@ -28,6 +28,7 @@ from jobtui.models.visible import visible, visible_line
 from .clock import Clock, SystemClock
 from .keymap import MUTATING
 from .operations import Operations, Outcome
+from .screens.audit import AuditScreen
 from .screens.base import ViewScreen
 from .screens.failures import FailuresScreen
 from .screens.jobs import JobsScreen
@@ -39,7 +40,8 @@ from .screens.workers import WorkersScreen
 from .snapshot import Source
 
 VIEW_MODES = (("jobs", "Jobs"), ("queues", "Queues"), ("workers", "Workers"),
-              ("failures", "Failures"), ("scheduled", "Scheduled"), ("metrics", "Metrics"))  # fmt: skip
+              ("failures", "Failures"), ("scheduled", "Scheduled"), ("metrics", "Metrics"),
+              ("audit", "Audit"))  # fmt: skip
 
 
 class JobtuiApp(App[int]):
@@ -49,6 +51,7 @@ class JobtuiApp(App[int]):
     MODES = {
         "jobs": JobsScreen, "queues": QueuesScreen, "workers": WorkersScreen,
         "failures": FailuresScreen, "scheduled": ScheduledScreen, "metrics": MetricsScreen,
+        "audit": AuditScreen,
     }  # fmt: skip
     DEFAULT_MODE = "jobs"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]

@@ -9,12 +9,12 @@ from __future__ import annotations
 #: Actions that change the database.
 MUTATING = frozenset({
     "cancel", "kill", "retry", "delete", "priority_up", "priority_down", "toggle_pause",
-    "enqueue", "toggle_schedule", "run_schedule_now",
+    "enqueue", "toggle_schedule", "run_schedule_now", "edit_retry",
 })  # fmt: skip
 
 #: (scope, keys, what, action or "" when not an action of its own)
 KEYMAP: tuple[tuple[str, str, str, str], ...] = (
-    ("global", "1 … 6", "views: Jobs, Queues, Workers, Failures, Scheduled, Metrics", ""),
+    ("global", "1 … 7", "views: Jobs, Queues, Workers, Failures, Scheduled, Metrics, Audit", ""),
     ("global", "?", "this help", "help"),
     ("global", "ctrl+p", "command palette (every action is there too)", ""),
     ("global", "ctrl+r", "refresh now", "refresh"),
@@ -36,6 +36,12 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("tables", "*", "mark all jobs matching the filter", "mark_all"),
     ("jobs", "c", "cancel (running jobs are asked to stop)", "cancel"),
     ("jobs", "R", "retry a failed or cancelled job", "retry"),
+    (
+        "jobs",
+        "E",
+        "edit and retry: a failed or cancelled job's arguments, priority, queue",
+        "edit_retry",
+    ),
     ("jobs", "K", "kill a running job now, after y/n (SIGTERM to its process tree)", "kill"),
     ("jobs", "D", "delete", "delete"),
     ("jobs", "+ / -", "priority up / down", "priority_up"),
@@ -48,6 +54,7 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("jobs", "w", "go to the job's worker", "goto_worker"),
     ("queues", "p", "pause / resume the queue", "toggle_pause"),
     ("queues", "enter", "the queue's jobs (esc comes back)", ""),
+    ("failures", "E", "edit and retry the group's newest job", "edit_retry"),
     ("scheduled", "p", "pause / resume the highlighted schedule", "toggle_schedule"),
     ("scheduled", "n", "run the highlighted schedule's job now", "run_schedule_now"),
     ("scheduled", "enter", "the schedule's last job, or the delayed job", ""),

@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import peewee
 
-from jobtui.models import actions
+from jobtui.models import actions, audit
 from jobtui.models.errors import JobtuiError
 from jobtui.models.status import parse_priority
 
@@ -110,6 +111,36 @@ def parse_enqueue_form(task: str, arguments: str, queue: str = "", priority: str
                           queue=queue.strip() or None, priority=number, delay=seconds)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RetryRequest:
+    """The edit-and-retry form, validated: None keeps the job's own value."""
+
+    args: list | None
+    kwargs: dict | None
+    priority: int | None
+    queue: str | None
+
+
+def parse_retry_form(args: str, kwargs: str, priority: str = "", queue: str = "") -> RetryRequest:
+    """Validate the edit-and-retry form: ``args`` a JSON array, ``kwargs`` a JSON object
+    (the form starts with the job's own). Raises ValueError with a message for the form."""
+
+    def loaded(text: str, name: str, kind: type) -> Any:
+        if not text.strip():
+            return kind()
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"{name}: not valid JSON ({exc})") from None
+        if not isinstance(value, kind):
+            raise ValueError(f"{name}: a JSON {'array' if kind is list else 'object'}")
+        return value
+
+    return RetryRequest(args=loaded(args, "args", list), kwargs=loaded(kwargs, "kwargs", dict),
+                        priority=parse_priority(priority) if priority.strip() else None,
+                        queue=queue.strip() or None)  # fmt: skip
+
+
 class Operations:
     """The console's writes on one database. Call from a worker thread."""
 
@@ -118,14 +149,30 @@ class Operations:
 
     def _run(self, fn) -> Outcome:
         try:
-            with self.db.connection_context():
+            with self.db.connection_context(), audit.scope(where="console"):
                 return fn()
         except (JobtuiError, peewee.PeeweeException) as exc:
             return Outcome(f"failed: {exc}", "error")
 
+    def _audited(self, action: str, target, work, **options):
+        """``work`` and its audit row in one transaction (models/audit.py)."""
+        return audit.audited(action, target, work, db=self.db, **options)
+
+    def edit_retry(self, job_id: str, request: RetryRequest) -> Outcome:
+        """Retry a failed or cancelled job with the form's parameters and options (the
+        API's ``retry(job_id, args=...)``, audited as ``edit``)."""
+        from jobtui.api import retry
+
+        def run() -> Outcome:
+            job = retry(job_id, args=request.args, kwargs=request.kwargs,
+                        priority=request.priority, queue=request.queue, database=self.db)  # fmt: skip
+            return Outcome(f"retrying {job.id} with edited parameters on {job.queue_name}")
+
+        return self._run(run)
+
     def cancel(self, ids: Sequence[str]) -> Outcome:
         def run() -> Outcome:
-            r = actions.cancel_jobs(ids, db=self.db)
+            r = self._audited("cancel", ids, lambda: actions.cancel_jobs(ids, db=self.db))
             return Outcome(r.cancel_summary(), "information" if r.changed or r.requested
                            else "warning")  # fmt: skip
 
@@ -140,7 +187,8 @@ class Operations:
             return Outcome("nothing to kill: no running job selected", "warning")
 
         def run() -> Outcome:
-            r = actions.cancel_jobs(running, kill=True, db=self.db)
+            r = self._audited("kill", running,
+                              lambda: actions.cancel_jobs(running, kill=True, db=self.db))  # fmt: skip
             skipped = len(ids) - len(running)
             text = f"killing {_plural(r.requested, 'running job')}"
             return Outcome(text + (f" ({skipped} not running, left alone)" if skipped else ""))
@@ -149,7 +197,7 @@ class Operations:
 
     def retry(self, ids: Sequence[str]) -> Outcome:
         def run() -> Outcome:
-            r = actions.retry_jobs(ids, db=self.db)
+            r = self._audited("retry", ids, lambda: actions.retry_jobs(ids, db=self.db))
             text = f"retrying {_plural(r.changed)}"
             if r.skipped:
                 text += f"; {_plural(r.skipped)} not failed or cancelled"
@@ -159,7 +207,7 @@ class Operations:
 
     def delete(self, ids: Sequence[str]) -> Outcome:
         def run() -> Outcome:
-            r = actions.delete_jobs(ids, db=self.db)
+            r = self._audited("delete", ids, lambda: actions.delete_jobs(ids, db=self.db))
             text = f"deleted {_plural(r.changed)}"
             if r.skipped:
                 text += f"; {_plural(r.skipped)} running (cancel first) or gone"
@@ -171,7 +219,9 @@ class Operations:
 
     def change_priority(self, ids: Sequence[str], delta: int) -> Outcome:
         def run() -> Outcome:
-            r = actions.change_priority(ids, delta=delta, db=self.db)
+            r = self._audited("priority", ids, lambda: actions.change_priority(
+                ids, delta=delta, db=self.db), count=lambda r: r.changed,
+                arguments={"delta": delta})  # fmt: skip
             if not r.changed:
                 return Outcome("priority unchanged: the job has ended", "warning")
             return Outcome(f"priority {delta:+d} on {_plural(r.changed)}")
@@ -180,7 +230,8 @@ class Operations:
 
     def set_paused(self, queue: str, paused: bool) -> Outcome:
         def run() -> Outcome:
-            actions.set_queue_paused(queue, paused, db=self.db)
+            self._audited("pause" if paused else "resume", queue,
+                          lambda: actions.set_queue_paused(queue, paused, db=self.db))  # fmt: skip
             return Outcome(f"queue {queue} {'paused' if paused else 'resumed'}")
 
         return self._run(run)
@@ -189,7 +240,8 @@ class Operations:
         from jobtui.models import scheduling
 
         def run() -> Outcome:
-            scheduling.set_schedule_enabled(name, enabled, db=self.db)
+            self._audited("schedule resume" if enabled else "schedule pause", name,
+                          lambda: scheduling.set_schedule_enabled(name, enabled, db=self.db))  # fmt: skip
             return Outcome(f"schedule {name} {'resumed' if enabled else 'paused'}")
 
         return self._run(run)
@@ -198,7 +250,9 @@ class Operations:
         from jobtui.models import scheduling
 
         def run() -> Outcome:
-            job_id = scheduling.run_schedule_now(name, db=self.db)
+            job_id = self._audited("schedule run-now", name,
+                                   lambda: scheduling.run_schedule_now(name, db=self.db),
+                                   count=1, arguments=lambda job: {"job": job})  # fmt: skip
             return Outcome(f"schedule {name}: job {job_id} enqueued now")
 
         return self._run(run)

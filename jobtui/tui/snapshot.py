@@ -184,6 +184,8 @@ class AttemptRow:
     error_type: str | None
     error: str | None
     traceback: str | None
+    #: the parameters it ran with, when an operator edited them since (None: the job's)
+    parameters: Any = None
 
     @property
     def duration_s(self) -> float | None:
@@ -280,6 +282,27 @@ class MetricsView:
 
 
 @dataclass(frozen=True)
+class AuditRow:
+    """One operator action (models/audit.py)."""
+
+    id: int
+    at: datetime
+    actor: str
+    host: str | None
+    where: str
+    action: str
+    target: str
+    arguments: Any
+    count: int | None
+
+
+@dataclass(frozen=True)
+class AuditView:
+    now: datetime
+    rows: tuple[AuditRow, ...]
+
+
+@dataclass(frozen=True)
 class DetailView:
     now: datetime
     job: JobDetail | None  # None: the job is gone (deleted or pruned)
@@ -321,6 +344,7 @@ class Source(Protocol):
     def failures_view(self) -> FailuresView: ...
     def scheduled_view(self) -> ScheduledView: ...
     def metrics_view(self) -> MetricsView: ...
+    def audit_view(self) -> AuditView: ...
     def job_detail(self, job_id: str) -> DetailView: ...
     def worker_detail(self, name: str) -> WorkerDetailView: ...
     def matching_ids(self, query: JobsQuery, limit: int) -> list[JobRow]: ...

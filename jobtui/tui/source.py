@@ -38,6 +38,7 @@ from .filters import JobFilter, glob_to_like
 from .snapshot import (
     COUNT_CAP,
     AttemptRow,
+    AuditView,
     DetailView,
     FailuresView,
     HeaderInfo,
@@ -436,6 +437,12 @@ class DataSource:
     def task_names(self) -> list[str]:
         return self._read(lambda: stats.task_names(self.db))
 
+    def audit_view(self) -> AuditView:
+        def read() -> AuditView:
+            return AuditView(now=self.clock.now(), rows=stats.audit_rows(self.db))
+
+        return self._read(read)
+
     # ------------------------------------------------------------------ detail screens
 
     def job_detail(self, job_id: str) -> DetailView:
@@ -447,7 +454,8 @@ class DataSource:
             attempts = [AttemptRow(attempt=a.attempt, started_at=a.started_at,
                                    ended_at=a.ended_at, worker=a.worker_name, host=a.host,
                                    pid=a.pid, outcome=a.outcome, error_type=a.error_type,
-                                   error=a.error_message, traceback=a.error_traceback)
+                                   error=a.error_message, traceback=a.error_traceback,
+                                   parameters=a.parameters)
                         for a in JobAttempt.select().where(JobAttempt.job == job_id)
                         .order_by(JobAttempt.attempt).execute(self.db)]  # fmt: skip
             depends = tuple(d.depends_on_id for d in JobDependency.select(

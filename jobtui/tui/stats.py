@@ -31,6 +31,7 @@ from jobtui.models.worker import Supervisor
 
 from .snapshot import (
     COUNT_CAP,
+    AuditRow,
     DelayedRow,
     FailureGroup,
     MetricRow,
@@ -289,3 +290,16 @@ def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> l
         rows += [DelayedRow(*row) for row in query.execute(db)]
     rows.sort(key=lambda r: (r.run_at or now, r.id))
     return rows[: DELAYED_PER_QUEUE * 2]
+
+
+#: The Audit view shows this many of the newest operator actions.
+AUDIT_ROWS = 200
+
+
+def audit_rows(db: peewee.Database) -> tuple[AuditRow, ...]:
+    """The newest operator actions (one read down the audit log's time index)."""
+    from jobtui.models.audit import list_audit
+
+    return tuple(AuditRow(id=r.id, at=r.at, actor=r.actor, host=r.host, where=r.where,
+                          action=r.action, target=r.target, arguments=r.arguments, count=r.count)
+                 for r in list_audit(limit=AUDIT_ROWS, db=db))  # fmt: skip

@@ -18,6 +18,7 @@ VIEWS = {
     "failures": ["4"],
     "scheduled": ["5"],
     "metrics": ["6"],
+    "audit": ["7"],
 }
 # the failed job (sixth row) holds markup in its error, traceback and parameters
 TO_DETAIL = ["down"] * 5 + ["enter"]
@@ -60,6 +61,17 @@ def test_confirm_delete(snap_compare):
 
 def test_enqueue_form(snap_compare):
     assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(["e"]))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_edit_and_retry_form(snap_compare, size):
+    """The failed job's own arguments (markup in them shown as text), priority and queue."""
+    assert snap_compare(static_app(), terminal_size=size, run_before=before(TO_DETAIL + ["E"]))
+
+
+def test_edit_and_retry_form_with_bad_json(snap_compare):
+    keys = [*TO_DETAIL, "E", "ctrl+u", *"[1,", "enter"]
+    assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(keys))
 
 
 def test_read_only_jobs(snap_compare):

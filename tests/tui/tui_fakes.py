@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 
 from jobtui.tui.snapshot import (
     AttemptRow,
+    AuditRow,
+    AuditView,
     DelayedRow,
     DetailView,
     FailureGroup,
@@ -249,6 +251,19 @@ RUNNING_DETAIL = replace(DETAIL, row=JOBS[0], title=None, traceback=None, failed
                          result={"sent": True, "to": "a@example.com"}, attempts=())  # fmt: skip
 
 
+AUDIT = (
+    AuditRow(6, ago(30), "ops-bot", "ci-runner", "api", "cancel", job_id(3), {"reason": "dup"}, 1),
+    AuditRow(5, ago(95), "alice", "laptop", "console", "edit", job_id(8),
+             {"args": ["a@example.com", "fixed"], "was": {"args": ["a@", "x"], "kwargs": {}}}, 1),
+    AuditRow(4, ago(300), "alice", "laptop", "console", "retry", "12 jobs",
+             {"ids": [job_id(n) for n in range(12)]}, 12),
+    AuditRow(3, ago(900), "bob", "web-1", "cli", "pause", "emails", None, None),
+    AuditRow(2, ago(1800), "bob", "web-1", "cli", "schedule run-now", "nightly-import",
+             {"job": job_id(20)}, 1),
+    AuditRow(1, ago(3600), "bob", "web-1", "cli", "purge", "failed jobs", {"queue": "emails"}, 412),
+)  # fmt: skip
+
+
 class StaticSource:
     """Returns the fixed data above; counts calls; can be told to fail."""
 
@@ -257,6 +272,7 @@ class StaticSource:
         self.fail = fail
         self.calls: list[str] = []
         self.gone: set[str] = set()
+        self.audit = AUDIT
 
     def _check(self, name: str) -> None:
         self.calls.append(name)
@@ -305,6 +321,10 @@ class StaticSource:
     def metrics_view(self) -> MetricsView:
         self._check("metrics_view")
         return METRICS
+
+    def audit_view(self) -> AuditView:
+        self._check("audit_view")
+        return AuditView(now=FIXED_NOW, rows=self.audit)
 
     def job_detail(self, job_id: str) -> DetailView:
         self._check("job_detail")

@@ -51,6 +51,9 @@ class RecordingOperations(Operations):
     def run_schedule_now(self, name):
         return self._record("run_schedule_now", name)
 
+    def edit_retry(self, job_id, request):
+        return self._record("edit_retry", job_id, request)
+
 
 def static_app(source: StaticSource | None = None, *, read_only: bool = False) -> JobtuiApp:
     """An app on fixed data, a fixed clock and no timers."""

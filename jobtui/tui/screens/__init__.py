@@ -1,1 +1,1 @@
-"""The console's screens: the six views, the detail screens and the modals."""
+"""The console's screens: the seven views, the detail screens and the modals."""

@@ -122,6 +122,25 @@ def overview_text(job: JobDetail, now) -> Text:
     return out
 
 
+def parameters_text(job: JobDetail) -> Text:
+    """The job's parameters, then those its earlier attempts ran with when an operator
+    edited them since (edit and retry): the history stays in view."""
+    out = as_json(job.parameters)
+    runs: dict[str, list[int]] = {}
+    values: dict[str, Any] = {}
+    for attempt in job.attempts:
+        if attempt.parameters is not None:
+            key = json.dumps(attempt.parameters, sort_keys=True, default=str)
+            runs.setdefault(key, []).append(attempt.attempt)
+            values[key] = attempt.parameters
+    for key, numbers in runs.items():
+        label = "attempt" if len(numbers) == 1 else "attempts"
+        out.append(f"\n\nbefore an edit, {label} {', '.join(map(str, numbers))} ran with:\n",
+                   style="bold yellow")  # fmt: skip
+        out.append_text(as_json(values[key]))
+    return out
+
+
 def attempt_cells(attempt: AttemptRow) -> tuple[Text, ...]:
     return (fmt.text(attempt.attempt), fmt.text(fmt.stamp(attempt.started_at)),
             fmt.text(fmt.seconds(attempt.duration_s)), fmt.text(fmt.line(attempt.worker)),
@@ -151,7 +170,8 @@ class JobDetailScreen(JobActions, ViewScreen):
     @property
     def VIEW(self) -> str:  # noqa: N802 - the header names the view this screen was opened from
         return {"jobs": "Jobs", "queues": "Queues", "workers": "Workers", "failures": "Failures",
-                "scheduled": "Scheduled", "metrics": "Metrics"}.get(self.app.current_mode, "Jobs")  # fmt: skip
+                "scheduled": "Scheduled", "metrics": "Metrics", "audit": "Audit"}.get(
+                    self.app.current_mode, "Jobs")  # fmt: skip
 
     def crumb(self) -> str:
         return f"job {fmt.short_id(self.job_id)}"
@@ -201,7 +221,7 @@ class JobDetailScreen(JobActions, ViewScreen):
         self.query_one("#progress-message", Static).update(
             progress_text(row.progress_message, job.progress_details)
         )
-        self.query_one("#parameters-text", Static).update(as_json(job.parameters))
+        self.query_one("#parameters-text", Static).update(parameters_text(job))
         self.query_one("#result-text", Static).update(as_json(job.result))
         traceback = job.traceback or (row.error and f"{row.error_type}: {row.error}")
         self.query_one("#traceback-text", Static).update(
@@ -241,6 +261,11 @@ class JobDetailScreen(JobActions, ViewScreen):
             where = visible_line(f"  on {attempt.host or '?'} pid {attempt.pid or '?'}")
             text.append(where, style="dim")
         text.append("\n")
+        if attempt.parameters is not None:  # edited since: what this attempt ran with
+            text.append("ran with ", style="bold yellow")
+            text.append(json_for_terminal(json.dumps(attempt.parameters, ensure_ascii=False,
+                                                     default=str)))  # fmt: skip
+            text.append("\n")
         text.append(visible(attempt.traceback or attempt.error or "(no traceback)"))
         self.query_one("#attempt-traceback", Static).update(text)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from .. import formatting as fmt
@@ -32,8 +33,11 @@ def group_cells(group: FailureGroup, now) -> tuple[Text, ...]:
 
 class FailuresScreen(ViewScreen):
     VIEW = "Failures"
+    BINDINGS = [Binding("E", "edit_retry", "Edit+retry newest")]
     PALETTE = (("Failures: open group", "the jobs of the group under the cursor (enter)",
-                "open_group"),)  # fmt: skip
+                "open_group"),
+               ("Failures: edit and retry", "the group's newest job, edited (E)",
+                "edit_retry"))  # fmt: skip
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,6 +75,17 @@ class FailuresScreen(ViewScreen):
             return
         title = f"{group.error_type}: {fmt.clip(group.message, 30)} ({group.count})"
         self.app.push_screen(JobsScreen(pinned=group.job_ids, title=title))
+
+    def action_edit_retry(self) -> None:
+        """The group's newest job in the edit-and-retry form (the others: enter, then E)."""
+        from .job_actions import open_retry_form
+
+        key = self.query_one("#failures-table", KeyedTable).current_key()
+        group = self.groups.get(key) if key else None
+        if group is None or not group.job_ids:
+            self.app.notify("no failure group selected", severity="warning", markup=False)
+            return
+        open_retry_form(self.jobtui, group.job_ids[0])
 
     @on(DataTable.RowSelected, "#failures-table")
     def on_selected(self, event: DataTable.RowSelected) -> None:

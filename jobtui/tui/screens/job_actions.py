@@ -22,7 +22,7 @@ from ..operations import (
     describe_counts,
 )
 from ..snapshot import JobsQuery
-from .modals import ConfirmScreen, EnqueueScreen, TypedConfirmScreen
+from .modals import ConfirmScreen, EnqueueScreen, RetryScreen, TypedConfirmScreen
 
 if TYPE_CHECKING:
     from ..app import JobtuiApp
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 JOB_PALETTE = (
     ("Job: cancel", "cancel the selected jobs (c)", "cancel"),
     ("Job: retry", "retry the selected failed or cancelled jobs (R)", "retry"),
+    (
+        "Job: edit and retry",
+        "change a failed job's arguments, priority or queue and retry it (E)",
+        "edit_retry",
+    ),
     ("Job: kill", "kill the selected running jobs (K)", "kill"),
     ("Job: delete", "delete the selected jobs (D)", "delete"),
     ("Job: priority up", "raise the priority by one (+)", "priority_up"),
@@ -45,6 +50,7 @@ def job_bindings(*, show_enqueue: bool) -> list[Binding]:
     return [
         Binding("c", "cancel", "Cancel"),
         Binding("R", "retry", "Retry"),
+        Binding("E", "edit_retry", "Edit+retry", show=False),
         Binding("K", "kill", "Kill"),
         Binding("D", "delete", "Delete"),
         Binding("plus", "priority_up", "Pri+", show=False),
@@ -165,6 +171,16 @@ class JobActions:
         else:
             app.run_operation(action, lambda ops: getattr(ops, action)(ids))
 
+    # ------------------------------------------------------------------ edit and retry
+
+    def action_edit_retry(self) -> None:
+        selection = self.selection()
+        if len(selection.ids) != 1:
+            self.app.notify("edit and retry takes one job: put the cursor on it",
+                            severity="warning", markup=False)  # fmt: skip
+            return
+        open_retry_form(self.app, selection.ids[0])
+
     # ------------------------------------------------------------------ enqueue, worker
 
     def action_enqueue(self) -> None:
@@ -183,3 +199,34 @@ class JobActions:
                             markup=False)  # fmt: skip
             return
         self.app.push_screen(WorkerDetailScreen(selection.worker))
+
+
+def open_retry_form(app: JobtuiApp, job_id: str) -> None:
+    """Read the job (a worker thread), then open the edit-and-retry form on it if it is
+    failed or cancelled; the form's answer retries it through ``Operations.edit_retry``."""
+
+    def answered(request) -> None:
+        if request is not None:
+            app.run_operation("edit", lambda ops: ops.edit_retry(job_id, request))
+
+    def show(detail) -> None:
+        job = detail.job
+        if job is None:
+            app.notify(f"job {job_id} no longer exists", severity="warning", markup=False)
+        elif job.row.status not in ("failed", "cancelled"):
+            app.notify(f"job is {job.row.status}: only a failed or cancelled job can be edited "
+                       "and retried", severity="warning", markup=False)  # fmt: skip
+        else:
+            app.push_screen(RetryScreen(job_id, job.row.task, job.parameters, job.row.priority,
+                                        job.row.queue), answered)  # fmt: skip
+
+    def read() -> None:
+        try:
+            detail = app.source.job_detail(job_id)
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            app.call_from_thread(app.notify, f"cannot read the job: {exc}", severity="error",
+                                 markup=False)  # fmt: skip
+            return
+        app.call_from_thread(show, detail)
+
+    app.run_worker(read, thread=True, exit_on_error=False, group="retry-form")

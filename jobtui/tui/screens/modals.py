@@ -12,10 +12,10 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
-from jobtui.models.visible import visible, visible_line
+from jobtui.models.visible import json_for_terminal, visible, visible_line
 
 from ..keymap import CONFIRMATIONS, keymap_rows
-from ..operations import EnqueueRequest, parse_enqueue_form
+from ..operations import EnqueueRequest, RetryRequest, parse_enqueue_form, parse_retry_form
 
 #: The help's keys column wraps past this width; "what" never gets narrower than this.
 KEYS_MAX_WIDTH = 20
@@ -159,6 +159,103 @@ class EnqueueScreen(ModalScreen[EnqueueRequest | None]):
             request = parse_enqueue_form(self._value("task"), self._value("arguments"),
                                          self._value("queue"), self._value("priority"),
                                          self._value("delay"))  # fmt: skip
+        except ValueError as exc:
+            self.query_one("#form-error", Static).update(Text(visible_line(exc), style="bold red"))
+            return
+        self.dismiss(request)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "submit":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _compact_json(value: object) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+class RetryScreen(ModalScreen[RetryRequest | None]):
+    """Edit and retry a failed or cancelled job: its arguments (JSON), priority, queue.
+
+    It opens with the job's own values; bad JSON keeps it open with the error shown. Job
+    text in the fields is shown with its control characters made visible (an Input
+    would pass them to the terminal); a field left as shown keeps the job's value."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, job_id: str, task: str, parameters: object, priority: int,
+                 queue: str) -> None:  # fmt: skip
+        super().__init__()
+        self.job_id = job_id
+        self.task_name = task
+        params = parameters if isinstance(parameters, dict) else {}
+        self.initial = {
+            "args": json_for_terminal(_compact_json(params.get("args", []))),
+            "kwargs": json_for_terminal(_compact_json(params.get("kwargs", {}))),
+            "priority": str(priority),
+            "queue": visible_line(queue),
+        }
+        self.raw = {"args": params.get("args", []), "kwargs": params.get("kwargs", {}),
+                    "queue": queue}  # fmt: skip
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog form"):
+            title = Text("Edit and retry ", style="bold")
+            title.append(visible_line(self.task_name), style="bold")
+            title.append(f"  {self.job_id}", style="dim")
+            yield Static(title, id="dialog-title")
+            yield Label(Text("args (JSON array)"))
+            yield Input(self.initial["args"], id="retry-args", placeholder="[]")
+            yield Label(Text("kwargs (JSON object)"))
+            yield Input(self.initial["kwargs"], id="retry-kwargs", placeholder="{}")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label(Text("priority"))
+                    yield Input(self.initial["priority"], id="retry-priority")
+                with Vertical():
+                    yield Label(Text("queue"))
+                    yield Input(self.initial["queue"], id="retry-queue")
+            yield Static("", id="form-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Retry", id="submit", variant="success")
+
+    def on_mount(self) -> None:
+        steady_inputs(self)
+        self.query_one("#retry-args", Input).focus()
+
+    def _value(self, name: str) -> str:
+        return self.query_one(f"#retry-{name}", Input).value
+
+    def request(self) -> RetryRequest:
+        """The form's values; a field left as shown keeps the job's exact value (what is
+        shown of hostile text is its visible form, not the text itself)."""
+        request = parse_retry_form(
+            "" if self._value("args") == self.initial["args"] else self._value("args"),
+            "" if self._value("kwargs") == self.initial["kwargs"] else self._value("kwargs"),
+            self._value("priority"),
+            "" if self._value("queue") == self.initial["queue"] else self._value("queue"),
+        )  # fmt: skip
+        keep_args = self._value("args") == self.initial["args"]
+        keep_kwargs = self._value("kwargs") == self.initial["kwargs"]
+        return RetryRequest(args=self.raw["args"] if keep_args else request.args,
+                            kwargs=self.raw["kwargs"] if keep_kwargs else request.kwargs,
+                            priority=request.priority, queue=request.queue)  # fmt: skip
+
+    def submit(self) -> None:
+        try:
+            request = self.request()
         except ValueError as exc:
             self.query_one("#form-error", Static).update(Text(visible_line(exc), style="bold red"))
             return

@@ -10,7 +10,7 @@ from jobtui.models.visible import folded_line, visible_line
 from ..snapshot import HeaderInfo
 
 VIEWS = (("1", "Jobs"), ("2", "Queues"), ("3", "Workers"), ("4", "Failures"), ("5", "Scheduled"),
-         ("6", "Metrics"))  # fmt: skip
+         ("6", "Metrics"), ("7", "Audit"))  # fmt: skip
 
 
 class StatusLine(Static):
