@@ -95,6 +95,8 @@ class WorkerHandle:
     jobs_failed: int = 0
     kill: KillPlan | None = None
     retiring: bool = False  # finish the jobs it holds, then stop (recycling)
+    scaled_down: bool = False  # retired by a scale-down: not replaced when it stops
+    idle_since: float = 0.0  # when it last had no job (autoscale retires long-idle ones)
     max_jobs: int = 0  # --max-jobs-per-worker (0: no limit)
     stop_sent: bool = False
     exited: bool = False
@@ -110,7 +112,7 @@ class WorkerHandle:
 
     @property
     def state(self) -> str:
-        if self.kill is not None or self.stop_sent:
+        if self.kill is not None or self.stop_sent or self.scaled_down:
             return "stopping"
         return "busy" if self.jobs else "idle"
 
@@ -182,7 +184,7 @@ def spawn_workers(
         handles.append(WorkerHandle(
             slot=slot, name=name, group=group, pid=pid, conn=parent_conn, started_mono=now,
             process_started_at=procinfo.start_time(pid), started_at=sql_timestamp(utcnow()),
-            last_message_mono=now, max_jobs=config.max_jobs_per_worker))  # fmt: skip
+            last_message_mono=now, max_jobs=config.max_jobs_per_worker, idle_since=now))  # fmt: skip
     return handles
 
 

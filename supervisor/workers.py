@@ -178,6 +178,7 @@ class WorkerEvents:
         self.want_claim = True
         self._maybe_recycle(worker)
         if not worker.jobs:
+            worker.idle_since = time.monotonic()
             self.feed(worker)  # its next job now, not after this turn's commit
 
     def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
@@ -202,9 +203,22 @@ class WorkerEvents:
             self.send(worker, ("stop",))
 
     def job_lost_with_worker(
-        self: Supervisor, worker: WorkerHandle, job: RunningJob, why: str, *, started: bool
+        self: Supervisor,
+        worker: WorkerHandle,
+        job: RunningJob,
+        why: str,
+        *,
+        started: bool,
+        crash: str | None = None,
     ) -> None:
-        """The worker running (or holding) ``job`` is gone: decide the job's outcome."""
+        """The worker running (or holding) ``job`` is gone: decide the job's outcome.
+
+        Crash-loop quarantine counts the runs that killed their worker: a death we did not
+        cause (a signal from anyone else — the kernel's OOM killer, the task's own
+        ``kill`` — or an exit in the middle of the job: ``crash`` says how), and a hang we
+        killed it for (silent past the lease). Not counted: a timeout (the job's own limit,
+        retried as such), a cancel, a shutdown, a lost lease, nor a worker that died with
+        its supervisor (recovery.py: not the job's fault)."""
         claimed, info = job.claimed, self._worker_info(worker)
         base = {"job_id": claimed.id, "attempt": claimed.attempt, "started_at": job.started_at,
                 "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
@@ -224,10 +238,13 @@ class WorkerEvents:
                               task_policy=self._task_policy(claimed.job_type))  # fmt: skip
         else:
             reason = plan.reason if plan is not None else why
+            if plan is not None:  # a kill of ours: only a hang counts as a crash
+                crash = f"hang: {plan.reason}" if plan.kind == "hang" else None
             outcome = Outcome(**base, kind="failed", error=reason, error_type="WorkerLost",
                               attempt_outcome="crashed",
                               permanent=self._orphan_policy(claimed.job_type) == "fail",
-                              task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+                              task_policy=self._task_policy(claimed.job_type), crash=crash,
+                              max_crashes=self.task_settings.crash_limit(claimed.job_type))  # fmt: skip
         self.finish(worker, job, outcome)
 
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:

@@ -179,7 +179,9 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
                        ("jobs", "unset_options"),  # version 5
-                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
+                       ("supervisors", "schema_version"),  # version 7
+                       ("jobs", "crash_count"), ("supervisors", "scale_request"),
+                       ("supervisors", "autoscale")]  # version 8  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -201,6 +203,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
     assert row.progress_details is None
     assert row.unset_options == 0  # an older job's options count as its own, as before
+    assert row.crash_count == 0
     assert db.table_exists("task_catalog")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
