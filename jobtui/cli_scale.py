@@ -21,6 +21,7 @@ DEFAULT_WAIT_S = 15.0
 
 def cmd_scale(args: argparse.Namespace) -> int:
     from jobtui.models.scaling import (
+        MAX_WORKERS_PER_QUEUE,
         ScaleError,
         check_count,
         describe_queues,
@@ -37,6 +38,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise JobtuiError(f"N {args.count!r}: a whole number of workers") from None
     if args.timeout <= 0:
         raise JobtuiError("--timeout must be > 0")
+    if not 0 <= count <= MAX_WORKERS_PER_QUEUE:
+        raise JobtuiError(f"N must be from 0 to {MAX_WORKERS_PER_QUEUE}, got {count}")
     db = get_database()
     target = pick_supervisor(db, args.queue, args.supervisor)
     check_count(target, args.queue, count)
