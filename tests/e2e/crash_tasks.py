@@ -63,3 +63,20 @@ def held(gate: str) -> int:
 def nap(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+@task(max_retries=5, retry_delay=0.05, retry_jitter=False, timeout=60)
+@logged
+def hangs() -> None:
+    """C code that never releases the GIL: its worker stops answering and is killed as
+    hung once silent past the lease (a crash), long before its timeout."""
+    import re
+
+    re.match(r"(a+)+$", "a" * 64 + "b")
+
+
+@task(max_retries=5, retry_delay=0.05, retry_jitter=False, timeout=0.5)
+@logged
+def too_slow() -> None:
+    """Killed at its timeout: a timeout, never counted as a crash."""
+    time.sleep(60)

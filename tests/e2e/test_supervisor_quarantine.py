@@ -96,3 +96,20 @@ def test_a_worker_lost_with_its_supervisor_is_not_counted(cluster):
     row = job(victim.id)
     assert row.crash_count == 0 and attempts(victim.id)[0].outcome == "crashed"
     cluster.check()
+
+
+def test_a_hang_past_the_lease_counts_and_a_timeout_does_not(cluster):
+    cluster.start(imports=IMPORTS)
+    hung = jobtui.enqueue(f"{CRASH}.hangs")
+    slow = jobtui.enqueue(f"{CRASH}.too_slow", max_retries=2)
+    cluster.fault(hung.id, "holds the GIL: killed as hung")
+    cluster.fault(slow.id, "killed at its timeout")
+    cluster.wait_status([hung.id, slow.id], ["failed"], timeout=60)
+    row = job(hung.id)
+    assert row.crash_count == 2 and row.error_type == "Quarantined"
+    assert re.fullmatch(r"quarantined: killed its worker 2 times \(hang: worker stopped "
+                        r"answering for \d+ s\)", row.error_message), row.error_message  # fmt: skip
+    timed_out = job(slow.id)
+    assert timed_out.crash_count == 0 and timed_out.retry_count == 2  # every retry spent
+    assert timed_out.error_message.startswith("timed out after")
+    cluster.check()
