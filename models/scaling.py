@@ -97,12 +97,12 @@ def serves(queues: Mapping[str, int], queue: str) -> bool:
 
 
 def describe_queues(queues: Any, autoscale: Any = None) -> str:
-    """``emails=4 (1-8), *=2``: each group's workers, with its autoscale bounds."""
+    """``emails=4 (auto 1-8), *=2``: each group's workers, with its autoscale bounds."""
     counts, bounds = _counts(queues), _bounds(autoscale)
     parts = []
     for label, count in counts.items():
         bound = bounds.get(label)
-        parts.append(f"{label}={count}" + (f" ({bound[0]}-{bound[1]})" if bound else ""))
+        parts.append(f"{label}={count}" + (f" (auto {bound[0]}-{bound[1]})" if bound else ""))
     return ", ".join(parts)
 
 

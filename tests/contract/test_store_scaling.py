@@ -51,7 +51,7 @@ def test_a_request_is_merged_applied_and_taken_out(db):
     write_scaled(db, "a", 100, {"emails": 4, "*": 5}, {"*": 5})
     assert Supervisor.get_by_id("a").scale_request is None
     assert describe_queues(Supervisor.get_by_id("a").queues, {"emails": [1, 8]}) == (
-        "emails=4 (1-8), *=5")  # fmt: skip
+        "emails=4 (auto 1-8), *=5")  # fmt: skip
 
 
 def test_a_refused_request_and_a_stopped_supervisor_are_said(db):

@@ -51,6 +51,9 @@ class RecordingOperations(Operations):
     def run_schedule_now(self, name):
         return self._record("run_schedule_now", name)
 
+    def scale(self, queue, count, supervisor=None):
+        return self._record("scale", queue, count, supervisor)
+
 
 def static_app(source: StaticSource | None = None, *, read_only: bool = False) -> JobtuiApp:
     """An app on fixed data, a fixed clock and no timers."""
