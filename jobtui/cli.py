@@ -176,6 +176,7 @@ def _parse_iso(text: str | None) -> datetime | None:
 
 def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     from jobtui.models.heartbeats import stale_after_s
+    from jobtui.models.scaling import describe_queues
 
     now = utcnow()
     rows = []
@@ -189,7 +190,8 @@ def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list
 
     for sup in supervisors:
         limit = stale_after_s(sup.get("heartbeat_interval_s"))
-        rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], "",
+        groups = describe_queues(sup.get("queues"), sup.get("autoscale"))  # its workers
+        rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], groups,
                      f"{sup['cpu_percent']:.0f}%", megabytes(sup["rss_bytes"]), beat(sup, limit),
                      sup["jobs_done"], sup["jobs_failed"]])  # fmt: skip
         for worker in sup.get("workers", []):
