@@ -28,7 +28,7 @@ from .config import SupervisorConfig, WorkerGroup
 from .dispatch import NAME_WORKER_AFTER_S, Dispatch
 from .gates import StartGates
 from .notify import Notifier, NotifySettings
-from .pool import WorkerHandle, spawn_workers
+from .pool import WorkerHandle, describe_exit, spawn_workers
 from .prefetch import PrefetchDepth
 from .ready import ReadyJobs
 from .recovery import Reaper
@@ -49,13 +49,6 @@ IDLE_TRIM_AFTER_S = 1.0
 #: Idle turns the loop rehearses before the workers fork (CPython 3.11 specialises a
 #: function after 8 calls).
 WARM_UP_TURNS = 10
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return "unknown signal"
 
 
 class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
@@ -205,15 +198,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             pass
         self.drain_worker(worker)  # an outcome sent just before exiting still counts
         worker.conn.close()
-        if os.WIFSIGNALED(status):
-            why = f"killed by signal {os.WTERMSIG(status)} ({_signal_name(os.WTERMSIG(status))})"
-            crash = _signal_name(os.WTERMSIG(status))
-        else:
-            why = f"worker exited with code {os.WEXITSTATUS(status)}"
-            crash = f"exit code {os.WEXITSTATUS(status)}"
-        if peak_rss:
-            why += f"; worker peak RSS {peak_rss / 1048576:.0f} MB"
-            crash += f", peak RSS {peak_rss / 1048576:.0f} MB"
+        why, crash = describe_exit(status, peak_rss)
         for index, job in enumerate(list(worker.jobs)):
             started = index == 0 and job.started_mono is not None
             self.job_lost_with_worker(worker, job, why, started=started, crash=crash)

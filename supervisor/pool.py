@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -130,6 +131,26 @@ class WorkerHandle:
             if job.id == job_id:
                 return job
         return None
+
+
+def describe_exit(status: int, peak_rss: int = 0) -> tuple[str, str]:
+    """How a worker ended, from its wait status: the reason a job lost with it gets
+    ("killed by signal 9 (SIGKILL); worker peak RSS 812 MB") and, shorter, the crash a
+    quarantine message names ("SIGKILL, peak RSS 812 MB")."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        why, crash = f"killed by signal {number} ({name})", name
+    else:
+        why = f"worker exited with code {os.WEXITSTATUS(status)}"
+        crash = f"exit code {os.WEXITSTATUS(status)}"
+    if peak_rss:
+        why += f"; worker peak RSS {peak_rss / 1048576:.0f} MB"
+        crash += f", peak RSS {peak_rss / 1048576:.0f} MB"
+    return why, crash
 
 
 def spawn_workers(
