@@ -265,11 +265,27 @@ class WorkerEvents:
                 self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
                             outcome.error_type, event="retrying")  # fmt: skip
         elif status == "failed":
-            log.error("%s failed for good%s: %s", what, took, outcome.error)
-            self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
-                        outcome.error_type)  # fmt: skip
+            error, error_type = outcome.error, outcome.error_type
+            if outcome.crash:  # maybe quarantined: the row says so (a rare read)
+                error, error_type = self._final_error(outcome.job_id) or (error, error_type)
+            log.error("%s failed for good%s: %s", what, took, error)
+            self.notify(outcome.job_id, task, queue, outcome.attempt, error, error_type)
         else:
             log.info("%s %s%s: %s", what, status, took, outcome.error)
+
+    def _final_error(self: Supervisor, job_id: str) -> tuple[str, str] | None:
+        """The error a job ended with, as its row has it (a quarantine's own words)."""
+        import peewee
+
+        from jobtui.models.dialect import dialect_for
+
+        try:
+            row = self.db.execute_sql(dialect_for(self.db).sql(
+                "SELECT error_message, error_type FROM jobs WHERE id = :id"),
+                {"id": job_id}).fetchone()  # fmt: skip
+        except peewee.PeeweeException:
+            return None
+        return None if row is None else (row[0], row[1])
 
     def measure(self: Supervisor, worker: WorkerHandle) -> None:
         """CPU % since the last measure and RSS of the worker process."""

@@ -45,6 +45,9 @@ def test_worker_killers_are_quarantined_and_exceptions_never_are(cluster, db_url
         runs = attempts(victim.id)
         assert [a.outcome for a in runs] == ["crashed", "crashed"]
         assert not runs[-1].error_message.startswith("quarantined")  # the crash's own words
+    assert f"job {killer.id} {CRASH}.kills_itself attempt 2 failed for good after" in (
+        cluster.supervisors[0].log())  # fmt: skip
+    assert "killed its worker 2 times (SIGKILL" in cluster.supervisors[0].log()
     ordinary = job(raiser.id)
     assert ordinary.crash_count == 0 and ordinary.retry_count == 3  # every retry spent
     assert ordinary.error_type == "RuntimeError"
