@@ -32,6 +32,7 @@ from jobtui.cli_format import (
 from jobtui.models import queries
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
+from jobtui.models.outcomes import QUARANTINED
 from jobtui.models.status import ALL_STATUSES
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.visible import visible, visible_line
@@ -97,7 +98,10 @@ def _job_rows(jobs: Sequence[Any]) -> list[list[Any]]:
         progress = f"{job.progress_percentage:.0f}%" if job.status == "running" else ""
         if job.status == "running" and job.started_at is None:
             progress = "waiting"  # prefetched: claimed, begins when its worker is free
-        rows.append([job.id, job.queue_name, clip(job.job_type, 32), job.status, job.priority,
+        state = job.status
+        if state == "failed" and job.error_type == QUARANTINED:
+            state = "failed (quarantined)"  # its runs killed their worker max_crashes times
+        rows.append([job.id, job.queue_name, clip(job.job_type, 32), state, job.priority,
                      f"{job.attempt}/{job.max_retries + 1}", progress, age(job.created_at, now),
                      clip(job.worker_name, 20), clip(job.error_message, 40)])  # fmt: skip
     return rows
@@ -175,6 +179,7 @@ def _parse_iso(text: str | None) -> datetime | None:
 
 def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     from jobtui.models.heartbeats import stale_after_s
+    from jobtui.models.scaling import describe_queues
 
     now = utcnow()
     rows = []
@@ -188,7 +193,8 @@ def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list
 
     for sup in supervisors:
         limit = stale_after_s(sup.get("heartbeat_interval_s"))
-        rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], "",
+        groups = describe_queues(sup.get("queues"), sup.get("autoscale"))  # its workers
+        rows.append([sup["name"], "supervisor", sup["host"], sup["pid"], sup["state"], groups,
                      f"{sup['cpu_percent']:.0f}%", megabytes(sup["rss_bytes"]), beat(sup, limit),
                      sup["jobs_done"], sup["jobs_failed"]])  # fmt: skip
         for worker in sup.get("workers", []):
@@ -347,12 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
+    from jobtui.cli_scale import add_scale_parser
     from jobtui.cli_schedule import add_schedule_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
     add_tasks_parser(sub)
+    add_scale_parser(sub)
     add_db_parser(sub)
     add_audit_parser(sub)
     return parser

@@ -42,7 +42,8 @@ def run_tasks_command(args: argparse.Namespace) -> int:
             clip(task["name"], 48), _option(task["queue"] or "default"),
             _option(task["priority"]), _option(task["max_retries"]),
             _option(task["retry_delay"]), _option(task["timeout"]),
-            clip(serving, 60), age(moment, now),
+            _option(task.get("max_crashes")), clip(serving, 60), age(moment, now),
         ])  # fmt: skip
-    table(["task", "queue", "pri", "retries", "delay", "timeout", "supervisors", "seen"], rows)
+    table(["task", "queue", "pri", "retries", "delay", "timeout", "crashes", "supervisors",
+           "seen"], rows)  # fmt: skip
     return 0

@@ -67,6 +67,10 @@ class Task(Generic[P, R]):
     #: What recovery does with a run whose worker or supervisor died: "retry" (at least
     #: once) or "fail" (for work that must not repeat).
     orphan_policy: str = "retry"
+    #: Runs that may kill their worker (a signal, an OOM kill, an exit mid-job, a hang
+    #: past the lease) before the job is quarantined: failed at once, retries or not.
+    #: None: the supervisor's ``--max-crashes`` (default 2); 0: never quarantined.
+    max_crashes: int | None = None
     #: Where the function takes ``progress_callback`` (see _progress_callback_position).
     progress_callback_position: int | None = field(init=False, default=None)
 
@@ -118,8 +122,12 @@ class Task(Generic[P, R]):
 
     @property
     def registered_defaults(self) -> dict[str, Any]:
-        """The defaults supervisors publish for enqueuers that cannot import the task."""
-        return dict(self.defaults)
+        """The defaults supervisors publish for enqueuers that cannot import the task (and
+        the task catalog shows): the job options, and ``max_crashes`` when set."""
+        out = dict(self.defaults)
+        if self.max_crashes is not None:
+            out["max_crashes"] = self.max_crashes
+        return out
 
     @property
     def timeout(self) -> float | None:
@@ -205,6 +213,7 @@ def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    max_crashes: int | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -219,19 +228,25 @@ def task(  # noqa: F811 - the implementation of the overloads above
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    max_crashes: int | None = None,
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
 
     The name is ``name=`` or ``module.function``. Keyword options (queue, priority,
     max_retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, tags)
-    are defaults each ``enqueue`` may override.
+    are defaults each ``enqueue`` may override. ``max_crashes``: runs that may kill their
+    worker before the job is quarantined (None: the supervisor's ``--max-crashes``).
     """
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
         raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
     if orphan_policy not in ("retry", "fail"):
         raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
+    if max_crashes is not None and (
+        isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0
+    ):
+        raise TypeError(f"max_crashes must be a whole number >= 0, got {max_crashes!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
@@ -241,7 +256,7 @@ def task(  # noqa: F811 - the implementation of the overloads above
             should_enqueue=should_enqueue, on_failure=on_failure,
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
-            orphan_policy=orphan_policy,
+            orphan_policy=orphan_policy, max_crashes=max_crashes,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap

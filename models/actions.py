@@ -125,7 +125,7 @@ _RETRY_SQL = """UPDATE jobs SET{edits}
         status = CASE WHEN EXISTS (
             SELECT 1 FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on_id
             WHERE d.job_id = jobs.id AND j.status <> 'completed') THEN 'waiting' ELSE 'pending' END,
-        retry_count = 0, run_at = :now, next_retry_at = NULL, scheduled_for = NULL,
+        retry_count = 0, crash_count = 0, run_at = :now, next_retry_at = NULL, scheduled_for = NULL,
         error_permanent = :no, cancel_requested = :no, cancel_reason = NULL,
         kill_requested = NULL, failed_at = NULL, completed_at = NULL,
         progress_percentage = 0, progress_message = NULL, progress_details = NULL,
@@ -139,7 +139,8 @@ _STAMP_ATTEMPTS = """UPDATE job_attempts SET parameters = :old
 
 
 def retry_jobs(ids: Sequence[str], *, db: peewee.Database | None = None) -> ActionResult:
-    """Put failed or cancelled jobs back to run now, with ``retry_count`` reset to 0."""
+    """Put failed or cancelled jobs back to run now, with ``retry_count`` reset to 0 (and
+    ``crash_count``: a quarantined job gets its full ``max_crashes`` again)."""
     from .claims import with_lock_retry
 
     db = get_database(db)

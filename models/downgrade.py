@@ -82,6 +82,13 @@ DOWN_STEPS: dict[int, DownStep] = {
     6: DownStep(tables=("job_rollup",)),
     7: DownStep(columns=(("supervisors", "schema_version"),)),
     8: DownStep(tables=("audit_log",), columns=(("job_attempts", "parameters"),)),
+    9: DownStep(
+        columns=(
+            ("jobs", "crash_count"),
+            ("supervisors", "scale_request"),
+            ("supervisors", "autoscale"),
+        )
+    ),
 }
 
 

@@ -81,6 +81,10 @@ class Job(BaseModel):
     # -- options the enqueuer did not give (bits of catalog.UNSET_*): their values are the
     # task's as the catalog knew it, or built-in; the supervisor applies its own defaults
     unset_options = peewee.IntegerField(default=0)
+    # -- crash-loop quarantine: runs of this job that killed their worker (a signal, an
+    # exit mid-job, a hang past the lease); an operator's retry resets it (outcomes.py)
+    # (nullable with a database default: adding it rewrites no row; NULL reads as 0)
+    crash_count = peewee.IntegerField(default=0, null=True, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "jobs"
@@ -336,6 +340,8 @@ class Job(BaseModel):
             value = getattr(self, name)
             out[name] = iso_utc(value) if isinstance(value, datetime) else value
         out.pop("lease_token", None)
+        # its runs killed their worker max_crashes times (outcomes.py): failed for good
+        out["quarantined"] = self.status == JobStatus.FAILED and self.error_type == "Quarantined"
         return out
 
 

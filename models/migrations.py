@@ -31,7 +31,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -106,6 +106,21 @@ def _add_audit_log_and_attempt_parameters(migrator: SchemaMigrator, db: peewee.D
     migrate(migrator.add_column("job_attempts", "parameters", JobAttempt.parameters))
 
 
+def _add_crash_counts_and_scaling(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 9: crash-loop quarantine counts the runs of a job that killed their worker
+    (jobs.crash_count, 0 for older jobs), and live scaling gives each supervisor row an
+    inbox for ``jobtui scale`` (supervisors.scale_request) and its autoscale bounds
+    (supervisors.autoscale). The new supervisors columns are nullable; crash_count has a
+    constant default, which neither engine writes into each row."""
+    from playhouse.migrate import migrate
+
+    migrate(
+        migrator.add_column("jobs", "crash_count", Job.crash_count),
+        migrator.add_column("supervisors", "scale_request", Supervisor.scale_request),
+        migrator.add_column("supervisors", "autoscale", Supervisor.autoscale),
+    )
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -116,6 +131,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
     8: _add_audit_log_and_attempt_parameters,
+    9: _add_crash_counts_and_scaling,
 }
 
 

@@ -68,11 +68,11 @@ RETURNING {_ENDED}"""
 
 _READ_POLICY = f"""SELECT retry_count, max_retries, retry_delay, retry_backoff,
     retry_max_delay, retry_jitter, started_at, batch_id, has_dependants, unset_options,
-    queue_name, job_type, {_DUE}
+    queue_name, job_type, {_DUE}, crash_count
 FROM jobs WHERE {FENCE}"""
 
 _FAILED = f"""UPDATE jobs SET status = :status, retry_count = :retry_count,
-    max_retries = :max_retries,
+    max_retries = :max_retries, crash_count = :crash_count,
     next_retry_at = :next_retry_at,
     failed_at = :failed_at, updated_at = :now, error_message = :error,
     error_type = :error_type, error_traceback = :traceback, error_permanent = :permanent,
@@ -119,6 +119,12 @@ class Outcome:
     #: When the run began, if later than its claim (a prefetched job waits for its worker):
     #: written on the job and its attempt row. None keeps the claim's time.
     started_at: str | None = None
+    #: The run killed its worker (a signal, an exit mid-job, a hang past the lease): how,
+    #: in a few words ("SIGKILL, peak RSS 812 MB"). It counts towards quarantine.
+    crash: str | None = None
+    #: Crashes after which the job is quarantined (failed at once, retries or not); None
+    #: or 0: never (the supervisor resolves the task's, then its --max-crashes).
+    max_crashes: int | None = None
 
 
 class _Statements:
@@ -313,6 +319,8 @@ def _decide_failure(
         if unset & UNSET_MAX_RETRIES and task.max_retries is not None:
             max_retries = int(task.max_retries)
         columns = [None if unset & bit else v for bit, v in zip(_RETRY_BITS, columns, strict=True)]
+    if _quarantined(row, outcome):
+        return "failed", retry_count, None, max_retries
     if outcome.consume_retry:
         retry = not outcome.permanent and retry_count < max_retries
     else:
@@ -325,6 +333,28 @@ def _decide_failure(
         delay = policy.delay_for(retry_count)
     new_count = retry_count + 1 if outcome.consume_retry else retry_count
     return "retrying", new_count, sql_timestamp(now + timedelta(seconds=delay)), max_retries
+
+
+def _crash_count(row: Sequence[Any], outcome: Outcome) -> int:
+    """The job's crash count once this run is counted (the read-policy row's last column)."""
+    count = int(row[13] or 0) if len(row) > 13 else 0
+    return count + 1 if outcome.crash else count
+
+
+def _quarantined(row: Sequence[Any], outcome: Outcome) -> bool:
+    """This crash is the job's ``max_crashes``-th: it ends failed, retries left or not."""
+    limit = outcome.max_crashes
+    return bool(outcome.crash and limit and _crash_count(row, outcome) >= limit)
+
+
+def quarantine_message(crashes: int, crash: str) -> str:
+    """The error of a quarantined job (the console and ``jobs`` look for its prefix)."""
+    return f"{QUARANTINE_PREFIX} killed its worker {crashes} times ({crash})"
+
+
+#: How a quarantined job's error begins; its error_type is ``QUARANTINED``.
+QUARANTINE_PREFIX = "quarantined:"
+QUARANTINED = "Quarantined"
 
 
 def apply_outcome(
@@ -359,8 +389,13 @@ def apply_outcome(
         row = db.execute_sql(stmts.read_policy, params).fetchone()
         if row is not None:
             status, count, next_retry_at, max_retries = _decide_failure(row, outcome, now_dt)
+            crashes, job_error = _crash_count(row, outcome), {}
+            if _quarantined(row, outcome):  # the attempt row keeps the crash's own error
+                job_error = {"error": quarantine_message(crashes, outcome.crash or ""),
+                             "error_type": QUARANTINED}  # fmt: skip
             db.execute_sql(stmts.failed, {
-                **params, "status": status, "retry_count": count, "max_retries": max_retries,
+                **params, **job_error, "status": status, "retry_count": count,
+                "max_retries": max_retries, "crash_count": crashes,
                 "next_retry_at": next_retry_at,
                 "failed_at": stamp if status == "failed" else None,
                 "permanent": bool(outcome.permanent),

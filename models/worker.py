@@ -27,6 +27,11 @@ class Supervisor(BaseModel):
     #: the schema version its jobtui runs (migrations.SCHEMA_VERSION): ``db downgrade``
     #: refuses while a live one runs a newer schema than the target
     schema_version = peewee.IntegerField(null=True)
+    #: live scaling (supervisor/scaling.py): ``{queue: N}`` asked by ``jobtui scale``, not
+    #: yet applied (NULL: nothing asked); the supervisor clears it once ``queues`` says N
+    scale_request = JSONText(null=True)
+    #: ``{queue: [min, max]}`` of the queues it autoscales (NULL: none)
+    autoscale = JSONText(null=True)
 
     class Meta:
         table_name = "supervisors"

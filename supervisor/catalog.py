@@ -64,7 +64,8 @@ def publish_catalog(
     for name in registry.names():
         task = registry.get(name)
         if task is not None:
-            rows.append(catalog_row(name, task.defaults, getattr(task.func, "__module__", None)))
+            rows.append(catalog_row(name, task.registered_defaults,
+                                    getattr(task.func, "__module__", None)))  # fmt: skip
     scope = contextlib.nullcontext() if in_transaction else dialect_for(db).write_transaction(db)
     with scope:
         publish_tasks(db, config.name, config.host, rows)
@@ -92,6 +93,9 @@ class TaskSettings:
         self.default_timeout_s = config.default_timeout_s or None
         self.policies: dict[str, RetryPolicy] = {}
         self.timeouts: dict[str, float | None] = {}
+        #: each task's max_crashes: its own, else --max-crashes (0: never quarantined)
+        self.max_crashes: dict[str, int] = {}
+        self.default_max_crashes = config.max_crashes
         for name in registry.names():
             task = registry.get(name)
             if task is None:
@@ -107,6 +111,8 @@ class TaskSettings:
                                        DEFAULT_MAX_RETRIES)),
             )  # fmt: skip
             self.timeouts[name] = d.get("timeout") or self.default_timeout_s
+            own = getattr(task, "max_crashes", None)
+            self.max_crashes[name] = config.max_crashes if own is None else int(own)
         self.queues = task_queues(registry)
         self.next_rehome = time.monotonic() + REHOME_INTERVAL_S
 
@@ -114,6 +120,10 @@ class TaskSettings:
         """The retry policy (with max_retries) for a job of ``job_type``; None when the
         task is not ours (then the job row alone decides)."""
         return self.policies.get(job_type)
+
+    def crash_limit(self, job_type: str) -> int:
+        """Crashes after which a job of ``job_type`` is quarantined (0: never)."""
+        return self.max_crashes.get(job_type, self.default_max_crashes)
 
     def timeout_for(self, job: ClaimedJob) -> float | None:
         """The run's timeout: the job's own when its enqueuer gave one, else the task's,

@@ -13,6 +13,8 @@ DEFAULT_SHUTDOWN_GRACE_S = 30.0
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_RETENTION_DAYS = 7.0
+#: Runs that may kill their worker before the job is quarantined (--max-crashes).
+DEFAULT_MAX_CRASHES = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ class SupervisorConfig:
     notify_retries: bool = False  # each failed attempt that will be retried, too
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
+    #: For tasks that set no max_crashes (0: never quarantine).
+    max_crashes: int = DEFAULT_MAX_CRASHES
+    #: --autoscale QUEUE=MIN:MAX: the bounds of each autoscaled queue's workers.
+    autoscale: tuple[tuple[str, int, int], ...] = ()
+    #: how long a queue's next due job waits before its autoscaled workers grow
+    autoscale_wait_s: float = 5.0
+    #: how long an autoscaled worker stays idle before it is stopped
+    autoscale_idle_s: float = 30.0
+    #: the most workers in all while autoscaling (--workers with --autoscale; 0: no cap)
+    max_workers: int = 0
 
     @property
     def hang_timeout_s(self) -> float:
@@ -98,3 +110,59 @@ def parse_queue_options(values: list[str], workers: int | None) -> tuple[WorkerG
     if not groups:
         raise ValueError("no workers: give --workers N or --queue NAME=N")
     return tuple(groups)
+
+
+def parse_autoscale(values: list[str]) -> tuple[tuple[str, int, int], ...]:
+    """``--autoscale QUEUE=MIN:MAX`` (repeatable): the queue's own workers, from MIN to MAX."""
+    out: dict[str, tuple[str, int, int]] = {}
+    for value in values:
+        name, sep, bounds = value.partition("=")
+        low_text, colon, high_text = bounds.partition(":")
+        name = name.strip()
+        try:
+            low, high = int(low_text), int(high_text)
+        except ValueError:
+            low = high = -1
+        if not name or not sep or not colon or low < 0 or high < max(1, low):
+            raise ValueError(f"--autoscale {value!r}: QUEUE=MIN:MAX, whole numbers with "
+                             "0 <= MIN <= MAX and MAX >= 1")  # fmt: skip
+        if name in out:
+            raise ValueError(f"--autoscale names queue {name!r} twice")
+        out[name] = (name, low, high)
+    return tuple(out.values())
+
+
+def autoscaled_groups(
+    queues: list[str], workers: int | None, autoscale: tuple[tuple[str, int, int], ...]
+) -> tuple[tuple[WorkerGroup, ...], int]:
+    """The worker groups when some queues autoscale, and the most workers in all.
+
+    Horizon's balancing: with ``--autoscale``, ``--workers N`` is the ceiling on all of this
+    supervisor's workers, not a shared pool; every queue has workers of its own — from
+    ``--queue NAME=N`` (fixed; an autoscaled queue starts at N) or ``--autoscale`` (starting
+    at MIN). Without ``--workers`` there is no ceiling but the MAXes."""
+    fixed: dict[str, int] = {}
+    for value in queues:
+        name, sep, count = value.partition("=")
+        if not sep:
+            raise ValueError(f"--queue {value!r}: with --autoscale every queue has workers of "
+                             "its own: --queue NAME=N, or --autoscale NAME=MIN:MAX")  # fmt: skip
+    for group in parse_queue_options(queues, 0) if queues else ():
+        fixed[group.label] = group.size
+    groups = []
+    for name, low, high in autoscale:
+        start = fixed.pop(name, low)
+        if not low <= start <= high:
+            raise ValueError(f"--queue {name}={start} is outside --autoscale {name}={low}:{high}")
+        groups.append(WorkerGroup(queues=(name,), size=start))
+    groups += [WorkerGroup(queues=(name,), size=size) for name, size in fixed.items()]
+    ceiling = workers or 0
+    if workers is not None and workers < 1:
+        raise ValueError("--workers must be at least 1 (the most workers in all) with --autoscale")
+    floor = sum(g.size for g in groups)
+    if ceiling and floor > ceiling:
+        raise ValueError(f"--workers {ceiling} is below the {floor} workers the queues start "
+                         "with (fixed counts and autoscale minimums)")  # fmt: skip
+    if not floor and not any(high for _, _, high in autoscale):
+        raise ValueError("no workers: give --queue NAME=N or --autoscale NAME=MIN:MAX")
+    return tuple(groups), ceiling

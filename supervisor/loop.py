@@ -28,12 +28,13 @@ from .config import SupervisorConfig, WorkerGroup
 from .dispatch import NAME_WORKER_AFTER_S, Dispatch
 from .gates import StartGates
 from .notify import Notifier, NotifySettings
-from .pool import WorkerHandle, spawn_workers
+from .pool import WorkerHandle, describe_exit, spawn_workers
 from .prefetch import PrefetchDepth
 from .ready import ReadyJobs
 from .recovery import Reaper
 from .reload import Reloading
 from .rollup_upkeep import RollupKeeper
+from .scaling import Scaler
 from .signals import SignalInbox
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
@@ -48,13 +49,6 @@ IDLE_TRIM_AFTER_S = 1.0
 #: Idle turns the loop rehearses before the workers fork (CPython 3.11 specialises a
 #: function after 8 calls).
 WARM_UP_TURNS = 10
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return "unknown signal"
 
 
 class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
@@ -116,6 +110,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.next_prune = now + PRUNE_INTERVAL_S / 10
         self.rollup = RollupKeeper(db, now)
         self.started_mono = now
+        self.scaler = Scaler(self)  # live scaling and --autoscale (scaling.py)
 
     def _orphan_policy(self, job_type: str) -> str:
         task = self.registry.get(job_type)
@@ -203,15 +198,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             pass
         self.drain_worker(worker)  # an outcome sent just before exiting still counts
         worker.conn.close()
-        if os.WIFSIGNALED(status):
-            why = f"killed by signal {os.WTERMSIG(status)} ({_signal_name(os.WTERMSIG(status))})"
-        else:
-            why = f"worker exited with code {os.WEXITSTATUS(status)}"
-        if peak_rss:
-            why += f"; worker peak RSS {peak_rss / 1048576:.0f} MB"
+        why, crash = describe_exit(status, peak_rss)
         for index, job in enumerate(list(worker.jobs)):
             started = index == 0 and job.started_mono is not None
-            self.job_lost_with_worker(worker, job, why, started=started)
+            self.job_lost_with_worker(worker, job, why, started=started, crash=crash)
         if worker.kill is not None and worker.kill.kind in ("timeout", "cancel", "hang", "lost"):
             timeouts.sweep_orphans(self._keep_pids())
         if worker.kill is not None:
@@ -219,7 +209,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                      worker.kill.reason, why)  # fmt: skip
         elif not worker.stop_sent:
             log.warning("worker %s (pid %d) %s", worker.name, worker.pid, why)
-        if not self.stopping:
+        if not self.stopping and not worker.scaled_down:
             lived = time.monotonic() - worker.started_mono
             backoff = (
                 0.0
@@ -334,6 +324,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             deadlines.append(self.import_check.deadline_mono)
         if self.stopping:
             deadlines.append(self.stop_deadline)
+        else:
+            deadlines.append(self.scaler.due())
         return max(0.0, min(deadlines) - now)
 
     def _trim_when_idle(self, now: float) -> None:
@@ -361,6 +353,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                     self._close_wake_pg()  # lost: reopened on the next safety poll
                 self.want_claim = True
                 if self.wake is not None:
+                    if self.wake.scale_wanted:
+                        self.wake.scale_wanted = False
+                        self.scaler.wanted = True
                     for due in self.wake.take_due():
                         self.claim_at(due)
             else:
@@ -380,8 +375,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self.reload_check_tick(now)
         if self.stopping:
             self.advance_shutdown()
-        elif self.respawn:
-            self.respawn_due()
+        else:
+            if self.respawn:
+                self.respawn_due()
+            self.scaler.tick(now)
         self.hand_out()  # a worker freed or forked this turn takes a ready job
         if not self.stopping and self.notifier.wanted and self.notifier.pid is None:
             self._start_notifier()

@@ -20,11 +20,14 @@ from .config import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
     DEFAULT_KILL_GRACE_S,
     DEFAULT_LEASE_S,
+    DEFAULT_MAX_CRASHES,
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_POLL_INTERVAL_S,
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SHUTDOWN_GRACE_S,
     SupervisorConfig,
+    autoscaled_groups,
+    parse_autoscale,
     parse_queue_options,
 )
 
@@ -158,6 +161,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="retry_delay of jobs whose own and task's are unset (default 10)",
     )
+    p.add_argument(
+        "--max-crashes",
+        type=int,
+        default=DEFAULT_MAX_CRASHES,
+        metavar="N",
+        help="quarantine a job (failed, retries or not) once its runs killed their worker N "
+        "times: a signal, an OOM kill, an exit mid-job, a hang (tasks' max_crashes wins; "
+        f"0: never; default {DEFAULT_MAX_CRASHES})",
+    )
+    p.add_argument(
+        "--autoscale",
+        action="append",
+        default=[],
+        metavar="QUEUE=MIN:MAX",
+        help="grow QUEUE's own workers up to MAX while its next job waits "
+        "--autoscale-wait, shrink them to MIN once idle; --workers is then the most "
+        "workers in all (repeatable)",
+    )
+    p.add_argument(
+        "--autoscale-wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how long a queue's next due job waits before its workers grow (default 5)",
+    )
+    p.add_argument(
+        "--autoscale-idle",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="how long an autoscaled worker idles before it stops (default 30)",
+    )
     p.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES, metavar="N")
     p.add_argument(
         "--max-jobs-per-worker",
@@ -229,7 +264,7 @@ def _load_peewee_for(url: str | None) -> None:
 
 ENV_PREFIX = "JOBTUI_"
 #: Options given more than once on the command line: a list in the environment.
-REPEATABLE = frozenset({"imports", "queues", "notify_email"})
+REPEATABLE = frozenset({"imports", "queues", "notify_email", "autoscale"})
 
 
 def env_name(option: str) -> str:
@@ -349,8 +384,16 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--audit-retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:
         raise ConfigurationError("--max-result-bytes must be > 0")
+    if args.max_crashes < 0:
+        raise ConfigurationError("--max-crashes must be >= 0 (0: never quarantine)")
+    if args.autoscale_wait < 0 or args.autoscale_idle < 0:
+        raise ConfigurationError("--autoscale-wait and --autoscale-idle must be >= 0")
     try:
-        groups = parse_queue_options(args.queues, args.workers)
+        autoscale = parse_autoscale(args.autoscale)
+        if autoscale:
+            groups, ceiling = autoscaled_groups(args.queues, args.workers, autoscale)
+        else:
+            groups, ceiling = parse_queue_options(args.queues, args.workers), 0
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     host = socket.gethostname()
@@ -367,6 +410,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
+        max_crashes=args.max_crashes, autoscale=autoscale, max_workers=ceiling,
+        autoscale_wait_s=args.autoscale_wait, autoscale_idle_s=args.autoscale_idle,
     )  # fmt: skip
 
 

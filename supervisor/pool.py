@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -95,6 +96,8 @@ class WorkerHandle:
     jobs_failed: int = 0
     kill: KillPlan | None = None
     retiring: bool = False  # finish the jobs it holds, then stop (recycling)
+    scaled_down: bool = False  # retired by a scale-down: not replaced when it stops
+    idle_since: float = 0.0  # when it last had no job (autoscale retires long-idle ones)
     max_jobs: int = 0  # --max-jobs-per-worker (0: no limit)
     stop_sent: bool = False
     exited: bool = False
@@ -110,7 +113,7 @@ class WorkerHandle:
 
     @property
     def state(self) -> str:
-        if self.kill is not None or self.stop_sent:
+        if self.kill is not None or self.stop_sent or self.scaled_down:
             return "stopping"
         return "busy" if self.jobs else "idle"
 
@@ -128,6 +131,26 @@ class WorkerHandle:
             if job.id == job_id:
                 return job
         return None
+
+
+def describe_exit(status: int, peak_rss: int = 0) -> tuple[str, str]:
+    """How a worker ended, from its wait status: the reason a job lost with it gets
+    ("killed by signal 9 (SIGKILL); worker peak RSS 812 MB") and, shorter, the crash a
+    quarantine message names ("SIGKILL, peak RSS 812 MB")."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "unknown signal"
+        why, crash = f"killed by signal {number} ({name})", name
+    else:
+        why = f"worker exited with code {os.WEXITSTATUS(status)}"
+        crash = f"exit code {os.WEXITSTATUS(status)}"
+    if peak_rss:
+        why += f"; worker peak RSS {peak_rss / 1048576:.0f} MB"
+        crash += f", peak RSS {peak_rss / 1048576:.0f} MB"
+    return why, crash
 
 
 def spawn_workers(
@@ -182,7 +205,7 @@ def spawn_workers(
         handles.append(WorkerHandle(
             slot=slot, name=name, group=group, pid=pid, conn=parent_conn, started_mono=now,
             process_started_at=procinfo.start_time(pid), started_at=sql_timestamp(utcnow()),
-            last_message_mono=now, max_jobs=config.max_jobs_per_worker))  # fmt: skip
+            last_message_mono=now, max_jobs=config.max_jobs_per_worker, idle_since=now))  # fmt: skip
     return handles
 
 

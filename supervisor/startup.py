@@ -134,6 +134,9 @@ def _register(db: peewee.Database, config: SupervisorConfig, registry: TaskRegis
         })  # fmt: skip
         # with our row, so whoever sees us running also finds our tasks' defaults
         publish_catalog(db, config, registry, in_transaction=True)
+        from jobtui.models.scaling import register_scaling
+
+        register_scaling(db, config.name, {q: (lo, hi) for q, lo, hi in config.autoscale})
 
 
 def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None:

@@ -13,6 +13,7 @@ import socket
 
 import peewee
 
+from jobtui.models.scaling import SCALE_WAKE
 from jobtui.models.wakeup import CHANNEL, wake_dir
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class WakeListener:
         self.pg = None
         self.pg_fd: int | None = None
         self.due: list[str] = []
+        self.scale_wanted = False  # a ``jobtui scale`` request is waiting (scaling.py)
         self.pg_outage = False  # the LISTEN connection failed to open: said once, not per try
         self.open()
 
@@ -122,7 +124,9 @@ class WakeListener:
         return True
 
     def _note(self, payload: str) -> None:
-        if payload and payload != "!":
+        if payload == SCALE_WAKE:
+            self.scale_wanted = True
+        elif payload and payload != "!":
             self.due.append(payload)
 
     def take_due(self) -> list[str]:

@@ -178,6 +178,7 @@ class WorkerEvents:
         self.want_claim = True
         self._maybe_recycle(worker)
         if not worker.jobs:
+            worker.idle_since = time.monotonic()
             self.feed(worker)  # its next job now, not after this turn's commit
 
     def _maybe_recycle(self: Supervisor, worker: WorkerHandle) -> None:
@@ -202,9 +203,22 @@ class WorkerEvents:
             self.send(worker, ("stop",))
 
     def job_lost_with_worker(
-        self: Supervisor, worker: WorkerHandle, job: RunningJob, why: str, *, started: bool
+        self: Supervisor,
+        worker: WorkerHandle,
+        job: RunningJob,
+        why: str,
+        *,
+        started: bool,
+        crash: str | None = None,
     ) -> None:
-        """The worker running (or holding) ``job`` is gone: decide the job's outcome."""
+        """The worker running (or holding) ``job`` is gone: decide the job's outcome.
+
+        Crash-loop quarantine counts the runs that killed their worker: a death we did not
+        cause (a signal from anyone else — the kernel's OOM killer, the task's own
+        ``kill`` — or an exit in the middle of the job: ``crash`` says how), and a hang we
+        killed it for (silent past the lease). Not counted: a timeout (the job's own limit,
+        retried as such), a cancel, a shutdown, a lost lease, nor a worker that died with
+        its supervisor (recovery.py: not the job's fault)."""
         claimed, info = job.claimed, self._worker_info(worker)
         base = {"job_id": claimed.id, "attempt": claimed.attempt, "started_at": job.started_at,
                 "lease_token": claimed.lease_token, "worker": info}  # fmt: skip
@@ -224,10 +238,13 @@ class WorkerEvents:
                               task_policy=self._task_policy(claimed.job_type))  # fmt: skip
         else:
             reason = plan.reason if plan is not None else why
+            if plan is not None:  # a kill of ours: only a hang counts as a crash
+                crash = f"hang: {plan.reason}" if plan.kind == "hang" else None
             outcome = Outcome(**base, kind="failed", error=reason, error_type="WorkerLost",
                               attempt_outcome="crashed",
                               permanent=self._orphan_policy(claimed.job_type) == "fail",
-                              task_policy=self._task_policy(claimed.job_type))  # fmt: skip
+                              task_policy=self._task_policy(claimed.job_type), crash=crash,
+                              max_crashes=self.task_settings.crash_limit(claimed.job_type))  # fmt: skip
         self.finish(worker, job, outcome)
 
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
@@ -248,11 +265,27 @@ class WorkerEvents:
                 self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
                             outcome.error_type, event="retrying")  # fmt: skip
         elif status == "failed":
-            log.error("%s failed for good%s: %s", what, took, outcome.error)
-            self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
-                        outcome.error_type)  # fmt: skip
+            error, error_type = outcome.error, outcome.error_type
+            if outcome.crash:  # maybe quarantined: the row says so (a rare read)
+                error, error_type = self._final_error(outcome.job_id) or (error, error_type)
+            log.error("%s failed for good%s: %s", what, took, error)
+            self.notify(outcome.job_id, task, queue, outcome.attempt, error, error_type)
         else:
             log.info("%s %s%s: %s", what, status, took, outcome.error)
+
+    def _final_error(self: Supervisor, job_id: str) -> tuple[str, str] | None:
+        """The error a job ended with, as its row has it (a quarantine's own words)."""
+        import peewee
+
+        from jobtui.models.dialect import dialect_for
+
+        try:
+            row = self.db.execute_sql(dialect_for(self.db).sql(
+                "SELECT error_message, error_type FROM jobs WHERE id = :id"),
+                {"id": job_id}).fetchone()  # fmt: skip
+        except peewee.PeeweeException:
+            return None
+        return None if row is None else (row[0], row[1])
 
     def measure(self: Supervisor, worker: WorkerHandle) -> None:
         """CPU % since the last measure and RSS of the worker process."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 MUTATING = frozenset({
     "cancel", "kill", "retry", "delete", "priority_up", "priority_down", "toggle_pause",
     "enqueue", "toggle_schedule", "run_schedule_now", "edit_retry",
+    "scale",
 })  # fmt: skip
 
 #: (scope, keys, what, action or "" when not an action of its own)
@@ -55,11 +56,13 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("queues", "p", "pause / resume the queue", "toggle_pause"),
     ("queues", "enter", "the queue's jobs (esc comes back)", ""),
     ("failures", "E", "edit and retry the group's newest job", "edit_retry"),
+    ("queues", "W", "set the queue's workers on its supervisor, live (a form)", "scale"),
     ("scheduled", "p", "pause / resume the highlighted schedule", "toggle_schedule"),
     ("scheduled", "n", "run the highlighted schedule's job now", "run_schedule_now"),
     ("scheduled", "enter", "the schedule's last job, or the delayed job", ""),
     ("workers", "enter", "worker detail", ""),
     ("workers", "o", "its current job", "open_job"),
+    ("workers", "W", "set the workers of the highlighted queue group, live (a form)", "scale"),
     ("job detail", "[ / ]", "previous / next tab", ""),
     ("job detail", "t / a", "traceback / attempts tab", ""),
     ("job detail", "esc", "back", ""),

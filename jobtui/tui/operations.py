@@ -141,6 +141,10 @@ def parse_retry_form(args: str, kwargs: str, priority: str = "", queue: str = ""
                         queue=queue.strip() or None)  # fmt: skip
 
 
+#: How long the console's scale waits for the supervisor (in a worker thread).
+SCALE_WAIT_S = 15.0
+
+
 class Operations:
     """The console's writes on one database. Call from a worker thread."""
 
@@ -233,6 +237,28 @@ class Operations:
             self._audited("pause" if paused else "resume", queue,
                           lambda: actions.set_queue_paused(queue, paused, db=self.db))  # fmt: skip
             return Outcome(f"queue {queue} {'paused' if paused else 'resumed'}")
+
+        return self._run(run)
+
+    def scale(self, queue: str, count: int, supervisor: str | None = None,
+              timeout_s: float = SCALE_WAIT_S) -> Outcome:  # fmt: skip
+        """Ask the supervisor serving ``queue`` for ``count`` workers and wait (in this
+        worker thread) until it applied it: ``jobtui scale``."""
+        from jobtui.models import scaling
+
+        def run() -> Outcome:
+            target = scaling.pick_supervisor(self.db, queue, supervisor)
+            scaling.check_count(target, queue, count)
+            name, was = target["name"], target["queues"].get(queue)
+            scaling.request_scale(self.db, name, queue, count)
+            applied = scaling.wait_applied(self.db, name, queue, count, timeout_s)
+            if applied is None:
+                return Outcome(f"asked {name} for {count} worker(s) on {queue}: not applied "
+                               f"within {timeout_s:g} s (it applies when {name} reads it)",
+                               "warning")  # fmt: skip
+            later = " (the extra ones stop after their current job)" if was and count < was else ""
+            return Outcome(f"{name}: queue {queue} {was if was is not None else 0} -> {count} "
+                           f"worker(s){later}")  # fmt: skip
 
         return self._run(run)
 

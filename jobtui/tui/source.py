@@ -29,6 +29,7 @@ from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
 from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
+from jobtui.models.scaling import describe_queues
 from jobtui.models.worker import Supervisor, Worker
 
 from . import stats
@@ -272,7 +273,7 @@ class DataSource:
         for s in sups:
             rows.append(WorkerRow(
                 kind="supervisor", name=s.name, supervisor=None, host=s.host, pid=s.pid,
-                state=s.state, queue=",".join(dict(s.queues or {})) or None,
+                state=s.state, queue=describe_queues(s.queues, s.autoscale) or None,
                 current_job_id=None, current_task=None, progress=None,
                 cpu_percent=float(s.cpu_percent or 0), rss_bytes=int(s.rss_bytes or 0),
                 uptime_s=age(s.started_at), heartbeat_age_s=age(s.heartbeat_at),

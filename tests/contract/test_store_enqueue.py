@@ -180,7 +180,9 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("jobs", "progress_details"),  # version 4
                        ("jobs", "unset_options"),  # version 5
                        ("supervisors", "schema_version"),  # version 7
-                       ("job_attempts", "parameters")]  # version 8  # fmt: skip
+                       ("job_attempts", "parameters"),  # version 8
+                       ("jobs", "crash_count"), ("supervisors", "scale_request"),
+                       ("supervisors", "autoscale")]  # version 9  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -203,6 +205,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.status == "pending" and row.cancel_reason is None and not row.kill_requested
     assert row.progress_details is None
     assert row.unset_options == 0  # an older job's options count as its own, as before
+    assert row.crash_count == 0
     assert db.table_exists("task_catalog") and db.table_exists("audit_log")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]

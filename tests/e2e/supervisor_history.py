@@ -137,7 +137,7 @@ def job_rows(*where: Any) -> list[Any]:
     query = Job.select(Job.id, Job.job_type, Job.status, Job.attempt, Job.retry_count,
                        Job.result, Job.error_message, Job.error_type,
                        Job.progress_percentage, Job.progress_message, Job.progress_details,
-                       Job.worker_name,
+                       Job.worker_name, Job.crash_count, Job.max_retries,
                        Job.started_at, Job.completed_at)  # fmt: skip
     for condition in where:
         query = query.where(condition)

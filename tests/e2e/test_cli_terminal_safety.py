@@ -130,3 +130,23 @@ def test_the_console_script_writes_no_raw_control_bytes(db, db_url):
         text = done.stdout.decode("utf-8")
         assert b"\x1b" not in done.stdout and b"\x07" not in done.stdout
         assert_visible(text)
+
+
+def test_scale_says_hostile_names_visibly_on_one_line(cli, db):
+    """Queue and supervisor names reach ``scale``'s errors from the command line and from
+    supervisor rows (a hostile host's registration): shown, never emitted."""
+    with db.atomic():
+        Supervisor.create(name="sup\x1b[2J", host="h", pid=100, heartbeat_at=utcnow(),
+                          queues={"q\x1b]0;PWNED\x07": 1}, heartbeat_interval_s=5.0)  # fmt: skip
+    for name, value in sorted(HOSTILE.items()):
+        if "\x00" in value or name == "very_long":
+            continue
+        code, _, err = cli("scale", value, "2")
+        assert code == 1 and err.count("\n") == 1, (name, err)
+        assert_visible(err)
+        code, _, err = cli("scale", "--supervisor", value, "q", "2")
+        assert code == 1 and err.count("\n") == 1, (name, err)
+        assert_visible(err)
+    code, _, err = cli("scale", "other", "2", "--supervisor", "sup\x1b[2J")
+    assert code == 1 and "does not serve queue 'other'" in err and "q␛]0;PWNED␇=1" in err
+    assert_visible(err)

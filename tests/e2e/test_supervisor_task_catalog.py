@@ -177,7 +177,7 @@ def test_jobtui_tasks_lists_the_catalog_with_its_supervisors(db, db_url, capsys)
     for name, alive in (("web-1", True), ("old-2", False)):
         registry = TaskRegistry()
         registry.register(Task(func=print, name="catalog.never_again", defaults={
-            "queue": "ux", "max_retries": 0}))  # fmt: skip
+            "queue": "ux", "max_retries": 0}, max_crashes=4))  # fmt: skip
         if alive:
             Supervisor.create(name=name, host="h", pid=1, heartbeat_at=utcnow())
         publish_catalog(db, SupervisorConfig(imports=("x",), groups=(WorkerGroup(None, 1),),
@@ -189,6 +189,7 @@ def test_jobtui_tasks_lists_the_catalog_with_its_supervisors(db, db_url, capsys)
     (entry,) = json.loads(capsys.readouterr().out)
     assert (entry["name"], entry["queue"], entry["max_retries"], entry["alive"]) == (
         "catalog.never_again", "ux", 0, True)  # fmt: skip
+    assert entry["max_crashes"] == 4 and entry["defaults"]["max_crashes"] == 4
     assert {(s["name"], s["alive"]) for s in entry["supervisors"]} == {
         ("web-1", True), ("old-2", False)}  # fmt: skip
     assert entry["supervisors"][0]["last_seen"].endswith("+00:00")

@@ -74,6 +74,12 @@ def test_edit_and_retry_form_with_bad_json(snap_compare):
     assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(keys))
 
 
+def test_scale_form(snap_compare):
+    """W on a supervisor's row: its first group's workers, ready to change."""
+    keys = ["3", "down", "W"]
+    assert snap_compare(static_app(), terminal_size=(120, 40), run_before=before(keys))
+
+
 def test_read_only_jobs(snap_compare):
     app = static_app(read_only=True)
     assert snap_compare(app, terminal_size=(120, 40), run_before=before())

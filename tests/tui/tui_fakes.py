@@ -97,7 +97,8 @@ STRIP = Strip(done_per_min=tuple((n * 7) % 23 for n in range(60)),
               failed_per_min=tuple(3 if n % 17 == 0 else 0 for n in range(60)),
               wait_p95_s=1.8, oldest_pending_s=380.0)  # fmt: skip
 
-SUPERVISOR = WorkerRow("supervisor", "host-1", None, "host", 4100, "running", "*", None, None,
+SUPERVISOR = WorkerRow("supervisor", "host-1", None, "host", 4100, "running",
+                       "*=3, reports=1 (auto 1-4)", None, None,
                        None, 1.5, 52_428_800, 7200.0, 1.0, 3100, 52)  # fmt: skip
 WORKERS = (
     WorkerRow("worker", "host-2-w1", "host-2", "host", 4200, "busy", "*", job_id(5), "t.x",
@@ -120,6 +121,10 @@ GROUPS = (
     FailureGroup("g3", "PermanentError", "invalid amount <n> for order <n>",
                  "invalid amount 0 for order 1099", 1, ago(900), ago(900),
                  ("jobtui.demo.process_payment",), ("orders",), (job_id(13),)),
+    FailureGroup("g4", "Quarantined", "quarantined: killed its worker <n> times (SIGKILL, "
+                 "peak RSS <n> MB)", "quarantined: killed its worker 2 times (SIGKILL, peak RSS "
+                 "812 MB)", 2, ago(600), ago(120), ("jobtui.demo.resize_image",), ("media",),
+                 (job_id(12),)),
 )  # fmt: skip
 
 SCHEDULES = (
@@ -312,7 +317,7 @@ class StaticSource:
 
     def failures_view(self) -> FailuresView:
         self._check("failures_view")
-        return FailuresView(now=FIXED_NOW, groups=GROUPS, sampled=44, capped=False)
+        return FailuresView(now=FIXED_NOW, groups=GROUPS, sampled=46, capped=False)
 
     def scheduled_view(self) -> ScheduledView:
         self._check("scheduled_view")

@@ -54,6 +54,9 @@ class RecordingOperations(Operations):
     def edit_retry(self, job_id, request):
         return self._record("edit_retry", job_id, request)
 
+    def scale(self, queue, count, supervisor=None):
+        return self._record("scale", queue, count, supervisor)
+
 
 def static_app(source: StaticSource | None = None, *, read_only: bool = False) -> JobtuiApp:
     """An app on fixed data, a fixed clock and no timers."""

@@ -134,3 +134,60 @@ def test_task_settings_resolve_the_task_then_the_supervisor_then_built_in():
     assert settings.timeouts == {"own": 7, "bare": 7} and settings.policy("unknown") is None
     built_in = TaskSettings(registry, config_from_args(parse_options(["--import", "app"])))
     assert built_in.policy("bare").max_retries == 3 and built_in.timeouts["bare"] is None
+
+
+def test_max_crashes_comes_from_the_task_then_the_flag_or_environment(monkeypatch):
+    from jobtui.registry import Task, TaskRegistry, task
+    from jobtui.supervisor.catalog import TaskSettings
+
+    registry = TaskRegistry()
+    registry.register(Task(func=print, name="own", max_crashes=5))
+    registry.register(Task(func=len, name="bare"))
+    built_in = TaskSettings(registry, config_from_args(parse_options(["--import", "app"])))
+    assert (built_in.crash_limit("own"), built_in.crash_limit("bare")) == (5, 2)
+    assert built_in.crash_limit("not-ours") == 2
+    flag = config_from_args(parse_options(["--import", "app", "--max-crashes", "0"]))
+    assert TaskSettings(registry, flag).crash_limit("bare") == 0  # never quarantined
+    monkeypatch.setenv("JOBTUI_MAX_CRASHES", "4")
+    assert config_from_args(parse_options(["--import", "app"])).max_crashes == 4
+    assert registry.get("own").registered_defaults == {"max_crashes": 5}  # the catalog's
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(TypeError, match="max_crashes"):
+            task(max_crashes=bad)(len)
+
+
+def test_autoscale_gives_queues_their_own_workers_under_a_ceiling(monkeypatch):
+    args = ["--import", "app", "--autoscale", "emails=1:8", "--queue", "default=2",
+            "--workers", "10", "--autoscale-wait", "2", "--autoscale-idle", "9"]  # fmt: skip
+    config = config_from_args(parse_options(args))
+    assert [(g.label, g.size) for g in config.groups] == [("emails", 1), ("default", 2)]
+    assert (config.autoscale, config.max_workers) == ((("emails", 1, 8),), 10)
+    assert (config.autoscale_wait_s, config.autoscale_idle_s) == (2, 9)
+    started = config_from_args(parse_options(
+        ["--import", "app", "--autoscale", "emails=1:8", "--queue", "emails=3"]))  # fmt: skip
+    assert [(g.label, g.size) for g in started.groups] == [("emails", 3)]
+    assert started.max_workers == 0  # no --workers: only the MAXes bound it
+    monkeypatch.setenv("JOBTUI_AUTOSCALE", "a=0:2, b=1:1")
+    both = config_from_args(parse_options(["--import", "app"]))
+    assert [(g.label, g.size) for g in both.groups] == [("a", 0), ("b", 1)]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--autoscale", "emails"], "QUEUE=MIN:MAX"),
+        (["--autoscale", "emails=3:2"], "QUEUE=MIN:MAX"),
+        (["--autoscale", "emails=0:0"], "QUEUE=MIN:MAX"),
+        (["--autoscale", "emails=a:b"], "QUEUE=MIN:MAX"),
+        (["--autoscale", "e=1:2", "--autoscale", "e=1:3"], "names queue 'e' twice"),
+        (["--autoscale", "e=1:2", "--queue", "other"], "every queue has workers of its own"),
+        (["--autoscale", "e=1:2", "--queue", "e=5"], "outside --autoscale e=1:2"),
+        (["--autoscale", "e=2:4", "--queue", "d=2", "--workers", "3"], "below the 4 workers"),
+        (["--max-crashes", "-1"], "--max-crashes must be >= 0"),
+    ],
+)
+def test_bad_autoscale_and_crash_options_are_refused(args, says):
+    from jobtui.models.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=says):
+        config_from_args(parse_options(["--import", "app", *args]))

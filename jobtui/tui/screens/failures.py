@@ -12,6 +12,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from jobtui.models.outcomes import QUARANTINED
+
 from .. import formatting as fmt
 from ..columns import Column
 from ..snapshot import FailureGroup, FailuresView, Source
@@ -24,9 +26,20 @@ COLUMNS = (("count", "count", 5), Column("error", "error", 18, grow=1, min_width
            ("last seen", "last", 9))  # fmt: skip
 
 
+#: How a group of quarantined jobs is marked (outcomes.QUARANTINED): its runs killed
+#: their worker max_crashes times; retrying one by hand resets its count.
+QUARANTINE_MARK = "‼ quarantined"
+
+
+def is_quarantined(group: FailureGroup) -> bool:
+    return group.error_type == QUARANTINED
+
+
 def group_cells(group: FailureGroup, now) -> tuple[Text, ...]:
     tasks = ", ".join(t.rsplit(".", 1)[-1] for t in group.tasks)
-    return (fmt.text(f"{group.count:,}", "bold red"), fmt.text(fmt.line(group.error_type)),
+    error = (fmt.text(QUARANTINE_MARK, "bold magenta") if is_quarantined(group)
+             else fmt.text(fmt.line(group.error_type)))  # fmt: skip
+    return (fmt.text(f"{group.count:,}", "bold red"), error,
             fmt.text(fmt.line(group.message)), fmt.text(fmt.line(tasks)),
             fmt.text(fmt.age(group.first_seen, now)), fmt.text(fmt.age(group.last_seen, now)))  # fmt: skip
 
@@ -64,6 +77,8 @@ class FailuresScreen(ViewScreen):
         if data.capped:
             hint.append(f" (the newest {data.sampled:,} failures)", style="dim")
         hint.append(" · enter: the group's jobs (then * and R retries them all)", style="dim")
+        if any(is_quarantined(g) for g in data.groups):
+            hint.append(" · ‼ its runs killed their worker", style="magenta")
         self.query_one("#failures-hint", Static).update(hint)
 
     def action_open_group(self) -> None:

@@ -51,9 +51,11 @@ def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
 
 class QueuesScreen(ViewScreen):
     VIEW = "Queues"
-    BINDINGS = [Binding("p", "toggle_pause", "Pause/resume")]
+    BINDINGS = [Binding("p", "toggle_pause", "Pause/resume"), Binding("W", "scale", "Scale")]
     PALETTE = (("Queue: pause / resume", "pause or resume the queue under the cursor (p)",
                 "toggle_pause"),
+               ("Queue: scale its workers", "set its supervisor's workers for the queue (W)",
+                "scale"),
                ("Queue: its jobs", "the jobs of the queue under the cursor (enter)",
                 "open_queue"))  # fmt: skip
 
@@ -63,8 +65,9 @@ class QueuesScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="queues-table")
-        yield Static(Text("enter: the queue's jobs · p: pause/resume · latency is the age of "
-                          "the oldest due pending job · counts stop at 10k", style="dim"),
+        yield Static(Text("enter: the queue's jobs · p: pause/resume · W: its workers · latency "
+                          "is the age of the oldest due pending job · counts stop at 10k",
+                          style="dim"),
                      id="queues-hint")  # fmt: skip
 
     def on_mount(self) -> None:
@@ -91,6 +94,15 @@ class QueuesScreen(ViewScreen):
             return
         row = self.rows.get(name)
         toggle_pause(self.jobtui, name, bool(row and row.paused))
+
+    def action_scale(self) -> None:
+        from .scale_form import open_scale_form
+
+        name = self.current()
+        if name is None:
+            self.app.notify("no queue selected", severity="warning", markup=False)
+            return
+        open_scale_form(self, name)
 
     def action_open_queue(self) -> None:
         """A drill-down inside this view (esc comes back here), not a jump to view 1."""

@@ -35,6 +35,8 @@ def worker_row_cells(row: WorkerRow) -> tuple[Text, ...]:
     alarm = "bold red" if row.stale else ""
     name = ("▸ " if row.kind == "supervisor" else "  ") + row.name
     job = f"{fmt.short_id(row.current_job_id)} {row.current_task or ''}".strip()
+    if row.kind == "supervisor" and row.queue:  # its workers per queue, autoscale bounds
+        job = f"workers {row.queue}"
     progress = (
         fmt.bar(row.progress) if row.current_job_id and row.progress is not None else Text("")
     )
@@ -56,10 +58,35 @@ def open_job(screen: ViewScreen, job_id: str | None) -> None:
     screen.app.push_screen(JobDetailScreen(job_id))
 
 
+def group_counts(text: str | None) -> dict[str, int]:
+    """A supervisor row's queue text, ``emails=4 (auto 1-8), *=2``, as {group: workers}."""
+    out = {}
+    for part in (text or "").split(", "):
+        label, sep, rest = part.partition("=")
+        count = rest.split(" ")[0]
+        if sep and count.isdigit():
+            out[label] = int(count)
+    return out
+
+
+def scale_target(row: WorkerRow, rows: dict[str, WorkerRow]) -> tuple[str, str, int | None]:
+    """What the scale form starts with for a row: (queue, supervisor, its workers now) —
+    a worker's own group, or a supervisor's first group."""
+    if row.kind == "worker":
+        sup = rows.get(row.supervisor or "")
+        counts = group_counts(sup.queue) if sup is not None else {}
+        return row.queue or "", row.supervisor or "", counts.get(row.queue or "")
+    counts = group_counts(row.queue)
+    first = next(iter(counts), "")
+    return first, row.name, counts.get(first)
+
+
 class WorkersScreen(ViewScreen):
     VIEW = "Workers"
-    BINDINGS = [Binding("o", "open_job", "Its job")]
+    BINDINGS = [Binding("o", "open_job", "Its job"), Binding("W", "scale", "Scale")]
     PALETTE = (("Worker: current job", "the job the worker runs (o)", "open_job"),
+               ("Workers: scale a queue", "set the supervisor's workers for a queue (W)",
+                "scale"),
                ("Worker: detail", "the worker under the cursor (enter)", "open_worker"))  # fmt: skip
 
     def __init__(self) -> None:
@@ -69,7 +96,8 @@ class WorkersScreen(ViewScreen):
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="workers-table")
         yield Static(Text("stale: no heartbeat for 3 intervals (15 s by default) · enter: "
-                          "detail · o: its current job", style="dim"), id="workers-hint")  # fmt: skip
+                          "detail · o: its current job · W: scale its queue", style="dim"),
+                     id="workers-hint")  # fmt: skip
 
     def on_mount(self) -> None:
         self.query_one("#workers-table").focus()
@@ -98,6 +126,16 @@ class WorkersScreen(ViewScreen):
         row = self.current()
         if row is not None:
             self.app.push_screen(WorkerDetailScreen(row.name))
+
+    def action_scale(self) -> None:
+        from .scale_form import open_scale_form
+
+        row = self.current()
+        if row is None:
+            self.app.notify("no supervisor or worker selected", severity="warning", markup=False)
+            return
+        queue, supervisor, current = scale_target(row, self.rows)
+        open_scale_form(self, queue, supervisor, current)
 
     @on(DataTable.RowSelected, "#workers-table")
     def on_selected(self, event: DataTable.RowSelected) -> None:
