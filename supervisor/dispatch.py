@@ -28,6 +28,7 @@ from jobtui.models.outcomes import Outcome
 from . import timeouts
 from .commit import ClaimRequest
 from .config import WorkerGroup
+from .logline import job_fields
 from .pool import RunningJob, WorkerHandle
 from .prefetch import STALLED_S
 
@@ -220,12 +221,14 @@ class Dispatch:
     def stop_lost(self: Supervisor, job_ids: list[str]) -> None:
         for job_id in job_ids:
             if self.ready.remove(job_id) is not None:
-                log.warning("job %s: lease lost to another supervisor before it began", job_id)
+                log.warning("job %s: lease lost to another supervisor before it began", job_id,
+                            extra=job_fields(job_id))  # fmt: skip
                 continue
             for worker in self.workers.values():
                 if worker.find(job_id) is not None and worker.kill is None:
                     log.warning("job %s: lease lost to another supervisor; stopping worker %s",
-                                job_id, worker.name)  # fmt: skip
+                                job_id, worker.name,
+                                extra=job_fields(job_id, worker=worker.name))  # fmt: skip
                     timeouts.start_kill(worker, "lease lost", "lost", 0)
 
     def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
@@ -236,7 +239,8 @@ class Dispatch:
         for outcome, status in result.recovered:
             if status is not None:
                 log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
-                            outcome.attempt, outcome.error, status)  # fmt: skip
+                            outcome.attempt, outcome.error, status,
+                            extra=job_fields(outcome.job_id, attempt=outcome.attempt))  # fmt: skip
             if status == "failed":
                 self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
                             outcome.error_type)  # fmt: skip
@@ -248,9 +252,11 @@ class Dispatch:
             self.want_claim = True
         for job_id, task in result.unknown_failed:
             if task == "expired":
-                log.info("job %s cancelled: expired, not started by its deadline", job_id)
+                log.info("job %s cancelled: expired, not started by its deadline", job_id,
+                         extra=job_fields(job_id))  # fmt: skip
                 continue
-            log.warning("job %s failed: unknown task %s", job_id, task)
+            log.warning("job %s failed: unknown task %s", job_id, task,
+                        extra=job_fields(job_id, task))  # fmt: skip
             self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
         self.stop_lost(result.lost_leases)
         self.want_claim = False
@@ -371,7 +377,9 @@ class Dispatch:
                 running.started_mono = now  # an idle worker begins it at once
                 if log.isEnabledFor(logging.INFO):
                     log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
-                             job.job_type, job.attempt, worker.name, worker.pid)  # fmt: skip
+                             job.job_type, job.attempt, worker.name, worker.pid,
+                             extra=job_fields(job.id, job.job_type, job.queue_name,
+                                              job.attempt, worker.name))  # fmt: skip
                 worker.jobs.append(running)
                 batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
                               job.queue_name))  # fmt: skip

@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="json: one JSON object per log line (time, level, logger, message, and "
+        "job_id, task, queue, attempt, worker where they apply)",
+    )
     p.add_argument("--version", action="version", version=f"jobtui {__version__}")
     return p
 
@@ -400,9 +407,10 @@ def _warn_about_threads() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_options(argv)
     _load_peewee_for(args.database)  # first: the log's formatter imports jobtui.models
-    from .logline import visible_handler
+    from .logline import name_process, visible_handler
 
-    logging.basicConfig(level=args.log_level, handlers=[visible_handler(sys.stderr)])
+    logging.basicConfig(level=args.log_level,
+                        handlers=[visible_handler(sys.stderr, args.log_format)])  # fmt: skip
     if args.from_environment:
         log.info("options from the environment: %s", ", ".join(args.from_environment))
     from jobtui.models.errors import JobtuiError
@@ -414,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
+        name_process(supervisor=config.name)
         import_tasks(config.imports)
         if config.notify_hook:
             from .notify import load_hook
