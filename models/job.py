@@ -81,6 +81,9 @@ class Job(BaseModel):
     # -- options the enqueuer did not give (bits of catalog.UNSET_*): their values are the
     # task's as the catalog knew it, or built-in; the supervisor applies its own defaults
     unset_options = peewee.IntegerField(default=0)
+    # -- observability: the enqueuer's trace context (W3C traceparent, as JSON of the
+    # propagation carrier) when OpenTelemetry traced the enqueue; NULL otherwise
+    trace_context = peewee.TextField(null=True)
 
     class Meta:
         table_name = "jobs"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import peewee
 
+from .alert import Alert
 from .attempt import JobAttempt
 from .base import BaseModel
 from .batch import Batch
@@ -30,11 +31,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup,
+    TaskCatalog, JobRollup, Alert,
 ]  # fmt: skip
 
 
@@ -95,6 +96,16 @@ def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Databas
     migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
 
 
+def _add_trace_context_and_alerts(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8 (issue 15): each job keeps its enqueuer's trace context
+    (jobs.trace_context, nullable: no row is rewritten), and the ``alerts`` table holds
+    the state of each queue's long-wait and failure-rate alerts (alert.py)."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("jobs", "trace_context", Job.trace_context))
+    db.create_tables([Alert])
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -104,6 +115,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     5: _add_task_catalog,
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
+    8: _add_trace_context_and_alerts,
 }
 
 

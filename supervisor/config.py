@@ -49,6 +49,8 @@ class SupervisorConfig:
     default_max_retries: int | None = None
     default_retry_delay_s: float | None = None
     notify_hook: str | None = None  # module:function called with every notification
+    #: module:function called in each worker right after its fork: sets up OpenTelemetry
+    otel: str | None = None
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()
     notify_retries: bool = False  # each failed attempt that will be retried, too

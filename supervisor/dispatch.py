@@ -381,8 +381,12 @@ class Dispatch:
                              extra=job_fields(job.id, job.job_type, job.queue_name,
                                               job.attempt, worker.name))  # fmt: skip
                 worker.jobs.append(running)
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name))  # fmt: skip
+                if job.trace_context is None:
+                    batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                                  job.queue_name))  # fmt: skip
+                else:  # seq 0: not numbered (the worker's span continues the trace)
+                    batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
+                                  job.queue_name, 0, job.trace_context))  # fmt: skip
                 continue
             running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
@@ -390,10 +394,10 @@ class Dispatch:
                 worker.handed_seq += 1
                 running.seq = worker.handed_seq
                 batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name, running.seq))  # fmt: skip
+                              job.queue_name, running.seq, job.trace_context))  # fmt: skip
             else:
                 batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name))  # fmt: skip
+                              job.queue_name, 0, job.trace_context))  # fmt: skip
         if batch:
             self.send(worker, ("run", batch))
 

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="call FUNCTION(payload) in the notifier process for every "
         "notification (final failures; retries too with --notify-retries)",
     )
+    p.add_argument(
+        "--otel",
+        metavar="MODULE:FUNCTION",
+        help="OpenTelemetry: call FUNCTION() in each worker right after it starts, to set "
+        "up its tracer provider and exporter; jobs then run in CONSUMER spans that continue "
+        "their enqueuer's trace (needs jobtui[otel])",
+    )
     p.add_argument("--smtp-url", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://")
     p.add_argument("--smtp-from", default="jobtui@localhost", metavar="ADDR")
     p.add_argument(
@@ -343,6 +350,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--default-retry-delay must be >= 0")
     if args.notify_hook is not None and ":" not in args.notify_hook:
         raise ConfigurationError(f"--notify-hook takes MODULE:FUNCTION, got {args.notify_hook!r}")
+    if args.otel is not None and ":" not in args.otel:
+        raise ConfigurationError(f"--otel takes MODULE:FUNCTION, got {args.otel!r}")
     if args.notify_email and not args.smtp_url:
         raise ConfigurationError("--notify-email needs --smtp-url")
     for name in ("max_jobs_per_worker", "max_memory_per_worker"):
@@ -369,6 +378,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
+        otel=args.otel,
     )  # fmt: skip
 
 
@@ -428,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
             from .notify import load_hook
 
             load_hook(config.notify_hook)  # a hook that does not import fails the start
+        if config.otel:
+            from .notify import load_hook
+
+            load_hook(config.otel, "--otel")  # imported here once; called in each worker
         from .startup import open_and_register
 
         # Signals are ours before the row that makes us visible is written: a SIGTSTP or

@@ -51,10 +51,10 @@ class NotifySettings:
         return bool(self.webhook or (self.email_to and self.smtp_url) or self.hook)
 
 
-def load_hook(spec: str):
+def load_hook(spec: str, option: str = "--notify-hook"):
     """The function named by ``module:function`` (imported, as task modules are: the
     supervisor checks it at start, the notifier finds it imported already). A name that
-    does not resolve to a callable is a ConfigurationError."""
+    does not resolve to a callable is a ConfigurationError naming ``option``."""
     import importlib
 
     from jobtui.models.errors import ConfigurationError
@@ -65,9 +65,9 @@ def load_hook(spec: str):
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:  # noqa: BLE001 - any import error is a configuration error
-        raise ConfigurationError(f"--notify-hook {spec}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigurationError(f"{option} {spec}: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
-        raise ConfigurationError(f"--notify-hook {spec}: not a function")
+        raise ConfigurationError(f"{option} {spec}: not a function")
     return target
 
 

@@ -179,7 +179,8 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
                        ("jobs", "unset_options"),  # version 5
-                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
+                       ("supervisors", "schema_version"),  # version 7
+                       ("jobs", "trace_context")]  # version 8  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -190,6 +191,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
+    db.execute_sql("DROP TABLE alerts")  # version 8
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)

@@ -38,3 +38,12 @@ def wait_for_gate(name: str) -> str:
     while not gate.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     return name
+
+
+@task(queue="obs")
+def with_inner_span() -> str:
+    """Starts a span of its own: it must nest under the worker's CONSUMER span."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("observability_tasks").start_as_current_span("inner work"):
+        return "ok"
