@@ -25,6 +25,7 @@ from .config import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SHUTDOWN_GRACE_S,
     SupervisorConfig,
+    parse_alert_options,
     parse_queue_options,
 )
 
@@ -110,6 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION",
         help="call FUNCTION(payload) in the notifier process for every "
         "notification (final failures; retries too with --notify-retries)",
+    )
+    p.add_argument(
+        "--alert-wait",
+        action="append",
+        default=[],
+        metavar="QUEUE=SECONDS",
+        help="alert (webhook, e-mail, --notify-hook) when the oldest due job of QUEUE has "
+        "waited longer than SECONDS, once per episode, and again when it recovers; * for "
+        "every queue (repeatable)",
+    )
+    p.add_argument(
+        "--alert-failure-rate",
+        action="append",
+        default=[],
+        metavar="QUEUE=PERCENT",
+        help="alert when more than PERCENT of the runs of QUEUE that ended in the last 5 "
+        "minutes failed, and again when it recovers; * for every queue (repeatable)",
     )
     p.add_argument(
         "--otel",
@@ -241,7 +259,7 @@ def _load_peewee_for(url: str | None) -> None:
 
 ENV_PREFIX = "JOBTUI_"
 #: Options given more than once on the command line: a list in the environment.
-REPEATABLE = frozenset({"imports", "queues", "notify_email"})
+REPEATABLE = frozenset({"imports", "queues", "notify_email", "alert_wait", "alert_failure_rate"})
 
 
 def env_name(option: str) -> str:
@@ -363,6 +381,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--max-result-bytes must be > 0")
     try:
         groups = parse_queue_options(args.queues, args.workers)
+        alerts = (parse_alert_options(args.alert_wait, "wait")
+                  + parse_alert_options(args.alert_failure_rate, "failure_rate"))  # fmt: skip
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     host = socket.gethostname()
@@ -378,7 +398,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
-        otel=args.otel,
+        otel=args.otel, alerts=alerts,
     )  # fmt: skip
 
 
