@@ -50,6 +50,12 @@ def queue_name_cell(row: QueueRow, style: str = "") -> Text:
     return fmt.text(fmt.line(row.name), style)
 
 
+def _wait(seconds: float) -> str:
+    """A wait against its threshold, exact to the second below ten minutes ("74s > 60s",
+    where "1m > 1m" would say nothing)."""
+    return f"{seconds:.0f}s" if seconds < 600 else fmt.seconds(seconds)
+
+
 def alert_summary(rows: list[QueueRow]) -> str | None:
     """One line naming the queues in alert and why ("emails: waited 6m > 5m, 12% failed >
     10%"), or None when none is."""
@@ -58,7 +64,7 @@ def alert_summary(rows: list[QueueRow]) -> str | None:
         why = []
         for kind, value, threshold in row.alerts:
             if kind == "wait":
-                why.append(f"waited {fmt.seconds(value)} > {fmt.seconds(threshold)}")
+                why.append(f"waited {_wait(value)} > {_wait(threshold)}")
             else:
                 why.append(f"{value:.3g}% failed > {threshold:g}%")
         if why:
