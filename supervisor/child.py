@@ -210,12 +210,8 @@ def worker_main(
                 break
             if message[0] == "run":
                 for job in message[1]:  # in order: the supervisor knows the first started
-                    if (
-                        len(job) > 5
-                        and job[5]
-                        and gates is not None
-                        and not gates.begin(slot, job[5])
-                    ):
+                    seq = job[5] if len(job) > 5 else 0
+                    if seq and gates is not None and not gates.begin(slot, seq):
                         continue  # taken back: the supervisor gave it to a free worker
                     channel.drain_controls()
                     if any(m[0] == "stop" for m in channel.pending):

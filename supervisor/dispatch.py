@@ -34,6 +34,8 @@ from .prefetch import STALLED_S
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
+    from jobtui.models.claims import ClaimedJob
+
     from .loop import Supervisor
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,18 @@ STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own st
 #: Jobs held behind one running this long (no longer a short one) are taken back for a
 #: free worker (gates.py).
 TAKE_BACK_AFTER_S = STALLED_S
+
+
+def _wire(job: ClaimedJob, seq: int = 0) -> tuple:
+    """A job as its worker receives it (child.py): (id, task, parameters, attempt, queue),
+    then its ``seq`` when it may be taken back (gates.py; 0: not numbered), then the
+    enqueuer's trace context when it has one (jobtui/tracing.py)."""
+    if job.trace_context is not None:
+        return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name, seq,
+                job.trace_context)  # fmt: skip
+    if seq:
+        return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name, seq)
+    return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
 
 
 class Dispatch:
@@ -381,23 +395,16 @@ class Dispatch:
                              extra=job_fields(job.id, job.job_type, job.queue_name,
                                               job.attempt, worker.name))  # fmt: skip
                 worker.jobs.append(running)
-                if job.trace_context is None:
-                    batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                                  job.queue_name))  # fmt: skip
-                else:  # seq 0: not numbered (the worker's span continues the trace)
-                    batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                                  job.queue_name, 0, job.trace_context))  # fmt: skip
+                batch.append(_wire(job))
                 continue
             running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
             if self.gates.covers(worker.slot):  # numbered: it can be taken back unstarted
                 worker.handed_seq += 1
                 running.seq = worker.handed_seq
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name, running.seq, job.trace_context))  # fmt: skip
+                batch.append(_wire(job, running.seq))
             else:
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name, 0, job.trace_context))  # fmt: skip
+                batch.append(_wire(job))
         if batch:
             self.send(worker, ("run", batch))
 
