@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import sys
 from collections.abc import Callable
 from types import TracebackType
 
@@ -30,6 +31,20 @@ if TYPE_CHECKING:
 _current: contextvars.ContextVar[AsyncBatch | None] = contextvars.ContextVar(
     "jobtui_async_batch", default=None
 )
+
+
+def _in_otel_context(otel: Any, context: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with the caller's OpenTelemetry context attached: the batch's thread
+    keeps its own context (the batch's transaction), so only the trace is carried."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        token = otel.attach(context)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            otel.detach(token)
+
+    return call
 
 
 def current_async_batch() -> AsyncBatch | None:
@@ -66,6 +81,9 @@ class AsyncBatch:
     async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` on the batch's thread, inside its transaction."""
         assert self._thread is not None, "the batch is not open"
+        otel = sys.modules.get("opentelemetry.context")
+        if otel is not None:  # the caller's trace goes with the call (jobtui/tracing.py)
+            fn = _in_otel_context(otel, otel.get_current(), fn)
         future = self._thread.submit(call_in_thread, self._database, fn, args, kwargs, read=False)
         return await asyncio.wrap_future(future)
 

@@ -8,6 +8,7 @@ transaction commits.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -33,6 +34,31 @@ Database = peewee.Database | str | None
 
 WAIT_POLL_MIN_S = 0.01
 WAIT_POLL_MAX_S = 0.5
+
+
+#: Loaded by an application that uses OpenTelemetry (jobtui/tracing.py).
+_OTEL = "opentelemetry.trace"
+
+
+def _traced_insert(
+    names: str | list[str], items: list[dict[str, Any]], database: Database
+) -> list[tuple[str, bool, Any]]:
+    """``insert_jobs`` inside a PRODUCER span whose context each job stores (when a
+    tracer provider is configured; else plainly)."""
+    from jobtui import tracing
+
+    span = tracing.producer(names if isinstance(names, str) else names[0], len(items))
+    if span is None:
+        return insert_jobs(names, items, database=database, with_rows=True)
+    span.stamp(items)
+    try:
+        results = insert_jobs(names, items, database=database, with_rows=True)
+    except BaseException as exc:
+        span.failed(exc)
+        raise
+    span.written([r[0] for r in results],
+                 [r[2]["queue_name"] if r[2] else None for r in results])  # fmt: skip
+    return results
 
 
 def _should_enqueue(target: Task | str, args: list[Any], kwargs: dict[str, Any]) -> bool:
@@ -84,9 +110,11 @@ def enqueue(
         return None
     name, merged = task_options(task, options, database)
     database = _join_batch(merged, database)
-    job_id, created, row = insert_jobs(
-        name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
-    )[0]
+    item = {**merged, "args": args, "kwargs": kwargs}
+    if _OTEL in sys.modules:  # the application uses OpenTelemetry: trace the enqueue
+        job_id, created, row = _traced_insert(name, [item], database)[0]
+    else:
+        job_id, created, row = insert_jobs(name, [item], database=database, with_rows=True)[0]
     settings = eager_settings()
     if settings is not None and created and is_borrowed(database):
         # Eager mode in the application's transaction: the job exists once it commits.
@@ -161,9 +189,12 @@ def _insert_many(
         return [], None, False
     for _, merged in rows:
         database = _join_batch(merged, database)
-    results = insert_jobs(
-        [n for n, _ in rows], [o for _, o in rows], database=database, with_rows=True
-    )
+    if _OTEL in sys.modules:  # the application uses OpenTelemetry: trace the enqueue
+        results = _traced_insert([n for n, _ in rows], [o for _, o in rows], database)
+    else:
+        results = insert_jobs(
+            [n for n, _ in rows], [o for _, o in rows], database=database, with_rows=True
+        )
     db = get_database(database)
     settings = eager_settings()
     if settings is not None:

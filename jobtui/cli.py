@@ -228,14 +228,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
         return 0
     if stats:
-        table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
-               "run p95", "workers", "paused", "limit"], [
-            [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
-             f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
-             duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
-             "yes" if q["paused"] else "", "" if q["limit"] is None else q["limit"]]
-            for name, q in stats.items()
-        ])  # fmt: skip
+        from jobtui.cli_queues import print_queue_table
+
+        print_queue_table(stats)
     else:
         print("no jobs")
     if batches:

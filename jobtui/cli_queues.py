@@ -125,8 +125,53 @@ def cmd_limit(args: argparse.Namespace) -> int:
     return 0
 
 
+def alert_text(alerts: dict[str, dict]) -> str:
+    """A queue's alerts in a cell: "wait 42s>30s", "failed 40%>10%" (empty: none)."""
+    parts = []
+    for kind, state in sorted(alerts.items()):
+        value, threshold = state.get("value") or 0, state.get("threshold") or 0
+        if kind == "wait":
+            parts.append(f"wait {value:.0f}s>{threshold:g}s")
+        else:
+            parts.append(f"failed {value:.0f}%>{threshold:g}%")
+    return " ".join(parts)
+
+
+def print_queue_table(stats: dict[str, dict]) -> None:
+    """The queues of ``queue_stats()`` as a table (``status`` and ``queues``)."""
+    from jobtui.cli_format import duration, table
+
+    table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
+           "run p95", "workers", "alert", "paused", "limit"], [
+        [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
+         f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
+         duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
+         alert_text(q.get("alerts") or {}), "yes" if q["paused"] else "",
+         "" if q["limit"] is None else q["limit"]]
+        for name, q in stats.items()
+    ])  # fmt: skip
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    """Per queue: counts, latency, the last hour, paused, limit and alerts."""
+    from jobtui.models import queries
+
+    stats = queries.queue_stats()
+    if args.json:
+        print(to_json(stats))
+    elif stats:
+        print_queue_table(stats)
+    else:
+        print("no queues")
+    return 0
+
+
 def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
-    """pause, resume and limit, each with ``--new`` and ``--json``."""
+    """queues, and pause, resume and limit, each with ``--new`` and ``--json``."""
+    p = sub.add_parser("queues", help="per queue: counts, latency, last hour, alerts")
+    p.add_argument("--json", action="store_true", help="queue name -> its figures")
+    p.set_defaults(func=cmd_queues)
+
     for name, text, func in (("pause", "stop claiming from a queue", cmd_pause),
                              ("resume", "claim from a paused queue again", cmd_resume)):  # fmt: skip
         p = sub.add_parser(name, help=text)
@@ -143,4 +188,11 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_limit)
 
 
-__all__ = ["add_queue_parsers", "known_queues", "queue_is_known", "require_known_queue"]
+__all__ = [
+    "add_queue_parsers",
+    "alert_text",
+    "print_queue_table",
+    "known_queues",
+    "queue_is_known",
+    "require_known_queue",
+]

@@ -79,6 +79,8 @@ class ClaimedJob:
     run_at: Any  # when it was due: the claim order is priority, then this, then id
     #: options its enqueuer left unset (catalog.UNSET_*): the supervisor's defaults apply
     unset_options: int = 0
+    #: the enqueuer's trace context (JSON of a W3C carrier), for the worker's span
+    trace_context: str | None = None
 
     @property
     def parameters(self) -> dict[str, Any]:

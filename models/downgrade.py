@@ -89,6 +89,7 @@ DOWN_STEPS: dict[int, DownStep] = {
             ("supervisors", "autoscale"),
         )
     ),
+    10: DownStep(tables=("alerts",), columns=(("jobs", "trace_context"),)),
 }
 
 

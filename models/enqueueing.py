@@ -35,7 +35,7 @@ INSERT_COLUMNS = (
     "reference_id", "queue_name", "created_at", "updated_at", "run_at", "attempt", "timeout",
     "cancel_requested", "error_permanent", "has_dependants", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
-    "error_message", "error_type", "completed_at", "unset_options",
+    "error_message", "error_type", "completed_at", "unset_options", "trace_context",
 )  # fmt: skip
 
 _INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
@@ -54,8 +54,11 @@ OPTION_NAMES = frozenset({
     "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
     "description", "deadline", "batch_id", "schedule_name",
 })  # fmt: skip
-#: Options jobtui itself passes: which options the enqueuer left unset (catalog.py).
-INTERNAL_OPTIONS = frozenset({"unset_options"})
+#: Options jobtui itself passes: which options the enqueuer left unset (catalog.py), and
+#: the enqueuer's trace context (jobtui/tracing.py).
+INTERNAL_OPTIONS = frozenset({"unset_options", "trace_context"})
+#: A trace context longer than this (a huge baggage header) is not kept.
+TRACE_CONTEXT_MAX = 4096
 
 #: Called after jobs were committed with the database and, when every new job is due
 #: later, the earliest due time (the supervisors' wake-up poke and its timer).
@@ -171,6 +174,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "deadline": None if deadline is None else sql_timestamp(deadline),
         "error_message": None, "error_type": None, "completed_at": None,
         "unset_options": _integer("unset_options", options.get("unset_options") or 0),
+        "trace_context": _trace_context(options.get("trace_context")),
         "_depends_on": _dependency_ids(options.get("depends_on")),
     }  # fmt: skip
 
@@ -278,6 +282,14 @@ def row_for(
     row["_depends_on"] = []
     row[TEMPLATE] = template
     return row
+
+
+def _trace_context(value: Any) -> str | None:
+    """The carrier text jobtui/tracing.py passes; anything else (or too long) is dropped:
+    a trace is never a reason to refuse a job."""
+    if value is None or not isinstance(value, str) or len(value) > TRACE_CONTEXT_MAX:
+        return None
+    return value
 
 
 def _dependency_ids(value: Any) -> list[str]:

@@ -85,6 +85,9 @@ class Job(BaseModel):
     # exit mid-job, a hang past the lease); an operator's retry resets it (outcomes.py)
     # (nullable with a database default: adding it rewrites no row; NULL reads as 0)
     crash_count = peewee.IntegerField(default=0, null=True, constraints=[peewee.SQL("DEFAULT 0")])
+    # -- observability: the enqueuer's trace context (W3C traceparent, as JSON of the
+    # propagation carrier) when OpenTelemetry traced the enqueue; NULL otherwise
+    trace_context = peewee.TextField(null=True)
 
     class Meta:
         table_name = "jobs"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import peewee
 
+from .alert import Alert
 from .attempt import JobAttempt
 from .audit import AuditEntry
 from .base import BaseModel
@@ -31,11 +32,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup, AuditEntry,
+    TaskCatalog, JobRollup, AuditEntry, Alert,
 ]  # fmt: skip
 
 
@@ -121,6 +122,16 @@ def _add_crash_counts_and_scaling(migrator: SchemaMigrator, db: peewee.Database)
     )
 
 
+def _add_trace_context_and_alerts(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 10 (issue 15): each job keeps its enqueuer's trace context
+    (jobs.trace_context, nullable: no row is rewritten), and the ``alerts`` table holds
+    the state of each queue's long-wait and failure-rate alerts (alert.py)."""
+    from playhouse.migrate import migrate
+
+    migrate(migrator.add_column("jobs", "trace_context", Job.trace_context))
+    db.create_tables([Alert])
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -132,6 +143,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     7: _add_supervisor_schema_versions,
     8: _add_audit_log_and_attempt_parameters,
     9: _add_crash_counts_and_scaling,
+    10: _add_trace_context_and_alerts,
 }
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 import peewee
 
+from .alert import firing_alerts
 from .base import as_datetime
 from .clock import iso_utc, utcnow
 from .errors import JobNotFound
@@ -101,7 +102,8 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     whether it is paused, its concurrency limit across every supervisor (None: none), the
     workers of live supervisors that serve it, and the last hour's exact figures from the
     rollup (rollup.py): jobs completed and failed, ended per minute, average and p95 run
-    time and p95 wait of the runs that ended (seconds; None without runs)."""
+    time and p95 wait of the runs that ended (seconds; None without runs), and the alerts
+    it is in (alert.py: kind -> since, value, threshold, episode; empty when none)."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -111,7 +113,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
             "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
             "completed_1h": 0, "failed_1h": 0, "per_min_1h": 0.0, "run_p95_s": None,
-            "wait_p95_s": None,
+            "wait_p95_s": None, "alerts": {},
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -134,6 +136,9 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
         entry(row.name)["limit"] = row.concurrency
+    for name, kinds in firing_alerts(get_database(db)).items():
+        entry(name)["alerts"] = {kind: {**state, "since": iso_utc(state["since"])}
+                                 for kind, state in kinds.items()}  # fmt: skip
     serving = workers_serving(get_database(db), now)
     for name, queue in stats.items():
         queue["workers"] = serving.get(name, 0) + serving.get("*", 0)

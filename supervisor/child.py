@@ -13,7 +13,8 @@ Messages to the supervisor: ("beat",), ("progress", id, attempt,
 pct, msg, details_json), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
 traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
 From it: ("run", [job, ...]), ("cancel", id), ("stop",). A job is (id, task, parameters,
-attempt, queue[, seq]): one with a ``seq`` may be taken back before it begins (gates.py).
+attempt, queue[, seq[, trace_context]]): one with a ``seq`` (not 0) may be taken back
+before it begins (gates.py); a ``trace_context`` is the enqueuer's (jobtui/tracing.py).
 
 ``ran_s`` is how long the task ran: the supervisor decides group commits on it, and its
 own view would include however long its commit kept it from reading the pipe.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import _thread
 import os
 import signal
+import sys
 import time
 import traceback
 
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from .gates import StartGates
 
 PROGRESS_MIN_INTERVAL_S = 0.1
+#: Loaded in a worker only when a task module or ``--otel`` uses OpenTelemetry.
+_OTEL = "opentelemetry.trace"
 
 
 class ResultTooLarge(Exception):
@@ -116,10 +120,18 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
         channel.drain_controls()
         return job_id in channel.cancelled
 
+    def execute() -> tuple:
+        return execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
+                           max_result_bytes=max_result_bytes)  # fmt: skip
+
     began = time.perf_counter()
     try:
-        outcome = execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
-                              max_result_bytes=max_result_bytes)  # fmt: skip
+        if _OTEL in sys.modules:  # a task module or --otel loaded OpenTelemetry
+            from jobtui.tracing import run_in_consumer_span
+
+            outcome = run_in_consumer_span(job, execute)
+        else:
+            outcome = execute()
     finally:
         channel.cancelled.discard(job_id)
     channel.send_held()  # the last word on progress is not lost to the interval
@@ -198,7 +210,8 @@ def worker_main(
                 break
             if message[0] == "run":
                 for job in message[1]:  # in order: the supervisor knows the first started
-                    if len(job) > 5 and gates is not None and not gates.begin(slot, job[5]):
+                    seq = job[5] if len(job) > 5 else 0
+                    if seq and gates is not None and not gates.begin(slot, seq):
                         continue  # taken back: the supervisor gave it to a free worker
                     channel.drain_controls()
                     if any(m[0] == "stop" for m in channel.pending):
@@ -219,4 +232,8 @@ def worker_main(
     except BaseException:  # noqa: BLE001 - last resort: say why before dying
         traceback.print_exc()
         code = 2
+    if _OTEL in sys.modules:  # spans a BatchSpanProcessor still holds leave before we do
+        from jobtui.tracing import flush
+
+        flush()
     os._exit(code)

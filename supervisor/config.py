@@ -30,6 +30,17 @@ class WorkerGroup:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """``--alert-wait QUEUE=SECONDS`` or ``--alert-failure-rate QUEUE=PERCENT``: the queue
+    is in alert while its measure is above ``threshold`` (``queue`` "*": every queue
+    without a rule of its own)."""
+
+    kind: str  # "wait" or "failure_rate" (models/alert.py)
+    queue: str
+    threshold: float
+
+
+@dataclass(frozen=True)
 class SupervisorConfig:
     imports: tuple[str, ...]
     groups: tuple[WorkerGroup, ...]
@@ -52,6 +63,9 @@ class SupervisorConfig:
     default_max_retries: int | None = None
     default_retry_delay_s: float | None = None
     notify_hook: str | None = None  # module:function called with every notification
+    #: module:function called in each worker right after its fork: sets up OpenTelemetry
+    otel: str | None = None
+    alerts: tuple[AlertRule, ...] = ()  # --alert-wait and --alert-failure-rate
     notify_webhook: str | None = None
     notify_email: tuple[str, ...] = ()
     notify_retries: bool = False  # each failed attempt that will be retried, too
@@ -76,6 +90,33 @@ class SupervisorConfig:
     @property
     def total_workers(self) -> int:
         return sum(group.size for group in self.groups)
+
+
+def parse_alert_options(values: list[str], kind: str) -> tuple[AlertRule, ...]:
+    """``QUEUE=SECONDS`` (``wait``: more than 0) or ``QUEUE=PERCENT`` (``failure_rate``:
+    0 to under 100); ``*`` for every queue without its own rule. ValueError says what is
+    wrong, naming the option."""
+    option = "--alert-wait" if kind == "wait" else "--alert-failure-rate"
+    unit = "SECONDS" if kind == "wait" else "PERCENT"
+    rules: dict[str, AlertRule] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        name = name.strip()
+        if not name or not sep:
+            raise ValueError(f"{option} takes QUEUE={unit} (or *={unit}), got {value!r}")
+        try:
+            threshold = float(number.strip().rstrip("%s") if kind == "wait" else
+                              number.strip().rstrip("%"))  # fmt: skip
+        except ValueError:
+            raise ValueError(f"{option} {value!r}: {unit} must be a number") from None
+        if kind == "wait" and not threshold > 0:
+            raise ValueError(f"{option} {value!r}: SECONDS must be more than 0")
+        if kind != "wait" and not 0 <= threshold < 100:
+            raise ValueError(f"{option} {value!r}: PERCENT must be from 0 to under 100")
+        if name in rules:
+            raise ValueError(f"{option} names queue {name!r} twice")
+        rules[name] = AlertRule(kind, name, threshold)
+    return tuple(rules.values())
 
 
 def parse_queue_options(values: list[str], workers: int | None) -> tuple[WorkerGroup, ...]:

@@ -28,11 +28,14 @@ from jobtui.models.outcomes import Outcome
 from . import timeouts
 from .commit import ClaimRequest
 from .config import WorkerGroup
+from .logline import job_fields
 from .pool import RunningJob, WorkerHandle
 from .prefetch import STALLED_S
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
+    from jobtui.models.claims import ClaimedJob
+
     from .loop import Supervisor
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,18 @@ STARTED_LATER_S = 0.001  # a job begun this long after its claim gets its own st
 #: Jobs held behind one running this long (no longer a short one) are taken back for a
 #: free worker (gates.py).
 TAKE_BACK_AFTER_S = STALLED_S
+
+
+def _wire(job: ClaimedJob, seq: int = 0) -> tuple:
+    """A job as its worker receives it (child.py): (id, task, parameters, attempt, queue),
+    then its ``seq`` when it may be taken back (gates.py; 0: not numbered), then the
+    enqueuer's trace context when it has one (jobtui/tracing.py)."""
+    if job.trace_context is not None:
+        return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name, seq,
+                job.trace_context)  # fmt: skip
+    if seq:
+        return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name, seq)
+    return (job.id, job.job_type, job.parameters_json, job.attempt, job.queue_name)
 
 
 class Dispatch:
@@ -220,12 +235,14 @@ class Dispatch:
     def stop_lost(self: Supervisor, job_ids: list[str]) -> None:
         for job_id in job_ids:
             if self.ready.remove(job_id) is not None:
-                log.warning("job %s: lease lost to another supervisor before it began", job_id)
+                log.warning("job %s: lease lost to another supervisor before it began", job_id,
+                            extra=job_fields(job_id))  # fmt: skip
                 continue
             for worker in self.workers.values():
                 if worker.find(job_id) is not None and worker.kill is None:
                     log.warning("job %s: lease lost to another supervisor; stopping worker %s",
-                                job_id, worker.name)  # fmt: skip
+                                job_id, worker.name,
+                                extra=job_fields(job_id, worker=worker.name))  # fmt: skip
                     timeouts.start_kill(worker, "lease lost", "lost", 0)
 
     def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
@@ -236,7 +253,8 @@ class Dispatch:
         for outcome, status in result.recovered:
             if status is not None:
                 log.warning("job %s attempt %d recovered: %s -> %s", outcome.job_id,
-                            outcome.attempt, outcome.error, status)  # fmt: skip
+                            outcome.attempt, outcome.error, status,
+                            extra=job_fields(outcome.job_id, attempt=outcome.attempt))  # fmt: skip
             if status == "failed":
                 self.notify(outcome.job_id, None, None, outcome.attempt, outcome.error,
                             outcome.error_type)  # fmt: skip
@@ -248,9 +266,11 @@ class Dispatch:
             self.want_claim = True
         for job_id, task in result.unknown_failed:
             if task == "expired":
-                log.info("job %s cancelled: expired, not started by its deadline", job_id)
+                log.info("job %s cancelled: expired, not started by its deadline", job_id,
+                         extra=job_fields(job_id))  # fmt: skip
                 continue
-            log.warning("job %s failed: unknown task %s", job_id, task)
+            log.warning("job %s failed: unknown task %s", job_id, task,
+                        extra=job_fields(job_id, task))  # fmt: skip
             self.notify(job_id, task, None, 0, f"unknown task {task}", "TaskNotFound")
         self.stop_lost(result.lost_leases)
         self.want_claim = False
@@ -371,21 +391,20 @@ class Dispatch:
                 running.started_mono = now  # an idle worker begins it at once
                 if log.isEnabledFor(logging.INFO):
                     log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
-                             job.job_type, job.attempt, worker.name, worker.pid)  # fmt: skip
+                             job.job_type, job.attempt, worker.name, worker.pid,
+                             extra=job_fields(job.id, job.job_type, job.queue_name,
+                                              job.attempt, worker.name))  # fmt: skip
                 worker.jobs.append(running)
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name))  # fmt: skip
+                batch.append(_wire(job))
                 continue
             running.started_at = None  # set when it begins (workers.finish)
             worker.jobs.append(running)
             if self.gates.covers(worker.slot):  # numbered: it can be taken back unstarted
                 worker.handed_seq += 1
                 running.seq = worker.handed_seq
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name, running.seq))  # fmt: skip
+                batch.append(_wire(job, running.seq))
             else:
-                batch.append((job.id, job.job_type, job.parameters_json, job.attempt,
-                              job.queue_name))  # fmt: skip
+                batch.append(_wire(job))
         if batch:
             self.send(worker, ("run", batch))
 

@@ -22,6 +22,7 @@ from jobtui.models.outcomes import Outcome
 from jobtui.registry import TaskRegistry
 
 from . import linux, procinfo, timeouts
+from .alerts import AlertWatch
 from .catalog import TaskSettings
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
@@ -109,6 +110,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.next_cron = now
         self.next_prune = now + PRUNE_INTERVAL_S / 10
         self.rollup = RollupKeeper(db, now)
+        self.alerts = AlertWatch(db, config.alerts, config.heartbeat_interval_s, config.name,
+                                 self.notifier.send)  # fmt: skip
         self.started_mono = now
         self.scaler = Scaler(self)  # live scaling and --autoscale (scaling.py)
 
@@ -387,6 +390,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.task_settings.rehome_tick(self.db, now)
         if not self.stopping:
             self.rollup.tick(time.monotonic())
+            self.alerts.tick(time.monotonic())
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

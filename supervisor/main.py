@@ -28,6 +28,7 @@ from .config import (
     SupervisorConfig,
     autoscaled_groups,
     parse_autoscale,
+    parse_alert_options,
     parse_queue_options,
 )
 
@@ -113,6 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION",
         help="call FUNCTION(payload) in the notifier process for every "
         "notification (final failures; retries too with --notify-retries)",
+    )
+    p.add_argument(
+        "--alert-wait",
+        action="append",
+        default=[],
+        metavar="QUEUE=SECONDS",
+        help="alert (webhook, e-mail, --notify-hook) when the oldest due job of QUEUE has "
+        "waited longer than SECONDS, once per episode, and again when it recovers; * for "
+        "every queue (repeatable)",
+    )
+    p.add_argument(
+        "--alert-failure-rate",
+        action="append",
+        default=[],
+        metavar="QUEUE=PERCENT",
+        help="alert when more than PERCENT of the runs of QUEUE that ended in the last 5 "
+        "minutes failed, and again when it recovers; * for every queue (repeatable)",
+    )
+    p.add_argument(
+        "--otel",
+        metavar="MODULE:FUNCTION",
+        help="OpenTelemetry: call FUNCTION() in each worker right after it starts, to set "
+        "up its tracer provider and exporter; jobs then run in CONSUMER spans that continue "
+        "their enqueuer's trace (needs jobtui[otel])",
     )
     p.add_argument("--smtp-url", metavar="URL", help="smtp://[user:pass@]host[:port] or smtps://")
     p.add_argument("--smtp-from", default="jobtui@localhost", metavar="ADDR")
@@ -229,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="json: one JSON object per log line (time, level, logger, message, and "
+        "job_id, task, queue, attempt, worker where they apply)",
+    )
     p.add_argument("--version", action="version", version=f"jobtui {__version__}")
     return p
 
@@ -264,7 +296,8 @@ def _load_peewee_for(url: str | None) -> None:
 
 ENV_PREFIX = "JOBTUI_"
 #: Options given more than once on the command line: a list in the environment.
-REPEATABLE = frozenset({"imports", "queues", "notify_email", "autoscale"})
+REPEATABLE = frozenset({"imports", "queues", "notify_email", "autoscale", "alert_wait",
+                        "alert_failure_rate"})  # fmt: skip
 
 
 def env_name(option: str) -> str:
@@ -373,6 +406,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--default-retry-delay must be >= 0")
     if args.notify_hook is not None and ":" not in args.notify_hook:
         raise ConfigurationError(f"--notify-hook takes MODULE:FUNCTION, got {args.notify_hook!r}")
+    if args.otel is not None and ":" not in args.otel:
+        raise ConfigurationError(f"--otel takes MODULE:FUNCTION, got {args.otel!r}")
     if args.notify_email and not args.smtp_url:
         raise ConfigurationError("--notify-email needs --smtp-url")
     for name in ("max_jobs_per_worker", "max_memory_per_worker"):
@@ -394,6 +429,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
             groups, ceiling = autoscaled_groups(args.queues, args.workers, autoscale)
         else:
             groups, ceiling = parse_queue_options(args.queues, args.workers), 0
+        alerts = (parse_alert_options(args.alert_wait, "wait")
+                  + parse_alert_options(args.alert_failure_rate, "failure_rate"))  # fmt: skip
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     host = socket.gethostname()
@@ -412,6 +449,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
         max_crashes=args.max_crashes, autoscale=autoscale, max_workers=ceiling,
         autoscale_wait_s=args.autoscale_wait, autoscale_idle_s=args.autoscale_idle,
+        otel=args.otel, alerts=alerts,
     )  # fmt: skip
 
 
@@ -450,9 +488,10 @@ def _warn_about_threads() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_options(argv)
     _load_peewee_for(args.database)  # first: the log's formatter imports jobtui.models
-    from .logline import visible_handler
+    from .logline import name_process, visible_handler
 
-    logging.basicConfig(level=args.log_level, handlers=[visible_handler(sys.stderr)])
+    logging.basicConfig(level=args.log_level,
+                        handlers=[visible_handler(sys.stderr, args.log_format)])  # fmt: skip
     if args.from_environment:
         log.info("options from the environment: %s", ", ".join(args.from_environment))
     from jobtui.models.errors import JobtuiError
@@ -464,11 +503,16 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = config_from_args(args)
+        name_process(supervisor=config.name)
         import_tasks(config.imports)
         if config.notify_hook:
             from .notify import load_hook
 
             load_hook(config.notify_hook)  # a hook that does not import fails the start
+        if config.otel:
+            from .notify import load_hook
+
+            load_hook(config.otel, "--otel")  # imported here once; called in each worker
         from .startup import open_and_register
 
         # Signals are ours before the row that makes us visible is written: a SIGTSTP or

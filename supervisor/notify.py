@@ -2,6 +2,9 @@
 the global ``--notify-hook module:function`` (any channel: Slack's SDK, a pager, a metric);
 with ``--notify-retries``, the webhook, the e-mail and the global hook also hear of each
 failed attempt that will be retried (``"event": "retrying"``; final failures say ``"failed"``).
+Queue alerts (supervisor/alerts.py) go the same ways, as ``"event": "alert"`` when an
+episode begins and ``"recovered"`` when it ends (``kind``, ``queue``, ``value``,
+``threshold``, ``since``, ``episode``); a task's ``on_failure`` hook hears only of jobs.
 
 They run in a small notifier process forked at start (so a slow HTTP or SMTP server never
 blocks the dispatch loop or a worker, and the loop stays thread-free). The supervisor
@@ -51,10 +54,10 @@ class NotifySettings:
         return bool(self.webhook or (self.email_to and self.smtp_url) or self.hook)
 
 
-def load_hook(spec: str):
+def load_hook(spec: str, option: str = "--notify-hook"):
     """The function named by ``module:function`` (imported, as task modules are: the
     supervisor checks it at start, the notifier finds it imported already). A name that
-    does not resolve to a callable is a ConfigurationError."""
+    does not resolve to a callable is a ConfigurationError naming ``option``."""
     import importlib
 
     from jobtui.models.errors import ConfigurationError
@@ -65,9 +68,9 @@ def load_hook(spec: str):
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:  # noqa: BLE001 - any import error is a configuration error
-        raise ConfigurationError(f"--notify-hook {spec}: {type(exc).__name__}: {exc}") from exc
+        raise ConfigurationError(f"{option} {spec}: {type(exc).__name__}: {exc}") from exc
     if not callable(target):
-        raise ConfigurationError(f"--notify-hook {spec}: not a function")
+        raise ConfigurationError(f"{option} {spec}: not a function")
     return target
 
 
@@ -95,7 +98,30 @@ def summary(payload: dict[str, Any]) -> str:
     return visible_line(_summary(payload))
 
 
+def is_alert(payload: dict[str, Any]) -> bool:
+    return payload.get("event") in ("alert", "recovered")
+
+
+def _subject(payload: dict[str, Any]) -> str:
+    """What a payload is about, for log lines: "job ID" or "alert wait on queue Q"."""
+    if is_alert(payload):
+        return f"{payload.get('event')} {payload.get('kind')} on queue {payload.get('queue')}"
+    return f"job {payload.get('job_id')}"
+
+
+def _alert_summary(payload: dict[str, Any]) -> str:
+    from .alerts import describe
+
+    what = describe(payload.get("kind") or "", float(payload.get("value") or 0),
+                    float(payload.get("threshold") or 0))  # fmt: skip
+    if payload.get("event") == "alert":
+        return f"jobtui: queue {payload.get('queue')} in alert: {what}"
+    return f"jobtui: queue {payload.get('queue')} recovered: {what}"
+
+
 def _summary(payload: dict[str, Any]) -> str:
+    if is_alert(payload):
+        return _alert_summary(payload)
     attempts = payload.get("attempts")
     where = f"on {payload['queue']} " if payload.get("queue") else ""
     if payload.get("event") == "retrying":
@@ -135,7 +161,10 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
     )
     # A header must be one line (EmailMessage refuses CR/LF) and a mail client may show it
     # in a terminal: the job's error is shown, never emitted.
-    subject = f"[jobtui] job {payload['task']} failed{again}: {payload['error']}"
+    if is_alert(payload):
+        subject = "[jobtui] " + _alert_summary(payload).removeprefix("jobtui: ")
+    else:
+        subject = f"[jobtui] job {payload['task']} failed{again}: {payload['error']}"
     message["Subject"] = visible_line(subject)[:200]
     message["From"] = settings.smtp_from
     message["To"] = ", ".join(settings.email_to)
@@ -151,12 +180,13 @@ def send_email(settings: NotifySettings, payload: dict[str, Any]) -> None:
 def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str, Any]) -> None:
     """Every channel for one failure (a task's hook: final failures only; the global hook:
     every payload it is sent); each failing channel is logged, never raised."""
+    about = _subject(payload)
     if settings.webhook:
-        _retrying(f"webhook for job {payload['job_id']}",
+        _retrying(f"webhook for {about}",
                   lambda: post_webhook(settings.webhook, {**payload, "text": summary(payload)}))  # fmt: skip
     if settings.email_to and settings.smtp_url:
-        _retrying(f"e-mail for job {payload['job_id']}", lambda: send_email(settings, payload))
-    task = registry.get(payload.get("task") or "")
+        _retrying(f"e-mail for {about}", lambda: send_email(settings, payload))
+    task = None if is_alert(payload) else registry.get(payload.get("task") or "")
     if payload.get("event") != "retrying" and task is not None and task.on_failure is not None:
         try:
             task.on_failure(payload)
@@ -166,8 +196,7 @@ def deliver(settings: NotifySettings, registry: TaskRegistry, payload: dict[str,
         try:
             load_hook(settings.hook)(payload)
         except Exception:  # noqa: BLE001 - a user's hook must not stop the notifier
-            log.exception("--notify-hook %s raised for job %s", settings.hook,
-                          payload.get("job_id"))  # fmt: skip
+            log.exception("--notify-hook %s raised for %s", settings.hook, about)
 
 
 def notifier_main(read_fd: int, settings: NotifySettings, registry: TaskRegistry) -> None:
@@ -249,11 +278,11 @@ class Notifier:
         try:
             os.write(self.write_fd, data)  # at most PIPE_BUF bytes: all of it, or none
         except BlockingIOError:
-            log.warning("notifier is behind: dropped the notification for job %s",
-                        payload.get("job_id"))  # fmt: skip
+            log.warning("notifier is behind: dropped the notification for %s",
+                        _subject(payload))  # fmt: skip
         except OSError as exc:
-            log.warning("notifier gone (%s): dropped the notification for job %s", exc,
-                        payload.get("job_id"))  # fmt: skip
+            log.warning("notifier gone (%s): dropped the notification for %s", exc,
+                        _subject(payload))  # fmt: skip
 
     def close_in_child(self) -> None:
         if self.write_fd is not None:

@@ -25,6 +25,7 @@ from jobtui.registry import TaskRegistry
 from . import linux, procinfo
 from .child import rehearse, worker_main
 from .config import SupervisorConfig, WorkerGroup
+from .logline import name_process
 from .wire import Wire
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -227,6 +228,11 @@ def _become_worker(
             if number != index:
                 child_conn.close()
         close_in_child()
+        name_process(worker=f"{config.name}/w{gate[1]}")  # its JSON log records say so
+        if config.otel:
+            from jobtui.tracing import call_initialiser
+
+            call_initialiser(config.otel)  # this worker's tracer provider and exporter
     except BaseException:  # noqa: BLE001 - the child must never return into the loop
         os._exit(3)
     worker_main(pairs[index][1], registry, heartbeat_interval_s=config.heartbeat_interval_s,

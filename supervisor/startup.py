@@ -172,5 +172,6 @@ def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: in
             error_type="WorkerLost", attempt_outcome="crashed",
             worker={"supervisor_name": config.name, "host": config.host},
         ), tally=tally)  # fmt: skip
-        log.warning("job %s attempt %s recovered: %s -> %s", job_id, attempt, reason, status)
+        log.warning("job %s attempt %s recovered: %s -> %s", job_id, attempt, reason, status,
+                    extra={"job_id": job_id, "attempt": int(attempt)})  # fmt: skip
     tally.write(db)

@@ -22,6 +22,7 @@ from jobtui.models.retention import PRUNE_BATCH, prune_jobs, prune_schedule_fire
 from jobtui.models.scheduling import next_schedule_due
 
 from . import timeouts
+from .logline import job_fields
 from .pool import RunningJob, WorkerHandle
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -119,7 +120,9 @@ class Upkeep:
                 self.commit.add_outcome(Outcome(
                     held.id, held.claimed.attempt, held.claimed.lease_token, "cancelled",
                     error=held.cancel_error, error_type="Cancelled"))  # fmt: skip
-                log.info("job %s cancelled before it began (%s)", job_id, held.cancel_error)
+                log.info("job %s cancelled before it began (%s)", job_id, held.cancel_error,
+                         extra=job_fields(job_id, held.claimed.job_type,
+                                          held.claimed.queue_name, held.claimed.attempt))  # fmt: skip
                 continue
             for worker in self.workers.values():
                 job = worker.find(job_id)
@@ -139,14 +142,21 @@ class Upkeep:
                 job.cancel_sent = job.kill_sent = True
                 self.cancel_deadlines.pop(job.id, None)
                 log.info("job %s: kill requested (%s); stopping its processes", job.id,
-                         job.cancel_error)  # fmt: skip
+                         job.cancel_error, extra=self.job_extra(worker, job))  # fmt: skip
                 timeouts.start_kill(worker, job.cancel_error, "cancel", self.config.kill_grace_s)
         elif not job.cancel_sent:
             job.cancel_sent = True
             self.send(worker, ("cancel", job.id))
             self.cancel_deadlines[job.id] = time.monotonic() + self.config.kill_grace_s
             log.info("job %s: cancel requested (%s); asking it to stop", job.id,
-                     job.cancel_error)  # fmt: skip
+                     job.cancel_error, extra=self.job_extra(worker, job))  # fmt: skip
+
+    @staticmethod
+    def job_extra(worker: WorkerHandle, job: RunningJob) -> dict[str, Any]:
+        """The JSON log keys of ``job`` on ``worker`` (logline.job_fields)."""
+        claimed = job.claimed
+        return job_fields(claimed.id, claimed.job_type, claimed.queue_name, claimed.attempt,
+                          worker.name)  # fmt: skip
 
     def state(self: Supervisor) -> str:
         """What the supervisor row says it does: running, quiet, reloading or stopping."""

@@ -15,6 +15,7 @@ from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.outcomes import Outcome
 
 from . import procinfo
+from .logline import job_fields
 from .pool import RunningJob, WorkerHandle
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -151,9 +152,11 @@ class WorkerEvents:
             nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
             nxt.started_at = self.stamp_now()
             if log.isEnabledFor(logging.INFO):
+                claimed = nxt.claimed
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
-                         nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
-                         worker.pid)  # fmt: skip
+                         claimed.job_type, claimed.attempt, worker.name, worker.pid,
+                         extra=job_fields(nxt.id, claimed.job_type, claimed.queue_name,
+                                          claimed.attempt, worker.name))  # fmt: skip
         self.prefetch.job_ran(ran_s)
         ran = ran_s
         if ran is None and job.started_mono is not None:
@@ -255,12 +258,14 @@ class WorkerEvents:
             return
         took = "" if ran is None else f" after {ran:.3f} s"
         what = f"job {outcome.job_id} {task} attempt {outcome.attempt}"
+        extra = job_fields(outcome.job_id, task, queue, outcome.attempt,
+                           outcome.worker.get("worker_name"))  # fmt: skip
         if status is None:
-            log.warning("%s: outcome dropped, its lease was lost", what)
+            log.warning("%s: outcome dropped, its lease was lost", what, extra=extra)
         elif status == "completed":
-            log.info("%s completed%s", what, took)
+            log.info("%s completed%s", what, took, extra=extra)
         elif status == "retrying":
-            log.warning("%s failed%s, will retry: %s", what, took, outcome.error)
+            log.warning("%s failed%s, will retry: %s", what, took, outcome.error, extra=extra)
             if self.notifier.settings.retries:
                 self.notify(outcome.job_id, task, queue, outcome.attempt, outcome.error,
                             outcome.error_type, event="retrying")  # fmt: skip
@@ -268,10 +273,10 @@ class WorkerEvents:
             error, error_type = outcome.error, outcome.error_type
             if outcome.crash:  # maybe quarantined: the row says so (a rare read)
                 error, error_type = self._final_error(outcome.job_id) or (error, error_type)
-            log.error("%s failed for good%s: %s", what, took, error)
+            log.error("%s failed for good%s: %s", what, took, error, extra=extra)
             self.notify(outcome.job_id, task, queue, outcome.attempt, error, error_type)
         else:
-            log.info("%s %s%s: %s", what, status, took, outcome.error)
+            log.info("%s %s%s: %s", what, status, took, outcome.error, extra=extra)
 
     def _final_error(self: Supervisor, job_id: str) -> tuple[str, str] | None:
         """The error a job ended with, as its row has it (a quarantine's own words)."""

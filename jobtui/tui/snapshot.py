@@ -71,6 +71,8 @@ class QueueRow:
     concurrency: int | None = None  # workers serving it (or its cap)
     done_last_hour: int = 0
     failed_last_hour: int = 0
+    #: the alerts it is in (models/alert.py): (kind, value, threshold)
+    alerts: tuple[tuple[str, float, float], ...] = ()
 
     def count(self, status: str) -> int:
         return dict(self.counts).get(status, 0)

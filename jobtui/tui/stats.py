@@ -20,6 +20,7 @@ from typing import Any
 
 import peewee
 
+from jobtui.models.alert import OLDEST_DUE_SQL, firing_alerts
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
 from jobtui.models.heartbeats import stale_after_s, workers_serving
@@ -64,17 +65,7 @@ _TASK_NAMES = """WITH RECURSIVE q(name) AS (
 SELECT name FROM q WHERE name IS NOT NULL"""
 # The oldest due claimable job of a queue: one seek into the claim index per priority level
 # (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
-_OLDEST_DUE = """WITH RECURSIVE p(v) AS (
-    SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying'))
-    UNION ALL
-    SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority < p.v)
-    FROM p WHERE p.v IS NOT NULL)
-SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}
-            AND (next_retry_at IS NULL OR next_retry_at <= {p})))
-FROM p WHERE p.v IS NOT NULL"""
+_OLDEST_DUE = OLDEST_DUE_SQL  # one queue's oldest due job (models/alert.py)
 
 
 def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
@@ -116,6 +107,8 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     names = sorted(set(distinct_names(db)) | set(controls))
     serving = workers_serving(db, now)
     ended = {q.queue: (q.completed, q.failed) for q in hour.queues}
+    alerts = firing_alerts(db)
+    names = sorted(set(names) | set(alerts))
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
     stamp = sql_timestamp(now)
     for name in names:
@@ -131,6 +124,8 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
             paused=paused, concurrency=concurrency or None,
             done_last_hour=ended.get(name, (0, 0))[0],
             failed_last_hour=ended.get(name, (0, 0))[1],
+            alerts=tuple((kind, float(state["value"] or 0), float(state["threshold"] or 0))
+                         for kind, state in sorted(alerts.get(name, {}).items())),
         ))  # fmt: skip
     return rows
 

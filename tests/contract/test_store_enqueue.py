@@ -182,7 +182,8 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "schema_version"),  # version 7
                        ("job_attempts", "parameters"),  # version 8
                        ("jobs", "crash_count"), ("supervisors", "scale_request"),
-                       ("supervisors", "autoscale")]  # version 9  # fmt: skip
+                       ("supervisors", "autoscale"),  # version 9
+                       ("jobs", "trace_context")]  # version 10  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -194,6 +195,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
     db.execute_sql("DROP TABLE audit_log")  # version 8
+    db.execute_sql("DROP TABLE alerts")  # version 10
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)

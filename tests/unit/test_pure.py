@@ -162,7 +162,8 @@ ROOT = Path(__file__).resolve().parents[2]
 #: not at all on SQLite.
 DAEMON_NEVER_IMPORTS = ("textual", "typing", "shutil", "bz2", "lzma", "zoneinfo", "random",
                         "subprocess", "tempfile", "psutil", "hashlib", "_hashlib", "ssl",
-                        "psycopg2", "croniter", "asyncio", "argparse", "gettext")  # fmt: skip
+                        "psycopg2", "croniter", "asyncio", "argparse", "gettext",
+                        "opentelemetry")  # fmt: skip
 
 _DAEMON_MODULES = """
 import sys

@@ -27,6 +27,7 @@ from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import FilterInput, ViewScreen
 from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 from .modals import steady_inputs
+from .queues import queue_name_cell
 
 WINDOW = 200
 FULL = 10_000  # "no limit" for a cell the table cuts to its column
@@ -83,7 +84,7 @@ def job_cells(row: JobRow, now: datetime, marked: bool) -> tuple[Text, ...]:
 def queue_cells(row: QueueRow) -> tuple[Text, ...]:
     latency = fmt.seconds(row.latency_s) if row.latency_s is not None else "—"
     style = "bold red" if (row.latency_s or 0) > 300 else ""
-    return (fmt.text(fmt.line(row.name)),
+    return (queue_name_cell(row),
             fmt.text(fmt.count(row.count("pending")), "cyan"),
             fmt.text(fmt.count(row.count("running")), "yellow"),
             fmt.text(fmt.count(row.count("failed")), "red" if row.count("failed") else ""),

@@ -38,12 +38,51 @@ def _count(row: QueueRow, status: str) -> Text:
     return fmt.text(fmt.count(value), fmt.STATE_STYLES.get(status, "") if value else "dim")
 
 
+ALERT_MARK = "⚠ "
+HINT = ("enter: the queue's jobs · p: pause/resume · W: its workers · latency is the age "
+        "of the oldest due pending job · counts stop at 10k")  # fmt: skip
+
+
+def queue_name_cell(row: QueueRow, style: str = "") -> Text:
+    """The queue's name, marked ⚠ in bold red while it is in alert (models/alert.py)."""
+    if row.alerts:
+        return fmt.text(ALERT_MARK + fmt.line(row.name), "bold red")
+    return fmt.text(fmt.line(row.name), style)
+
+
+def _wait(seconds: float) -> str:
+    """A wait against its threshold, exact to the second below ten minutes ("74s > 60s",
+    where "1m > 1m" would say nothing)."""
+    return f"{seconds:.0f}s" if seconds < 600 else fmt.seconds(seconds)
+
+
+def alert_summary(rows: list[QueueRow]) -> str | None:
+    """One line naming the queues in alert and why ("emails: waited 6m > 5m, 12% failed >
+    10%"), or None when none is."""
+    parts = []
+    for row in rows:
+        why = []
+        for kind, value, threshold in row.alerts:
+            if kind == "wait":
+                why.append(f"waited {_wait(value)} > {_wait(threshold)}")
+            else:
+                why.append(f"{value:.3g}% failed > {threshold:g}%")
+        if why:
+            parts.append(f"{row.name}: {', '.join(why)}")
+    return f"{ALERT_MARK}in alert: " + "; ".join(parts) if parts else None
+
+
 def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
     latency = fmt.seconds(row.latency_s) if row.latency_s is not None else "—"
-    return (fmt.text(fmt.line(row.name), "bold"),
+    waits = any(kind == "wait" for kind, _, _ in row.alerts)
+    failing = any(kind != "wait" for kind, _, _ in row.alerts)
+    failed = _count(row, "failed")
+    if failing:
+        failed.stylize("bold red")
+    return (queue_name_cell(row, "bold"),
             fmt.text("⏸ yes" if row.paused else "", "bold yellow"),
-            *(_count(row, s) for s in STATES),
-            fmt.text(latency, "bold red" if (row.latency_s or 0) > 300 else ""),
+            _count(row, "pending"), _count(row, "running"), failed,
+            fmt.text(latency, "bold red" if waits or (row.latency_s or 0) > 300 else ""),
             fmt.text(f"{row.done_last_hour / 60:.1f}"),
             fmt.text("—" if row.concurrency is None else row.concurrency),
             *(_count(row, s) for s in MORE_STATES))  # fmt: skip
@@ -65,10 +104,7 @@ class QueuesScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, id="queues-table")
-        yield Static(Text("enter: the queue's jobs · p: pause/resume · W: its workers · latency "
-                          "is the age of the oldest due pending job · counts stop at 10k",
-                          style="dim"),
-                     id="queues-hint")  # fmt: skip
+        yield Static(Text(HINT, style="dim"), id="queues-hint")
 
     def on_mount(self) -> None:
         self.query_one("#queues-table").focus()
@@ -81,8 +117,13 @@ class QueuesScreen(ViewScreen):
         self.query_one("#queues-table", KeyedTable).sync([
             TableRow(q.name, queue_row_cells(q),
                      (q.name, q.paused, *(q.count(s) for s in STATES), q.latency_s,
-                      q.done_last_hour, q.concurrency, *(q.count(s) for s in MORE_STATES)))
+                      q.done_last_hour, q.concurrency, *(q.count(s) for s in MORE_STATES),
+                      q.alerts))
             for q in data.queues])  # fmt: skip
+        alerts = alert_summary(list(data.queues))
+        self.query_one("#queues-hint", Static).update(
+            fmt.text(alerts, "bold red") if alerts else Text(HINT, style="dim")
+        )
 
     def current(self) -> str | None:
         return self.query_one("#queues-table", KeyedTable).current_key()
