@@ -343,13 +343,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
+    from jobtui.cli_metrics import add_metrics_parser
     from jobtui.cli_schedule import add_schedule_parser
+    from jobtui.cli_serve import add_serve_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
     add_tasks_parser(sub)
     add_db_parser(sub)
+    add_metrics_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 

@@ -54,6 +54,8 @@ class SupervisorConfig:
     notify_retries: bool = False  # each failed attempt that will be retried, too
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
+    metrics_port: int | None = None  # serve Prometheus metrics here (metrics.py)
+    metrics_buckets: tuple[float, ...] | None = None  # wait/run buckets (None: the default)
 
     @property
     def hang_timeout_s(self) -> float:

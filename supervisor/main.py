@@ -190,6 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
         "recent job ran under a millisecond)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics (needs jobtui[metrics])",
+    )
+    p.add_argument(
+        "--metrics-buckets",
+        default=None,
+        metavar="S,S,...",
+        help="upper bounds (seconds) of the wait and run time histograms",
+    )
+    p.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     )
     p.add_argument("--version", action="version", version=f"jobtui {__version__}")
@@ -345,6 +358,18 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:
         raise ConfigurationError("--max-result-bytes must be > 0")
+    buckets = None
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise ConfigurationError(f"--metrics-port {args.metrics_port}: a port from 1 to 65535")
+    if args.metrics_buckets is not None:
+        if args.metrics_port is None:
+            raise ConfigurationError("--metrics-buckets needs --metrics-port")
+        from .metrics import parse_buckets
+
+        try:
+            buckets = parse_buckets(args.metrics_buckets)
+        except ValueError as exc:
+            raise ConfigurationError(f"--metrics-buckets {exc}") from None
     try:
         groups = parse_queue_options(args.queues, args.workers)
     except ValueError as exc:
@@ -362,6 +387,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
+        metrics_port=args.metrics_port, metrics_buckets=buckets,
     )  # fmt: skip
 
 
@@ -419,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
             from .notify import load_hook
 
             load_hook(config.notify_hook)  # a hook that does not import fails the start
+        metrics = None
+        if config.metrics_port is not None:
+            from .metrics import DEFAULT_BUCKETS, SupervisorMetrics
+
+            metrics = SupervisorMetrics(config.name, config.metrics_buckets or DEFAULT_BUCKETS)
+            metrics.serve(config.metrics_port)
         from .startup import open_and_register
 
         # Signals are ours before the row that makes us visible is written: a SIGTSTP or
@@ -436,8 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         linux.become_subreaper()
     from .loop import Supervisor
 
-    supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox)
-    code = supervisor.run()
+    supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox, metrics=metrics)
+    try:
+        code = supervisor.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     if supervisor.reload_requested:  # SIGHUP, and the new code imports
         from .reload import execute_again
 

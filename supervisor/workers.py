@@ -150,6 +150,8 @@ class WorkerEvents:
             nxt = worker.jobs[0]
             nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
             nxt.started_at = self.stamp_now()
+            if self.metrics is not None:
+                self.meter_start(nxt)
             if log.isEnabledFor(logging.INFO):
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
                          nxt.claimed.job_type, nxt.claimed.attempt, worker.name,
@@ -230,10 +232,20 @@ class WorkerEvents:
                               task_policy=self._task_policy(claimed.job_type))  # fmt: skip
         self.finish(worker, job, outcome)
 
+    def meter_start(self: Supervisor, job: RunningJob) -> None:
+        """Count a run that begins now, once (a job taken back unstarted and begun again
+        elsewhere is still one start)."""
+        if not job.metered:
+            job.metered = True
+            claimed = job.claimed
+            self.metrics.started(claimed.queue_name, claimed.job_type, claimed.run_at)
+
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
         task, ran, queue = self.finished_info.pop(
             (outcome.job_id, outcome.attempt), ("?", None, None)
         )
+        if self.metrics is not None:
+            self.metrics.ended(queue, task, status, outcome.attempt_outcome, ran)
         if status == "completed" and not log.isEnabledFor(logging.INFO):
             return
         took = "" if ran is None else f" after {ran:.3f} s"
