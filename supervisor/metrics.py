@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime
+from bisect import bisect_left
+from datetime import UTC, datetime
 
 import peewee
 
@@ -104,26 +105,32 @@ def due_now_by_queue(db: peewee.Database, now: datetime) -> dict[str, tuple[int,
     return out
 
 
+#: A series' vector: the counters in COUNTERS order, the wait and run sums, then the wait
+#: and run bucket counts (one per bound, then +Inf; not cumulative).
+_SUMS = len(COUNTERS)
+_INDEX = {kind: i for i, (kind, _) in enumerate(COUNTERS)}
+_EPOCH = datetime(1970, 1, 1)
+
+
 class SupervisorMetrics:
-    """The registry of one supervisor and the cheap calls the loop makes into it."""
+    """One supervisor's figures and the cheap calls the loop makes into them.
+
+    The loop keeps plain tallies (a list of numbers per queue and task: an add and a
+    bisect per event, no lock, no clock read beyond one ``time.time()``); prometheus_client
+    reads them through a collector when scraped. Copying a list or a dict's items is one
+    C call under the GIL, so the server thread sees each series whole."""
 
     def __init__(self, name: str, buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         client = load_client()
         client.disable_created_metrics()  # no *_created series: half the lines, no use here
         self.client = client
         self.name = name
-        self.registry = client.CollectorRegistry(auto_describe=True)
-        labels = ("queue", "task", "supervisor")
-        self.counters = {
-            kind: client.Counter(f"jobtui_jobs_{kind}", text, labels, registry=self.registry)
-            for kind, text in COUNTERS
-        }
-        self.wait = client.Histogram("jobtui_job_wait_seconds", "Time from a run's due time "
-                                     "to its start", labels, buckets=buckets,
-                                     registry=self.registry)  # fmt: skip
-        self.run = client.Histogram("jobtui_job_run_seconds", "Time from a run's start to "
-                                    "its end", labels, buckets=buckets,
-                                    registry=self.registry)  # fmt: skip
+        self.bounds = tuple(buckets)
+        self.series: dict[tuple[str, str], list[float]] = {}
+        self._wait0 = _SUMS + 2
+        self._run0 = self._wait0 + len(self.bounds) + 1
+        self.registry = client.CollectorRegistry(auto_describe=False)
+        self.registry.register(_Tallies(self))
         sup = ("supervisor",)
         gauge = client.Gauge
         self.busy = gauge("jobtui_workers_busy", "Workers running a job", sup,
@@ -141,7 +148,6 @@ class SupervisorMetrics:
         self.latency = gauge("jobtui_queue_latency_seconds", "How long the queue's oldest "
                              "due job has waited (take max by queue)", queue_labels,
                              registry=self.registry)  # fmt: skip
-        self.children: dict[tuple[str, str, str], object] = {}
         self.fork_lock = threading.Lock()
         self.last_scrape = 0.0  # monotonic; written by the server thread
         self.longest_turn = 0.0
@@ -200,22 +206,31 @@ class SupervisorMetrics:
 
     # ---------------------------------------------------------------- bumped by the loop
 
-    def _child(self, metric: str, queue: str, task: str):
-        key = (metric, queue, task)
-        child = self.children.get(key)
-        if child is None:
-            family = self.counters.get(metric) or getattr(self, metric)
-            child = family.labels(visible_line(queue), visible_line(task), self.name)
-            self.children[key] = child
-        return child
+    def _vector(self, queue: str, task: str) -> list[float]:
+        vector = self.series.get((queue, task))
+        if vector is None:
+            vector = self.series[(queue, task)] = [0] * (self._run0 + len(self.bounds) + 1)
+        return vector
 
     def started(self, queue: str, task: str, run_at) -> None:
         """A run began now; ``run_at``: when it was due (its wait is observed)."""
-        self._child("started", queue, task).inc()
-        due = as_datetime(run_at)
-        if due is not None:
-            wait = (utcnow() - due).total_seconds()
-            self._child("wait", queue, task).observe(wait if wait > 0 else 0.0)
+        vector = self._vector(queue, task)
+        vector[0] += 1
+        if type(run_at) is str:
+            try:
+                due = datetime.fromisoformat(run_at)
+            except ValueError:
+                due = as_datetime(run_at)
+        else:
+            due = as_datetime(run_at)
+        if due is None:
+            return
+        if due.tzinfo is not None:
+            due = due.astimezone(UTC).replace(tzinfo=None)
+        wait = time.time() - (due - _EPOCH).total_seconds()
+        wait = wait if wait > 0.0 else 0.0
+        vector[_SUMS] += wait
+        vector[self._wait0 + bisect_left(self.bounds, wait)] += 1
 
     def ended(self, queue: str | None, task: str | None, status: str | None,
               attempt_outcome: str | None, ran_s: float | None) -> None:  # fmt: skip
@@ -223,13 +238,44 @@ class SupervisorMetrics:
         if status is None or queue is None or task is None:
             return
         counter = STATUS_COUNTER.get(status)
-        if counter is not None:
-            self._child(counter, queue, task).inc()
+        if counter is None:
+            return  # put back (interrupted): not an end
+        vector = self._vector(queue, task)
+        vector[_INDEX[counter]] += 1
         counter = ATTEMPT_COUNTER.get(attempt_outcome or "")
         if counter is not None:
-            self._child(counter, queue, task).inc()
-        if ran_s is not None and status in STATUS_COUNTER:
-            self._child("run", queue, task).observe(ran_s)
+            vector[_INDEX[counter]] += 1
+        if ran_s is not None:
+            vector[_SUMS + 1] += ran_s
+            vector[self._run0 + bisect_left(self.bounds, ran_s)] += 1
+
+    def families(self) -> list:
+        """The tallies as metric families (called by the server thread when scraped)."""
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        labels = ["queue", "task", "supervisor"]
+        counters = [CounterMetricFamily(f"jobtui_jobs_{kind}", text, labels=labels)
+                    for kind, text in COUNTERS]  # fmt: skip
+        wait = HistogramMetricFamily("jobtui_job_wait_seconds", "Time from a run's due time "
+                                     "to its start", labels=labels)  # fmt: skip
+        run = HistogramMetricFamily("jobtui_job_run_seconds", "Time from a run's start to "
+                                    "its end", labels=labels)  # fmt: skip
+        les = [*(floatToGoString(b) for b in self.bounds), "+Inf"]
+        width = len(les)
+        for (queue, task), vector in list(self.series.items()):
+            vector = list(vector)
+            key = [visible_line(queue), visible_line(task), self.name]
+            for index, family in enumerate(counters):
+                family.add_metric(key, vector[index])
+            for family, first, total in ((wait, self._wait0, vector[_SUMS]),
+                                         (run, self._run0, vector[_SUMS + 1])):  # fmt: skip
+                buckets, seen = [], 0
+                for le, count in zip(les, vector[first : first + width], strict=True):
+                    seen += count
+                    buckets.append((le, seen))
+                family.add_metric(key, buckets, total)
+        return [*counters, wait, run]
 
     def turn_took(self, seconds: float, now: float, supervisor) -> None:
         """After each loop turn: keep the longest; once a second copy the worker gauges
@@ -266,3 +312,13 @@ class SupervisorMetrics:
             label = visible_line(queue)
             self.depth.labels(label, self.name).set(depth)
             self.latency.labels(label, self.name).set(latency)
+
+
+class _Tallies:
+    """The registry's view of the loop's tallies."""
+
+    def __init__(self, metrics: SupervisorMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self):
+        return self.metrics.families()
