@@ -121,6 +121,7 @@ class JobtuiSide:
         try:
             _wait_for(lambda: Job.select().where(Job.status == "completed").count() == jobs,
                       600, "jobtui drain")  # fmt: skip
+            self.cpu_s = sum(psutil.Process(proc.pid).cpu_times()[:2])  # the supervisor alone
         finally:
             _stop(proc)
         starts = [job.result for job in Job.select(Job.result)]
@@ -262,6 +263,9 @@ def metrics_ratio(jobs: int, samples: int, rounds: int) -> list[tuple[str, float
                     os.environ.pop("JOBTUI_METRICS_PORT", None)
                 kept = best[mode]
                 kept["throughput"] = max(kept.get("throughput", 0.0), figures.throughput)
+                per_job = 1e6 * side.cpu_s / jobs
+                kept["supervisor_cpu_us_per_job"] = min(kept.get("supervisor_cpu_us_per_job",
+                                                                 float("inf")), per_job)  # fmt: skip
                 for name in ("latency_p50_ms", "latency_p95_ms"):
                     kept[name] = min(kept.get(name, float("inf")), getattr(figures, name))
     return [(name, best["off"][name], best["on"][name]) for name in best["off"]]

@@ -79,6 +79,9 @@ class ClaimedJob:
     run_at: Any  # when it was due: the claim order is priority, then this, then id
     #: options its enqueuer left unset (catalog.UNSET_*): the supervisor's defaults apply
     unset_options: int = 0
+    #: a retry's backoff end: it was due at the later of this and run_at (its wait counts
+    #: from there, as the rollup's does)
+    next_retry_at: Any = None
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -238,7 +238,10 @@ class WorkerEvents:
         if not job.metered:
             job.metered = True
             claimed = job.claimed
-            self.metrics.started(claimed.queue_name, claimed.job_type, claimed.run_at)
+            due, backoff = claimed.run_at, claimed.next_retry_at
+            if backoff is not None and (due is None or backoff > due):
+                due = backoff  # a retry is due once its backoff is over
+            self.metrics.started(claimed.queue_name, claimed.job_type, due)
 
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
         task, ran, queue = self.finished_info.pop(

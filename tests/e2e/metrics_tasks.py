@@ -34,3 +34,9 @@ def too_slow() -> None:
 @task
 def waits(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@task(max_retries=1, retry_delay=2, retry_jitter=False)
+def retries_late() -> None:
+    if current_job().attempt == 1:
+        raise RuntimeError("once")

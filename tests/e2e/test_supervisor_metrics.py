@@ -85,6 +85,7 @@ def workload() -> list[str]:
     ids.append(jobtui.enqueue(f"{TASKS}.fails").id)
     ids.append(jobtui.enqueue(f"{TASKS}.crash_once", queue="second").id)
     ids.append(jobtui.enqueue(f"{TASKS}.too_slow").id)
+    ids.append(jobtui.enqueue(f"{TASKS}.retries_late").id)
     return ids
 
 
@@ -117,6 +118,10 @@ def test_scrape_counters_equal_the_job_table(cluster):
     bounds = {dict(labels)["le"] for (name, labels) in figures
               if name == "jobtui_job_run_seconds_bucket"}  # fmt: skip
     assert bounds == {"0.01", "0.1", "1.0", "10.0", "+Inf"}
+    # a retry waits from its backoff's end (2 s after its first run), not from its place
+    late = (("le", "1.0"), ("queue", "default"), ("supervisor", "sup-1"),
+            ("task", f"{TASKS}.retries_late"))  # fmt: skip
+    assert figures[("jobtui_job_wait_seconds_bucket", late)] == 2
     sup = (("supervisor", "sup-1"),)
 
     def one_busy():  # the loop copies the worker gauges once a second
