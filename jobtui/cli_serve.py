@@ -88,12 +88,31 @@ def build_server(host: str, port: int, command: str, token: str):
     return GuardedServer(command, host=host, port=port, title="jobtui")
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse a port in use before the URL is printed (aiohttp binds after start-up)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigurationError(f"--host {host}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+                                     ) from None  # fmt: skip
+
+
 def run_serve_command(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigurationError(f"--port {args.port}: a port from 1 to 65535")
     token = secrets.token_urlsafe(24)
     command = console_command(args.database, args.serve_read_only)
-    server = build_server(args.host, args.port, command, token)
+    server = build_server(args.host, args.port, command, token)  # textual-serve missing: first
+    check_port(args.host, args.port)
     try:
         server.serve()
     except OSError as exc:
