@@ -214,23 +214,30 @@ class SupervisorMetrics:
 
     def started(self, queue: str, task: str, run_at) -> None:
         """A run began now; ``run_at``: when it was due (its wait is observed)."""
-        vector = self._vector(queue, task)
+        vector = self.series.get((queue, task)) or self._vector(queue, task)
         vector[0] += 1
-        if type(run_at) is str:
-            try:
-                due = datetime.fromisoformat(run_at)
-            except ValueError:
-                due = as_datetime(run_at)
-        else:
-            due = as_datetime(run_at)
+        due = self._epoch(run_at)
         if due is None:
             return
-        if due.tzinfo is not None:
-            due = due.astimezone(UTC).replace(tzinfo=None)
-        wait = time.time() - (due - _EPOCH).total_seconds()
+        wait = time.time() - due
         wait = wait if wait > 0.0 else 0.0
         vector[_SUMS] += wait
         vector[self._wait0 + bisect_left(self.bounds, wait)] += 1
+
+    @staticmethod
+    def _epoch(moment) -> float | None:
+        """Seconds since the epoch of a stored UTC timestamp (SQLite: text)."""
+        if type(moment) is str:
+            try:
+                return (datetime.fromisoformat(moment) - _EPOCH).total_seconds()
+            except ValueError:
+                pass
+        moment = as_datetime(moment)
+        if moment is None:
+            return None
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return (moment - _EPOCH).total_seconds()
 
     def ended(self, queue: str | None, task: str | None, status: str | None,
               attempt_outcome: str | None, ran_s: float | None) -> None:  # fmt: skip
@@ -240,7 +247,7 @@ class SupervisorMetrics:
         counter = STATUS_COUNTER.get(status)
         if counter is None:
             return  # put back (interrupted): not an end
-        vector = self._vector(queue, task)
+        vector = self.series.get((queue, task)) or self._vector(queue, task)
         vector[_INDEX[counter]] += 1
         counter = ATTEMPT_COUNTER.get(attempt_outcome or "")
         if counter is not None:

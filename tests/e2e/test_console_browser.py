@@ -125,6 +125,7 @@ def test_the_console_in_a_browser(sqlite_db, tmp_path, browser, read_only):
         screen = Screen(page)
         page.goto(served.url)
         screen.wait_for("browser_probe.visible_task")  # the Jobs view shows the job
+        assert ("read-only" in screen.text()) is read_only  # the header says so
         page.locator(".xterm-screen").click()
         shot = tmp_path / "browser-console.png"
         page.screenshot(path=str(shot))

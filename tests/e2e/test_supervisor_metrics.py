@@ -202,3 +202,14 @@ def test_hostile_queue_names_are_escaped_labels(cluster):
     got = by_task(samples(out.getvalue()), "jobtui_jobs_completed_total")
     assert {queue for queue, _ in got} == wanted
     assert not acting_chars(out.getvalue().replace("\n", ""))
+    # hostile task names: jobs of tasks no supervisor has, failed as unknown (the rollup
+    # counts them), printed by `jobtui metrics`
+    tasks = {f"{TASKS}.{name}" for name in names}
+    ids = [jobtui.enqueue(task).id for task in tasks]
+    cluster.wait_status(ids, statuses=["failed"], timeout=30)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli_main(["metrics"]) == 0
+    got = by_task(samples(out.getvalue()), "jobtui_jobs_failed_total")
+    assert {task for _, task in got} == {visible_line(task) for task in tasks}
+    assert not acting_chars(out.getvalue().replace("\n", ""))
