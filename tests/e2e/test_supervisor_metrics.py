@@ -149,8 +149,14 @@ def test_scrape_counters_equal_the_job_table(cluster):
     with redirect_stdout(out):
         assert cli_main(["metrics"]) == 0
     offline = samples(out.getvalue())
-    for kind in ("completed", "failed", "retried", "timed_out", "crashed"):
+    for kind in ("completed", "failed", "retried", "cancelled", "timed_out", "crashed"):
         assert by_task(offline, f"jobtui_jobs_{kind}_total") == expected[kind], kind
+    running = Counter({("default", f"{TASKS}.waits"): 1})  # started, not ended
+    assert by_task(offline, "jobtui_jobs_started_total") == expected["started"] + running
+    assert by_task(offline, "jobtui_job_run_seconds_count") == expected["started"]
+    assert by_task(offline, "jobtui_job_wait_seconds_count") == expected["started"]
+    depth = ("jobtui_queue_depth", (("queue", "parked"),))
+    assert offline[depth] == 3
 
 
 def test_bad_metrics_options_are_one_line_errors(cluster, tmp_path):
