@@ -144,8 +144,12 @@ def test_the_console_in_a_browser(sqlite_db, tmp_path, browser, read_only):
         mark = len(screen.frames)
         page.keyboard.press("1")
         screen.wait_for("newest first", since=mark)  # the Jobs view again, its job selected
+        mark = len(screen.frames)
         page.keyboard.press("c")  # cancel, after y/n: a writing action
-        page.wait_for_timeout(1000)
+        if read_only:
+            page.wait_for_timeout(1000)
+        else:
+            screen.wait_for("(y)", since=mark)  # the question's yes button
         page.keyboard.press("y")
         cancelled = lambda: Job.get_by_id(job.id).status == "cancelled"  # noqa: E731
         if read_only:
