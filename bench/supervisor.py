@@ -1,6 +1,7 @@
 """Supervisor benchmark: jobtui-supervisor against huey's SqliteHuey consumer, in one run.
 
     python -m bench.supervisor [--jobs N] [--rounds N] [--samples N] [--idle-seconds S] [--json]
+    python -m bench.supervisor --metrics-ratio [--rounds N] [--jobs N] [--samples N]
 
 Both run no-op jobs with 2 process workers on a fresh SQLite file in WAL mode with
 synchronous=NORMAL (huey's storage is given NORMAL too).
@@ -153,6 +154,7 @@ class JobtuiSide:
         live = Job.select(Job.id).where(Job.status.in_(["pending", "running", "retrying"]))
         try:  # (a fresh copy each look: a query caches its first result)
             _wait_for(lambda: live.clone().first() is None, 600, "jobtui drain", DRAIN_POLL_S)
+            self.cpu_s = sum(psutil.Process(proc.pid).cpu_times()[:2])  # the supervisor alone
         finally:
             _stop(proc)
         assert Job.select().where(Job.status == "completed").count() == jobs
@@ -298,6 +300,54 @@ def run(jobs: int, samples: int, idle_s: float, rounds: int = 3) -> dict[str, Fi
     return out
 
 
+def metrics_ratio(jobs: int, samples: int, rounds: int) -> list[tuple[str, float, float]]:
+    """jobtui alone, with --metrics-port off and on in turn (``rounds`` times each, the
+    best of each kept: the machine is shared), scraped every second while on. Returns
+    (figure, off, on) for throughput and latency p50/p95."""
+    import threading
+    import urllib.request
+
+    best: dict[str, dict[str, float]] = {"off": {}, "on": {}}
+    with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as folder:
+        for round_ in range(rounds):
+            for mode in ("off", "on"):
+                os.mkdir(os.path.join(folder, f"{mode}{round_}"))
+                side = JobtuiSide(os.path.join(folder, f"{mode}{round_}"))  # fresh databases
+                stop = threading.Event()
+                if mode == "on":
+                    import socket
+
+                    with socket.socket() as sock:
+                        sock.bind(("127.0.0.1", 0))
+                        port = sock.getsockname()[1]
+                    os.environ["JOBTUI_METRICS_PORT"] = str(port)
+
+                    def scrape(port: int = port, stop: threading.Event = stop) -> None:
+                        while not stop.wait(1.0):
+                            try:
+                                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                                       timeout=2).read()  # fmt: skip
+                            except OSError:
+                                pass
+
+                    threading.Thread(target=scrape, daemon=True).start()
+                try:
+                    figures = Figures(system=mode)
+                    figures.throughput = side.throughput(jobs).steady
+                    side.latency(figures, samples, IDLE_CPU_WINDOW_S)
+                finally:
+                    stop.set()
+                    os.environ.pop("JOBTUI_METRICS_PORT", None)
+                kept = best[mode]
+                kept["throughput"] = max(kept.get("throughput", 0.0), figures.throughput)
+                per_job = 1e6 * side.cpu_s / jobs
+                kept["supervisor_cpu_us_per_job"] = min(kept.get("supervisor_cpu_us_per_job",
+                                                                 float("inf")), per_job)  # fmt: skip
+                for name in ("latency_p50_ms", "latency_p95_ms"):
+                    kept[name] = min(kept.get(name, float("inf")), getattr(figures, name))
+    return [(name, best["off"][name], best["on"][name]) for name in best["off"]]
+
+
 def report(out: dict[str, Figures]) -> list[tuple[str, str, str, str, str, str]]:
     j, h, n = out["jobtui"], out["huey"], out["huey_none"]
     rows = [
@@ -344,9 +394,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="throughput drains per system, alternating (median reported)")  # fmt: skip
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--metrics-ratio", action="store_true",
+                        help="jobtui alone, --metrics-port off and on in turn")  # fmt: skip
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.metrics_ratio:
+        print(f"{'':<20}{'metrics off':>12}{'on':>12}{'on/off':>9}")
+        for name, off, on in metrics_ratio(args.jobs, args.samples, args.rounds):
+            print(f"{name:<20}{off:>12,.2f}{on:>12,.2f}{on / off:>9.3f}")
+        return
     out = run(args.jobs, args.samples, args.idle_seconds, args.rounds)
     if args.json:
         print(json.dumps({k: asdict(v) for k, v in out.items()}, indent=2))

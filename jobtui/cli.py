@@ -33,7 +33,6 @@ from jobtui.models import queries
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import JobtuiError
 from jobtui.models.outcomes import QUARANTINED
-from jobtui.models.status import ALL_STATUSES
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.visible import visible, visible_line
 
@@ -348,8 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
+    from jobtui.cli_metrics import add_metrics_parser
     from jobtui.cli_scale import add_scale_parser
     from jobtui.cli_schedule import add_schedule_parser
+    from jobtui.cli_serve import add_serve_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
@@ -358,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_scale_parser(sub)
     add_db_parser(sub)
     add_audit_parser(sub)
+    add_metrics_parser(sub)
+    add_serve_parser(sub)
     return parser
 
 

@@ -81,6 +81,9 @@ class ClaimedJob:
     unset_options: int = 0
     #: the enqueuer's trace context (JSON of a W3C carrier), for the worker's span
     trace_context: str | None = None
+    #: a retry's backoff end: it was due at the later of this and run_at (its wait counts
+    #: from there, as the rollup's does)
+    next_retry_at: Any = None
 
     @property
     def parameters(self) -> dict[str, Any]:

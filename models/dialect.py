@@ -33,6 +33,7 @@ CLAIM_COLUMNS = (
     "id", "job_type", "parameters", "attempt", "lease_token", "retry_count", "max_retries",
     "timeout", "queue_name", "priority", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "started_at", "run_at", "unset_options", "trace_context",
+    "next_retry_at",
 )  # fmt: skip
 
 _SET_RUNNING = """status = 'running', attempt = {jobs}attempt + 1, lease_token = {token},

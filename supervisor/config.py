@@ -81,6 +81,8 @@ class SupervisorConfig:
     autoscale_idle_s: float = 30.0
     #: the most workers in all while autoscaling (--workers with --autoscale; 0: no cap)
     max_workers: int = 0
+    metrics_port: int | None = None  # serve Prometheus metrics here (metrics.py)
+    metrics_buckets: tuple[float, ...] | None = None  # wait/run buckets (None: the default)
 
     @property
     def hang_timeout_s(self) -> float:

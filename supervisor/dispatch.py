@@ -389,6 +389,8 @@ class Dispatch:
             running.handed_mono = now
             if not worker.jobs:
                 running.started_mono = now  # an idle worker begins it at once
+                if self.metrics is not None:
+                    self.meter_start(running)
                 if log.isEnabledFor(logging.INFO):
                     log.info("job %s %s attempt %d started on %s (pid %d)", job.id,
                              job.job_type, job.attempt, worker.name, worker.pid,

@@ -15,6 +15,7 @@ import resource  # noqa: F401 - os.wait4 imports it on first use: before the for
 import selectors
 import signal
 import time
+from contextlib import nullcontext
 
 import peewee
 
@@ -41,6 +42,10 @@ from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
 from .workers import WorkerEvents
 
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from .metrics import SupervisorMetrics
+
 log = logging.getLogger(__name__)
 
 RESPAWN_BACKOFF_MAX_S = 30.0
@@ -60,6 +65,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         db: peewee.Database,
         wake: WakeListener | None = None,
         inbox: SignalInbox | None = None,
+        metrics: SupervisorMetrics | None = None,
     ):
         self.config = config
         self.registry = registry
@@ -78,6 +84,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             webhook=config.notify_webhook, email_to=config.notify_email,
             retries=config.notify_retries, hook=config.notify_hook,
             smtp_url=config.smtp_url, smtp_from=config.smtp_from), registry)  # fmt: skip
+        self.metrics = metrics  # --metrics-port (metrics.py); None costs nothing
         self.stopping = False
         self.cold = False
         self.quiet = False
@@ -122,6 +129,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
     # ---------------------------------------------------------------- processes
 
     def _close_in_child(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close_in_child()
         self.notifier.close_in_child()
         self.inbox.close_in_child()
         if self.wake is not None:
@@ -142,11 +151,13 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         for slot, _ in slots:
             if self.gates.covers(slot):
                 self.gates.reset(slot)
+        guard = self.metrics.fork_lock if self.metrics is not None else nullcontext()
         try:
-            for worker in spawn_workers(self.config, self.registry, slots, self._close_in_child,
-                                        self.gates):  # fmt: skip
-                self.workers[worker.pid] = worker
-                self.selector.register(worker.conn, selectors.EVENT_READ, worker)
+            with guard:  # no fork in the middle of a scrape (metrics.py)
+                for worker in spawn_workers(self.config, self.registry, slots,
+                                            self._close_in_child, self.gates):  # fmt: skip
+                    self.workers[worker.pid] = worker
+                    self.selector.register(worker.conn, selectors.EVENT_READ, worker)
         finally:
             self._open_wake_pg()
             self.want_claim = True
@@ -239,7 +250,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
 
     def _start_notifier(self) -> None:
         self.db.close()  # fork with no connection open
-        self.notifier.start(self._close_in_child)
+        with self.metrics.fork_lock if self.metrics is not None else nullcontext():
+            self.notifier.start(self._close_in_child)
 
     def run(self) -> int:
         self.inbox.install()
@@ -368,7 +380,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                     self.drain_worker(key.data)
         for signum in self.inbox.take():
             self.on_signal(signum)
-        now = time.monotonic()
+        now = woke = time.monotonic()  # the turn's work is timed from here (not its wait)
         if self.child_exited or now >= self.next_reap:
             self.child_exited = False  # (cleared first: a SIGCHLD from now on sets it again)
             self.next_reap = now + REAP_SAFETY_INTERVAL_S
@@ -391,6 +403,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         if not self.stopping:
             self.rollup.tick(time.monotonic())
             self.alerts.tick(time.monotonic())
+        if self.metrics is not None:
+            now = time.monotonic()
+            self.metrics.turn_took(now - woke, now, self)
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

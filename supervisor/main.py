@@ -27,8 +27,8 @@ from .config import (
     DEFAULT_SHUTDOWN_GRACE_S,
     SupervisorConfig,
     autoscaled_groups,
-    parse_autoscale,
     parse_alert_options,
+    parse_autoscale,
     parse_queue_options,
 )
 
@@ -252,6 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
         "recent job ran under a millisecond)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics (needs jobtui[metrics])",
+    )
+    p.add_argument(
+        "--metrics-buckets",
+        default=None,
+        metavar="S,S,...",
+        help="upper bounds (seconds) of the wait and run time histograms",
+    )
+    p.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     )
     p.add_argument(
@@ -423,6 +436,18 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--max-crashes must be >= 0 (0: never quarantine)")
     if args.autoscale_wait < 0 or args.autoscale_idle < 0:
         raise ConfigurationError("--autoscale-wait and --autoscale-idle must be >= 0")
+    buckets = None
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise ConfigurationError(f"--metrics-port {args.metrics_port}: a port from 1 to 65535")
+    if args.metrics_buckets is not None:
+        if args.metrics_port is None:
+            raise ConfigurationError("--metrics-buckets needs --metrics-port")
+        from .metrics import parse_buckets
+
+        try:
+            buckets = parse_buckets(args.metrics_buckets)
+        except ValueError as exc:
+            raise ConfigurationError(f"--metrics-buckets {exc}") from None
     try:
         autoscale = parse_autoscale(args.autoscale)
         if autoscale:
@@ -450,6 +475,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         max_crashes=args.max_crashes, autoscale=autoscale, max_workers=ceiling,
         autoscale_wait_s=args.autoscale_wait, autoscale_idle_s=args.autoscale_idle,
         otel=args.otel, alerts=alerts,
+        metrics_port=args.metrics_port, metrics_buckets=buckets,
     )  # fmt: skip
 
 
@@ -513,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
             from .notify import load_hook
 
             load_hook(config.otel, "--otel")  # imported here once; called in each worker
+        metrics = None
+        if config.metrics_port is not None:
+            from .metrics import DEFAULT_BUCKETS, SupervisorMetrics
+
+            metrics = SupervisorMetrics(config.name, config.metrics_buckets or DEFAULT_BUCKETS)
+            metrics.serve(config.metrics_port)
         from .startup import open_and_register
 
         # Signals are ours before the row that makes us visible is written: a SIGTSTP or
@@ -530,8 +562,12 @@ def main(argv: list[str] | None = None) -> int:
         linux.become_subreaper()
     from .loop import Supervisor
 
-    supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox)
-    code = supervisor.run()
+    supervisor = Supervisor(config, registry, db, wake=wake, inbox=inbox, metrics=metrics)
+    try:
+        code = supervisor.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     if supervisor.reload_requested:  # SIGHUP, and the new code imports
         from .reload import execute_again
 

@@ -59,6 +59,7 @@ class RunningJob:
     progress: tuple[float, str | None, str | None] | None = None
     progress_written_mono: float = 0.0
     seq: int = 0  # its number in its worker's batch, if it may be taken back (gates.py)
+    metered: bool = False  # its start was counted (--metrics-port): once, if taken back
 
     @property
     def id(self) -> str:

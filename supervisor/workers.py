@@ -151,6 +151,8 @@ class WorkerEvents:
             nxt = worker.jobs[0]
             nxt.started_mono = time.monotonic()  # jobs run in order: the next one begins now
             nxt.started_at = self.stamp_now()
+            if self.metrics is not None:
+                self.meter_start(nxt)
             if log.isEnabledFor(logging.INFO):
                 claimed = nxt.claimed
                 log.info("job %s %s attempt %d started on %s (pid %d)", nxt.id,
@@ -250,10 +252,23 @@ class WorkerEvents:
                               max_crashes=self.task_settings.crash_limit(claimed.job_type))  # fmt: skip
         self.finish(worker, job, outcome)
 
+    def meter_start(self: Supervisor, job: RunningJob) -> None:
+        """Count a run that begins now, once (a job taken back unstarted and begun again
+        elsewhere is still one start)."""
+        if not job.metered:
+            job.metered = True
+            claimed = job.claimed
+            due, backoff = claimed.run_at, claimed.next_retry_at
+            if backoff is not None and (due is None or backoff > due):
+                due = backoff  # a retry is due once its backoff is over
+            self.metrics.started(claimed.queue_name, claimed.job_type, due)
+
     def log_outcome(self: Supervisor, outcome: Outcome, status: str | None) -> None:
         task, ran, queue = self.finished_info.pop(
             (outcome.job_id, outcome.attempt), ("?", None, None)
         )
+        if self.metrics is not None:
+            self.metrics.ended(queue, task, status, outcome.attempt_outcome, ran)
         if status == "completed" and not log.isEnabledFor(logging.INFO):
             return
         took = "" if ran is None else f" after {ran:.3f} s"
