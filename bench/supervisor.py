@@ -109,13 +109,14 @@ class JobtuiSide:
         store.use_database(url)
         return url
 
-    def throughput(self, jobs: int) -> float:
+    def throughput(self, jobs: int, task: str = "bench.stamp") -> float:
+        """``task``: bench.stamp (a no-op), or bench.chatty (a no-op writing 10 lines)."""
         import jobtui
         from jobtui.models import Job
 
         url = self._use("throughput.db")
         for start in range(0, jobs, 1000):
-            jobtui.enqueue_many("bench.stamp", [{} for _ in range(min(1000, jobs - start))])
+            jobtui.enqueue_many(task, [{} for _ in range(min(1000, jobs - start))])
         proc = self._start(url)
         try:
             _wait_for(lambda: Job.select().where(Job.status == "completed").count() == jobs,

@@ -343,12 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
+    from jobtui.cli_logs import add_logs_parsers
     from jobtui.cli_schedule import add_schedule_parser
     from jobtui.cli_tasks import add_tasks_parser
 
     add_schedule_parser(sub)
     add_batch_parser(sub)
     add_tasks_parser(sub)
+    add_logs_parsers(sub)
     add_db_parser(sub)
     return parser
 

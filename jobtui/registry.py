@@ -66,6 +66,8 @@ class Task(Generic[P, R]):
     #: What recovery does with a run whose worker or supervisor died: "retry" (at least
     #: once) or "fail" (for work that must not repeat).
     orphan_policy: str = "retry"
+    #: The lowest ``logging`` level a job of this task keeps in its log (None: INFO).
+    log_level: int | None = None
     #: Where the function takes ``progress_callback`` (see _progress_callback_position).
     progress_callback_position: int | None = field(init=False, default=None)
 
@@ -204,6 +206,7 @@ def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    log_level: int | str | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -218,13 +221,15 @@ def task(  # noqa: F811 - the implementation of the overloads above
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    log_level: int | str | None = None,
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
 
     The name is ``name=`` or ``module.function``. Keyword options (queue, priority,
     max_retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, tags)
-    are defaults each ``enqueue`` may override.
+    are defaults each ``enqueue`` may override. ``log_level`` ("DEBUG", ..., or a
+    number): the lowest ``logging`` level its jobs keep in their logs (default INFO).
     """
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
@@ -232,6 +237,7 @@ def task(  # noqa: F811 - the implementation of the overloads above
     if orphan_policy not in ("retry", "fail"):
         raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
+    level = _log_level(log_level)
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -240,10 +246,32 @@ def task(  # noqa: F811 - the implementation of the overloads above
             should_enqueue=should_enqueue, on_failure=on_failure,
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
-            orphan_policy=orphan_policy,
+            orphan_policy=orphan_policy, log_level=level,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap
+
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _log_level(value: int | str | None) -> int | None:
+    """``log_level=`` as a number (a level's name or a number, as ``logging`` takes)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().upper() in _LEVELS:
+        return _LEVELS[value.strip().upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 50:
+        return value
+    raise TypeError(f"log_level must be one of {', '.join(_LEVELS)} or 0-50, got {value!r}")
+
+
+def level_name(level: int) -> str:
+    """A number as the level's name where it has one ("INFO"), else the number."""
+    for name, number in _LEVELS.items():
+        if number == level:
+            return name
+    return str(level)
 
 
 def task_options(

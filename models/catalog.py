@@ -55,8 +55,9 @@ OPTION_BITS = {
     "retry_jitter": UNSET_RETRY_JITTER,
 }  # fmt: skip
 ALL_UNSET = sum(OPTION_BITS.values())
-#: Task options the catalog carries (besides the ones with a bit: tags).
-CATALOG_OPTIONS = (*OPTION_BITS, "tags")
+#: Task options the catalog carries (besides the ones with a bit: tags, and log_level,
+#: which a job's row does not hold: its worker reads it from the task).
+CATALOG_OPTIONS = (*OPTION_BITS, "tags", "log_level")
 
 #: How long ``task_defaults`` trusts its copy of the catalog, and a miss (a supervisor may
 #: publish a task any moment; a job enqueued meanwhile is rehomed, never lost).

@@ -81,6 +81,7 @@ DOWN_STEPS: dict[int, DownStep] = {
     ),
     6: DownStep(tables=("job_rollup",)),
     7: DownStep(columns=(("supervisors", "schema_version"),)),
+    8: DownStep(tables=("job_logs", "job_stack_requests")),
 }
 
 

@@ -21,20 +21,22 @@ from .dependency import JobDependency
 from .dialect import dialect_for
 from .errors import SchemaTooNew
 from .job import Job
+from .joblog import JobLog
 from .queue import Queue
 from .rollup import JobRollup
 from .schedule import Schedule, ScheduleFire
+from .stacks import StackRequest
 from .worker import Supervisor, Worker
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup,
+    TaskCatalog, JobRollup, JobLog, StackRequest,
 ]  # fmt: skip
 
 
@@ -95,6 +97,14 @@ def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Databas
     migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
 
 
+def _add_job_logs_and_stack_requests(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8: the ``job_logs`` table (a running job's captured stdout, stderr and
+    logging, in chunks keyed by job, attempt and sequence: joblog.py) and the
+    ``job_stack_requests`` table (asking a supervisor for a running job's live stack:
+    stacks.py). Both start empty; their rows go with their job (ON DELETE CASCADE)."""
+    db.create_tables([JobLog, StackRequest])
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -104,6 +114,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     5: _add_task_catalog,
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
+    8: _add_job_logs_and_stack_requests,
 }
 
 

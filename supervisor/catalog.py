@@ -64,7 +64,12 @@ def publish_catalog(
     for name in registry.names():
         task = registry.get(name)
         if task is not None:
-            rows.append(catalog_row(name, task.defaults, getattr(task.func, "__module__", None)))
+            defaults = dict(task.defaults)
+            if task.log_level is not None:
+                from jobtui.registry import level_name
+
+                defaults["log_level"] = level_name(task.log_level)
+            rows.append(catalog_row(name, defaults, getattr(task.func, "__module__", None)))
     scope = contextlib.nullcontext() if in_transaction else dialect_for(db).write_transaction(db)
     with scope:
         publish_tasks(db, config.name, config.host, rows)

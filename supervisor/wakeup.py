@@ -13,7 +13,7 @@ import socket
 
 import peewee
 
-from jobtui.models.wakeup import CHANNEL, wake_dir
+from jobtui.models.wakeup import CHANNEL, STACK_WAKE, wake_dir
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class WakeListener:
         self.pg = None
         self.pg_fd: int | None = None
         self.due: list[str] = []
+        self.stack_wanted = False  # a wake-up said a stack request waits (stacks.py)
         self.pg_outage = False  # the LISTEN connection failed to open: said once, not per try
         self.open()
 
@@ -122,7 +123,9 @@ class WakeListener:
         return True
 
     def _note(self, payload: str) -> None:
-        if payload and payload != "!":
+        if payload == STACK_WAKE:
+            self.stack_wanted = True  # a live stack was asked for (models/stacks.py)
+        elif payload and payload != "!":
             self.due.append(payload)
 
     def take_due(self) -> list[str]:
