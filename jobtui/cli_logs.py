@@ -10,12 +10,13 @@ its worker (models/stacks.py). Job text is data: every line goes through
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, datetime
 
 from jobtui.cli_format import to_json
-from jobtui.models.visible import visible_line
+from jobtui.models.visible import json_for_terminal, visible_line
 
 FOLLOW_INTERVAL_S = 0.3
 
@@ -41,6 +42,12 @@ def format_time(at: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
+def json_line(value: dict) -> str:
+    """One JSON object on one line (JSON lines: ``-f --json`` streams them), with every
+    character that could act on a terminal escaped (``json_for_terminal``)."""
+    return json_for_terminal(json.dumps(value, ensure_ascii=False))
+
+
 def run_logs_command(args: argparse.Namespace) -> int:
     from jobtui.cli_ids import resolve_id
     from jobtui.models import queries
@@ -62,8 +69,8 @@ def run_logs_command(args: argparse.Namespace) -> int:
             dropped.update(page.dropped)
             for line in page.lines:
                 if args.json:
-                    print(to_json({"attempt": line.attempt, "at": format_time(line.at),
-                                   "stream": line.stream, "text": line.text}))  # fmt: skip
+                    print(json_line({"attempt": line.attempt, "at": format_time(line.at),
+                                     "stream": line.stream, "text": line.text}))  # fmt: skip
                     continue
                 if line.attempt != shown_attempt:
                     if shown_attempt:
@@ -77,7 +84,9 @@ def run_logs_command(args: argparse.Namespace) -> int:
         status = queries.get_job(job_id).status
     for attempt, (lost, lost_lines) in sorted(dropped.items()):
         if args.json:
-            print(to_json({"attempt": attempt, "dropped_bytes": lost, "dropped_lines": lost_lines}))
+            print(
+                json_line({"attempt": attempt, "dropped_bytes": lost, "dropped_lines": lost_lines})
+            )
         else:
             print(f"attempt {attempt}: {dropped_note(lost, lost_lines)}")
     if shown_attempt == 0 and not dropped and not args.json:
