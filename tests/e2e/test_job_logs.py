@@ -19,8 +19,8 @@ from supervisor_harness import wait_until
 
 import jobtui
 from jobtui.models import delete_jobs
-from jobtui.models.queries import get_job
 from jobtui.models.joblog import read_log
+from jobtui.models.queries import get_job
 from jobtui.models.store import get_database
 
 pytestmark = pytest.mark.timeout(90)
