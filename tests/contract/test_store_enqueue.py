@@ -190,6 +190,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
+    db.execute_sql("DROP TABLE job_logs")  # version 8
+    db.execute_sql("DROP TABLE job_stack_requests")  # version 8
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -202,6 +204,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.progress_details is None
     assert row.unset_options == 0  # an older job's options count as its own, as before
     assert db.table_exists("task_catalog")
+    assert db.table_exists("job_logs") and db.table_exists("job_stack_requests")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)

@@ -74,3 +74,51 @@ def test_stack_of_a_job_that_is_not_running_is_a_one_line_error(cluster, db_url)
     shown = cli(db_url, "stack", job.id)
     assert shown.returncode == 1
     assert shown.stderr.strip().count("\n") == 0 and "not running (it is pending)" in shown.stderr
+
+
+def test_the_console_shows_the_stack_and_the_logs_of_a_running_job(cluster, db, db_url):
+    """The console's S and l keys against a real supervisor: the stack names the function
+    the task waits in, and the Logs tab shows what the job printed so far."""
+    import asyncio
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tui"))
+    from tui_dbjobs import db_app  # noqa: PLC0415 - the console tests' helpers
+    from tui_helpers import press, settle  # noqa: PLC0415
+
+    from jobtui.tui.screens.detail import JobDetailScreen
+
+    job = jobtui.enqueue("log_tasks.ticking", args=["release"])
+    cluster.start(imports=TASKS)
+    wait_until(lambda: running(job.id), 20, "the job running")
+
+    async def scenario() -> None:
+        app = db_app(db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            app.push_screen(JobDetailScreen(job.id))
+            await settle(pilot)
+            await press(pilot, "S")
+
+            async def stack_shown() -> str:
+                for _ in range(300):
+                    await settle(pilot)
+                    text = str(app.screen.query_one("#stack-text").visual)
+                    if "innermost frame last" in text or "no stack" in text:
+                        return text
+                    await asyncio.sleep(0.05)
+                raise AssertionError("no stack shown within 15 s")
+
+            text = await stack_shown()
+            assert "in ticking" in text and "in _gate" in text, text
+            await press(pilot, "l")
+            for _ in range(100):
+                await press(pilot, "ctrl+r")
+                if "out tick 1" in str(app.screen.query_one("#logs-text").visual):
+                    break
+                await asyncio.sleep(0.05)
+            assert "out tick 1" in str(app.screen.query_one("#logs-text").visual)
+
+    asyncio.run(scenario())
+    cluster.open_gate("release")
+    cluster.wait_status([job.id])
