@@ -104,7 +104,10 @@ class JobOutput:
                 stream.flush()
             except (OSError, ValueError, AttributeError):
                 pass
-        self.terminal = os.dup(2)  # the supervisor's stderr: for output no job owns
+        try:
+            self.terminal = os.dup(2)  # the supervisor's stderr: for output no job owns
+        except OSError:
+            self.terminal = -1  # started with fd 2 closed: such output goes nowhere
         self.read_fds: dict[int, int] = {}
         for target in (1, 2):
             read_fd, write_fd = os.pipe()
@@ -296,6 +299,8 @@ class JobOutput:
 
     def _to_terminal(self, text: str) -> None:
         """Output no job owns: to the supervisor's stderr, its control characters shown."""
+        if self.terminal < 0:
+            return
         try:
             os.write(self.terminal, f"worker pid {os.getpid()}: {visible_line(text)}\n".encode())
         except OSError:
@@ -327,6 +332,8 @@ class JobOutput:
 
     def restore_terminal(self) -> None:
         """Last resort before the worker dies: its own traceback goes to the terminal."""
+        if self.terminal < 0:
+            return
         try:
             os.dup2(self.terminal, 2)
         except OSError:
