@@ -81,3 +81,9 @@ def holds_the_gil(seconds: int) -> None:
     with open(os.path.join(os.environ["JOBTUI_E2E_GATES"], "in-c"), "w"):
         pass  # the test asks once this exists (the job's output could not tell it: no
     ctypes.PyDLL(None).sleep(seconds)  # thread of this worker runs until the call returns)
+
+
+@task
+def says_then_waits(text: str, gate: str) -> None:
+    print(text, flush=True)
+    wait_here(gate)
