@@ -55,6 +55,8 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("workers", "o", "its current job", "open_job"),
     ("job detail", "[ / ]", "previous / next tab", ""),
     ("job detail", "t / a", "traceback / attempts tab", ""),
+    ("job detail", "l", "logs tab: stdout, stderr and logging, tailed while it runs", ""),
+    ("job detail", "S", "the running job's live stack (Stack tab)", ""),
     ("job detail", "esc", "back", ""),
     (
         "filter",
