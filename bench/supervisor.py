@@ -1,6 +1,7 @@
 """Supervisor benchmark: jobtui-supervisor against huey's SqliteHuey consumer, in one run.
 
     python -m bench.supervisor [--jobs N] [--samples N] [--idle-seconds S] [--json]
+    python -m bench.supervisor --chatty [--jobs N]    # the cost of job logs
 
 Both run no-op jobs (each returns the time it started) with 2 process workers on a fresh
 SQLite file in WAL mode with synchronous=NORMAL (huey's storage is given NORMAL too).
@@ -253,7 +254,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--chatty", action="store_true",
+                        help="only jobtui's throughput, of no-op jobs and of no-op jobs that "
+                        "each write 10 lines (5 printed, 5 logged: the cost of job logs)")  # fmt: skip
     args = parser.parse_args()
+    if args.chatty:
+        with tempfile.TemporaryDirectory() as folder:
+            quiet = JobtuiSide(folder).throughput(args.jobs)
+        with tempfile.TemporaryDirectory() as folder:
+            chatty = JobtuiSide(folder).throughput(args.jobs, "bench.chatty")
+        print(
+            f"no-op jobs/s {quiet:,.0f}  writing 10 lines {chatty:,.0f}  ratio {chatty / quiet:.2f}"
+        )
+        return
     out = run(args.jobs, args.samples, args.idle_seconds)
     if args.json:
         print(json.dumps({k: asdict(v) for k, v in out.items()}, indent=2))
