@@ -134,3 +134,17 @@ def test_task_settings_resolve_the_task_then_the_supervisor_then_built_in():
     assert settings.timeouts == {"own": 7, "bare": 7} and settings.policy("unknown") is None
     built_in = TaskSettings(registry, config_from_args(parse_options(["--import", "app"])))
     assert built_in.policy("bare").max_retries == 3 and built_in.timeouts["bare"] is None
+
+
+def test_max_log_bytes_from_the_command_line_or_the_environment(monkeypatch):
+    import pytest
+
+    from jobtui.models.errors import ConfigurationError
+
+    assert config_from_args(parse_options(["--import", "x"])).max_log_bytes == 1024 * 1024
+    monkeypatch.setenv("JOBTUI_MAX_LOG_BYTES", "4096")
+    assert config_from_args(parse_options(["--import", "x"])).max_log_bytes == 4096
+    given = parse_options(["--import", "x", "--max-log-bytes", "0"])
+    assert config_from_args(given).max_log_bytes == 0  # keeps nothing, counts everything
+    with pytest.raises(ConfigurationError, match="--max-log-bytes must be >= 0"):
+        config_from_args(parse_options(["--import", "x", "--max-log-bytes", "-1"]))
