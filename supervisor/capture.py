@@ -17,10 +17,11 @@ no job to own it) goes to the supervisor's stderr through ``visible_line`` inste
 Nothing here runs per job unless the job writes something: the job's start is two
 assignments, its end a flush of Python's buffers and one ``poll(0)``.
 
-The pipe never fills while the worker is healthy: the thread reads it as fast as lines
-come, and a job over ``--max-log-bytes`` is still read (its lines counted, not kept). A
-C extension that writes while holding the GIL could fill it (1 MB) and stall: the
-supervisor then kills the worker as hung, as for any C call that holds the GIL.
+While a job runs the thread reads the pipes every ``FLUSH_INTERVAL_S`` (each is 1 MB), so
+a job writing faster than about 4 MB/s waits for it now and then; a job over
+``--max-log-bytes`` is still read (its lines counted, not kept). A C extension that writes
+while holding the GIL could fill a pipe and stall: the supervisor then kills the worker as
+hung, as for any C call that holds the GIL.
 """
 
 from __future__ import annotations
@@ -43,13 +44,8 @@ if TYPE_CHECKING:
     from .child import _Channel
 
 FLUSH_INTERVAL_S = 0.25
-#: After the pipes become readable during a job, the watch thread waits this long before
-#: reading: a job printing in a loop is read in a few large reads instead of one wake-up
-#: (and a switch of the GIL away from the job) per line. The job's end reads the rest.
-COALESCE_S = 0.02
-#: Between jobs the watch thread still looks this often: a job that begins, logs a line
-#: and then works for minutes shows that line within about this long. (Waking the thread
-#: when a job logs instead cost a switch of the GIL per job: measured 10x slower jobs.)
+#: Between jobs the watch thread still looks this often: a job that begins while it
+#: waits is read on the timer within about this long.
 IDLE_LOOK_S = 1.0
 CHUNK_BYTES = 64 * 1024  # a chunk this large is sent at once
 LINE_MAX_BYTES = 16 * 1024  # a longer line (or one never ended) is cut into pieces
@@ -128,6 +124,9 @@ class JobOutput:
         self.poller = select.poll()
         for fd in (*self.read_fds, *(() if control_fd is None else (control_fd,))):
             self.poller.register(fd, select.POLLIN)
+        self.busy_poller = select.poll()  # while a job runs: stack requests only (watch)
+        if control_fd is not None:
+            self.busy_poller.register(control_fd, select.POLLIN)
         self.drain_poller = select.poll()
         for fd in self.read_fds:
             self.drain_poller.register(fd, select.POLLIN)
@@ -178,22 +177,28 @@ class JobOutput:
     # -------------------------------------------------------------- the watch thread
 
     def watch(self) -> None:
-        """The watch thread's body: read the pipes, send chunks, answer stack requests."""
+        """The watch thread's body: read the pipes, send chunks, answer stack requests.
+
+        While a job runs it reads the pipes on a timer (every ``FLUSH_INTERVAL_S``), not
+        when they become readable: waking on every print made the thread take the GIL from
+        the job for each line (measured: a job writing 10 lines ran at a third of the
+        speed on a loaded machine). The job's end reads the rest itself. Between jobs it
+        waits for output (a left-behind child's) and for stack requests."""
         while True:
-            busy = self.job is not None or self.lines or self._partials()
-            timeout = (FLUSH_INTERVAL_S if busy else IDLE_LOOK_S) * 1000
+            busy = self.job is not None
+            poller = self.busy_poller if busy else self.poller
+            timeout = FLUSH_INTERVAL_S * 1000 if busy or self.lines or self._partials() else (
+                IDLE_LOOK_S * 1000)  # fmt: skip
             try:
-                events = self.poller.poll(timeout)
+                events = poller.poll(timeout)
             except InterruptedError:
                 continue
             asked = False
-            if self.job is not None and any(fd in self.read_fds for fd, _ in events):
-                time.sleep(COALESCE_S)  # let a burst of prints gather: one read, fewer GIL switches
             for fd, _ in events:
                 if fd == self.control_fd:
                     asked = self._read_control() or asked
             with self.lock:
-                if any(fd in self.read_fds for fd, _ in events):
+                if busy or events:
                     self._read_all()
                 now_mono = time.monotonic()
                 self._cut_stale_partials(now_mono)
