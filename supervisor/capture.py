@@ -319,6 +319,15 @@ class JobOutput:
             data = os.read(self.control_fd, 4096)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return False
+        except OSError:
+            data = b""
+        if not data:  # the supervisor closed it (it is exiting): stop watching it
+            for poller in (self.poller, self.busy_poller):
+                try:
+                    poller.unregister(self.control_fd)
+                except (KeyError, ValueError):
+                    pass
+            return bool(self.stack_asked)
         for word in data.split():
             try:
                 self.stack_asked.append(int(word))
