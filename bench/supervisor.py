@@ -2,6 +2,7 @@
 
     python -m bench.supervisor [--jobs N] [--rounds N] [--samples N] [--idle-seconds S] [--json]
     python -m bench.supervisor --metrics-ratio [--rounds N] [--jobs N] [--samples N]
+    python -m bench.supervisor --chatty [--jobs N]    # the cost of job logs
 
 Both run no-op jobs with 2 process workers on a fresh SQLite file in WAL mode with
 synchronous=NORMAL (huey's storage is given NORMAL too).
@@ -141,14 +142,17 @@ class JobtuiSide:
         store.use_database(url)
         return url
 
-    def throughput(self, jobs: int, name: str = "throughput.db") -> Drain:
+    def throughput(
+        self, jobs: int, name: str = "throughput.db", task: str = "bench.stamp"
+    ) -> Drain:
+        """``task``: bench.stamp (a no-op), or bench.chatty (a no-op writing 10 lines)."""
         import jobtui
         from jobtui.models import Job
         from jobtui.models.base import as_datetime
 
         url = self._use(name)
         for start in range(0, jobs, 1000):
-            jobtui.enqueue_many("bench.stamp", [{} for _ in range(min(1000, jobs - start))])
+            jobtui.enqueue_many(task, [{} for _ in range(min(1000, jobs - start))])
         launched = time.time()
         proc = self._start(url)
         live = Job.select(Job.id).where(Job.status.in_(["pending", "running", "retrying"]))
@@ -396,9 +400,21 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--metrics-ratio", action="store_true",
                         help="jobtui alone, --metrics-port off and on in turn")  # fmt: skip
+    parser.add_argument("--chatty", action="store_true",
+                        help="only jobtui's throughput, of no-op jobs and of no-op jobs that "
+                        "each write 10 lines (5 printed, 5 logged: the cost of job logs)")  # fmt: skip
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.chatty:
+        with tempfile.TemporaryDirectory() as folder:
+            quiet = JobtuiSide(folder).throughput(args.jobs).steady
+        with tempfile.TemporaryDirectory() as folder:
+            chatty = JobtuiSide(folder).throughput(args.jobs, task="bench.chatty").steady
+        print(
+            f"no-op jobs/s {quiet:,.0f}  writing 10 lines {chatty:,.0f}  ratio {chatty / quiet:.2f}"
+        )
+        return
     if args.metrics_ratio:
         print(f"{'':<20}{'metrics off':>12}{'on':>12}{'on/off':>9}")
         for name, off, on in metrics_ratio(args.jobs, args.samples, args.rounds):

@@ -347,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser
     from jobtui.cli_db import add_db_parser
+    from jobtui.cli_logs import add_logs_parsers
     from jobtui.cli_metrics import add_metrics_parser
     from jobtui.cli_scale import add_scale_parser
     from jobtui.cli_schedule import add_schedule_parser
@@ -357,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub)
     add_tasks_parser(sub)
     add_scale_parser(sub)
+    add_logs_parsers(sub)
     add_db_parser(sub)
     add_audit_parser(sub)
     add_metrics_parser(sub)

@@ -15,7 +15,7 @@ from jobtui.models.errors import JobtuiError
 
 #: commands (and batch/schedule actions) that never write: they must not create a
 #: database or its tables where there is none (``--database sqlite:///typo.db status``)
-READ_ONLY_COMMANDS = frozenset({"status", "jobs", "show", "workers", "audit", "metrics"})
+READ_ONLY_COMMANDS = frozenset({"status", "jobs", "show", "workers", "audit", "metrics", "logs"})
 READ_ONLY_ACTIONS = {"batch": frozenset({"list", "show"}), "schedule": frozenset({"list"})}
 
 

@@ -71,6 +71,8 @@ class Task(Generic[P, R]):
     #: past the lease) before the job is quarantined: failed at once, retries or not.
     #: None: the supervisor's ``--max-crashes`` (default 2); 0: never quarantined.
     max_crashes: int | None = None
+    #: The lowest ``logging`` level a job of this task keeps in its log (None: INFO).
+    log_level: int | None = None
     #: Where the function takes ``progress_callback`` (see _progress_callback_position).
     progress_callback_position: int | None = field(init=False, default=None)
 
@@ -123,10 +125,12 @@ class Task(Generic[P, R]):
     @property
     def registered_defaults(self) -> dict[str, Any]:
         """The defaults supervisors publish for enqueuers that cannot import the task (and
-        the task catalog shows): the job options, and ``max_crashes`` when set."""
+        the task catalog shows): the job options, and ``max_crashes`` and ``log_level`` when set."""
         out = dict(self.defaults)
         if self.max_crashes is not None:
             out["max_crashes"] = self.max_crashes
+        if self.log_level is not None:
+            out["log_level"] = level_name(self.log_level)
         return out
 
     @property
@@ -214,6 +218,7 @@ def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
     max_crashes: int | None = None,
+    log_level: int | str | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -229,6 +234,7 @@ def task(  # noqa: F811 - the implementation of the overloads above
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
     max_crashes: int | None = None,
+    log_level: int | str | None = None,
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
@@ -237,6 +243,8 @@ def task(  # noqa: F811 - the implementation of the overloads above
     max_retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, tags)
     are defaults each ``enqueue`` may override. ``max_crashes``: runs that may kill their
     worker before the job is quarantined (None: the supervisor's ``--max-crashes``).
+    ``log_level`` ("DEBUG", ..., or a
+    number): the lowest ``logging`` level its jobs keep in their logs (default INFO).
     """
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
@@ -248,6 +256,7 @@ def task(  # noqa: F811 - the implementation of the overloads above
     ):
         raise TypeError(f"max_crashes must be a whole number >= 0, got {max_crashes!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
+    level = _log_level(log_level)
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -256,10 +265,32 @@ def task(  # noqa: F811 - the implementation of the overloads above
             should_enqueue=should_enqueue, on_failure=on_failure,
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
-            orphan_policy=orphan_policy, max_crashes=max_crashes,
+            orphan_policy=orphan_policy, max_crashes=max_crashes, log_level=level,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap
+
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _log_level(value: int | str | None) -> int | None:
+    """``log_level=`` as a number (a level's name or a number, as ``logging`` takes)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().upper() in _LEVELS:
+        return _LEVELS[value.strip().upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 50:
+        return value
+    raise TypeError(f"log_level must be one of {', '.join(_LEVELS)} or 0-50, got {value!r}")
+
+
+def level_name(level: int) -> str:
+    """A number as the level's name where it has one ("INFO"), else the number."""
+    for name, number in _LEVELS.items():
+        if number == level:
+            return name
+    return str(level)
 
 
 def task_options(

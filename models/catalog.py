@@ -55,9 +55,10 @@ OPTION_BITS = {
     "retry_jitter": UNSET_RETRY_JITTER,
 }  # fmt: skip
 ALL_UNSET = sum(OPTION_BITS.values())
-#: Task options the catalog carries (besides the ones with a bit: tags, and max_crashes,
-#: which is the task's alone: no job column, the supervisor resolves it).
-CATALOG_OPTIONS = (*OPTION_BITS, "tags", "max_crashes")
+#: Task options the catalog carries (besides the ones with a bit: tags; max_crashes, which
+#: is the task's alone: no job column, the supervisor resolves it; and log_level, which a
+#: job's row does not hold: its worker reads it from the task).
+CATALOG_OPTIONS = (*OPTION_BITS, "tags", "max_crashes", "log_level")
 
 #: How long ``task_defaults`` trusts its copy of the catalog, and a miss (a supervisor may
 #: publish a task any moment; a job enqueued meanwhile is rehomed, never lost).

@@ -90,6 +90,7 @@ DOWN_STEPS: dict[int, DownStep] = {
         )
     ),
     10: DownStep(tables=("alerts",), columns=(("jobs", "trace_context"),)),
+    11: DownStep(tables=("job_logs", "job_stack_requests")),
 }
 
 

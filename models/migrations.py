@@ -23,20 +23,23 @@ from .dependency import JobDependency
 from .dialect import dialect_for
 from .errors import SchemaTooNew
 from .job import Job
+from .joblog import JobLog
 from .queue import Queue
 from .rollup import JobRollup
 from .schedule import Schedule, ScheduleFire
+from .stacks import StackRequest
 from .worker import Supervisor, Worker
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
     TaskCatalog, JobRollup, AuditEntry, Alert,
+    JobLog, StackRequest,
 ]  # fmt: skip
 
 
@@ -132,6 +135,14 @@ def _add_trace_context_and_alerts(migrator: SchemaMigrator, db: peewee.Database)
     db.create_tables([Alert])
 
 
+def _add_job_logs_and_stack_requests(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 11: the ``job_logs`` table (a running job's captured stdout, stderr and
+    logging, in chunks keyed by job, attempt and sequence: joblog.py) and the
+    ``job_stack_requests`` table (asking a supervisor for a running job's live stack:
+    stacks.py). Both start empty; their rows go with their job (ON DELETE CASCADE)."""
+    db.create_tables([JobLog, StackRequest])
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -144,6 +155,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     8: _add_audit_log_and_attempt_parameters,
     9: _add_crash_counts_and_scaling,
     10: _add_trace_context_and_alerts,
+    11: _add_job_logs_and_stack_requests,
 }
 
 

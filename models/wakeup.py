@@ -22,6 +22,8 @@ from .db import is_sqlite
 CHANNEL = "jobtui_wake"
 #: Sent by every transaction that ends jobs, for processes waiting on them (ended.py).
 ENDED_CHANNEL = "jobtui_ended"
+#: The payload that tells supervisors a live-stack request waits (stacks.py).
+STACK_WAKE = "stack"
 
 _sender: socket.socket | None = None
 _listing: dict[str, tuple[float, list[str]]] = {}

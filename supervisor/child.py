@@ -11,7 +11,10 @@ before it ended (no "start" message, one message fewer per job).
 
 Messages to the supervisor: ("beat",), ("progress", id, attempt,
 pct, msg, details_json), ("done", id, attempt, result_json, ran_s), ("error", id, attempt, type, message,
-traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started.
+traceback, permanent, ran_s), ("skipped"|"cancelled", id, attempt) for a job not started,
+("log", id, attempt, seq, lines_json, dropped_bytes, dropped_lines) for a chunk of a job's
+output (capture.py; a job's last chunk comes just before its outcome), ("stack",
+request_id, stack_json) answering a stack request read from the control pipe.
 From it: ("run", [job, ...]), ("cancel", id), ("stop",). A job is (id, task, parameters,
 attempt, queue[, seq[, trace_context]]): one with a ``seq`` (not 0) may be taken back
 before it begins (gates.py); a ``trace_context`` is the enqueuer's (jobtui/tracing.py).
@@ -33,6 +36,7 @@ from jobtui.execution import execute_job
 from jobtui.registry import TaskRegistry
 
 from . import linux
+from .capture import DEFAULT_MAX_LOG_BYTES, JobOutput
 from .wire import Wire
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 PROGRESS_MIN_INTERVAL_S = 0.1
 #: Loaded in a worker only when a task module or ``--otel`` uses OpenTelemetry.
 _OTEL = "opentelemetry.trace"
+DEFAULT_LOG_LEVEL = 20  # logging.INFO: a task's records at INFO and above are kept
 
 
 class ResultTooLarge(Exception):
@@ -64,6 +69,15 @@ class _Channel:
     def send(self, message: tuple) -> None:
         with self.lock:
             self.conn.send(message)
+
+    def send_outcome(self, outcome: tuple, output: JobOutput | None) -> None:
+        """The outcome, after the job's last log chunk if it has one, in one write."""
+        last = output.take_last() if output is not None else None
+        with self.lock:
+            if last is None:
+                self.conn.send(outcome)
+            else:
+                self.conn.send_all([last, outcome])
 
     def send_progress(self, update: tuple, hold: bool) -> None:
         with self.lock:
@@ -104,8 +118,16 @@ def _beat(channel: _Channel, interval_s: float, stop: _thread.LockType) -> None:
             return
 
 
-def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_bytes: int) -> tuple:
-    """Run one job; returns the outcome message (never raises for a task's failure)."""
+def run_job(
+    channel: _Channel,
+    registry: TaskRegistry,
+    job: tuple,
+    max_result_bytes: int,
+    output: JobOutput | None = None,
+) -> tuple:
+    """Run one job; returns the outcome message (never raises for a task's failure).
+    With ``output``, what the job writes is captured as its log, and its last chunk is
+    sent before this returns (so before the outcome)."""
     job_id, attempt = job[0], job[3]
     last_progress = [0.0]
 
@@ -124,6 +146,9 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
         return execute_job(registry, job, report_progress=report, check_cancel=check_cancel,
                            max_result_bytes=max_result_bytes)  # fmt: skip
 
+    if output is not None:
+        task = registry.get(job[1])
+        output.begin(job_id, attempt, getattr(task, "log_level", None) or DEFAULT_LOG_LEVEL)
     began = time.perf_counter()
     try:
         if _OTEL in sys.modules:  # a task module or --otel loaded OpenTelemetry
@@ -134,6 +159,8 @@ def run_job(channel: _Channel, registry: TaskRegistry, job: tuple, max_result_by
             outcome = execute()
     finally:
         channel.cancelled.discard(job_id)
+        if output is not None:
+            output.end()
     channel.send_held()  # the last word on progress is not lost to the interval
     return (*outcome, time.perf_counter() - began)  # how long it ran, as the worker saw it
 
@@ -181,11 +208,15 @@ def worker_main(
     max_result_bytes: int,
     parent_pid: int,
     gate: tuple[StartGates | None, int] = (None, 0),
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+    control_fd: int | None = None,
 ) -> None:
     """The body of a forked worker; never returns (``os._exit``). ``gate``: the shared
     start gates and this worker's slot, through which the supervisor takes back a job
-    handed in a batch that has not begun (gates.py)."""
+    handed in a batch that has not begun (gates.py). ``control_fd``: the pipe on which
+    the supervisor asks for live stacks (capture.py answers)."""
     code = 0
+    output = None
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGTSTP, signal.SIGCONT,
@@ -203,7 +234,10 @@ def worker_main(
         # supervisor (measured: ~0.2 MB per worker). It never outlives the process.
         stop = _thread.allocate_lock()
         stop.acquire()
-        _thread.start_new_thread(_beat, (channel, heartbeat_interval_s, stop))
+        beat = _thread.start_new_thread(_beat, (channel, heartbeat_interval_s, stop))
+        output = JobOutput(channel, max_log_bytes, control_fd)
+        output.thread_names[beat] = "jobtui heartbeat"
+        _thread.start_new_thread(output.watch, ())
         while True:
             message = channel.recv()
             if message[0] == "stop":
@@ -220,16 +254,18 @@ def worker_main(
                         channel.cancelled.discard(job[0])
                         channel.send(("cancelled", job[0], job[3]))
                     else:
-                        outcome = run_job(channel, registry, job, max_result_bytes)
+                        outcome = run_job(channel, registry, job, max_result_bytes, output)
                         if os.getpid() != me:
                             os._exit(0)  # a process the task forked returned here: not a worker
-                        channel.send(outcome)
+                        channel.send_outcome(outcome, output)
             elif message[0] == "cancel":
                 channel.cancelled.add(message[1])
         stop.release()
     except (EOFError, OSError, KeyboardInterrupt):
         code = 1  # the supervisor went away: nothing to report to
     except BaseException:  # noqa: BLE001 - last resort: say why before dying
+        if output is not None:
+            output.restore_terminal()
         traceback.print_exc()
         code = 2
     if _OTEL in sys.modules:  # spans a BatchSpanProcessor still holds leave before we do

@@ -21,10 +21,12 @@ from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import write_heartbeat
+from jobtui.models.joblog import INSERT_CHUNK
 from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
 from jobtui.models.rollup import Tally
 from jobtui.models.scheduling import fire_due_schedules
+from jobtui.models.stacks import ANSWER as STACK_ANSWER
 from jobtui.models.workflow import finish_batches
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -77,6 +79,10 @@ class GroupCommit:
         self.progress: dict[tuple[str, int], tuple[str, float, str | None, str | None]] = {}
         #: fence -> (token, worker, when it began: None while it waits for the worker)
         self.started: dict[tuple[str, int], tuple[str, str, Any]] = {}
+        #: Chunks of job logs (joblog.py) and answers to stack requests (stacks.py) for
+        #: the next turn: rows of their own, written before the turn's outcomes.
+        self.logs: list[dict[str, Any]] = []
+        self.stack_answers: dict[int, str] = {}
         #: Whether some queue has a concurrency limit: looked up at the first claim and once
         #: per poll (a limit set meanwhile holds back its queue at once: the claim leaves
         #: limited queues out; they are claimed within a poll interval).
@@ -85,6 +91,8 @@ class GroupCommit:
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
         self.progress_sql = dialect_for(db).sql(_PROGRESS)
+        self.log_sql = dialect_for(db).sql(INSERT_CHUNK)
+        self.stack_sql = dialect_for(db).sql(STACK_ANSWER)
         self.started_sql = dialect_for(db).sql(_STARTED)
         statements_for(dialect_for(db))  # build the statements now, not under the lock
 
@@ -111,8 +119,16 @@ class GroupCommit:
         """Name the run's worker on its row, with when it began (None: not begun yet)."""
         self.started[(fence[0], fence[1])] = (fence[2], worker_name, began)
 
+    def add_log(self, row: dict[str, Any]) -> None:
+        """A chunk of a run's output (``joblog.INSERT_CHUNK``'s parameters)."""
+        self.logs.append(row)
+
+    def add_stack_answer(self, request_id: int, answer: str) -> None:
+        self.stack_answers[request_id] = answer
+
     def has_writes(self) -> bool:
-        return bool(self.outcomes or self.progress or self.started)
+        return bool(self.outcomes or self.progress or self.started or self.logs
+                    or self.stack_answers)  # fmt: skip
 
     def run(
         self,
@@ -126,6 +142,7 @@ class GroupCommit:
     ) -> TurnResult | None:
         """One transaction for the turn; None when the database refused (retried later)."""
         outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
+        logs, answers = self.logs, self.stack_answers
         result = TurnResult()
         db = self.db
         now = utcnow()
@@ -140,6 +157,13 @@ class GroupCommit:
                     db.execute_sql(self.progress_sql, {"id": job_id, "attempt": attempt,
                                    "token": token, "pct": pct, "msg": msg, "details": details,
                                    "now": stamp})  # fmt: skip
+                if logs:  # one call for the turn's chunks (each fenced by its job's row)
+                    for row in logs:
+                        row["at"] = stamp
+                    db.cursor().executemany(self.log_sql, logs)
+                for request_id, answer in answers.items():
+                    db.execute_sql(self.stack_sql, {"id": request_id, "answer": answer,
+                                                    "now": stamp})  # fmt: skip
                 batches: set[str] = set()  # finished in one (sorted) lock order
                 tally = Tally(now)  # the turn's ends, one rollup statement (rollup.py)
                 statuses = apply_outcomes(db, outcomes, now=now, batches_to_finish=batches,
@@ -171,6 +195,7 @@ class GroupCommit:
             self._failed(exc)
             return None
         self.outcomes = self.outcomes[len(outcomes) :]
+        self.logs, self.stack_answers = [], {}  # the loop adds nothing while it commits
         self.first_outcome_mono = time.monotonic() if self.outcomes else None
         for key, value in progress.items():
             if self.progress.get(key) == value:

@@ -11,6 +11,7 @@ DEFAULT_LEASE_S = 30.0
 DEFAULT_KILL_GRACE_S = 5.0
 DEFAULT_SHUTDOWN_GRACE_S = 30.0
 DEFAULT_MAX_RESULT_BYTES = 1024 * 1024
+DEFAULT_MAX_LOG_BYTES = 1024 * 1024  # of one run's captured output (capture.py)
 DEFAULT_POLL_INTERVAL_S = 1.0
 DEFAULT_RETENTION_DAYS = 7.0
 #: Runs that may kill their worker before the job is quarantined (--max-crashes).
@@ -52,6 +53,7 @@ class SupervisorConfig:
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    max_log_bytes: int = DEFAULT_MAX_LOG_BYTES
     max_jobs_per_worker: int = 0  # 0: no limit
     max_memory_per_worker_mb: float = 0  # 0: no limit
     retention_days: float = DEFAULT_RETENTION_DAYS

@@ -38,6 +38,7 @@ from .reload import Reloading
 from .rollup_upkeep import RollupKeeper
 from .scaling import Scaler
 from .signals import SignalInbox
+from .stacks import StackRequests
 from .upkeep import PRUNE_INTERVAL_S, Upkeep
 from .wakeup import WakeListener
 from .workers import WorkerEvents
@@ -78,6 +79,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.commit = GroupCommit(db, config.name, registry.names(),
                                   max_backoff_s=config.lease_s / 4)  # fmt: skip
         self.task_settings = TaskSettings(registry, config)
+        self.stacks = StackRequests(self.commit, config.name)  # live stacks (stacks.py)
         self.reaper = Reaper(config, self._orphan_policy, self.task_settings.policy)
         self.wake = wake  # bound before our row was written (SQLite), else opened in run()
         self.notifier = Notifier(NotifySettings(
@@ -212,6 +214,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             pass
         self.drain_worker(worker)  # an outcome sent just before exiting still counts
         worker.conn.close()
+        if worker.control_fd >= 0:
+            os.close(worker.control_fd)
+            worker.control_fd = -1
         why, crash = describe_exit(status, peak_rss)
         for index, job in enumerate(list(worker.jobs)):
             started = index == 0 and job.started_mono is not None
@@ -337,6 +342,9 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         deadlines += [plan[1] for plan in self.respawn.values()]
         if self.import_check is not None:
             deadlines.append(self.import_check.deadline_mono)
+        stack_deadline = self.stacks.deadline()
+        if stack_deadline is not None:
+            deadlines.append(stack_deadline)
         if self.stopping:
             deadlines.append(self.stop_deadline)
         else:
@@ -373,6 +381,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
                         self.scaler.wanted = True
                     for due in self.wake.take_due():
                         self.claim_at(due)
+                    if self.wake.stack_wanted:
+                        self.wake.stack_wanted, self.stacks.wanted = False, True
             else:
                 if events & selectors.EVENT_WRITE:
                     self.flush_worker(key.data)
@@ -386,6 +396,10 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             self.next_reap = now + REAP_SAFETY_INTERVAL_S
             self.reap_children()
         self.enforce_limits()
+        if self.stacks.wanted:
+            self.stacks.poll(self.db, self.workers.values())
+        if self.stacks.asked:
+            self.stacks.tick(now, self.workers)
         if self.import_check is not None:
             self.reload_check_tick(now)
         if self.stopping:

@@ -21,6 +21,7 @@ from .config import (
     DEFAULT_KILL_GRACE_S,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_CRASHES,
+    DEFAULT_MAX_LOG_BYTES,
     DEFAULT_MAX_RESULT_BYTES,
     DEFAULT_POLL_INTERVAL_S,
     DEFAULT_RETENTION_DAYS,
@@ -219,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long an autoscaled worker idles before it stops (default 30)",
     )
     p.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES, metavar="N")
+    p.add_argument(
+        "--max-log-bytes",
+        type=int,
+        default=DEFAULT_MAX_LOG_BYTES,
+        metavar="N",
+        help="what one run of a job may keep of its stdout, stderr and logging; the rest "
+        "is counted as dropped (default 1 MB)",
+    )
     p.add_argument(
         "--max-jobs-per-worker",
         type=int,
@@ -448,6 +457,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
             buckets = parse_buckets(args.metrics_buckets)
         except ValueError as exc:
             raise ConfigurationError(f"--metrics-buckets {exc}") from None
+    if args.max_log_bytes < 0:
+        raise ConfigurationError("--max-log-bytes must be >= 0 (0 keeps no output)")
     try:
         autoscale = parse_autoscale(args.autoscale)
         if autoscale:
@@ -463,7 +474,8 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         imports=tuple(args.imports), groups=groups, name=args.name or f"{host}-{os.getpid()}",
         database_url=args.database, host=host, heartbeat_interval_s=args.heartbeat_interval,
         lease_s=args.lease, kill_grace_s=args.kill_grace, shutdown_grace_s=args.shutdown_grace,
-        max_result_bytes=args.max_result_bytes, max_jobs_per_worker=args.max_jobs_per_worker,
+        max_result_bytes=args.max_result_bytes, max_log_bytes=args.max_log_bytes,
+        max_jobs_per_worker=args.max_jobs_per_worker,
         max_memory_per_worker_mb=args.max_memory_per_worker, retention_days=args.retention_days,
         audit_retention_days=args.audit_retention_days,
         poll_interval_s=args.poll_interval, prefetch=args.prefetch,

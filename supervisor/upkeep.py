@@ -105,8 +105,11 @@ class Upkeep:
                             "supervisor": self.config.name})  # fmt: skip
 
     def poll_cancellations(self: Supervisor) -> None:
+        """At each safety poll while jobs are held: cancel requests, and stack requests
+        whose wake-up was lost (stacks.py)."""
         if not self.ready and not any(w.jobs for w in self.workers.values()):
             return
+        self.stacks.poll(self.db, self.workers.values())
         try:
             rows = self.db.execute_sql(dialect_for(self.db).sql(_CANCEL_POLL),
                                        {"me": self.config.name}).fetchall()  # fmt: skip

@@ -14,7 +14,7 @@ import socket
 import peewee
 
 from jobtui.models.scaling import SCALE_WAKE
-from jobtui.models.wakeup import CHANNEL, wake_dir
+from jobtui.models.wakeup import CHANNEL, STACK_WAKE, wake_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class WakeListener:
         self.pg_fd: int | None = None
         self.due: list[str] = []
         self.scale_wanted = False  # a ``jobtui scale`` request is waiting (scaling.py)
+        self.stack_wanted = False  # a wake-up said a stack request waits (stacks.py)
         self.pg_outage = False  # the LISTEN connection failed to open: said once, not per try
         self.open()
 
@@ -126,6 +127,8 @@ class WakeListener:
     def _note(self, payload: str) -> None:
         if payload == SCALE_WAKE:
             self.scale_wanted = True
+        elif payload == STACK_WAKE:
+            self.stack_wanted = True  # a live stack was asked for (models/stacks.py)
         elif payload and payload != "!":
             self.due.append(payload)
 

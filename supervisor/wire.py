@@ -44,6 +44,16 @@ class Wire:
         data = marshal.dumps(message)
         self.sock.sendall(_HEADER.pack(len(data)) + data)
 
+    def send_all(self, messages: list[tuple]) -> None:
+        """Send several messages in one write (a job's last log chunk with its outcome:
+        one wake-up of the supervisor, not two)."""
+        out = bytearray()
+        for message in messages:
+            data = marshal.dumps(message)
+            out += _HEADER.pack(len(data))
+            out += data
+        self.sock.sendall(out)
+
     def send_nowait(self, message: tuple) -> bool:
         """Queue a message and send what the socket takes now (the supervisor's side: a
         worker deep in a long job reads nothing, and a large prefetched job must not stop

@@ -98,10 +98,17 @@ class WorkerEvents:
                 if job.progress is not None:
                     self._write_progress(job)
             return
+        if kind == "stack":
+            self.stacks.on_answer(worker, message[1], message[2])
+            return
         job = worker.find(message[1])
         if job is None or job.claimed.attempt != message[2]:
             return  # a run we no longer track (its lease was lost)
-        if kind == "progress":
+        if kind == "log":
+            self.commit.add_log({"id": message[1], "attempt": message[2], "seq": message[3],
+                                 "lines": message[4], "dropped": message[5],
+                                 "dropped_lines": message[6]})  # fmt: skip
+        elif kind == "progress":
             job.progress = (message[3], message[4], message[5])
             due = time.monotonic() - job.progress_written_mono >= PROGRESS_WRITE_INTERVAL_S
             if due or message[3] >= 100:

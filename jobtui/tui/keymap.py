@@ -65,6 +65,8 @@ KEYMAP: tuple[tuple[str, str, str, str], ...] = (
     ("workers", "W", "set the workers of the highlighted queue group, live (a form)", "scale"),
     ("job detail", "[ / ]", "previous / next tab", ""),
     ("job detail", "t / a", "traceback / attempts tab", ""),
+    ("job detail", "l", "logs tab: stdout, stderr and logging, tailed while it runs", ""),
+    ("job detail", "S", "the running job's live stack (Stack tab)", ""),
     ("job detail", "esc", "back", ""),
     (
         "filter",

@@ -28,8 +28,10 @@ from jobtui.models.db import redact_url
 from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
+from jobtui.models.joblog import LogPage, read_log
 from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
 from jobtui.models.scaling import describe_queues
+from jobtui.models.stacks import StackUnavailable, take_stack
 from jobtui.models.worker import Supervisor, Worker
 
 from . import stats
@@ -57,6 +59,9 @@ from .snapshot import (
 )
 
 DETAIL_DEPENDANTS = 20
+#: Chunks of a job log the Logs tab reads per poll (a worker sends a chunk at most every
+#: 0.25 s, so this keeps up with any job; a long log fills in over a few polls).
+LOG_PAGE_CHUNKS = 200
 #: How much longer than the last hour the longer windows stay cached: their sums read
 #: more rows (7 days: every hour row of the week) and a minute more changes them little.
 METRICS_TTL_FACTOR = {
@@ -483,6 +488,22 @@ class DataSource:
                 deadline=job.deadline, cancel_reason=job.cancel_reason,
                 kill_requested=bool(job.kill_requested),
                 progress_details=job.progress_details))  # fmt: skip
+
+        return self._read(read)
+
+    def job_log(self, job_id: str, after: tuple[int, int]) -> LogPage:
+        """The job's log lines after ``after`` (the Logs tab tails it with the cursor)."""
+        return self._read(lambda: read_log(job_id, after=after, limit=LOG_PAGE_CHUNKS, db=self.db))
+
+    def job_stack(self, job_id: str) -> dict[str, Any]:
+        """The running job's live stack, asked of its supervisor (waits up to 10 s);
+        ``{"error": ...}`` when it cannot be had."""
+
+        def read() -> dict[str, Any]:
+            try:
+                return take_stack(job_id, db=self.db)
+            except StackUnavailable as exc:
+                return {"error": str(exc)}
 
         return self._read(read)
 

@@ -196,6 +196,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("DROP TABLE job_rollup")  # version 6
     db.execute_sql("DROP TABLE audit_log")  # version 8
     db.execute_sql("DROP TABLE alerts")  # version 10
+    db.execute_sql("DROP TABLE job_logs")  # version 11
+    db.execute_sql("DROP TABLE job_stack_requests")  # version 11
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -209,6 +211,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.unset_options == 0  # an older job's options count as its own, as before
     assert row.crash_count == 0
     assert db.table_exists("task_catalog") and db.table_exists("audit_log")
+    assert db.table_exists("job_logs") and db.table_exists("job_stack_requests")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)

@@ -154,3 +154,27 @@ def test_get_pending_jobs_filters_by_task(db):
     jobtui.enqueue("app.a", delay=timedelta(hours=1))  # not due yet
     assert [j.id for j in Job.get_pending_jobs(job_type="app.a")] == [a.id]
     assert len(Job.get_pending_jobs()) == 2
+
+
+def test_log_level_is_carried_by_the_catalog_but_is_no_option_of_a_job(db):
+    registry = TaskRegistry()
+    registry.register(Task(func=_noop, name="app.verbose", defaults={"queue": "ux"},
+                           log_level=10))  # fmt: skip
+    Supervisor.create(name="sup-a", host="h1", pid=1, heartbeat_at=utcnow())
+    publish_catalog(db, config(), registry)
+    entry = next(t for t in list_catalog() if t["name"] == "app.verbose")
+    assert entry["log_level"] == "DEBUG" and entry["defaults"]["log_level"] == "DEBUG"
+    job = jobtui.enqueue("app.verbose")  # enqueued by name: log_level is not a job's option
+    assert job.queue_name == "ux"
+
+
+def test_task_log_level_takes_names_and_numbers_and_refuses_the_rest():
+    import pytest
+
+    from jobtui.registry import task
+
+    assert task(name="t.lv1", log_level="debug")(_noop).log_level == 10
+    assert task(name="t.lv2", log_level=30)(_noop).log_level == 30
+    assert task(name="t.lv3")(_noop).log_level is None
+    with pytest.raises(TypeError, match="log_level must be one of"):
+        task(name="t.lv4", log_level="LOUD")

@@ -28,6 +28,8 @@ TABS = {
     "result": ["right_square_bracket", "right_square_bracket"],
     "traceback": ["t"],
     "attempts": ["a", "enter"],
+    "logs": ["l"],
+    "stack": ["S"],
 }
 
 

@@ -162,8 +162,8 @@ def test_detail_keys_work_from_the_attempts_tab():
         tabs = app.screen.query_one("#tabs")
         assert tabs.active == "attempts" and app.focused.id == "attempts-table"
         steps = (("right_square_bracket", "overview"), ("a", "attempts"),
-                 ("left_square_bracket", "traceback"), ("a", "attempts"), ("t", "traceback"),
-                 ("a", "attempts"))  # fmt: skip
+                 ("left_square_bracket", "stack"), ("a", "attempts"), ("t", "traceback"),
+                 ("a", "attempts"), ("l", "logs"), ("a", "attempts"))  # fmt: skip
         for key, tab in steps:
             await press(pilot, key)
             assert tabs.active == tab, key

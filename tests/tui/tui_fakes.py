@@ -7,8 +7,9 @@ message holds Rich markup (``[/x]``, ``[bold]``) to prove it is shown, not parse
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from jobtui.models.joblog import LogLine, LogPage
 from jobtui.tui.snapshot import (
     AttemptRow,
     AuditRow,
@@ -269,6 +270,31 @@ AUDIT = (
 )  # fmt: skip
 
 
+_T0 = FIXED_NOW.replace(tzinfo=UTC).timestamp() - 90
+#: The Logs tab's fixed data: what the job wrote, in its one attempt.
+LOG_LINES = (
+    LogLine(1, _T0, "log", "INFO emails: sending the March newsletter to 1,204 readers"),
+    LogLine(1, _T0 + 0.004, "out", "connecting to smtp.example.com:587"),
+    LogLine(1, _T0 + 0.311, "out", "batch 1/13: 100 sent"),
+    LogLine(1, _T0 + 1.52, "err", "warning: a@example.org bounced (550 mailbox full)"),
+    LogLine(1, _T0 + 2.2, "out", "batch 2/13: 99 sent, 1 bounced"),
+    LogLine(1, _T0 + 2.9, "log", "WARNING emails: slow server: 700 ms per message"),
+    LogLine(1, _T0 + 4.05, "out", "batch 3/13: 100 sent"),
+)
+#: The Stack tab's fixed answer: the job's thread waits in the SMTP client's read.
+STACK_ANSWER = {
+    "job_id": "j", "pid": 4242, "taken_at": "2026-01-15T12:00:00Z", "threads": [
+        {"ident": 1, "name": "main", "job": True, "hidden_frames": 10, "frames": [
+            {"file": "/app/emails.py", "line": 41, "function": "send_newsletter",
+             "code": "client.send(batch)"},
+            {"file": "/app/smtp.py", "line": 88, "function": "send", "code": "self.wait_ok()"},
+            {"file": "/app/smtp.py", "line": 120, "function": "wait_ok",
+             "code": "line = self.sock.recv(4096)"},
+        ]},
+    ],
+}  # fmt: skip
+
+
 class StaticSource:
     """Returns the fixed data above; counts calls; can be told to fail."""
 
@@ -278,6 +304,9 @@ class StaticSource:
         self.calls: list[str] = []
         self.gone: set[str] = set()
         self.audit = AUDIT
+
+        self.log_lines: tuple[LogLine, ...] = LOG_LINES
+        self.stack_asks: list[str] = []
 
     def _check(self, name: str) -> None:
         self.calls.append(name)
@@ -337,6 +366,15 @@ class StaticSource:
             return DetailView(now=FIXED_NOW, job=None)
         detail = RUNNING_DETAIL if job_id == RUNNING_DETAIL.row.id else DETAIL
         return DetailView(now=FIXED_NOW, job=detail)
+
+    def job_log(self, job_id: str, after: tuple[int, int]) -> LogPage:
+        if after != (0, -1) or job_id in self.gone:
+            return LogPage([], after, {})
+        return LogPage(list(self.log_lines), (1, 0), {})
+
+    def job_stack(self, job_id: str) -> dict:
+        self.stack_asks.append(job_id)
+        return dict(STACK_ANSWER, job_id=job_id)
 
     def worker_detail(self, name: str) -> WorkerDetailView:
         self._check("worker_detail")

@@ -191,3 +191,17 @@ def test_bad_autoscale_and_crash_options_are_refused(args, says):
 
     with pytest.raises(ConfigurationError, match=says):
         config_from_args(parse_options(["--import", "app", *args]))
+
+
+def test_max_log_bytes_from_the_command_line_or_the_environment(monkeypatch):
+    import pytest
+
+    from jobtui.models.errors import ConfigurationError
+
+    assert config_from_args(parse_options(["--import", "x"])).max_log_bytes == 1024 * 1024
+    monkeypatch.setenv("JOBTUI_MAX_LOG_BYTES", "4096")
+    assert config_from_args(parse_options(["--import", "x"])).max_log_bytes == 4096
+    given = parse_options(["--import", "x", "--max-log-bytes", "0"])
+    assert config_from_args(given).max_log_bytes == 0  # keeps nothing, counts everything
+    with pytest.raises(ConfigurationError, match="--max-log-bytes must be >= 0"):
+        config_from_args(parse_options(["--import", "x", "--max-log-bytes", "-1"]))

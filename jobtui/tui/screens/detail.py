@@ -1,4 +1,5 @@
-"""The job detail screen: Overview, Parameters, Result, Traceback and Attempts tabs.
+"""The job detail screen: Overview, Parameters, Result, Traceback, Logs (tailed live),
+Stack (the live stack, on ``S``) and Attempts tabs.
 
 It polls its job like any view; when the job is deleted (or pruned) it says so and keeps
 running — a screen never crashes because its row vanished.
@@ -10,7 +11,7 @@ import json
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -20,12 +21,13 @@ from jobtui.models.visible import json_for_terminal, visible, visible_line
 
 from .. import formatting as fmt
 from ..columns import Column
-from ..snapshot import AttemptRow, DetailView, JobDetail, Source
+from ..snapshot import AttemptRow, DetailView, JobDetail, LogPage, Source
 from ..widgets.keyed_table import KeyedTable, TableRow
 from .base import ViewScreen
+from .detail_logs import LogTail, stack_text
 from .job_actions import JOB_PALETTE, JobActions, Selection, job_bindings
 
-TABS = ("overview", "parameters", "result", "traceback", "attempts")
+TABS = ("overview", "parameters", "result", "traceback", "logs", "stack", "attempts")
 # fixed columns grow to their widest value: the error keeps the room, even at 80 columns
 ATTEMPT_COLUMNS = (("#", "attempt", 1), ("started", "started", 23), ("took", "took", 4),
                    Column("worker", "worker", 16, grow=1, min_width=10), ("outcome", "outcome", 9),
@@ -155,17 +157,24 @@ class JobDetailScreen(JobActions, ViewScreen):
         Binding("right_square_bracket", "cycle_tab(1)", "Next tab"),
         Binding("t", "show_tab('traceback')", "Traceback", show=False),
         Binding("a", "show_tab('attempts')", "Attempts", show=False),
+        Binding("l", "show_tab('logs')", "Logs", show=False),
+        Binding("S", "take_stack", "Stack", show=False),
         *job_bindings(show_enqueue=False),
     ]
     PALETTE = (*JOB_PALETTE,
                ("Job: traceback", "the traceback tab (t)", "show_tab('traceback')"),
-               ("Job: attempts", "the attempts tab (a)", "show_tab('attempts')"))  # fmt: skip
+               ("Job: attempts", "the attempts tab (a)", "show_tab('attempts')"),
+               ("Job: logs", "its stdout, stderr and logging, live (l)", "show_tab('logs')"),
+               ("Job: live stack", "its worker's Python stack now (S)", "take_stack"))  # fmt: skip
 
     def __init__(self, job_id: str) -> None:
         super().__init__()
         self.job_id = job_id
         self.job: JobDetail | None = None
         self.attempts: dict[str, AttemptRow] = {}
+        self.log_tail = LogTail()
+        self.log_shown_running: bool | None = None  # the Logs tab drawn, for a running job?
+        self.stack_answer: dict[str, Any] | None = None
 
     @property
     def VIEW(self) -> str:  # noqa: N802 - the header names the view this screen was opened from
@@ -192,16 +201,26 @@ class JobDetailScreen(JobActions, ViewScreen):
             with TabPane("Traceback", id="traceback"):
                 with VerticalScroll():
                     yield Static("", id="traceback-text")
+            with TabPane("Logs", id="logs"):
+                with VerticalScroll(id="logs-scroll"):
+                    yield Static("", id="logs-text")
+            with TabPane("Stack", id="stack"):
+                with VerticalScroll():
+                    yield Static(stack_text(None), id="stack-text")
             with TabPane("Attempts", id="attempts"):
                 yield KeyedTable(ATTEMPT_COLUMNS, id="attempts-table", sortable=False)
                 with VerticalScroll(id="attempt-detail"):
                     yield Static(Text("enter on an attempt shows its traceback", style="dim"),
                                  id="attempt-traceback")  # fmt: skip
 
-    def fetch(self, source: Source) -> DetailView:
-        return source.job_detail(self.job_id)
+    def fetch(self, source: Source) -> tuple[DetailView, LogPage | None]:
+        detail = source.job_detail(self.job_id)
+        page = None if detail.job is None else source.job_log(self.job_id, self.log_tail.cursor)
+        return detail, page
 
-    def show(self, data: DetailView) -> None:
+    def show(self, data: tuple[DetailView, LogPage | None]) -> None:
+        data, page = data
+        self.show_log(page, data.job is not None and data.job.row.status == "running")
         job = self.job = data.job
         if job is None:
             gone = Text(f"job {self.job_id} no longer exists (deleted or pruned).\n", style="bold")
@@ -231,6 +250,39 @@ class JobDetailScreen(JobActions, ViewScreen):
         self.query_one("#attempts-table", KeyedTable).sync(
             [TableRow(str(a.attempt), attempt_cells(a)) for a in job.attempts]
         )
+
+    def show_log(self, page: LogPage | None, running: bool) -> None:
+        """Append what the job wrote since the last poll; stay at the end if there (tail)."""
+        fresh = page is not None and self.log_tail.add(page)
+        if not fresh and self.log_shown_running == running:
+            return  # nothing new to draw (a long log is not redrawn every poll)
+        self.log_shown_running = running
+        scroll = self.query_one("#logs-scroll", VerticalScroll)
+        at_end = scroll.scroll_y >= scroll.max_scroll_y - 1
+        self.query_one("#logs-text", Static).update(self.log_tail.text(running))
+        if at_end:
+            scroll.call_after_refresh(scroll.scroll_end, animate=False)
+
+    # ------------------------------------------------------------------ live stack
+
+    def action_take_stack(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "stack"
+        self.stack_answer = {"asking": True}
+        self.query_one("#stack-text", Static).update(stack_text(self.stack_answer))
+        self._take_stack(self.job_id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="stack")
+    def _take_stack(self, job_id: str) -> None:
+        try:
+            answer = self.jobtui.source.job_stack(job_id)
+        except Exception as exc:  # noqa: BLE001 - shown in the tab, never fatal
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        self.app.call_from_thread(self._show_stack, answer)
+
+    def _show_stack(self, answer: dict[str, Any]) -> None:
+        self.stack_answer = answer
+        if self.is_attached:
+            self.query_one("#stack-text", Static).update(stack_text(answer))
 
     # ------------------------------------------------------------------ tabs
 
