@@ -110,6 +110,10 @@ def cmd_limit(args: argparse.Namespace) -> int:
             raise ValueError(limit)
     except ValueError:
         raise JobtuiError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
+    if args.queue.startswith(("key:", "task:")):  # per-key concurrency (cli_flow.py)
+        from jobtui.cli_flow import cmd_key_limit
+
+        return cmd_key_limit(args, limit)
     require_known_queue(args.queue, new=args.new)
     set_queue_limit(args.queue, limit)
     if args.json:
@@ -131,8 +135,8 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--json", action="store_true", help="what was done")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("limit", help="cap a queue's running jobs across every supervisor")
-    p.add_argument("queue")
+    p = sub.add_parser("limit", help="cap a queue's (or each key's) running jobs, fleet-wide")
+    p.add_argument("queue", metavar="QUEUE|key:PATTERN|task:NAME")
     p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
     p.add_argument("--new", action="store_true", help="a queue no job names yet")
     p.add_argument("--json", action="store_true", help="what was done")

@@ -66,6 +66,10 @@ class Task(Generic[P, R]):
     #: What recovery does with a run whose worker or supervisor died: "retry" (at least
     #: once) or "fail" (for work that must not repeat).
     orphan_policy: str = "retry"
+    #: At most so many starts per period across the fleet ("100/m"; rates.py).
+    rate_limit: str | None = None
+    #: At most so many running jobs per concurrency_key across the fleet (key_limits.py).
+    key_concurrency: int | None = None
     #: Where the function takes ``progress_callback`` (see _progress_callback_position).
     progress_callback_position: int | None = field(init=False, default=None)
 
@@ -204,6 +208,8 @@ def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    rate_limit: str | None = None,
+    key_concurrency: int | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -218,19 +224,36 @@ def task(  # noqa: F811 - the implementation of the overloads above
     permanent_errors: tuple[type[BaseException], ...] = (),
     retry_errors: tuple[type[BaseException], ...] | None = None,
     orphan_policy: str = "retry",
+    rate_limit: str | None = None,
+    key_concurrency: int | None = None,
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
 
     The name is ``name=`` or ``module.function``. Keyword options (queue, priority,
     max_retries, retry_delay, retry_backoff, retry_max_delay, retry_jitter, timeout, tags)
-    are defaults each ``enqueue`` may override.
+    are defaults each ``enqueue`` may override. ``rate_limit="100/m"``: at most so many
+    of its jobs start per period across the fleet; ``key_concurrency=2``: at most so many
+    of its jobs run at once per ``concurrency_key`` (both hold from a supervisor's start
+    that imports the task; ``jobtui rate`` / ``jobtui limit`` override them).
     """
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
         raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
     if orphan_policy not in ("retry", "fail"):
         raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
+    if rate_limit is not None:
+        from jobtui.models.rates import parse_rate
+
+        try:
+            parse_rate(rate_limit)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+    if key_concurrency is not None and (
+        not isinstance(key_concurrency, int) or isinstance(key_concurrency, bool)
+        or key_concurrency < 1
+    ):  # fmt: skip
+        raise TypeError(f"key_concurrency must be a whole number >= 1, got {key_concurrency!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
@@ -240,7 +263,8 @@ def task(  # noqa: F811 - the implementation of the overloads above
             should_enqueue=should_enqueue, on_failure=on_failure,
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
-            orphan_policy=orphan_policy,
+            orphan_policy=orphan_policy, rate_limit=rate_limit,
+            key_concurrency=key_concurrency,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap

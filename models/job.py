@@ -81,6 +81,10 @@ class Job(BaseModel):
     # -- options the enqueuer did not give (bits of catalog.UNSET_*): their values are the
     # task's as the catalog knew it, or built-in; the supervisor applies its own defaults
     unset_options = peewee.IntegerField(default=0)
+    # -- flow control (rates.py, key_limits.py): the rate this job's start counts against
+    # (with its queue's and task's), and the key whose running jobs are limited
+    rate_key = peewee.CharField(max_length=200, null=True)
+    concurrency_key = peewee.CharField(max_length=200, null=True)
 
     class Meta:
         table_name = "jobs"

@@ -21,7 +21,9 @@ from .dependency import JobDependency
 from .dialect import dialect_for
 from .errors import SchemaTooNew
 from .job import Job
+from .key_limits import KeyLimit
 from .queue import Queue
+from .rates import Rate
 from .rollup import JobRollup
 from .schedule import Schedule, ScheduleFire
 from .worker import Supervisor, Worker
@@ -30,11 +32,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup,
+    TaskCatalog, JobRollup, Rate, KeyLimit,
 ]  # fmt: skip
 
 
@@ -95,6 +97,21 @@ def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Databas
     migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
 
 
+def _add_rates_and_key_limits(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8: rate limits and per-key concurrency (rates.py, key_limits.py): the
+    ``rates`` and ``key_limits`` tables, and on each job the rate key its start counts
+    against and its concurrency key (jobs.rate_key, jobs.concurrency_key; nullable: no
+    row is rewritten). No index: the claim reads these columns only of due jobs, on the
+    claim indexes' walk (flow.py)."""
+    from playhouse.migrate import migrate
+
+    migrate(
+        migrator.add_column("jobs", "rate_key", Job.rate_key),
+        migrator.add_column("jobs", "concurrency_key", Job.concurrency_key),
+    )
+    db.create_tables([Rate, KeyLimit])
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -104,6 +121,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     5: _add_task_catalog,
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
+    8: _add_rates_and_key_limits,
 }
 
 

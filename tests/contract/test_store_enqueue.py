@@ -179,7 +179,8 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
                        ("jobs", "unset_options"),  # version 5
-                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
+                       ("supervisors", "schema_version"),  # version 7
+                       ("jobs", "rate_key"), ("jobs", "concurrency_key")]  # version 8  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -190,6 +191,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
+    db.execute_sql("DROP TABLE rates")  # version 8
+    db.execute_sql("DROP TABLE key_limits")  # version 8
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -202,6 +205,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.progress_details is None
     assert row.unset_options == 0  # an older job's options count as its own, as before
     assert db.table_exists("task_catalog")
+    assert db.table_exists("rates") and db.table_exists("key_limits")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
