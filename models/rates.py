@@ -4,7 +4,7 @@ or a rate key (``rates`` table; ``jobtui rate``, ``@task(rate_limit=)``, ``rate_
 A rate ``N/period`` spreads starts one ``period / N`` apart (Celery's ``rate_limit`` is
 that too, but per worker; here it holds for the fleet). A claim that comes late may catch
 up the starts it missed, within ``CATCH_UP_S``, so the rate is used, not lost to timer
-latency. Beside that schedule each rate keeps a log of its recent starts, and no claim
+latency; an idle rate starts afresh with one start (no burst). Beside that schedule each rate keeps a log of its recent starts, and no claim
 takes a start that would put more than N into any window of one period: the log is what
 makes the bound exact, the schedule what spreads the starts.
 
@@ -120,8 +120,12 @@ class Window:
         return self.period_s / self.count
 
     def _base(self, now: float) -> float:
+        """Where this claim's starts are counted from: the schedule's next start while
+        the schedule runs (a claim late by less than the catch-up takes the starts it
+        missed), or ``now`` after a pause (an idle rate starts afresh, one start, no
+        burst: a burst right after a full window's starts would pass the rate)."""
         slack = min(self.period_s, max(self.interval_s, CATCH_UP_S))
-        return max(self.next_at, now - slack)
+        return self.next_at if now - self.next_at <= slack else now
 
     def allowance(self, now: float) -> int:
         """How many may start at ``now``: the schedule's due starts, within the window."""
