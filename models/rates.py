@@ -29,7 +29,7 @@ from .base import BaseModel, UTCDateTime, now_default
 #: A claim may take, at once, the starts it missed during this long (at least one
 #: interval, at most one period): timer and commit latency do not cost starts.
 CATCH_UP_S = 0.25
-LOG_MAX = 64
+LOG_MAX = 256
 PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([smhd])\s*$")
 SCOPES = ("queue", "task", "key")
