@@ -23,6 +23,7 @@ import peewee
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
 from jobtui.models.heartbeats import stale_after_s, workers_serving
+from jobtui.models.held import FlowView
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
 from jobtui.models.rollup_read import Figures, WindowFigures
@@ -117,6 +118,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     ended = {q.queue: (q.completed, q.failed) for q in hour.queues}
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
     stamp = sql_timestamp(now)
+    rates = FlowView(db).rates_of("queue")
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
@@ -129,7 +131,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
             latency_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
             paused=paused, concurrency=concurrency or None,
             done_last_hour=ended.get(name, (0, 0))[0],
-            failed_last_hour=ended.get(name, (0, 0))[1],
+            failed_last_hour=ended.get(name, (0, 0))[1], limit=cap, rate=rates.get(name),
         ))  # fmt: skip
     return rows
 
