@@ -82,6 +82,7 @@ DOWN_STEPS: dict[int, DownStep] = {
     6: DownStep(tables=("job_rollup",)),
     7: DownStep(columns=(("supervisors", "schema_version"),)),
     8: DownStep(
+        indexes=("jobs_claim_keyed",),
         tables=("rates", "key_limits"),
         columns=(("jobs", "rate_key"), ("jobs", "concurrency_key")),
     ),

@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from .dialect import Dialect
+from .dialect import CLAIM_QUEUE_INDEX, Dialect
+from .job import KEYED_INDEX, KEYED_INDEX_WHERE
 from .key_limits import KeyRules, running_per_key
 from .limits import rooms
 from .rates import Window
@@ -59,21 +60,29 @@ _LISTS = {
     "postgresql": "ANY(:{0}::text[])",
 }
 
-_BOUND = """SELECT id, queue_name, job_type, rate_key, concurrency_key FROM jobs
-WHERE status IN ('pending', 'retrying') AND run_at <= :now
-  AND (next_retry_at IS NULL OR next_retry_at <= :now)
+# The due bound jobs, one arm per kind: the keyed jobs (on their own index, job.py), and
+# the jobs of each rated queue (its claim index) and of each rated task, only while that
+# rate has a start left. No arm walks the backlog of jobs no limit applies to.
+_ARM = """SELECT id, queue_name, job_type, rate_key, concurrency_key, priority, run_at
+FROM jobs{hint}
+WHERE {arm}
+  AND run_at <= :now AND (next_retry_at IS NULL OR next_retry_at <= :now)
   AND (deadline IS NULL OR deadline > :now)
   AND (:tasks{cast} IS NULL OR job_type {in_tasks})
   AND (:served{cast} IS NULL OR queue_name {in_served})
   AND queue_name NOT IN (SELECT name FROM queues WHERE paused)
-  AND (rate_key IS NOT NULL OR concurrency_key IS NOT NULL
-       OR queue_name {in_rated_queues} OR job_type {in_rated_tasks})
   AND NOT (queue_name {in_x_queues}) AND NOT (job_type {in_x_tasks})
   AND (rate_key IS NULL OR NOT (rate_key {in_x_rkeys}))
   AND (concurrency_key IS NULL OR (NOT :no_ckeys AND NOT (concurrency_key {in_x_ckeys})))
   AND NOT (id {in_seen})
 ORDER BY priority DESC, run_at, id
 LIMIT :batch"""
+
+_ARMS = {
+    "keyed": (KEYED_INDEX_WHERE, KEYED_INDEX),
+    "queue": ("queue_name = :arm AND status IN ('pending', 'retrying')", CLAIM_QUEUE_INDEX),
+    "task": ("job_type = :arm AND status IN ('pending', 'retrying')", None),
+}
 
 _TAKE = {
     "sqlite": """UPDATE jobs SET {set_running}
@@ -96,14 +105,16 @@ def _sql(dialect: Dialect, which: str) -> str:
     key = (dialect.name, which)
     found = _SQL_CACHE.get(key)
     if found is None:
-        if which == "bound":
+        if which in _ARMS:
             pattern = _LISTS[dialect.name]
-            names = ("tasks", "served", "rated_queues", "rated_tasks", "x_queues", "x_tasks",
-                     "x_rkeys", "x_ckeys", "seen")  # fmt: skip
+            names = ("tasks", "served", "x_queues", "x_tasks", "x_rkeys", "x_ckeys", "seen")
             lists = {f"in_{n}": ("= " if dialect.name != "sqlite" else "IN ") + pattern.format(n)
                      for n in names}  # fmt: skip
-            text = _BOUND.format(cast="" if dialect.name == "sqlite" else "::text[]", **lists)
-            if dialect.name != "sqlite":
+            arm, index = _ARMS[which]
+            sqlite = dialect.name == "sqlite"
+            hint = f" INDEXED BY {index}" if sqlite and index else ""
+            text = _ARM.format(cast="" if sqlite else "::text[]", arm=arm, hint=hint, **lists)
+            if not sqlite:
                 text += " FOR UPDATE SKIP LOCKED"
         else:
             text = _TAKE[dialect.name].format(set_running=dialect.set_running,
@@ -201,15 +212,26 @@ def _walk(
         if room is not None:
             x_queues += [q for q, left in room.items() if left <= 0]
         batch = max(16, 2 * (want - len(taken)))
-        rows = db.execute_sql(_sql(dialect, "bound"), {
+        shared = {
             "now": params["now"], "tasks": params["tasks"], "served": lists(queues),
-            "rated_queues": lists(flow.scoped("queue")), "rated_tasks": lists(flow.scoped("task")),
             "x_queues": lists(x_queues), "x_tasks": lists(flow.exhausted("task")),
             "x_rkeys": lists(flow.exhausted("key")), "x_ckeys": lists(flow.full_keys()),
             "no_ckeys": flow.keys_locked, "seen": lists(seen), "batch": batch,
-        }).fetchall()  # fmt: skip
+        }  # fmt: skip
+        arms = [("keyed", None)]
+        arms += [("queue", q) for q in flow.scoped("queue") if q not in x_queues
+                 and (queues is None or q in queues)]  # fmt: skip
+        arms += [("task", t) for t in flow.scoped("task") if t not in flow.exhausted("task")]
+        found: dict[str, tuple] = {}
+        more = False
+        for kind, arm in arms:
+            got = db.execute_sql(_sql(dialect, kind), {**shared, "arm": arm}).fetchall()
+            more = more or len(got) >= batch
+            for row in got:
+                found.setdefault(row[0], row)
+        rows = sorted(found.values(), key=lambda r: (-r[5], r[6], r[0]))
         passed = False
-        for job_id, queue, task, rate_key, ckey in rows:
+        for job_id, queue, task, rate_key, ckey, _, _ in rows:
             if len(taken) >= want:
                 break
             scopes = [s for s in (f"queue:{queue}", f"task:{task}",
@@ -232,7 +254,7 @@ def _walk(
                 flow.spent[s] = flow.spent.get(s, 0) + 1
             if ckey is not None:
                 flow.running[ckey] = flow.running.get(ckey, 0) + 1
-        if len(taken) >= want or len(rows) < batch or not passed:
+        if len(taken) >= want or not more or not passed:
             break
     return taken
 

@@ -101,15 +101,19 @@ def _add_rates_and_key_limits(migrator: SchemaMigrator, db: peewee.Database) -> 
     """Version 8: rate limits and per-key concurrency (rates.py, key_limits.py): the
     ``rates`` and ``key_limits`` tables, and on each job the rate key its start counts
     against and its concurrency key (jobs.rate_key, jobs.concurrency_key; nullable: no
-    row is rewritten). No index: the claim reads these columns only of due jobs, on the
-    claim indexes' walk (flow.py)."""
+    row is rewritten), with the index of the due jobs that have a key, in claim order
+    (``jobs_claim_keyed``): the claim walks it while a rate or key limit exists, instead
+    of the whole backlog; it holds no row while no job has a key."""
     from playhouse.migrate import migrate
+
+    from .job import KEYED_INDEX_SQL
 
     migrate(
         migrator.add_column("jobs", "rate_key", Job.rate_key),
         migrator.add_column("jobs", "concurrency_key", Job.concurrency_key),
     )
     db.create_tables([Rate, KeyLimit])
+    db.execute_sql(KEYED_INDEX_SQL)
 
 
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse

@@ -187,6 +187,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     job = jobtui.enqueue("t")
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
     db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
+    db.execute_sql("DROP INDEX jobs_claim_keyed")  # version 8's
     db.execute_sql("DROP TABLE task_catalog")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -207,6 +208,7 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert db.table_exists("task_catalog")
     assert db.table_exists("rates") and db.table_exists("key_limits")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
+    assert "jobs_claim_keyed" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
     assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1
