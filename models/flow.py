@@ -13,9 +13,11 @@ or it has a ``concurrency_key``. The claim:
    this turn and tried again shortly, never waited for, so a stopped supervisor holding
    it stalls nobody's heartbeats) — SQLite's write lock serialises claims already — and
    the database's clock, on which the rates are judged;
-2. walks the due bound jobs in claim order, leaving out in SQL the scopes with nothing
-   left (an exhausted rate, a full key), and takes each job whose every rate has a start
-   left and whose key has room, up to the supervisor's free slots;
+2. reads the due bound jobs by arms (the keyed jobs on their partial index, each rated
+   queue on its claim index, each rated task while its rate has a start left: never the
+   backlog no limit applies to), leaving out in SQL the scopes with nothing left (an
+   exhausted rate, a full key), merges them in claim order and takes each job whose every
+   rate has a start left and whose key has room, up to the supervisor's free slots;
 3. writes the rates' spent starts, then claims the unbound jobs with what is left
    (limited queues first, as claims.py does).
 
