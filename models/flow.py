@@ -187,6 +187,8 @@ def load_flow(db: peewee.Database, dialect: Dialect, now: datetime) -> FlowState
         clock = float(db.execute_sql(_PG_CLOCK).fetchone()[0])
     state = FlowState(now=clock, locked=locked, keys_locked=bool(keys_locked))
     for name, count, period, text in rate_rows:
+        if not count or count < 1 or not period or period <= 0:
+            continue  # not a rate jobtui wrote (set_rate refuses it): it limits nothing
         window = Window.load(count, period, text)
         state.windows[name] = window
         state.allowed[name] = window.allowance(clock)

@@ -33,6 +33,8 @@ class FlowView:
         except peewee.DatabaseError:  # an older schema (before version 8): nothing limits
             rate_rows, key_rows = [], []
         for name, count, period, state in rate_rows:
+            if not count or count < 1 or not period or period <= 0:
+                continue  # as the claim does (flow.py)
             self.rates[name] = (format_rate(count, period), Window.load(count, period, state))
         self.rules = KeyRules(key_rows)
         self.running = running_per_key(db) if self.rules else {}

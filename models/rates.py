@@ -105,15 +105,14 @@ class Window:
 
     @classmethod
     def load(cls, count: int, period_s: float, state: str | None) -> Window:
-        data = {}
-        if state:
-            try:
-                data = json.loads(state)
-            except ValueError:
-                data = {}  # a damaged state costs one window's accuracy, never the claim
-        log = [list(map(float, e)) for e in data.get("log") or [] if len(e) == 2]
-        nxt = data.get("next")
-        return cls(int(count), float(period_s), -math.inf if nxt is None else float(nxt), log)
+        try:
+            data = json.loads(state) if state else {}
+            log = [[float(t), float(n)] for t, n in data.get("log") or []]
+            nxt = data.get("next")
+            nxt = -math.inf if nxt is None else float(nxt)
+        except (ValueError, TypeError, AttributeError):
+            log, nxt = [], -math.inf  # a damaged state costs one window, never the claim
+        return cls(int(count), float(period_s), nxt, log)
 
     @property
     def interval_s(self) -> float:

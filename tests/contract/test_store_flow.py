@@ -199,3 +199,15 @@ def test_three_processes_claiming_together_never_pass_a_rate_or_a_key_limit(db, 
     assert Counter(r.concurrency_key for r in rows if r.concurrency_key) == {"k:1": 3, "k:2": 3}
     rated = sum(1 for r in rows if r.queue_name == "rated")
     assert 20 * seconds * 0.8 <= rated <= 20 * (seconds + 0.5) + 1  # spread, and used
+
+
+def test_a_damaged_rate_row_never_stops_the_claim(db):
+    jobtui.enqueue_many("t", [{"args": [n]} for n in range(3)], queue="q")
+    set_rate("q", "1/h")
+    db.execute_sql(dialect_for(db).sql("UPDATE rates SET state = :s"), {"s": '{"log": 7'})
+    db.execute_sql(dialect_for(db).sql(
+        "INSERT INTO rates (name, max_starts, period_s, declared, updated_at) "
+        "VALUES ('queue:other', 0, 0, :no, :now)"), {"no": False, "now": utcnow()})  # fmt: skip
+    jobtui.enqueue("t", queue="other")
+    got, _ = _claim(db)
+    assert Counter(c.queue_name for c in got) == {"q": 1, "other": 1}

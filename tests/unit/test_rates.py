@@ -93,3 +93,9 @@ def test_key_rules_take_the_tightest_matching_limit():
     assert rules.limit("customer:vip", "t") == 3  # the pattern matches it too: tightest
     assert rules.limit("customer:42", "report") == 1
     assert rules.limit("vendor:1", "t") is None and rules.limit("vendor:1", "report") == 1
+
+
+@pytest.mark.parametrize("state", ["{", "[]", '{"log": [["x", 1]]}', '{"log": 5}', '{"next": "z"}'])
+def test_a_damaged_state_costs_one_window_never_the_claim(state):
+    window = Window.load(3, 1.0, state)
+    assert window.allowance(100.0) == 1 and window.log == []
