@@ -4,7 +4,8 @@ fleet (models/rates.py, models/key_limits.py).
 ``jobtui rate`` alone lists the rates; ``jobtui rate emails 10/s`` (a queue),
 ``jobtui rate task:NAME 100/m`` and ``jobtui rate key:api:stripe 5/s`` set one, ``none``
 lifts it. ``jobtui limit key:customer:* 2`` caps each matching concurrency key's running
-jobs (``task:NAME`` caps each key of that task's jobs).
+jobs (``task:NAME`` caps each key of that task's jobs, ``jobtui limit QUEUE 2 --per-key``
+each key of that queue's jobs).
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def cmd_key_limit(args: argparse.Namespace, limit: int | None) -> int:
     elif limit is None:
         print(f"{scope}: no key limit")
     else:
-        what = "each key matching" if scope.startswith("key:") else "each key of the jobs of"
-        print(f"{scope}: at most {limit} running at once for {what} {scope.partition(':')[2]}, "
+        kind, _, rest = scope.partition(":")
+        what = {"key": "each key matching", "task": "each key of the jobs of task",
+                "queue": "each key of the jobs of queue"}[kind]  # fmt: skip
+        print(f"{scope}: at most {limit} running at once for {what} {rest}, "
               "across every supervisor")  # fmt: skip
     return 0
 

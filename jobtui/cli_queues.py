@@ -110,9 +110,12 @@ def cmd_limit(args: argparse.Namespace) -> int:
             raise ValueError(limit)
     except ValueError:
         raise JobtuiError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
-    if args.queue.startswith(("key:", "task:")):  # per-key concurrency (cli_flow.py)
+    if args.queue.startswith(("key:", "task:")) or args.per_key:  # cli_flow.py
         from jobtui.cli_flow import cmd_key_limit
 
+        if args.per_key and not args.queue.startswith(("key:", "task:")):
+            require_known_queue(args.queue, new=args.new)
+            args.queue = f"queue:{args.queue}"
         return cmd_key_limit(args, limit)
     require_known_queue(args.queue, new=args.new)
     set_queue_limit(args.queue, limit)
@@ -138,6 +141,8 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("limit", help="cap a queue's (or each key's) running jobs, fleet-wide")
     p.add_argument("queue", metavar="QUEUE|key:PATTERN|task:NAME")
     p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
+    p.add_argument("--per-key", action="store_true",
+                   help="a queue's limit per concurrency_key of its jobs, not in all")  # fmt: skip
     p.add_argument("--new", action="store_true", help="a queue no job names yet")
     p.add_argument("--json", action="store_true", help="what was done")
     p.set_defaults(func=cmd_limit)

@@ -241,7 +241,7 @@ def _walk(
             scopes = [s for s in (f"queue:{queue}", f"task:{task}",
                                   None if rate_key is None else f"key:{rate_key}")
                       if s is not None and s in flow.windows]  # fmt: skip
-            limit = None if ckey is None else flow.rules.limit(ckey, task)
+            limit = None if ckey is None else flow.rules.limit(ckey, task, queue)
             if (
                 (room is not None and room.get(queue, 1) <= 0)
                 or any(flow.allowed[s] <= 0 for s in scopes)

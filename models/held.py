@@ -51,7 +51,7 @@ class FlowView:
             if found is not None and found[1].allowance(self.now) <= 0:
                 return f"rate {found[0]} on {describe_scope(scope)}"
         if concurrency_key is not None:
-            limit = self.rules.limit(concurrency_key, task)
+            limit = self.rules.limit(concurrency_key, task, queue)
             running = self.running.get(concurrency_key, 0)
             if limit is not None and running >= limit:
                 return f"key {concurrency_key} at {running}/{limit}"

@@ -2,8 +2,9 @@
 jobs per ``concurrency_key`` (``enqueue(..., concurrency_key="customer:42")``).
 
 A limit applies to the keys a pattern matches (``jobtui limit key:customer:* 2``, fnmatch
-patterns; each matching key gets its own N) or to every key of one task's jobs
-(``@task(key_concurrency=2)``, scope ``task:NAME``). When several apply, the tightest
+patterns; each matching key gets its own N), to every key of one task's jobs
+(``@task(key_concurrency=2)``, scope ``task:NAME``) or of one queue's jobs
+(``jobtui limit emails 2 --per-key``, scope ``queue:NAME``). When several apply, the tightest
 holds. Running jobs are counted per key whatever their task, in the claim's transaction
 (flow.py), so one key's backlog never holds back another key's jobs, and no key ever runs
 more than its limit, however many supervisors claim.
@@ -24,7 +25,7 @@ GROUP BY concurrency_key"""
 
 
 class KeyLimit(BaseModel):
-    """One limit: ``scope`` is ``key:PATTERN`` or ``task:NAME``."""
+    """One limit: ``scope`` is ``key:PATTERN``, ``task:NAME`` or ``queue:NAME``."""
 
     scope = peewee.CharField(max_length=320, primary_key=True)
     max_running = peewee.IntegerField(null=True)  # NULL: lifted by an operator
@@ -42,10 +43,13 @@ class KeyRules:
         self.patterns: list[tuple[str, int]] = []
         self.exact: dict[str, int] = {}
         self.tasks: dict[str, int] = {}
+        self.queues: dict[str, int] = {}
         for scope, limit in rows:
             kind, _, rest = scope.partition(":")
             if kind == "task":
                 self.tasks[rest] = int(limit)
+            elif kind == "queue":
+                self.queues[rest] = int(limit)
             elif any(c in rest for c in "*?["):
                 self.patterns.append((rest, int(limit)))
             else:
@@ -53,7 +57,7 @@ class KeyRules:
         self._cache: dict[str, int | None] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.patterns or self.exact or self.tasks)
+        return bool(self.patterns or self.exact or self.tasks or self.queues)
 
     def for_key(self, key: str) -> int | None:
         """The tightest key rule (pattern or exact) for ``key``; None: no key rule."""
@@ -65,9 +69,10 @@ class KeyRules:
         self._cache[key] = out = min(found) if found else None
         return out
 
-    def limit(self, key: str, task: str) -> int | None:
-        """The limit on ``key`` for a job of ``task`` (None: unlimited)."""
-        found = [x for x in (self.for_key(key), self.tasks.get(task)) if x is not None]
+    def limit(self, key: str, task: str, queue: str | None = None) -> int | None:
+        """The limit on ``key`` for a job of ``task`` in ``queue`` (None: unlimited)."""
+        found = [x for x in (self.for_key(key), self.tasks.get(task), self.queues.get(queue))
+                 if x is not None]  # fmt: skip
         return min(found) if found else None
 
 
@@ -77,10 +82,10 @@ def running_per_key(db: peewee.Database) -> dict[str, int]:
 
 
 def key_scope(name: str) -> str:
-    """Check ``key:PATTERN`` or ``task:NAME``."""
+    """Check ``key:PATTERN``, ``task:NAME`` or ``queue:NAME``."""
     kind, sep, rest = str(name).partition(":")
-    if not sep or kind not in ("key", "task") or not rest or len(rest) > 300:
-        raise ValueError(f"a key limit names key:PATTERN or task:NAME, not {name!r}")
+    if not sep or kind not in ("key", "task", "queue") or not rest or len(rest) > 300:
+        raise ValueError(f"a key limit names key:PATTERN, task:NAME or queue:NAME, not {name!r}")
     return f"{kind}:{rest}"
 
 

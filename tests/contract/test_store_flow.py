@@ -121,6 +121,22 @@ def test_a_tasks_key_limit_applies_to_its_own_jobs_and_the_tightest_holds(db):
     assert claim_jobs(50) == []  # k runs 4: solo's limit 1 is the tightest for solo
 
 
+def test_a_queues_key_limit_applies_to_each_key_of_its_jobs(db):
+    for key in ("a", "b"):
+        jobtui.enqueue_many("t", [{"args": [n]} for n in range(3)], queue="emails",
+                            concurrency_key=key)  # fmt: skip
+    jobtui.enqueue_many("t", [{"args": [n]} for n in range(3)], queue="other", concurrency_key="a")
+    set_key_limit("queue:emails", 1)
+    got = claim_jobs(50)
+    tally = Counter((c.queue_name, Job.get_by_id(c.id).concurrency_key) for c in got)
+    # one of each key in emails (its limit); other's jobs of key a have no limit of their own
+    assert tally == {("emails", "a"): 1, ("emails", "b"): 1, ("other", "a"): 3}
+    assert claim_jobs(50) == []
+    waiting = Job.get((Job.queue_name == "emails") & (Job.concurrency_key == "b")
+                      & (Job.status == "pending"))  # fmt: skip
+    assert held_reason(waiting) == "key b at 1/1"
+
+
 def test_a_declared_limit_never_overrides_the_operators(db):
     set_rate("task:t", "5/s", declared=True)
     set_rate("task:t", "1/s")  # the operator's

@@ -75,7 +75,7 @@ def test_enqueue_json_prints_the_job_object(cli, capsys):
         (["rate", "bucket:x", "1/s"], "a rate names queue:NAME, task:NAME or key:KEY"),
         (["rate", "api"], "give the rate too"),
         (["rate", "emial", "1/s"], "no queue 'emial'"),
-        (["limit", "key:", "2"], "a key limit names key:PATTERN or task:NAME"),
+        (["limit", "key:", "2"], "a key limit names key:PATTERN, task:NAME or queue:NAME"),
     ],
 )
 def test_user_mistakes_are_one_line_and_write_nothing(cli, capsys, args, message):
@@ -422,6 +422,11 @@ def test_rate_and_key_limits_from_the_command_line(cli, capsys):
     assert status["queues"]["api"]["rate"] == "1/h"
     assert [k["running"] for k in status["key_limits"]] == [{"customer:1": 1}]
     assert [r["rate"] for r in status["rates"]] == ["5/s", "1/h"]
+    assert cli("limit", "api", "1", "--per-key") == 0
+    assert "queue:api: at most 1 running at once for each key of the jobs of queue api" in (
+        _out(capsys)[0])  # fmt: skip
+    assert cli("limit", "emial", "1", "--per-key") == 1 and "no queue 'emial'" in _out(capsys)[1]
+    assert cli("limit", "api", "none", "--per-key") == 0
     assert cli("rate", "api", "none") == 0 and "queue:api: no rate" in _out(capsys)[0]
     assert cli("limit", "key:customer:*", "none") == 0
     assert len(claim_jobs(10)) == 3

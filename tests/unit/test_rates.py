@@ -93,6 +93,9 @@ def test_key_rules_take_the_tightest_matching_limit():
     assert rules.limit("customer:vip", "t") == 3  # the pattern matches it too: tightest
     assert rules.limit("customer:42", "report") == 1
     assert rules.limit("vendor:1", "t") is None and rules.limit("vendor:1", "report") == 1
+    queued = KeyRules([("queue:emails", 2), ("key:vip", 5)])
+    assert queued.limit("vip", "t", "emails") == 2 and queued.limit("vip", "t", "other") == 5
+    assert queued.limit("x", "t", "other") is None
 
 
 @pytest.mark.parametrize("state", ["{", "[]", '{"log": [["x", 1]]}', '{"log": 5}', '{"next": "z"}'])
