@@ -75,7 +75,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         depends_on=resolve_ids(args.depends_on) if args.depends_on else None,
         user_id=args.user_id, reference=_reference(args.reference), tags=args.tag or None,
         title=args.title, description=args.description, deadline=args.deadline,
-        metadata=_json_arg(args.metadata, "--metadata", dict),
+        metadata=_json_arg(args.metadata, "--metadata", dict), rate_key=args.rate_key,
+        concurrency_key=args.concurrency_key,
     )  # fmt: skip
     if args.stdin:
         from jobtui.cli_stdin import run_stdin_enqueue
@@ -142,8 +143,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     job = queries.get_job(resolve_id(args.id))
     attempts = list(job.attempts.order_by(job.attempts.model.attempt))
+    from jobtui.models.held import held_reason
+
+    held = held_reason(job)
     if args.json:
         data = job.to_dict()
+        data["held"] = held
         data["depends_on"] = job.depends_on
         data["attempts"] = [queries.row_dict(a) for a in attempts]
         print(to_json(data))
@@ -154,6 +159,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         if value is None or key == "error_traceback":
             continue
         print(f"{key.ljust(width)}  {field(value)}")
+    if held:
+        print(f"{'held'.ljust(width)}  {field(held)}")
     if job.depends_on:
         print(f"{'depends_on'.ljust(width)}  {', '.join(job.depends_on)}")
     if attempts:
@@ -223,8 +230,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     stats = queries.queue_stats()
     supervisors = queries.list_supervisors()
     batches = open_batches()
+    from jobtui.models.key_limits import list_key_limits
+    from jobtui.models.rates import list_rates
+
+    rates, key_limits = list_rates(), list_key_limits()
     if args.json:
-        print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches}))
+        print(to_json({"queues": stats, "supervisors": supervisors, "batches": batches,
+                       "rates": rates, "key_limits": key_limits}))  # fmt: skip
         return 0
     if stats:
         from jobtui.cli_queues import print_queue_table
@@ -232,6 +244,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print_queue_table(stats)
     else:
         print("no jobs")
+    if rates or key_limits:
+        print()
+        table(["scope", "rate / key limit", "now"], [
+            *[[r["name"], r["rate"], ""] for r in rates],
+            *[[k["scope"], f"{k['limit']} per key",
+               ", ".join(f"{key} {n}/{k['limit']}" for key, n in sorted(k["running"].items()))]
+              for k in key_limits],
+        ])  # fmt: skip
     if batches:
         print()
         table(["batch", "done", "total", "failed"], [
@@ -294,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-retries", type=int)
     p.add_argument("--timeout", type=float, metavar="S")
     p.add_argument("--unique-key")
+    p.add_argument("--rate-key", metavar="KEY", help="its start counts against key:KEY's rate")
+    p.add_argument("--concurrency-key", metavar="KEY", help="limited by jobtui limit key:...")
     p.add_argument("--depends-on", nargs="+", metavar="ID")
     p.add_argument("--user-id")
     p.add_argument("--reference", metavar="TYPE:ID")
@@ -343,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_action_parsers(sub)
     add_queue_parsers(sub)
+    from jobtui.cli_flow import add_flow_parsers
+
+    add_flow_parsers(sub)
 
     from jobtui.cli_audit import add_audit_parser
     from jobtui.cli_batch import add_batch_parser

@@ -111,6 +111,13 @@ def cmd_limit(args: argparse.Namespace) -> int:
             raise ValueError(limit)
     except ValueError:
         raise JobtuiError(f"limit {args.limit!r}: a whole number of at least 1, or none") from None
+    if args.queue.startswith(("key:", "task:")) or args.per_key:  # cli_flow.py
+        from jobtui.cli_flow import cmd_key_limit
+
+        if args.per_key and not args.queue.startswith(("key:", "task:")):
+            require_known_queue(args.queue, new=args.new)
+            args.queue = f"queue:{args.queue}"
+        return cmd_key_limit(args, limit)
     from jobtui.models import audit
 
     require_known_queue(args.queue, new=args.new)
@@ -142,12 +149,12 @@ def print_queue_table(stats: dict[str, dict]) -> None:
     from jobtui.cli_format import duration, table
 
     table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
-           "run p95", "workers", "alert", "paused", "limit"], [
+           "run p95", "workers", "alert", "paused", "limit", "rate"], [
         [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
          f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
          duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
          alert_text(q.get("alerts") or {}), "yes" if q["paused"] else "",
-         "" if q["limit"] is None else q["limit"]]
+         "" if q["limit"] is None else q["limit"], q.get("rate") or ""]
         for name, q in stats.items()
     ])  # fmt: skip
 
@@ -180,9 +187,11 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--json", action="store_true", help="what was done")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("limit", help="cap a queue's running jobs across every supervisor")
-    p.add_argument("queue")
+    p = sub.add_parser("limit", help="cap a queue's (or each key's) running jobs, fleet-wide")
+    p.add_argument("queue", metavar="QUEUE|key:PATTERN|task:NAME")
     p.add_argument("limit", metavar="N|none", help="at most N of its jobs running at once")
+    p.add_argument("--per-key", action="store_true",
+                   help="a queue's limit per concurrency_key of its jobs, not in all")  # fmt: skip
     p.add_argument("--new", action="store_true", help="a queue no job names yet")
     p.add_argument("--json", action="store_true", help="what was done")
     p.set_defaults(func=cmd_limit)

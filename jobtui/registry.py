@@ -73,6 +73,10 @@ class Task(Generic[P, R]):
     max_crashes: int | None = None
     #: The lowest ``logging`` level a job of this task keeps in its log (None: INFO).
     log_level: int | None = None
+    #: At most so many starts per period across the fleet ("100/m"; rates.py).
+    rate_limit: str | None = None
+    #: At most so many running jobs per concurrency_key across the fleet (key_limits.py).
+    key_concurrency: int | None = None
     #: Where the function takes ``progress_callback`` (see _progress_callback_position).
     progress_callback_position: int | None = field(init=False, default=None)
 
@@ -219,6 +223,8 @@ def task(  # noqa: F811 - an overload (ruff does not know the run-time stand-in)
     orphan_policy: str = "retry",
     max_crashes: int | None = None,
     log_level: int | str | None = None,
+    rate_limit: str | None = None,
+    key_concurrency: int | None = None,
     **defaults: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -235,6 +241,8 @@ def task(  # noqa: F811 - the implementation of the overloads above
     orphan_policy: str = "retry",
     max_crashes: int | None = None,
     log_level: int | str | None = None,
+    rate_limit: str | None = None,
+    key_concurrency: int | None = None,
     **defaults: Any,
 ) -> Any:
     """Register a function as a task; ``@task`` and ``@task(queue="emails", ...)`` both work.
@@ -245,6 +253,10 @@ def task(  # noqa: F811 - the implementation of the overloads above
     worker before the job is quarantined (None: the supervisor's ``--max-crashes``).
     ``log_level`` ("DEBUG", ..., or a
     number): the lowest ``logging`` level its jobs keep in their logs (default INFO).
+    ``rate_limit="100/m"``: at most so many
+    of its jobs start per period across the fleet; ``key_concurrency=2``: at most so many
+    of its jobs run at once per ``concurrency_key`` (both hold from a supervisor's start
+    that imports the task; ``jobtui rate`` / ``jobtui limit`` override them).
     """
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
@@ -255,6 +267,18 @@ def task(  # noqa: F811 - the implementation of the overloads above
         isinstance(max_crashes, bool) or not isinstance(max_crashes, int) or max_crashes < 0
     ):
         raise TypeError(f"max_crashes must be a whole number >= 0, got {max_crashes!r}")
+    if rate_limit is not None:
+        from jobtui.models.rates import parse_rate
+
+        try:
+            parse_rate(rate_limit)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
+    if key_concurrency is not None and (
+        not isinstance(key_concurrency, int) or isinstance(key_concurrency, bool)
+        or key_concurrency < 1
+    ):  # fmt: skip
+        raise TypeError(f"key_concurrency must be a whole number >= 1, got {key_concurrency!r}")
     assert TASK_DEFAULTS <= OPTION_NAMES
     level = _log_level(log_level)
 
@@ -266,6 +290,7 @@ def task(  # noqa: F811 - the implementation of the overloads above
             permanent_errors=tuple(permanent_errors),
             retry_errors=None if retry_errors is None else tuple(retry_errors),
             orphan_policy=orphan_policy, max_crashes=max_crashes, log_level=level,
+            rate_limit=rate_limit, key_concurrency=key_concurrency,
         ))  # fmt: skip
 
     return wrap(func) if func is not None else wrap

@@ -42,10 +42,12 @@ from .errors import (
     TaskNotFound,
 )
 from .job import Job
+from .key_limits import set_key_limit
 from .limits import set_queue_limit
 from .migrations import MODELS, SCHEMA_VERSION, ensure_schema
 from .queries import get_job, list_jobs, list_supervisors, queue_stats
 from .queue import Queue
+from .rates import set_rate
 from .retention import prune_jobs
 from .schedule import Schedule, ScheduleFire
 from .status import ALL_STATUSES, CLAIMABLE, FINAL, LIVE, JobStatus, Priority
@@ -62,5 +64,6 @@ __all__ = [
     "delete_jobs", "ensure_schema", "fail_job", "get_database", "get_job", "insert_job",
     "insert_jobs", "list_jobs", "list_supervisors", "prune_jobs", "queue_stats",
     "record_heartbeats", "record_progress", "redact_url", "resolve_database_url", "retry_jobs",
-    "set_queue_limit", "set_queue_paused", "start_job", "use_database",
+    "set_key_limit", "set_queue_limit", "set_queue_paused", "set_rate", "start_job",
+    "use_database",
 ]  # fmt: skip

@@ -25,6 +25,7 @@ from .base import dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
 from .errors import InvalidTransition, JobNotFound
+from .flow import any_flow, claim_with_flow
 from .limits import any_limits, rooms
 from .outcomes import Outcome, write_outcomes
 from .store import classify_error, get_database
@@ -165,15 +166,26 @@ def claim_in_transaction(
     supervisor_name: str | None = None,
     now: datetime | None = None,
     limits: bool | None = None,
+    flow: bool | None = False,
+    held: list[datetime] | None = None,
 ) -> list[ClaimedJob]:
     """``claim_jobs`` inside the caller's write transaction (the supervisor's group commit).
 
     ``limits``: whether some queue may have a concurrency limit (None: look). Limited
-    queues are claimed first, each up to its room (limits.py), then the rest."""
+    queues are claimed first, each up to its room (limits.py), then the rest.
+    ``flow``: whether some rate or key limit may exist (None: look); then flow.py claims,
+    and appends to ``held`` when a job it held back is due again."""
     if limit <= 0:
         return []
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
+    if flow or (flow is None and any_flow(db)):
+        use_limits = bool(limits or (limits is None and any_limits(db)))
+        rows, hold = claim_with_flow(db, dialect, limit, params, queues, use_limits,
+                                     now or utcnow())  # fmt: skip
+        if hold is not None and held is not None:
+            held.append(hold)
+        return _claimed(rows)
     claimed: list[tuple] = []
     if limits or (limits is None and any_limits(db)):
         for name, room in rooms(db, dialect, queues):
@@ -212,7 +224,7 @@ def claim_jobs(
     def run() -> list[ClaimedJob]:
         with dialect_for(db).write_transaction(db):
             return claim_in_transaction(db, limit, queues=queues, tasks=tasks,
-                                        worker_name=worker_name,
+                                        worker_name=worker_name, flow=None,
                                         supervisor_name=supervisor_name, now=now)  # fmt: skip
 
     return with_lock_retry(run)

@@ -57,6 +57,17 @@ _CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
 
 _ORDER = "ORDER BY priority DESC, run_at, id"
 
+# While rates or key limits exist (flow.py), the claim takes only the jobs none applies to
+# (the others are claimed apart, within their allowances): its filter gains this clause.
+_UNBOUND = {
+    "sqlite": """ AND rate_key IS NULL AND concurrency_key IS NULL
+      AND queue_name NOT IN (SELECT value FROM json_each(:rated_queues))
+      AND job_type NOT IN (SELECT value FROM json_each(:rated_tasks))""",
+    "postgresql": """ AND rate_key IS NULL AND concurrency_key IS NULL
+      AND NOT (queue_name = ANY(:rated_queues::text[]))
+      AND NOT ((job_type || '') = ANY(:rated_tasks::text[]))""",
+}
+
 # SQLite: walk the claim index in claim order and stop after LIMIT rows (INDEXED BY, since
 # the planner otherwise prefers a status index and sorts every pending row). One arm per
 # queue, each walking (queue_name, priority, run_at, id), merged in claim order.
@@ -123,12 +134,13 @@ class Dialect:
         """The claim over every queue."""
         return self.claim_statement(None)
 
-    def claim_statement(self, queue_count: int | None) -> str:
-        """The claim for ``queue_count`` queues (None: every queue); cached per shape."""
-        key = (self.name, queue_count)
+    def claim_statement(self, queue_count: int | None, unbound: bool = False) -> str:
+        """The claim for ``queue_count`` queues (None: every queue); cached per shape.
+        ``unbound``: only jobs no rate or key limit applies to (flow.py)."""
+        key = (self.name, queue_count, unbound)
         found = _CLAIM_CACHE.get(key)
         if found is None:
-            found = _CLAIM_CACHE[key] = self._build_claim(queue_count)
+            found = _CLAIM_CACHE[key] = self._build_claim(queue_count, unbound)
         return found
 
     def claim_queue_params(self, queues: Sequence[str] | None) -> dict[str, Any]:
@@ -137,10 +149,11 @@ class Dialect:
             return {f"q{n}": queue for n, queue in enumerate(queues or ())}
         return {"queues": None if queues is None else list(queues)}
 
-    def _build_claim(self, queue_count: int | None) -> str:
+    def _build_claim(self, queue_count: int | None, unbound: bool = False) -> str:
+        flow = _UNBOUND[self.name] if unbound else ""
         if self.name == "sqlite":
             tasks = "(:tasks IS NULL OR job_type IN (SELECT value FROM json_each(:tasks)))"
-            where = _CLAIM_FILTER.format(tasks=tasks)
+            where = _CLAIM_FILTER.format(tasks=tasks) + flow
             if queue_count is None:
                 select = _SQLITE_ALL.format(index=CLAIM_ORDER_INDEX, filter=where, order=_ORDER)
             else:
@@ -154,7 +167,7 @@ class Dialect:
             # id) index never helps a claim; hidden from the planner, it cannot be picked
             # on stale statistics (a fresh bulk insert) to sort every pending row per claim.
             tasks = "(:tasks::text[] IS NULL OR (job_type || '') = ANY(:tasks::text[]))"
-            where = _CLAIM_FILTER.format(tasks=tasks)
+            where = _CLAIM_FILTER.format(tasks=tasks) + flow
             sql = _CLAIM_POSTGRES.format(filter=where, order=_ORDER, set_running=self.set_running,
                                          returning=self.returning)  # fmt: skip
             # Walk a claim index in its order, never sort every pending row: a planner
@@ -268,7 +281,7 @@ class Dialect:
             db.execute_sql(f"LOCK TABLE {table} IN SHARE MODE")
 
 
-_CLAIM_CACHE: dict[tuple[str, int | None], str] = {}
+_CLAIM_CACHE: dict[tuple[str, int | None, bool], str] = {}
 #: id(columns) -> (columns, one-row INSERT, its values getter): what an enqueue's
 #: ``insert_rows`` needs without hashing its 37 column names each call (the entry keeps
 #: the columns alive, so their id is not reused while it lives).

@@ -91,6 +91,11 @@ DOWN_STEPS: dict[int, DownStep] = {
     ),
     10: DownStep(tables=("alerts",), columns=(("jobs", "trace_context"),)),
     11: DownStep(tables=("job_logs", "job_stack_requests")),
+    12: DownStep(
+        indexes=("jobs_claim_keyed",),
+        tables=("rates", "key_limits"),
+        columns=(("jobs", "rate_key"), ("jobs", "concurrency_key")),
+    ),
 }
 
 

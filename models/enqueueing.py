@@ -36,6 +36,7 @@ INSERT_COLUMNS = (
     "cancel_requested", "error_permanent", "has_dependants", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
     "error_message", "error_type", "completed_at", "unset_options", "trace_context",
+    "rate_key", "concurrency_key",
 )  # fmt: skip
 
 _INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
@@ -52,7 +53,7 @@ OPTION_NAMES = frozenset({
     "queue", "priority", "delay", "scheduled_for", "max_retries", "timeout", "retry_delay",
     "retry_backoff", "retry_max_delay", "retry_jitter", "depends_on", "reference",
     "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
-    "description", "deadline", "batch_id", "schedule_name",
+    "description", "deadline", "batch_id", "schedule_name", "rate_key", "concurrency_key",
 })  # fmt: skip
 #: Options jobtui itself passes: which options the enqueuer left unset (catalog.py), and
 #: the enqueuer's trace context (jobtui/tracing.py).
@@ -175,6 +176,8 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "error_message": None, "error_type": None, "completed_at": None,
         "unset_options": _integer("unset_options", options.get("unset_options") or 0),
         "trace_context": _trace_context(options.get("trace_context")),
+        "rate_key": _text("rate_key", options.get("rate_key"), 200),
+        "concurrency_key": _text("concurrency_key", options.get("concurrency_key"), 200),
         "_depends_on": _dependency_ids(options.get("depends_on")),
     }  # fmt: skip
 

@@ -88,6 +88,10 @@ class Job(BaseModel):
     # -- observability: the enqueuer's trace context (W3C traceparent, as JSON of the
     # propagation carrier) when OpenTelemetry traced the enqueue; NULL otherwise
     trace_context = peewee.TextField(null=True)
+    # -- flow control (rates.py, key_limits.py): the rate this job's start counts against
+    # (with its queue's and task's), and the key whose running jobs are limited
+    rate_key = peewee.CharField(max_length=200, null=True)
+    concurrency_key = peewee.CharField(max_length=200, null=True)
 
     class Meta:
         table_name = "jobs"
@@ -410,12 +414,26 @@ def _add_indexes() -> None:
     # catalog.rehome_unresolved: jobs enqueued by name before their task was published
     # (few, usually none: the index stays empty and the supervisor's look-up free).
     Job.add_index(peewee.SQL(UNRESOLVED_INDEX_SQL))
+    # flow.py: due jobs with a rate key or a concurrency key, in claim order (only they:
+    # empty while no job has a key, so it costs nothing then)
+    Job.add_index(peewee.SQL(KEYED_INDEX_SQL))
 
 
 #: Shared with the migration that adds it (models/migrations.py).
 UNRESOLVED_INDEX_SQL = (
     "CREATE INDEX IF NOT EXISTS jobs_unresolved_queue ON jobs (job_type) "
     "WHERE (unset_options & 256) <> 0 AND status IN ('pending', 'retrying', 'waiting')"
+)
+
+#: Shared with the migration that adds it (models/migrations.py, step 8); flow.py's
+#: keyed walk repeats its WHERE terms, so SQLite can use it.
+KEYED_INDEX = "jobs_claim_keyed"
+KEYED_INDEX_WHERE = (
+    "status IN ('pending', 'retrying') AND (rate_key IS NOT NULL OR concurrency_key IS NOT NULL)"
+)
+KEYED_INDEX_SQL = (
+    f"CREATE INDEX IF NOT EXISTS {KEYED_INDEX} ON jobs (priority DESC, run_at, id) "
+    f"WHERE {KEYED_INDEX_WHERE}"
 )
 
 _add_indexes()

@@ -24,7 +24,9 @@ from .dialect import dialect_for
 from .errors import SchemaTooNew
 from .job import Job
 from .joblog import JobLog
+from .key_limits import KeyLimit
 from .queue import Queue
+from .rates import Rate
 from .rollup import JobRollup
 from .schedule import Schedule, ScheduleFire
 from .stacks import StackRequest
@@ -34,12 +36,12 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
     TaskCatalog, JobRollup, AuditEntry, Alert,
-    JobLog, StackRequest,
+    JobLog, StackRequest, Rate, KeyLimit,
 ]  # fmt: skip
 
 
@@ -143,6 +145,25 @@ def _add_job_logs_and_stack_requests(migrator: SchemaMigrator, db: peewee.Databa
     db.create_tables([JobLog, StackRequest])
 
 
+def _add_rates_and_key_limits(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8: rate limits and per-key concurrency (rates.py, key_limits.py): the
+    ``rates`` and ``key_limits`` tables, and on each job the rate key its start counts
+    against and its concurrency key (jobs.rate_key, jobs.concurrency_key; nullable: no
+    row is rewritten), with the index of the due jobs that have a key, in claim order
+    (``jobs_claim_keyed``): the claim walks it while a rate or key limit exists, instead
+    of the whole backlog; it holds no row while no job has a key."""
+    from playhouse.migrate import migrate
+
+    from .job import KEYED_INDEX_SQL
+
+    migrate(
+        migrator.add_column("jobs", "rate_key", Job.rate_key),
+        migrator.add_column("jobs", "concurrency_key", Job.concurrency_key),
+    )
+    db.create_tables([Rate, KeyLimit])
+    db.execute_sql(KEYED_INDEX_SQL)
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -156,6 +177,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     9: _add_crash_counts_and_scaling,
     10: _add_trace_context_and_alerts,
     11: _add_job_logs_and_stack_requests,
+    12: _add_rates_and_key_limits,
 }
 
 

@@ -99,7 +99,8 @@ def list_jobs(
 
 def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
     """Per queue: counts by status, latency (age of the oldest due pending job, seconds),
-    whether it is paused, its concurrency limit across every supervisor (None: none), the
+    whether it is paused, its concurrency limit across every supervisor (None: none), its
+    rate (``"10/s"``; None: none), the
     workers of live supervisors that serve it, and the last hour's exact figures from the
     rollup (rollup.py): jobs completed and failed, ended per minute, average and p95 run
     time and p95 wait of the runs that ended (seconds; None without runs), and the alerts
@@ -113,7 +114,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
             "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
             "completed_1h": 0, "failed_1h": 0, "per_min_1h": 0.0, "run_p95_s": None,
-            "wait_p95_s": None, "alerts": {},
+            "wait_p95_s": None, "alerts": {}, "rate": None,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -139,6 +140,11 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for name, kinds in firing_alerts(get_database(db)).items():
         entry(name)["alerts"] = {kind: {**state, "since": iso_utc(state["since"])}
                                  for kind, state in kinds.items()}  # fmt: skip
+    from .held import FlowView
+
+    for name, rate in FlowView(get_database(db)).rates_of("queue").items():
+        if name in stats:  # a rate alone names no queue (status lists the rates apart)
+            stats[name]["rate"] = rate
     serving = workers_serving(get_database(db), now)
     for name, queue in stats.items():
         queue["workers"] = serving.get(name, 0) + serving.get("*", 0)

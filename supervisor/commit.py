@@ -20,6 +20,7 @@ import peewee
 from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
+from jobtui.models.flow import any_flow
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.joblog import INSERT_CHUNK
 from jobtui.models.limits import any_limits
@@ -61,6 +62,7 @@ class TurnResult:
     unknown_failed: list[tuple[str, str]] = field(default_factory=list)
     fired: list[tuple[str, Any, str]] = field(default_factory=list)  # cron ticks enqueued
     retry_times: list[str] = field(default_factory=list)  # when the retries written are due
+    held: list[Any] = field(default_factory=list)  # when jobs a rate or key held back are due
 
 
 class GroupCommit:
@@ -87,6 +89,9 @@ class GroupCommit:
         #: per poll (a limit set meanwhile holds back its queue at once: the claim leaves
         #: limited queues out; they are claimed within a poll interval).
         self.limits: bool | None = None
+        #: Likewise whether some rate or key limit exists (flow.py): a rate set meanwhile
+        #: holds from the next poll on.
+        self.flow: bool | None = None
         self.failures = 0
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
@@ -186,10 +191,12 @@ class GroupCommit:
                     result.fired = fire_due_schedules(db, now)
                 if claims and (look_for_limits or self.limits is None):
                     self.limits = any_limits(db)
+                    self.flow = any_flow(db)
                 for request in claims:
                     result.claimed.append(claim_in_transaction(
                         db, request.limit, queues=request.queues, tasks=self.tasks,
                         supervisor_name=self.supervisor_name, now=now, limits=self.limits,
+                        flow=self.flow, held=result.held,
                     ))  # fmt: skip
         except (peewee.PeeweeException, OSError) as exc:
             self._failed(exc)

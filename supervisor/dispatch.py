@@ -248,6 +248,8 @@ class Dispatch:
     def after_commit(self: Supervisor, result, requests: list[ClaimRequest]) -> None:
         for due in result.retry_times:
             self.claim_at(due)  # a retry starts when its backoff ends, not a poll later
+        for due in result.held:
+            self.claim_at(due)  # a rate's next start, a locked rate's retry (flow.py)
         for outcome, status in result.statuses:
             self.log_outcome(outcome, status)
         for outcome, status in result.recovered:

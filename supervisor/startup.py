@@ -58,6 +58,7 @@ def open_and_register(
         _while_passing(db, lambda: _configure_session(db))
         _while_passing(db, lambda: _register(db, config, registry))
         _while_passing(db, lambda: _declare_task_schedules(db, registry))
+        _while_passing(db, lambda: _declare_task_flow(db, registry))
     except peewee.PeeweeException as exc:
         if wake is not None:
             wake.close()
@@ -149,6 +150,24 @@ def _declare_task_schedules(db: peewee.Database, registry: TaskRegistry) -> None
             options = {k: v for k, v in task.defaults.items() if v is not None}
             upsert_schedule(name, task.cron, name, options=options, enabled=None, db=db)
             log.info("schedule %s: %s", name, task.cron)
+
+
+def _declare_task_flow(db: peewee.Database, registry: TaskRegistry) -> None:
+    """``@task(rate_limit=, key_concurrency=)``: the task's rate and key limit, upserted
+    at every start (an operator's ``jobtui rate`` / ``jobtui limit`` stands over them)."""
+    from jobtui.models.key_limits import set_key_limit
+    from jobtui.models.rates import set_rate
+
+    for name in registry.names():
+        task = registry.get(name)
+        if task is None:
+            continue
+        if task.rate_limit is not None:
+            set_rate(f"task:{name}", task.rate_limit, declared=True, db=db)
+            log.info("rate %s on task %s", task.rate_limit, name)
+        if task.key_concurrency is not None:
+            set_key_limit(f"task:{name}", task.key_concurrency, declared=True, db=db)
+            log.info("key concurrency %d on task %s", task.key_concurrency, name)
 
 
 def _recover_namesake(db: peewee.Database, config: SupervisorConfig, old_pid: int) -> None:

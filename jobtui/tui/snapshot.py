@@ -49,6 +49,7 @@ class JobRow:
     error_type: str | None
     error: str | None
     cancel_requested: bool = False
+    held: str | None = None  # what holds it back when due: "rate 10/s on queue emails"
 
     def summary(self) -> str:
         return f"{self.id}\n{self.task} on {self.queue} ({self.status}, try {self.attempt})"
@@ -74,6 +75,8 @@ class QueueRow:
     failed_last_hour: int = 0
     #: the alerts it is in (models/alert.py): (kind, value, threshold)
     alerts: tuple[tuple[str, float, float], ...] = ()
+    limit: int | None = None  # its concurrency limit across the fleet (jobtui limit)
+    rate: str | None = None  # its rate ("10/s"; jobtui rate)
 
     def count(self, status: str) -> int:
         return dict(self.counts).get(status, 0)
@@ -224,6 +227,8 @@ class JobDetail:
     batch_progress: str | None = None  # "3/10 ended", and how the batch ended if it has
     dependants: tuple[str, ...] = ()  # jobs that wait on this one (the first few)
     deadline: datetime | None = None  # not started by then: cancelled as expired
+    rate_key: str | None = None
+    concurrency_key: str | None = None
     cancel_reason: str | None = None  # while a cancel request of a running job is open
     kill_requested: bool = False  # that request is a kill: no asking first
     progress_details: Any = None  # the task's details dict (seed 002), as reported

@@ -38,6 +38,7 @@ from . import stats
 from .clock import Clock, SystemClock
 from .filter_sql import filter_conditions
 from .filters import JobFilter, glob_to_like
+from .held import with_held
 from .snapshot import (
     COUNT_CAP,
     AttemptRow,
@@ -240,7 +241,8 @@ class DataSource:
             beyond = Job.id < query.top if ascending else Job.id > query.top
             more_above = bool(self._scan(query, now, columns=(Job.id,), bound=beyond,
                                          ascending=not ascending, limit=1))  # fmt: skip
-        return JobsPage(rows=tuple(job_row(r) for r in rows[: query.limit]),
+        shown = with_held(self.db, [job_row(r) for r in rows[: query.limit]], now)
+        return JobsPage(rows=shown,
                         more_below=len(rows) > query.limit, more_above=more_above)  # fmt: skip
 
     def _matching(self, query: JobsQuery, now: datetime, page: JobsPage) -> int | None:
@@ -473,7 +475,7 @@ class DataSource:
             reference = None
             if job.reference_type or job.reference_id:
                 reference = f"{job.reference_type or ''}:{job.reference_id or ''}"
-            row = job_row([getattr(job, f.name) for f in JOB_COLUMNS])
+            row = with_held(self.db, [job_row([getattr(job, f.name) for f in JOB_COLUMNS])], now)[0]
             return DetailView(now=now, job=JobDetail(
                 row=row, title=job.title, description=job.description,
                 parameters=job.parameters, result=job.result, traceback=job.error_traceback,
@@ -487,7 +489,8 @@ class DataSource:
                 batch_progress=self._batch_progress(job.batch_id),
                 deadline=job.deadline, cancel_reason=job.cancel_reason,
                 kill_requested=bool(job.kill_requested),
-                progress_details=job.progress_details))  # fmt: skip
+                progress_details=job.progress_details, rate_key=job.rate_key,
+                concurrency_key=job.concurrency_key))  # fmt: skip
 
         return self._read(read)
 

@@ -24,6 +24,7 @@ from jobtui.models.alert import OLDEST_DUE_SQL, firing_alerts
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
 from jobtui.models.heartbeats import stale_after_s, workers_serving
+from jobtui.models.held import FlowView
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
 from jobtui.models.rollup_read import Figures, WindowFigures
@@ -111,6 +112,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     names = sorted(set(names) | set(alerts))
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
     stamp = sql_timestamp(now)
+    rates = FlowView(db).rates_of("queue")
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
@@ -123,7 +125,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
             latency_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
             paused=paused, concurrency=concurrency or None,
             done_last_hour=ended.get(name, (0, 0))[0],
-            failed_last_hour=ended.get(name, (0, 0))[1],
+            failed_last_hour=ended.get(name, (0, 0))[1], limit=cap, rate=rates.get(name),
             alerts=tuple((kind, float(state["value"] or 0), float(state["threshold"] or 0))
                          for kind, state in sorted(alerts.get(name, {}).items())),
         ))  # fmt: skip

@@ -183,13 +183,15 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("job_attempts", "parameters"),  # version 8
                        ("jobs", "crash_count"), ("supervisors", "scale_request"),
                        ("supervisors", "autoscale"),  # version 9
-                       ("jobs", "trace_context")]  # version 10  # fmt: skip
+                       ("jobs", "trace_context"),  # version 10
+                       ("jobs", "rate_key"), ("jobs", "concurrency_key")]  # version 12  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     job = jobtui.enqueue("t")
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
     db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
+    db.execute_sql("DROP INDEX jobs_claim_keyed")  # version 12's
     db.execute_sql("DROP TABLE task_catalog")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
@@ -198,6 +200,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("DROP TABLE alerts")  # version 10
     db.execute_sql("DROP TABLE job_logs")  # version 11
     db.execute_sql("DROP TABLE job_stack_requests")  # version 11
+    db.execute_sql("DROP TABLE rates")  # version 12
+    db.execute_sql("DROP TABLE key_limits")  # version 12
     db.execute_sql("UPDATE jobtui_schema SET version = 1")
     store.reset()
     store.use_database(db_url)
@@ -212,7 +216,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.crash_count == 0
     assert db.table_exists("task_catalog") and db.table_exists("audit_log")
     assert db.table_exists("job_logs") and db.table_exists("job_stack_requests")
+    assert db.table_exists("rates") and db.table_exists("key_limits")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
+    assert "jobs_claim_keyed" in {i.name for i in db.get_indexes("jobs")}
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
     assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1

@@ -8,8 +8,10 @@ jobs others may have recovered), SIGTSTP one (quiet: no claims) and SIGCONT it, 
 one (a reload: checked, stopped warm, started again as the same process), hold
 SQLite's write lock for up to 2 s, or cut every PostgreSQL connection or lock a job's row
 from an application's transaction for up to 3 s, pause and resume a queue, limit it to
-one or two running jobs and lift that, and cancel or kill jobs that are pending or
-running. Supervisors recycle their workers after a few jobs at
+one or two running jobs and lift that, set and lift a rate on it, and cancel or kill jobs
+that are pending or running. Some jobs carry a concurrency key (at most 2 running per
+key) or a rate key (20 starts a second), and a watch checks that neither is ever passed
+(chaos_flow.py). Supervisors recycle their workers after a few jobs at
 random, some queue 32 jobs per worker, and some give the second queue a worker of its own. Meanwhile jobs of every shape
 keep arriving: instant, napping, failing then succeeding, failing for good, delayed,
 prioritised, reporting progress, timing out, on a second queue, unique, chained by
@@ -48,6 +50,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
+from chaos_flow import FlowWatch, flow_options  # noqa: E402
 from supervisor_harness import Cluster, SupervisorProcess, wait_until  # noqa: E402
 
 LEASE_S = 1.5  # supervisor_harness.FAST
@@ -80,6 +83,7 @@ class Chaos:
         self.batches: list[str] = []
         self.paused = False
         self.limited = False
+        self.flow: FlowWatch | None = None  # rates and key limits (chaos_flow.py)
 
     # ------------------------------------------------------------------ supervisors
 
@@ -109,6 +113,7 @@ class Chaos:
 
         kind = self.rng.random()
         options.setdefault("priority", self.rng.choice([0, 0, 0, 5, -5]))
+        options.update(flow_options(self.rng))
         if self.rng.random() < 0.1:
             options["delay"] = self.rng.uniform(0.05, 1.0)
         if self.rng.random() < 0.15:
@@ -254,6 +259,11 @@ class Chaos:
         set_queue_limit(SECOND_QUEUE, self.rng.choice([1, 2]) if self.limited else None)
         self.done["queue limited" if self.limited else "queue limit lifted"] += 1
 
+    def rate_queue(self) -> None:
+        """A rate on the second queue (5 or 50 a second, across every supervisor) or none."""
+        if self.flow is not None:
+            self.done[self.flow.toggle_queue_rate(SECOND_QUEUE, self.rng)] += 1
+
     def database_trouble(self) -> None:
         if self.cluster.is_sqlite:
             import sqlite3
@@ -319,11 +329,12 @@ class Chaos:
         import jobtui
 
         jobtui.schedule(TICK, "* * * * * *", "supervisor_tasks.quick", args=[-1])
+        self.flow = FlowWatch()
         self.keep_enough()
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
                   (self.reload, 1), (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
                   (self.pause_queue, 1), (self.limit_queue, 1), (self.lock_a_row, 2),
-                  (self.cancel_some, 2)]  # fmt: skip
+                  (self.cancel_some, 2), (self.rate_queue, 1)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:
@@ -337,6 +348,8 @@ class Chaos:
         jobtui.schedule(TICK, "* * * * * *", "supervisor_tasks.quick", args=[-1], enabled=False)
         if self.paused:
             self.pause_queue()  # resumed: its jobs must end too
+        if self.flow is not None and self.flow.rated_queue:
+            self.rate_queue()  # lifted: the settle drains its jobs at once
 
     def settle(self, timeout: float = 90.0) -> None:
         """No more faults: wait for every job to end on the supervisors still running."""
@@ -436,8 +449,11 @@ def soak(cluster: Cluster, seconds: float, seed: int, say: Callable[[str], None]
         chaos.run(seconds)
     finally:
         chaos.thaw_due(time.monotonic(), everyone=True)
+    flow = chaos.flow.finish() if chaos.flow is not None else {"problems": [], "figures": {}}
     chaos.settle()
     chaos.check_workflows()
+    assert not flow["problems"], "\n".join(flow["problems"])
+    say(f"flow control: {flow['figures']}")
     # a fault is the database's or a process's; an exception in the loop is a bug of ours
     wedged = [s.name for s in cluster.supervisors if "supervisor loop error" in s.log()]
     assert not wedged, f"loop errors in {wedged}:\n{cluster.logs()[-8000:]}"

@@ -70,6 +70,12 @@ def test_enqueue_json_prints_the_job_object(cli, capsys):
         (["enqueue", "t.x", "--metadata", "[1]"], "--metadata must be a JSON object"),
         (["enqueue", "t.x", "--deadline", "-5"], "deadline"),
         (["limit", "api", "lots"], "limit 'lots': a whole number of at least 1, or none"),
+        (["rate", "api", "fast"], "a rate is N/s, N/m, N/h or N/d"),
+        (["rate", "api", "0/s"], "a rate allows at least one start"),
+        (["rate", "bucket:x", "1/s"], "a rate names queue:NAME, task:NAME or key:KEY"),
+        (["rate", "api"], "give the rate too"),
+        (["rate", "emial", "1/s"], "no queue 'emial'"),
+        (["limit", "key:", "2"], "a key limit names key:PATTERN, task:NAME or queue:NAME"),
     ],
 )
 def test_user_mistakes_are_one_line_and_write_nothing(cli, capsys, args, message):
@@ -316,9 +322,8 @@ def test_limit_caps_a_queue_and_status_shows_it(cli, capsys):
     assert json.loads(_out(capsys)[0])["queues"]["api"]["limit"] == 2
     assert cli("status") == 0
     header, row = _out(capsys)[0].splitlines()[:2]
-    assert (
-        header.split()[-1].lower() == "limit" and row.split()[0] == "api" and row.split()[-1] == "2"
-    )
+    assert header.split()[-2:] == ["LIMIT", "RATE"]  # no rate: the last column is empty
+    assert row.split()[0] == "api" and row.split()[-1] == "2"
     assert cli("limit", "api", "none") == 0 and "no limit" in _out(capsys)[0]
     assert len(claim_jobs(5)) == 1
 
@@ -384,3 +389,44 @@ def test_status_and_workers_list_a_running_supervisor_and_its_workers(cluster, d
         sup.signal(signal.SIGCONT)
     wait_until(lambda: stale_rows() == 0, 10, "fresh heartbeats again")
     cluster.check()
+
+
+def test_rate_and_key_limits_from_the_command_line(cli, capsys):
+    for n in range(3):
+        assert cli("enqueue", "t.x", "--queue", "api", "--args", f"[{n}]") == 0
+    assert cli("enqueue", "t.x", "--concurrency-key", "customer:1") == 0
+    assert cli("enqueue", "t.x", "--concurrency-key", "customer:1") == 0
+    held_id = _out(capsys)[0].split()[-1]
+    assert cli("rate", "api", "1/h") == 0
+    assert "queue:api: at most 1 starts per 3600 s" in _out(capsys)[0]
+    assert cli("rate", "key:api:stripe", "5/s", "--json") == 0
+    assert json.loads(_out(capsys)[0]) == {"action": "rate", "scope": "key:api:stripe",
+                                           "rate": "5/s", "max_starts": 5, "period_s": 1.0}  # fmt: skip
+    assert cli("limit", "key:customer:*", "1", "--json") == 0
+    assert json.loads(_out(capsys)[0]) == {"action": "limit", "scope": "key:customer:*",
+                                           "limit": 1}  # fmt: skip
+    claimed = claim_jobs(10)
+    assert sorted(c.queue_name for c in claimed) == ["api", "default"]
+    assert cli("rate") == 0
+    listing = _out(capsys)[0]
+    assert "queue:api" in listing and "1/h" in listing and "key:api:stripe" in listing
+    assert cli("rate", "--json") == 0
+    assert [r["name"] for r in json.loads(_out(capsys)[0])] == ["key:api:stripe", "queue:api"]
+    assert cli("show", held_id, "--json") == 0
+    shown = json.loads(_out(capsys)[0])
+    assert shown["held"] == "key customer:1 at 1/1" and shown["concurrency_key"] == "customer:1"
+    assert cli("show", held_id) == 0
+    assert "key customer:1 at 1/1" in _out(capsys)[0]
+    assert cli("status", "--json") == 0
+    status = json.loads(_out(capsys)[0])
+    assert status["queues"]["api"]["rate"] == "1/h"
+    assert [k["running"] for k in status["key_limits"]] == [{"customer:1": 1}]
+    assert [r["rate"] for r in status["rates"]] == ["5/s", "1/h"]
+    assert cli("limit", "api", "1", "--per-key") == 0
+    assert "queue:api: at most 1 running at once for each key of the jobs of queue api" in (
+        _out(capsys)[0])  # fmt: skip
+    assert cli("limit", "emial", "1", "--per-key") == 1 and "no queue 'emial'" in _out(capsys)[1]
+    assert cli("limit", "api", "none", "--per-key") == 0
+    assert cli("rate", "api", "none") == 0 and "queue:api: no rate" in _out(capsys)[0]
+    assert cli("limit", "key:customer:*", "none") == 0
+    assert len(claim_jobs(10)) == 3

@@ -150,3 +150,28 @@ def test_scale_says_hostile_names_visibly_on_one_line(cli, db):
     code, _, err = cli("scale", "other", "2", "--supervisor", "sup\x1b[2J")
     assert code == 1 and "does not serve queue 'other'" in err and "q␛]0;PWNED␇=1" in err
     assert_visible(err)
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_keys_and_held_reasons_print_with_controls_visible(cli, db_url, case):
+    """Rate keys and concurrency keys are job data: ``show`` (its held-back reason),
+    ``status`` and ``rate`` print them with their controls shown, never emitted."""
+    import jobtui
+    from jobtui.models import claim_jobs
+    from jobtui.models.key_limits import set_key_limit
+    from jobtui.models.rates import set_rate
+
+    text = HOSTILE[case][:190] or "empty"
+    if not db_url.startswith("sqlite"):
+        text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL at all
+    jobtui.enqueue("t.x", concurrency_key=text, rate_key=text)
+    held = jobtui.enqueue("t.x", concurrency_key=text, rate_key=text)
+    set_key_limit("key:*", 1)
+    set_rate(f"key:{text}", "1/h")
+    assert len(claim_jobs(5)) == 1
+    for args in (("show", held.id), ("status",), ("rate",), ("show", held.id, "--json")):
+        code, out, err = cli(*args)
+        assert code == 0, err
+        assert_visible(out)
+    code, out, _ = cli("show", held.id)
+    assert "held" in out

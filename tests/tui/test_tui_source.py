@@ -342,3 +342,33 @@ def test_job_detail_shows_batch_progress_and_dependants(source):
     text = overview_text(detail, utcnow()).plain
     assert f"batch      {group.id}  (1/2 ended)" in text
     assert f"dependants {waiting.id}" in text
+
+
+def test_held_back_jobs_say_why_and_queues_show_their_limit_and_rate(source, db):
+    """Issue 14: the Queues view's limit and rate, and a due job's held-back reason in the
+    Jobs view and the detail (a rate, a full key), read from the database."""
+    import jobtui
+    from jobtui.models import claim_jobs
+    from jobtui.models.key_limits import set_key_limit
+    from jobtui.models.limits import set_queue_limit
+    from jobtui.models.rates import set_rate
+
+    rated = jobtui.enqueue_many("t", [{"args": [n]} for n in range(2)], queue="emails")
+    keyed = jobtui.enqueue_many("t", [{"args": [n]} for n in range(2)], concurrency_key="c:42")
+    later = jobtui.enqueue("t", queue="emails", delay=600)
+    set_rate("emails", "10/m")
+    set_queue_limit("emails", 3)
+    set_key_limit("key:c:*", 1)
+    assert len(claim_jobs(10)) == 2  # one of emails (the rate), one of key c:42
+    view = source.jobs_view(JobsQuery(filter=parse_filter(""), limit=50), with_panes=False)
+    rows = {r.id: r for r in view.page.rows}
+    waiting_rated = [rows[j.id] for j in rated if rows[j.id].status == "pending"]
+    waiting_keyed = [rows[j.id] for j in keyed if rows[j.id].status == "pending"]
+    assert [r.held for r in waiting_rated] == ["rate 10/m on queue emails"]
+    assert [r.held for r in waiting_keyed] == ["key c:42 at 1/1"]
+    assert rows[later.id].held is None  # not due: its due time says why it waits
+    detail = source.job_detail(waiting_keyed[0].id).job
+    assert detail.row.held == "key c:42 at 1/1" and detail.concurrency_key == "c:42"
+    queues = {q.name: q for q in source.queues_view().queues}
+    assert (queues["emails"].limit, queues["emails"].rate) == (3, "10/m")
+    assert (queues["default"].limit, queues["default"].rate) == (None, None)

@@ -63,6 +63,8 @@ def info_cell(row: JobRow, now: datetime) -> Text:
         if row.progress_message:
             out.append(" " + fmt.line(row.progress_message), style="dim")
         return out
+    if row.held:  # due, held back by a rate or a key limit (before an earlier error)
+        return fmt.text(f"held: {fmt.line(row.held)}", "yellow")
     if row.error_type or row.error:
         return fmt.error_text(row.error_type, row.error, FULL)
     if row.status in ("pending", "retrying", "waiting") and row.run_at and row.run_at > now:

@@ -1,4 +1,5 @@
-"""View 2, Queues: counts per state, latency, throughput, concurrency, paused."""
+"""View 2, Queues: counts per state, latency, throughput, concurrency, its limit and rate
+(across the fleet), paused."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 COLUMNS = (Column("queue", "queue", 16, grow=1, min_width=12), ("paused", "paused", 6), ("pending", "pending", 8),
            ("running", "running", 7), ("failed", "failed", 7), ("latency", "latency", 7),
-           ("done/min", "throughput", 8), ("workers", "concurrency", 7),
+           ("done/min", "throughput", 8), ("workers", "concurrency", 7), ("limit", "limit", 5),
+           ("rate", "rate", 6),
            ("retrying", "retrying", 8), ("waiting", "waiting", 7), ("done", "completed", 7),
            ("cancelled", "cancelled", 9))  # fmt: skip
 STATES = ("pending", "running", "failed")
@@ -85,6 +87,8 @@ def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
             fmt.text(latency, "bold red" if waits or (row.latency_s or 0) > 300 else ""),
             fmt.text(f"{row.done_last_hour / 60:.1f}"),
             fmt.text("—" if row.concurrency is None else row.concurrency),
+            fmt.text("—" if row.limit is None else row.limit, "" if row.limit is None else "bold"),
+            fmt.text(row.rate or "—", "" if row.rate is None else "bold"),
             *(_count(row, s) for s in MORE_STATES))  # fmt: skip
 
 
@@ -117,8 +121,8 @@ class QueuesScreen(ViewScreen):
         self.query_one("#queues-table", KeyedTable).sync([
             TableRow(q.name, queue_row_cells(q),
                      (q.name, q.paused, *(q.count(s) for s in STATES), q.latency_s,
-                      q.done_last_hour, q.concurrency, *(q.count(s) for s in MORE_STATES),
-                      q.alerts))
+                      q.done_last_hour, q.concurrency, q.limit, q.rate,
+                      *(q.count(s) for s in MORE_STATES), q.alerts))
             for q in data.queues])  # fmt: skip
         alerts = alert_summary(list(data.queues))
         self.query_one("#queues-hint", Static).update(
