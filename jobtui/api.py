@@ -23,7 +23,7 @@ from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
 from jobtui.models.scheduling import upsert_schedule
 from jobtui.models.store import api_call, get_database
-from jobtui.registry import Task, registry, task_options
+from jobtui.registry import Task, registry, resolve_fair_key, task_options
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def enqueue(
 
     Options: queue, priority, delay, scheduled_for, max_retries, timeout, retry_delay,
     retry_backoff, retry_max_delay, retry_jitter, depends_on, reference, user_id,
-    unique_key, tags, metadata, title, description, deadline. Bad input raises
+    unique_key, tags, metadata, title, description, deadline, fair_key (the tenant
+    whose line the job waits in: fairness across keys). Bad input raises
     ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
     is taken, and None when the task's ``should_enqueue`` declines.
 
@@ -83,6 +84,7 @@ def enqueue(
     if not _should_enqueue(task, args, kwargs):
         return None
     name, merged = task_options(task, options, database)
+    resolve_fair_key(merged, args, kwargs)
     database = _join_batch(merged, database)
     job_id, created, row = insert_jobs(
         name, [{**merged, "args": args, "kwargs": kwargs}], database=database, with_rows=True
@@ -156,6 +158,7 @@ def _insert_many(
         args, kwargs = list(item.get("args") or []), dict(item.get("kwargs") or {})
         if _should_enqueue(task, args, kwargs):
             name, merged = task_options(task, {**options, **item}, database)
+            resolve_fair_key(merged, args, kwargs)
             rows.append((name, merged))
     if not rows:
         return [], None, False

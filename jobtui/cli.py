@@ -145,10 +145,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         data["attempts"] = [queries.row_dict(a) for a in attempts]
         print(to_json(data))
         return 0
+    from jobtui.models.aging import describe_priority
+
     fields = job.to_dict()
+    fields["priority"] = describe_priority(job.priority, job.base_priority)  # 0 (aged +3)
     width = max(len(k) for k in fields)
     for key, value in fields.items():
-        if value is None or key == "error_traceback":
+        if value is None or key in ("error_traceback", "base_priority"):
             continue
         print(f"{key.ljust(width)}  {field(value)}")
     if job.depends_on:
@@ -209,6 +212,13 @@ def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list
     return headers, rows
 
 
+def _aging_text(period: float | None) -> str:
+    """A queue's own aging period; empty when it follows the supervisors'."""
+    from jobtui.models.aging import describe_period
+
+    return "" if period is None else describe_period(period)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from jobtui.batching import open_batches
 
@@ -220,11 +230,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     if stats:
         table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
-               "run p95", "workers", "paused", "limit"], [
+               "run p95", "workers", "paused", "limit", "fair keys", "aging"], [
             [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
              f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
              duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
-             "yes" if q["paused"] else "", "" if q["limit"] is None else q["limit"]]
+             "yes" if q["paused"] else "", "" if q["limit"] is None else q["limit"],
+             q["fair_keys"] or "", _aging_text(q["priority_aging_s"])]
             for name, q in stats.items()
         ])  # fmt: skip
     else:

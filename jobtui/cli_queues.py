@@ -1,4 +1,4 @@
-"""``jobtui pause|resume|limit QUEUE``: queue controls, refused for a queue nobody named.
+"""``jobtui pause|resume|limit|aging QUEUE``: queue controls, refused for a queue nobody named.
 
 A queue exists once something names it: a job (``jobs.queue_name``), a supervisor that
 serves it (``supervisors.queues``), a task default or schedule that sends jobs to it, or
@@ -121,8 +121,32 @@ def cmd_limit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aging(args: argparse.Namespace) -> int:
+    """``jobtui aging QUEUE 10m|off|default``: the queue's priority aging period, for every
+    supervisor (``default``: as each supervisor's --priority-aging)."""
+    from jobtui.models.aging import describe_period, parse_period, set_queue_aging
+
+    text = args.period.strip().lower()
+    try:
+        period = None if text == "default" else parse_period(text)
+    except ValueError as exc:
+        raise JobtuiError(f"aging {args.period!r}: {exc}") from None
+    require_known_queue(args.queue, new=args.new)
+    set_queue_aging(args.queue, period)
+    if args.json:
+        print(to_json({"action": "aging", "queue": args.queue, "priority_aging_s": period}))
+    elif period is None:
+        print(f"queue {args.queue}: priority aging as each supervisor's --priority-aging")
+    elif period == 0:
+        print(f"queue {args.queue}: no priority aging")
+    else:
+        print(f"queue {args.queue}: a job waiting longer than {describe_period(period)} "
+              "gains one priority step per period")  # fmt: skip
+    return 0
+
+
 def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
-    """pause, resume and limit, each with ``--new`` and ``--json``."""
+    """pause, resume, limit and aging, each with ``--new`` and ``--json``."""
     for name, text, func in (("pause", "stop claiming from a queue", cmd_pause),
                              ("resume", "claim from a paused queue again", cmd_resume)):  # fmt: skip
         p = sub.add_parser(name, help=text)
@@ -137,6 +161,15 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--new", action="store_true", help="a queue no job names yet")
     p.add_argument("--json", action="store_true", help="what was done")
     p.set_defaults(func=cmd_limit)
+
+    p = sub.add_parser("aging", help="raise the priority of a queue's jobs as they wait")
+    p.add_argument("queue")
+    p.add_argument("period", metavar="PERIOD|off|default",
+                   help="one priority step per PERIOD waited (10m, 90s, 1h); off; or "
+                   "default: as each supervisor's --priority-aging")  # fmt: skip
+    p.add_argument("--new", action="store_true", help="a queue no job names yet")
+    p.add_argument("--json", action="store_true", help="what was done")
+    p.set_defaults(func=cmd_aging)
 
 
 __all__ = ["add_queue_parsers", "known_queues", "queue_is_known", "require_known_queue"]

@@ -20,6 +20,7 @@ import peewee
 
 from .dialect import dialect_for
 from .errors import JobtuiError
+from .job import CLAIM_INDEX_SQL_V7
 from .migrations import SCHEMA_VERSION, read_schema_version
 
 
@@ -81,6 +82,17 @@ DOWN_STEPS: dict[int, DownStep] = {
     ),
     6: DownStep(tables=("job_rollup",)),
     7: DownStep(columns=(("supervisors", "schema_version"),)),
+    8: DownStep(
+        indexes=("jobs_fair_claim", "jobs_claim_queue", "jobs_claim_order"),
+        tables=("fair_keys",),
+        columns=(
+            ("jobs", "fair_key"),
+            ("jobs", "base_priority"),
+            ("queues", "priority_aging_s"),
+            ("queues", "aged_at"),
+        ),
+        creates=CLAIM_INDEX_SQL_V7,
+    ),  # fmt: skip
 }
 
 

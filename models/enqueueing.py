@@ -19,6 +19,7 @@ from .catalog import with_task_defaults
 from .clock import sql_timestamp, to_utc_naive, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob
+from .fairness import add_fair_keys, check_fair_key
 from .ids import new_job_id
 from .store import get_database
 from .wakeup import poke
@@ -34,7 +35,7 @@ INSERT_COLUMNS = (
     "reference_id", "queue_name", "created_at", "updated_at", "run_at", "attempt", "timeout",
     "cancel_requested", "error_permanent", "has_dependants", "retry_delay", "retry_backoff", "retry_max_delay",
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
-    "error_message", "error_type", "completed_at", "unset_options",
+    "error_message", "error_type", "completed_at", "unset_options", "fair_key",
 )  # fmt: skip
 
 _INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
@@ -51,7 +52,7 @@ OPTION_NAMES = frozenset({
     "queue", "priority", "delay", "scheduled_for", "max_retries", "timeout", "retry_delay",
     "retry_backoff", "retry_max_delay", "retry_jitter", "depends_on", "reference",
     "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
-    "description", "deadline", "batch_id", "schedule_name",
+    "description", "deadline", "batch_id", "schedule_name", "fair_key",
 })  # fmt: skip
 #: Options jobtui itself passes: which options the enqueuer left unset (catalog.py).
 INTERNAL_OPTIONS = frozenset({"unset_options"})
@@ -147,6 +148,10 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
     jitter = options.get("retry_jitter")
     stamp = sql_timestamp(now)
     deadline = _moment("deadline", options.get("deadline"), now)
+    try:
+        fair_key = check_fair_key(options.get("fair_key"))
+    except ValueError as exc:
+        raise InvalidJob(str(exc)) from None
     return {
         "id": new_job_id(), "job_type": job_type, "status": "pending",
         "title": _text("title", options.get("title"), 200),
@@ -174,6 +179,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "deadline": None if deadline is None else sql_timestamp(deadline),
         "error_message": None, "error_type": None, "completed_at": None,
         "unset_options": _integer("unset_options", options.get("unset_options") or 0),
+        "fair_key": fair_key,
         "_depends_on": _dependency_ids(options.get("depends_on")),
     }  # fmt: skip
 
@@ -296,7 +302,8 @@ def insert_jobs(
     def run() -> list[tuple[str, bool]]:
         written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
         batched = any(r.get("batch_id") for r in written)
-        if (len(written) == 1 and not written[0]["_depends_on"] and not batched
+        keyed = any(r["fair_key"] is not None for r in written)
+        if (len(written) == 1 and not written[0]["_depends_on"] and not batched and not keyed
                 and written[0]["unique_key"] is None and not db.in_transaction()):  # fmt: skip
             del written[0]["_depends_on"]
             # One statement (with its NOTIFY on PostgreSQL): autocommit is atomic. Inside
@@ -307,6 +314,8 @@ def insert_jobs(
         with dialect.write_transaction(db):
             if batched:
                 _join_batches(db, written)
+            if keyed:  # the claim finds a key through its row (fairness.py)
+                add_fair_keys(db, written)
             if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
                 for r in written:
                     del r["_depends_on"]

@@ -20,6 +20,7 @@ from .clock import utcnow
 from .dependency import JobDependency
 from .dialect import dialect_for
 from .errors import SchemaTooNew
+from .fairness import FairKey
 from .job import Job
 from .queue import Queue
 from .rollup import JobRollup
@@ -30,11 +31,11 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
-    TaskCatalog, JobRollup,
+    TaskCatalog, JobRollup, FairKey,
 ]  # fmt: skip
 
 
@@ -95,6 +96,29 @@ def _add_supervisor_schema_versions(migrator: SchemaMigrator, db: peewee.Databas
     migrate(migrator.add_column("supervisors", "schema_version", Supervisor.schema_version))
 
 
+def _add_fairness_and_aging(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 8 (issue 14, items 3 and 4): tenants' fair keys (jobs.fair_key, the
+    fair_keys table of each key's last turn, the jobs_fair_claim index, and the two claim
+    indexes rebuilt to leave fair-keyed jobs out) and priority aging (jobs.base_priority,
+    queues.priority_aging_s, queues.aged_at). The columns are nullable: no row is
+    rewritten; the claim indexes are rebuilt once."""
+    from playhouse.migrate import migrate
+
+    from .job import CLAIM_INDEX_SQL
+
+    migrate(
+        migrator.add_column("jobs", "fair_key", Job.fair_key),
+        migrator.add_column("jobs", "base_priority", Job.base_priority),
+        migrator.add_column("queues", "priority_aging_s", Queue.priority_aging_s),
+        migrator.add_column("queues", "aged_at", Queue.aged_at),
+    )
+    db.create_tables([FairKey])
+    db.execute_sql("DROP INDEX IF EXISTS jobs_claim_queue")
+    db.execute_sql("DROP INDEX IF EXISTS jobs_claim_order")
+    for statement in CLAIM_INDEX_SQL:
+        db.execute_sql(statement)
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -104,6 +128,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     5: _add_task_catalog,
     6: _add_job_rollup,
     7: _add_supervisor_schema_versions,
+    8: _add_fairness_and_aging,
 }
 
 

@@ -101,7 +101,10 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     whether it is paused, its concurrency limit across every supervisor (None: none), the
     workers of live supervisors that serve it, and the last hour's exact figures from the
     rollup (rollup.py): jobs completed and failed, ended per minute, average and p95 run
-    time and p95 wait of the runs that ended (seconds; None without runs)."""
+    time and p95 wait of the runs that ended (seconds; None without runs); the fair keys
+    whose jobs share it round-robin (``fair_keys``: how many have claimable jobs) and its
+    own priority aging period (``priority_aging_s``: None follows the supervisors'
+    ``--priority-aging``, 0 is off)."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -111,7 +114,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
             "counts": dict.fromkeys(ALL_STATUSES, 0), "latency_s": 0.0,
             "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
             "completed_1h": 0, "failed_1h": 0, "per_min_1h": 0.0, "run_p95_s": None,
-            "wait_p95_s": None,
+            "wait_p95_s": None, "fair_keys": 0, "priority_aging_s": None,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -134,6 +137,12 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
         entry(row.name)["limit"] = row.concurrency
+        entry(row.name)["priority_aging_s"] = row.priority_aging_s
+    # fairness: the fair keys with claimable jobs, per queue (fairness.py)
+    from .fairness import fair_key_counts
+
+    for queue, keys in fair_key_counts(get_database(db)).items():
+        entry(queue)["fair_keys"] = keys
     serving = workers_serving(get_database(db), now)
     for name, queue in stats.items():
         queue["workers"] = serving.get(name, 0) + serving.get("*", 0)

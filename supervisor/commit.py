@@ -20,6 +20,7 @@ import peewee
 from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
+from jobtui.models.fairness import any_fair
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.limits import any_limits
 from jobtui.models.outcomes import Outcome, apply_outcome, apply_outcomes, statements_for
@@ -81,6 +82,7 @@ class GroupCommit:
         #: per poll (a limit set meanwhile holds back its queue at once: the claim leaves
         #: limited queues out; they are claimed within a poll interval).
         self.limits: bool | None = None
+        self.fair: bool | None = None  # some fair-keyed job may be claimable (fairness.py)
         self.failures = 0
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
@@ -162,11 +164,23 @@ class GroupCommit:
                     result.fired = fire_due_schedules(db, now)
                 if claims and (look_for_limits or self.limits is None):
                     self.limits = any_limits(db)
+                    self.fair = any_fair(db)
                 for request in claims:
-                    result.claimed.append(claim_in_transaction(
+                    got = claim_in_transaction(
                         db, request.limit, queues=request.queues, tasks=self.tasks,
                         supervisor_name=self.supervisor_name, now=now, limits=self.limits,
-                    ))  # fmt: skip
+                        fair=self.fair,
+                    )  # fmt: skip
+                    if not self.fair and len(got) < request.limit and any_fair(db):
+                        # fair-keyed jobs appeared since the last look (the ordinary
+                        # claim never sees them): serve them now, not a poll later
+                        self.fair = True
+                        got += claim_in_transaction(
+                            db, request.limit - len(got), queues=request.queues,
+                            tasks=self.tasks, supervisor_name=self.supervisor_name, now=now,
+                            limits=self.limits, fair=True,
+                        )  # fmt: skip
+                    result.claimed.append(got)
         except (peewee.PeeweeException, OSError) as exc:
             self._failed(exc)
             return None

@@ -54,6 +54,18 @@ class SupervisorConfig:
     notify_retries: bool = False  # each failed attempt that will be retried, too
     smtp_url: str | None = None
     smtp_from: str = "jobtui@localhost"
+    #: Seconds a job waits before each priority step, in the queues served (None: off).
+    priority_aging_s: float | None = None
+
+    @property
+    def served_queues(self) -> tuple[str, ...] | None:
+        """The queues some worker of this supervisor serves (None: every queue)."""
+        names: list[str] = []
+        for group in self.groups:
+            if group.queues is None:
+                return None
+            names += [q for q in group.queues if q not in names]
+        return tuple(names)
 
     @property
     def hang_timeout_s(self) -> float:

@@ -26,6 +26,7 @@ from .catalog import TaskSettings
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import NAME_WORKER_AFTER_S, Dispatch
+from .flow_upkeep import FairKeeper, PriorityAger
 from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, spawn_workers
@@ -115,6 +116,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.next_cron = now
         self.next_prune = now + PRUNE_INTERVAL_S / 10
         self.rollup = RollupKeeper(db, now)
+        self.fair_keeper = FairKeeper(db, now)
+        self.ager = PriorityAger(db, now, config.priority_aging_s, config.served_queues)
         self.started_mono = now
 
     def _orphan_policy(self, job_type: str) -> str:
@@ -390,6 +393,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.task_settings.rehome_tick(self.db, now)
         if not self.stopping:
             self.rollup.tick(time.monotonic())
+            self.fair_keeper.tick(now)
+            self.ager.tick(now)
 
     def on_signal(self, signum: int) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):

@@ -175,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retention-days", type=float, default=DEFAULT_RETENTION_DAYS, metavar="D")
     p.add_argument(
+        "--priority-aging",
+        default=None,
+        metavar="PERIOD",
+        help="a job waiting longer than PERIOD (e.g. 10m, 90s, 1h) gains one priority step "
+        "per PERIOD, in the queues this supervisor serves (default off; a queue's own "
+        "setting, jobtui queue NAME --priority-aging, wins)",
+    )
+    p.add_argument(
         "--poll-interval",
         type=float,
         default=DEFAULT_POLL_INTERVAL_S,
@@ -345,6 +353,14 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         raise ConfigurationError("--retention-days must be >= 0 (0 keeps everything)")
     if args.max_result_bytes <= 0:
         raise ConfigurationError("--max-result-bytes must be > 0")
+    aging_s = None
+    if args.priority_aging is not None:
+        from jobtui.models.aging import parse_period
+
+        try:
+            aging_s = parse_period(args.priority_aging) or None
+        except ValueError as exc:
+            raise ConfigurationError(f"--priority-aging: {exc}") from None
     try:
         groups = parse_queue_options(args.queues, args.workers)
     except ValueError as exc:
@@ -362,6 +378,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         smtp_url=args.smtp_url, smtp_from=args.smtp_from,
         default_timeout_s=args.default_timeout, default_max_retries=args.default_max_retries,
         default_retry_delay_s=args.default_retry_delay, notify_hook=args.notify_hook,
+        priority_aging_s=aging_s,
     )  # fmt: skip
 
 

@@ -473,7 +473,8 @@ class DataSource:
                 batch_progress=self._batch_progress(job.batch_id),
                 deadline=job.deadline, cancel_reason=job.cancel_reason,
                 kill_requested=bool(job.kill_requested),
-                progress_details=job.progress_details))  # fmt: skip
+                progress_details=job.progress_details, fair_key=job.fair_key,
+                base_priority=job.base_priority))  # fmt: skip
 
         return self._read(read)
 

@@ -20,8 +20,10 @@ from typing import Any
 
 import peewee
 
+from jobtui.models.aging import queue_aging
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
+from jobtui.models.fairness import fair_key_counts
 from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
@@ -63,17 +65,25 @@ _TASK_NAMES = """WITH RECURSIVE q(name) AS (
 SELECT name FROM q WHERE name IS NOT NULL"""
 # The oldest due claimable job of a queue: one seek into the claim index per priority level
 # (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
+# Jobs with a fair key are not in that index (fairness.py): each key's next job is one
+# seek into jobs_fair_claim, and the oldest of those counts too.
 _OLDEST_DUE = """WITH RECURSIVE p(v) AS (
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying'))
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL)
     UNION ALL
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority < p.v)
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority < p.v)
     FROM p WHERE p.v IS NOT NULL)
 SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}
-            AND (next_retry_at IS NULL OR next_retry_at <= {p})))
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority = p.v
+            AND run_at <= {p} AND (next_retry_at IS NULL OR next_retry_at <= {p})))
 FROM p WHERE p.v IS NOT NULL"""
+_OLDEST_FAIR_HEAD = """SELECT MIN((SELECT j.run_at FROM jobs j WHERE j.queue_name = k.queue_name
+        AND j.fair_key = k.fair_key AND j.fair_key IS NOT NULL
+        AND j.status IN ('pending', 'retrying') AND j.run_at <= {p}
+        AND (j.next_retry_at IS NULL OR j.next_retry_at <= {p})
+        ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1))
+FROM fair_keys k WHERE k.queue_name = {p}"""
 
 
 def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
@@ -116,11 +126,18 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     serving = workers_serving(db, now)
     ended = {q.queue: (q.completed, q.failed) for q in hour.queues}
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
+    fair_sql = _OLDEST_FAIR_HEAD.format(p=db.param)
+    fair_queues = fair_key_counts(db)
+    aging = queue_aging(db)
     stamp = sql_timestamp(now)
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
         oldest = as_datetime(oldest)
+        if name in fair_queues:
+            (head,) = db.execute_sql(fair_sql, [stamp, stamp, name]).fetchone()
+            head = as_datetime(head)
+            oldest = head if oldest is None or (head is not None and head < oldest) else oldest
         paused, cap = controls.get(name, (False, None))
         workers = serving.get(name, 0) + serving.get("*", 0)
         concurrency = min(cap, workers) if cap is not None and workers else (cap or workers)
@@ -130,6 +147,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
             paused=paused, concurrency=concurrency or None,
             done_last_hour=ended.get(name, (0, 0))[0],
             failed_last_hour=ended.get(name, (0, 0))[1],
+            fair_keys=fair_queues.get(name, 0), priority_aging_s=aging.get(name),
         ))  # fmt: skip
     return rows
 

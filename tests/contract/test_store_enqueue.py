@@ -12,6 +12,7 @@ from jobtui import InvalidJob, Priority, task
 from jobtui.models import SCHEMA_VERSION, Job, SchemaTooNew, claim_jobs, store
 from jobtui.models.clock import utcnow
 from jobtui.models.db import open_database
+from jobtui.models.job import CLAIM_INDEX_SQL_V7
 from jobtui.registry import registry
 
 
@@ -179,7 +180,9 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("supervisors", "heartbeat_interval_s"),  # version 3
                        ("jobs", "progress_details"),  # version 4
                        ("jobs", "unset_options"),  # version 5
-                       ("supervisors", "schema_version")]  # version 7  # fmt: skip
+                       ("supervisors", "schema_version"),  # version 7
+                       ("jobs", "fair_key"), ("jobs", "base_priority"),
+                       ("queues", "priority_aging_s"), ("queues", "aged_at")]  # version 8  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -187,6 +190,11 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
     db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
     db.execute_sql("DROP TABLE task_catalog")
+    for index in ("jobs_fair_claim", "jobs_claim_queue", "jobs_claim_order"):  # version 8's
+        db.execute_sql(f"DROP INDEX {index}")
+    for statement in CLAIM_INDEX_SQL_V7:
+        db.execute_sql(statement)
+    db.execute_sql("DROP TABLE fair_keys")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
@@ -203,6 +211,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert row.unset_options == 0  # an older job's options count as its own, as before
     assert db.table_exists("task_catalog")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
+    assert "jobs_fair_claim" in {i.name for i in db.get_indexes("jobs")}
+    assert db.table_exists("fair_keys")
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
     assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1
