@@ -27,6 +27,7 @@ one it was: the supervisor asks ``any_fair`` once per poll interval.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 
 #: The longest a fair key may be (like unique_key).
 FAIR_KEY_MAX = 200
-#: Keys one claim asks for at most per round (each is one arm of the statement).
-KEYS_PER_ROUND = 64
+#: Keys one claim asks for at most per round (each is one arm of the statement): twice the
+#: jobs it wants (some keys may have nothing due), at least MIN_KEYS, at most MAX_KEYS.
+MIN_KEYS, MAX_KEYS = 8, 64
 #: Rounds of keys one claim looks through before it settles for what it found.
 MAX_ROUNDS = 4
 #: Index names (created by models/job.py and by the schema step that adds them).
@@ -99,9 +101,20 @@ FROM (SELECT unnest(:ids::text[]) AS id) AS taken
 WHERE jobs.id = taken.id AND jobs.status IN ('pending', 'retrying')
 RETURNING {returning}""",
 }
-_TURN = "SELECT COALESCE(MAX(last_served), 0) FROM fair_keys"
-_STAMP = """UPDATE fair_keys SET last_served = :turn
-WHERE queue_name = :queue AND fair_key = :key AND last_served < :turn"""
+# Keys that had their turn, in one statement: each gets the newest turn + its place.
+_STAMP = {
+    "sqlite": """UPDATE fair_keys SET last_served = turns.base + turns.place
+FROM (SELECT (SELECT COALESCE(MAX(last_served), 0) FROM fair_keys) AS base,
+             json_extract(value, '$[0]') AS q, json_extract(value, '$[1]') AS f,
+             json_extract(value, '$[2]') AS place
+      FROM json_each(:stamps)) AS turns
+WHERE fair_keys.queue_name = turns.q AND fair_keys.fair_key = turns.f""",
+    "postgresql": """UPDATE fair_keys SET last_served = turns.base + turns.place
+FROM (SELECT (SELECT COALESCE(MAX(last_served), 0) FROM fair_keys) AS base, q, f, place
+      FROM unnest(:queues::text[], :keys::text[], :places::bigint[]) AS t(q, f, place)
+     ) AS turns
+WHERE fair_keys.queue_name = turns.q AND fair_keys.fair_key = turns.f""",
+}
 _ADD = {
     "sqlite": "INSERT INTO fair_keys (queue_name, fair_key, last_served) "
     "VALUES (:queue, :key, 0) ON CONFLICT DO NOTHING",
@@ -115,21 +128,27 @@ _FORGET = """DELETE FROM fair_keys WHERE NOT EXISTS (
     AND jobs.status IN ('pending', 'retrying'))"""
 # Every (queue, key) with claimable jobs, by a loose scan of jobs_fair_claim: one seek
 # per key, whatever the backlog.
-_ALL_KEYS = """WITH RECURSIVE k(q, f) AS (
+_NEXT_KEY = """SELECT {col} FROM jobs WHERE status IN ('pending', 'retrying')
+    AND fair_key IS NOT NULL AND (queue_name, fair_key) > (k.q, k.f)
+    ORDER BY queue_name, fair_key LIMIT 1"""
+_ALL_KEYS = {
+    "sqlite": f"""WITH RECURSIVE k(q, f) AS (
+    SELECT * FROM (SELECT queue_name, fair_key FROM jobs
+        WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL
+        ORDER BY queue_name, fair_key LIMIT 1)
+    UNION ALL
+    SELECT ({_NEXT_KEY.format(col="queue_name")}), ({_NEXT_KEY.format(col="fair_key")})
+    FROM k WHERE k.q IS NOT NULL)
+SELECT q, f FROM k WHERE q IS NOT NULL""",
+    "postgresql": f"""WITH RECURSIVE k(q, f) AS (
     SELECT * FROM (SELECT queue_name, fair_key FROM jobs
         WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL
         ORDER BY queue_name, fair_key LIMIT 1) AS first
     UNION ALL
-    SELECT (SELECT queue_name FROM jobs WHERE status IN ('pending', 'retrying')
-                AND fair_key IS NOT NULL AND (queue_name > k.q
-                    OR (queue_name = k.q AND fair_key > k.f))
-                ORDER BY queue_name, fair_key LIMIT 1),
-           (SELECT fair_key FROM jobs WHERE status IN ('pending', 'retrying')
-                AND fair_key IS NOT NULL AND (queue_name > k.q
-                    OR (queue_name = k.q AND fair_key > k.f))
-                ORDER BY queue_name, fair_key LIMIT 1)
-    FROM k WHERE k.q IS NOT NULL)
-SELECT q, f FROM k WHERE q IS NOT NULL"""
+    SELECT nxt.queue_name, nxt.fair_key FROM k, LATERAL (
+        {_NEXT_KEY.format(col="queue_name, fair_key")}) AS nxt)
+SELECT q, f FROM k""",
+}
 _KNOWN = "SELECT queue_name, fair_key FROM fair_keys"
 
 
@@ -178,7 +197,7 @@ def tidy_fair_keys(db: peewee.Database) -> tuple[int, int]:
     probes of empty indexes."""
     dialect = dialect_for(db)
     forgotten = db.execute_sql(_FORGET).rowcount or 0
-    claimable = db.execute_sql(_ALL_KEYS).fetchall()
+    claimable = db.execute_sql(_ALL_KEYS[dialect.name]).fetchall()
     if not claimable:
         return forgotten, 0
     known = set(db.execute_sql(_KNOWN).fetchall())
@@ -208,9 +227,9 @@ _ARMS_CACHE: dict[tuple[str, int], str] = {}
 
 
 def _keys(
-    db: peewee.Database, dialect: Dialect, queues: Sequence[str] | None, offset: int
+    db: peewee.Database, dialect: Dialect, queues: Sequence[str] | None, offset: int, count: int
 ) -> list[tuple[str, str]]:
-    params: dict[str, Any] = {"limit": KEYS_PER_ROUND, "offset": offset}
+    params: dict[str, Any] = {"limit": count, "offset": offset}
     if queues is None:
         sql = _KEYS_ALL
     else:
@@ -248,8 +267,9 @@ def fair_candidates(
     queue) each; and the keys (indexes) that have due jobs."""
     looked: list[tuple[str, str]] = []
     by_key: dict[int, list[tuple]] = {}
+    per_round = min(MAX_KEYS, max(MIN_KEYS, 2 * want))
     for round_no in range(MAX_ROUNDS):
-        keys = _keys(db, dialect, queues, round_no * KEYS_PER_ROUND)
+        keys = _keys(db, dialect, queues, round_no * per_round, per_round)
         if not keys:
             break
         base = len(looked)
@@ -264,7 +284,7 @@ def fair_candidates(
             for row in more:
                 by_key[full[int(row[1])]].append(row)
             found = sum(len(v) for v in by_key.values())
-        if found >= want or len(keys) < KEYS_PER_ROUND:
+        if found >= want or len(keys) < per_round:
             break
     ordered: list[tuple] = []
     depth = 0
@@ -352,8 +372,11 @@ def _stamp(
     order = [n for n in range(len(looked)) if n not in due] + served
     if not order:
         return
-    turn = int(db.execute_sql(_TURN).fetchone()[0])
-    stamps = sorted((looked[n], turn + offset) for offset, n in enumerate(order, start=1))
-    sql = dialect.sql(_STAMP)
-    for (queue, key), value in stamps:
-        db.execute_sql(sql, {"turn": value, "queue": queue, "key": key})
+    stamps = sorted((*looked[n], place) for place, n in enumerate(order, start=1))
+    sql = dialect.sql(_STAMP[dialect.name])
+    if dialect.name == "sqlite":
+        params: dict[str, Any] = {"stamps": json.dumps(stamps)}
+    else:
+        params = {"queues": [q for q, _, _ in stamps], "keys": [f for _, f, _ in stamps],
+                  "places": [p for _, _, p in stamps]}  # fmt: skip
+    db.execute_sql(sql, params)
