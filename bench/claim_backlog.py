@@ -119,9 +119,9 @@ def run(engines: list[str], backlog: int, claims: int, pg_admin: str) -> list[di
     for engine in engines:
         for fair in (False, True):
             if engine == "sqlite":
-                folder = tempfile.mkdtemp(prefix="jobtui-claim-backlog-")
-                url = f"sqlite:///{os.path.join(folder, 'jobs.db')}"
-                result = measure(url, backlog, claims, fair)
+                with tempfile.TemporaryDirectory(prefix="jobtui-claim-backlog-") as folder:
+                    url = f"sqlite:///{os.path.join(folder, 'jobs.db')}"
+                    result = measure(url, backlog, claims, fair)
             else:
                 from bench.store import _pg_database
 

@@ -109,13 +109,17 @@ class JobtuiSide:
         store.use_database(url)
         return url
 
-    def throughput(self, jobs: int) -> float:
+    def throughput(self, jobs: int, fair_keys: int = 0) -> float:
+        """``fair_keys``: the jobs are spread over that many fair keys (fairness.py), so
+        every claim takes the fair path."""
         import jobtui
         from jobtui.models import Job
 
         url = self._use("throughput.db")
         for start in range(0, jobs, 1000):
-            jobtui.enqueue_many("bench.stamp", [{} for _ in range(min(1000, jobs - start))])
+            items = [{"fair_key": f"k{n % fair_keys}"} if fair_keys else {}
+                     for n in range(start, min(start + 1000, jobs))]  # fmt: skip
+            jobtui.enqueue_many("bench.stamp", items)
         proc = self._start(url)
         try:
             _wait_for(lambda: Job.select().where(Job.status == "completed").count() == jobs,
@@ -210,12 +214,13 @@ class HueySide:
 # --------------------------------------------------------------------------- main
 
 
-def run(jobs: int, samples: int, idle_s: float) -> dict:
+def run(jobs: int, samples: int, idle_s: float, fair_keys: int = 0) -> dict:
     out = {}
     with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as folder:
         for name, side in (("jobtui", JobtuiSide(folder)), ("huey", HueySide(folder))):
             figures = Figures(system=name)
-            figures.throughput = side.throughput(jobs)
+            figures.throughput = (side.throughput(jobs, fair_keys) if name == "jobtui"
+                                  else side.throughput(jobs))  # fmt: skip
             side.latency(figures, samples, idle_s)
             out[name] = figures
     return out
@@ -252,8 +257,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--fair-keys", type=int, default=0, metavar="K",
+                        help="jobtui's jobs spread over K fair keys (the fair claim)")  # fmt: skip
     args = parser.parse_args()
-    out = run(args.jobs, args.samples, args.idle_seconds)
+    out = run(args.jobs, args.samples, args.idle_seconds, args.fair_keys)
     if args.json:
         print(json.dumps({k: asdict(v) for k, v in out.items()}, indent=2))
         return

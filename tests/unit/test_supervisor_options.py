@@ -134,3 +134,18 @@ def test_task_settings_resolve_the_task_then_the_supervisor_then_built_in():
     assert settings.timeouts == {"own": 7, "bare": 7} and settings.policy("unknown") is None
     built_in = TaskSettings(registry, config_from_args(parse_options(["--import", "app"])))
     assert built_in.policy("bare").max_retries == 3 and built_in.timeouts["bare"] is None
+
+
+def test_priority_aging_comes_from_the_flag_or_the_environment(monkeypatch):
+    from jobtui.models.errors import ConfigurationError
+
+    assert config_from_args(parse_options(["--import", "m"])).priority_aging_s is None
+    config = config_from_args(parse_options(["--import", "m", "--priority-aging", "10m"]))
+    assert config.priority_aging_s == 600.0
+    monkeypatch.setenv("JOBTUI_PRIORITY_AGING", "90s")
+    assert config_from_args(parse_options(["--import", "m"])).priority_aging_s == 90.0
+    with pytest.raises(ConfigurationError, match="--priority-aging"):
+        config_from_args(parse_options(["--import", "m", "--priority-aging", "soonish"]))
+    served = config_from_args(parse_options(["--import", "m", "--queue", "a=1", "--queue", "b=2"]))
+    assert served.served_queues == ("a", "b")
+    assert config_from_args(parse_options(["--import", "m"])).served_queues is None
