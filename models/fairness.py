@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 FAIR_KEY_MAX = 200
 #: Keys one claim asks for at most per round (each is one arm of the statement): twice the
 #: jobs it wants (some keys may have nothing due), at least MIN_KEYS, at most MAX_KEYS.
-MIN_KEYS, MAX_KEYS = 8, 64
+MIN_KEYS, MAX_KEYS = 4, 64
 #: Rounds of keys one claim looks through before it settles for what it found.
 MAX_ROUNDS = 4
 #: Index names (created by models/job.py and by the schema step that adds them).
@@ -128,27 +128,15 @@ _FORGET = """DELETE FROM fair_keys WHERE NOT EXISTS (
     AND jobs.status IN ('pending', 'retrying'))"""
 # Every (queue, key) with claimable jobs, by a loose scan of jobs_fair_claim: one seek
 # per key, whatever the backlog.
-_NEXT_KEY = """SELECT {col} FROM jobs WHERE status IN ('pending', 'retrying')
-    AND fair_key IS NOT NULL AND (queue_name, fair_key) > (k.q, k.f)
+# Every (queue, key) with claimable jobs, by a loose scan of jobs_fair_claim: one seek per
+# key (the next key of this queue, else the first key of the next queue), whatever the
+# backlog. (A recursive CTE with a row comparison made SQLite read a queue's whole backlog.)
+_NEXT_IN_QUEUE = """SELECT fair_key FROM jobs WHERE queue_name = :q AND fair_key > :f
+    AND fair_key IS NOT NULL AND status IN ('pending', 'retrying')
     ORDER BY queue_name, fair_key LIMIT 1"""
-_ALL_KEYS = {
-    "sqlite": f"""WITH RECURSIVE k(q, f) AS (
-    SELECT * FROM (SELECT queue_name, fair_key FROM jobs
-        WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL
-        ORDER BY queue_name, fair_key LIMIT 1)
-    UNION ALL
-    SELECT ({_NEXT_KEY.format(col="queue_name")}), ({_NEXT_KEY.format(col="fair_key")})
-    FROM k WHERE k.q IS NOT NULL)
-SELECT q, f FROM k WHERE q IS NOT NULL""",
-    "postgresql": f"""WITH RECURSIVE k(q, f) AS (
-    SELECT * FROM (SELECT queue_name, fair_key FROM jobs
-        WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL
-        ORDER BY queue_name, fair_key LIMIT 1) AS first
-    UNION ALL
-    SELECT nxt.queue_name, nxt.fair_key FROM k, LATERAL (
-        {_NEXT_KEY.format(col="queue_name, fair_key")}) AS nxt)
-SELECT q, f FROM k""",
-}
+_NEXT_QUEUE = """SELECT queue_name, fair_key FROM jobs WHERE queue_name > :q
+    AND fair_key IS NOT NULL AND status IN ('pending', 'retrying')
+    ORDER BY queue_name, fair_key LIMIT 1"""
 _KNOWN = "SELECT queue_name, fair_key FROM fair_keys"
 
 
@@ -197,7 +185,7 @@ def tidy_fair_keys(db: peewee.Database) -> tuple[int, int]:
     probes of empty indexes."""
     dialect = dialect_for(db)
     forgotten = db.execute_sql(_FORGET).rowcount or 0
-    claimable = db.execute_sql(_ALL_KEYS[dialect.name]).fetchall()
+    claimable = _claimable_keys(db, dialect)
     if not claimable:
         return forgotten, 0
     known = set(db.execute_sql(_KNOWN).fetchall())
@@ -206,6 +194,20 @@ def tidy_fair_keys(db: peewee.Database) -> tuple[int, int]:
     for queue, key in missing:
         db.execute_sql(sql, {"queue": queue, "key": key})
     return forgotten, len(missing)
+
+
+def _claimable_keys(db: peewee.Database, dialect: Dialect) -> list[tuple[str, str]]:
+    """Every (queue, key) with claimable jobs, one index seek each."""
+    in_queue, next_queue = dialect.sql(_NEXT_IN_QUEUE), dialect.sql(_NEXT_QUEUE)
+    found: list[tuple[str, str]] = []
+    row = db.execute_sql(next_queue, {"q": ""}).fetchone()
+    while row is not None:
+        queue, key = row
+        found.append((queue, key))
+        nxt = db.execute_sql(in_queue, {"q": queue, "f": key}).fetchone()
+        row = (queue, nxt[0]) if nxt is not None else db.execute_sql(
+            next_queue, {"q": queue}).fetchone()  # fmt: skip
+    return found
 
 
 def _arms(dialect: Dialect, count: int) -> str:
@@ -267,7 +269,7 @@ def fair_candidates(
     queue) each; and the keys (indexes) that have due jobs."""
     looked: list[tuple[str, str]] = []
     by_key: dict[int, list[tuple]] = {}
-    per_round = min(MAX_KEYS, max(MIN_KEYS, 2 * want))
+    per_round = min(MAX_KEYS, max(MIN_KEYS, want))
     for round_no in range(MAX_ROUNDS):
         keys = _keys(db, dialect, queues, round_no * per_round, per_round)
         if not keys:
