@@ -42,8 +42,9 @@ if TYPE_CHECKING:
 
 #: The longest a fair key may be (like unique_key).
 FAIR_KEY_MAX = 200
-#: Keys one claim asks for at most per round (each is one arm of the statement): twice the
-#: jobs it wants (some keys may have nothing due), at least MIN_KEYS, at most MAX_KEYS.
+#: Keys one claim asks for per round (each is one arm of the statement): as many as the
+#: jobs it wants (more rounds when some have nothing due), at least MIN_KEYS, at most
+#: MAX_KEYS.
 MIN_KEYS, MAX_KEYS = 4, 64
 #: Rounds of keys one claim looks through before it settles for what it found.
 MAX_ROUNDS = 4
@@ -126,8 +127,6 @@ _FORGET = """DELETE FROM fair_keys WHERE NOT EXISTS (
     SELECT 1 FROM jobs WHERE jobs.queue_name = fair_keys.queue_name
     AND jobs.fair_key = fair_keys.fair_key AND jobs.fair_key IS NOT NULL
     AND jobs.status IN ('pending', 'retrying'))"""
-# Every (queue, key) with claimable jobs, by a loose scan of jobs_fair_claim: one seek
-# per key, whatever the backlog.
 # Every (queue, key) with claimable jobs, by a loose scan of jobs_fair_claim: one seek per
 # key (the next key of this queue, else the first key of the next queue), whatever the
 # backlog. (A recursive CTE with a row comparison made SQLite read a queue's whole backlog.)
