@@ -46,7 +46,8 @@ FAIR_KEY_MAX = 200
 #: jobs it wants (more rounds when some have nothing due), at least MIN_KEYS, at most
 #: MAX_KEYS.
 MIN_KEYS, MAX_KEYS = 4, 64
-#: Rounds of keys one claim looks through before it settles for what it found.
+#: Rounds of keys one claim looks through before it settles for what it found (a round
+#: whose keys had all drained, and are forgotten, does not count).
 MAX_ROUNDS = 4
 #: Index names (created by models/job.py and by the schema step that adds them).
 FAIR_INDEX = "jobs_fair_claim"
@@ -283,8 +284,10 @@ def fair_candidates(
     looked: list[tuple[str, str]] = []
     by_key: dict[int, list[tuple]] = {}
     per_round = min(MAX_KEYS, max(MIN_KEYS, want))
-    for round_no in range(MAX_ROUNDS):
-        keys = _keys(db, dialect, queues, round_no * per_round, per_round)
+    offset, rounds = 0, MAX_ROUNDS
+    while rounds > 0:
+        rounds -= 1
+        keys = _keys(db, dialect, queues, offset, per_round)
         if not keys:
             break
         base = len(looked)
@@ -301,6 +304,13 @@ def fair_candidates(
             found = sum(len(v) for v in by_key.values())
         if found >= want or len(keys) < per_round:
             break
+        # keys with nothing claimable at all are forgotten now (they would stand before
+        # the others at every claim); the rest of this round's keys stay in the order
+        empty = [looked[n] for n in range(base, len(looked)) if n not in by_key]
+        forgotten = _forget(db, dialect, empty)
+        offset += len(keys) - forgotten
+        if forgotten == len(keys):
+            rounds += 1  # a round of drained keys, all gone for good: not counted
     ordered: list[tuple] = []
     depth = 0
     while len(ordered) < want:
@@ -342,6 +352,20 @@ def claim_fair(
         rows = db.execute_sql(sql, values).fetchall()
     _stamp(db, dialect, looked, due, taken)
     return rest + rows
+
+
+def _forget(db: peewee.Database, dialect: Dialect, keys: Sequence[tuple[str, str]]) -> int:
+    """Delete the rows of these keys that have no claimable job left; returns how many.
+    (A job enqueued for one meanwhile, not yet committed, finds its key again through the
+    upkeep's walk within FAIR_TIDY_INTERVAL_S.)"""
+    if not keys:
+        return 0
+    pairs = " OR ".join(f"(queue_name = :q{n} AND fair_key = :k{n})" for n in range(len(keys)))
+    values: dict[str, Any] = {}
+    for n, (queue, key) in enumerate(keys):
+        values[f"q{n}"], values[f"k{n}"] = queue, key
+    sql = dialect.sql(f"{_FORGET} AND ({pairs})")
+    return db.execute_sql(sql, values).rowcount or 0
 
 
 def _within_rooms(

@@ -129,3 +129,18 @@ def test_a_bad_fair_key_is_refused_and_nothing_written(db, bad):
         jobtui.enqueue("t", fair_key=bad)
     assert db.execute_sql("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
     assert not any_fair(db)
+
+
+def test_drained_keys_never_leave_a_claim_empty_handed(db):
+    """Keys whose jobs all ran stand first in line (served longest ago): a claim forgets
+    them and goes on to the keys with jobs, however many drained at once."""
+    _enqueue("A", 80)
+    for n in range(60):
+        _enqueue(f"one-{n:02}", 1)
+    started = 0
+    while started < 140:
+        claimed = claim_jobs(2)
+        assert len(claimed) == 2, f"a claim came back with {len(claimed)} after {started}"
+        started += 2
+    assert claim_jobs(5) == []
+    assert db.execute_sql("SELECT COUNT(*) FROM fair_keys").fetchone()[0] <= 1
