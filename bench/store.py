@@ -3,6 +3,7 @@ the same SQL statements sent through the sqlite3 module with no ORM and no Pytho
 on PostgreSQL, enqueue and enqueue_many against raw psycopg2 statements.
 
     python -m bench.store [--jobs N] [--engine sqlite|postgresql|both] [--pg URL] [--json]
+    python -m bench.store --claim-backlog 1000000   # the claim behind a backlog (fair keys)
 
 Every measurement gets a fresh SQLite file in one temp folder with jobtui's settings (WAL,
 synchronous=NORMAL, busy_timeout, foreign keys) and jobtui's schema. The baseline runs one
@@ -407,8 +408,18 @@ def main() -> None:
     parser.add_argument("--engine", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--pg", default=PG_ADMIN, help="PostgreSQL server (a database on it)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--claim-backlog", type=int, default=0, metavar="N",
+                        help="instead: the claim's cost behind N pending jobs, fair keys "
+                        "off and on, with the plans (bench/claim_backlog.py)")  # fmt: skip
+    parser.add_argument("--claims", type=int, default=200, help="claims timed per setting")
     args = parser.parse_args()
     engines = ("sqlite", "postgresql") if args.engine == "both" else (args.engine,)
+    if args.claim_backlog:
+        from bench import claim_backlog
+
+        found = claim_backlog.run(list(engines), args.claim_backlog, args.claims, args.pg)
+        print(json.dumps(found, indent=2)) if args.json else claim_backlog.report(found)
+        return
     results = run(args.jobs, engines, args.pg)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -143,16 +143,24 @@ class JobtuiSide:
         return url
 
     def throughput(
-        self, jobs: int, name: str = "throughput.db", task: str = "bench.stamp"
+        self,
+        jobs: int,
+        name: str = "throughput.db",
+        task: str = "bench.stamp",
+        fair_keys: int = 0,
     ) -> Drain:
-        """``task``: bench.stamp (a no-op), or bench.chatty (a no-op writing 10 lines)."""
+        """``task``: bench.stamp (a no-op), or bench.chatty (a no-op writing 10 lines).
+        ``fair_keys``: the jobs are spread over that many fair keys (fairness.py), so
+        every claim takes the fair path."""
         import jobtui
         from jobtui.models import Job
         from jobtui.models.base import as_datetime
 
         url = self._use(name)
         for start in range(0, jobs, 1000):
-            jobtui.enqueue_many(task, [{} for _ in range(min(1000, jobs - start))])
+            items = [{"fair_key": f"k{n % fair_keys}"} if fair_keys else {}
+                     for n in range(start, min(start + 1000, jobs))]  # fmt: skip
+            jobtui.enqueue_many(task, items)
         launched = time.time()
         proc = self._start(url)
         live = Job.select(Job.id).where(Job.status.in_(["pending", "running", "retrying"]))
@@ -282,12 +290,16 @@ class HueySide:
 SYSTEMS = ("jobtui", "huey", "huey_none")
 
 
-def run(jobs: int, samples: int, idle_s: float, rounds: int = 3) -> dict[str, Figures]:
+def run(
+    jobs: int, samples: int, idle_s: float, rounds: int = 3, fair_keys: int = 0
+) -> dict[str, Figures]:
     out = {name: Figures(system=name) for name in SYSTEMS}
     with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as folder:
         jobtui_side, huey_side = JobtuiSide(folder), HueySide(folder)
         drains = {
-            "jobtui": lambda n: jobtui_side.throughput(jobs, f"throughput-{n}.db"),
+            "jobtui": lambda n: jobtui_side.throughput(
+                jobs, f"throughput-{n}.db", fair_keys=fair_keys
+            ),
             "huey": lambda n: huey_side.throughput(jobs, True, f"throughput-{n}.db"),
             "huey_none": lambda n: huey_side.throughput(jobs, False, f"throughput-none-{n}.db"),
         }
@@ -403,6 +415,8 @@ def main() -> None:
     parser.add_argument("--chatty", action="store_true",
                         help="only jobtui's throughput, of no-op jobs and of no-op jobs that "
                         "each write 10 lines (5 printed, 5 logged: the cost of job logs)")  # fmt: skip
+    parser.add_argument("--fair-keys", type=int, default=0, metavar="K",
+                        help="jobtui's jobs spread over K fair keys (the fair claim)")  # fmt: skip
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -420,7 +434,7 @@ def main() -> None:
         for name, off, on in metrics_ratio(args.jobs, args.samples, args.rounds):
             print(f"{name:<20}{off:>12,.2f}{on:>12,.2f}{on / off:>9.3f}")
         return
-    out = run(args.jobs, args.samples, args.idle_seconds, args.rounds)
+    out = run(args.jobs, args.samples, args.idle_seconds, args.rounds, args.fair_keys)
     if args.json:
         print(json.dumps({k: asdict(v) for k, v in out.items()}, indent=2))
         return

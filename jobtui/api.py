@@ -24,7 +24,7 @@ from jobtui.models.errors import DatabaseUnavailable, JobFailed, JobNotFound
 from jobtui.models.job import Job
 from jobtui.models.scheduling import upsert_schedule
 from jobtui.models.store import api_call, get_database
-from jobtui.registry import Task, registry, task_options
+from jobtui.registry import Task, registry, resolve_fair_key, task_options
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -47,8 +47,9 @@ def _traced_insert(
     tracer provider is configured; else plainly)."""
     from jobtui import tracing
 
-    span = tracing.producer(names if isinstance(names, str) else names[0], len(items))
-    if span is None:
+    first = names if isinstance(names, str) else (names[0] if names else None)
+    span = tracing.producer(first, len(items)) if isinstance(first, str) else None
+    if span is None:  # no provider, or a bad name (insert_jobs refuses it)
         return insert_jobs(names, items, database=database, with_rows=True)
     span.stamp(items)
     try:
@@ -92,7 +93,8 @@ def enqueue(
 
     Options: queue, priority, delay, scheduled_for, max_retries, timeout, retry_delay,
     retry_backoff, retry_max_delay, retry_jitter, depends_on, reference, user_id,
-    unique_key, tags, metadata, title, description, deadline. Bad input raises
+    unique_key, tags, metadata, title, description, deadline, fair_key (the tenant
+    whose line the job waits in: fairness across keys). Bad input raises
     ``InvalidJob`` and writes nothing. Returns the existing live job when ``unique_key``
     is taken, and None when the task's ``should_enqueue`` declines.
 
@@ -109,6 +111,7 @@ def enqueue(
     if not _should_enqueue(task, args, kwargs):
         return None
     name, merged = task_options(task, options, database)
+    resolve_fair_key(merged, args, kwargs)
     database = _join_batch(merged, database)
     item = {**merged, "args": args, "kwargs": kwargs}
     if _OTEL in sys.modules:  # the application uses OpenTelemetry: trace the enqueue
@@ -184,6 +187,7 @@ def _insert_many(
         args, kwargs = list(item.get("args") or []), dict(item.get("kwargs") or {})
         if _should_enqueue(task, args, kwargs):
             name, merged = task_options(task, {**options, **item}, database)
+            resolve_fair_key(merged, args, kwargs)
             rows.append((name, merged))
     if not rows:
         return [], None, False

@@ -153,10 +153,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         data["attempts"] = [queries.row_dict(a) for a in attempts]
         print(to_json(data))
         return 0
+    from jobtui.models.aging import describe_priority
+
     fields = job.to_dict()
+    fields["priority"] = describe_priority(job.priority, job.base_priority)  # 0 (aged +3)
     width = max(len(k) for k in fields)
     for key, value in fields.items():
-        if value is None or key == "error_traceback":
+        if value is None or key in ("error_traceback", "base_priority"):
             continue
         print(f"{key.ljust(width)}  {field(value)}")
     if held:
@@ -222,6 +225,13 @@ def _supervisor_rows(supervisors: list[dict[str, Any]]) -> tuple[list[str], list
         "failed",
     ]
     return headers, rows
+
+
+def _aging_text(period: float | None) -> str:
+    """A queue's own aging period; empty when it follows the supervisors'."""
+    from jobtui.models.aging import describe_period
+
+    return "" if period is None else describe_period(period)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``jobtui pause|resume|limit QUEUE``: queue controls, refused for a queue nobody named.
+"""``jobtui pause|resume|limit|aging QUEUE``: queue controls, refused for a queue nobody named.
 
 A queue exists once something names it: a job (``jobs.queue_name``), a supervisor that
 serves it (``supervisors.queues``), a task default or schedule that sends jobs to it, or
@@ -146,15 +146,17 @@ def alert_text(alerts: dict[str, dict]) -> str:
 
 def print_queue_table(stats: dict[str, dict]) -> None:
     """The queues of ``queue_stats()`` as a table (``status`` and ``queues``)."""
+    from jobtui.cli import _aging_text
     from jobtui.cli_format import duration, table
 
     table(["queue", *ALL_STATUSES, "latency", "done 1h", "failed 1h", "/min", "avg run",
-           "run p95", "workers", "alert", "paused", "limit", "rate"], [
+           "run p95", "workers", "alert", "paused", "limit", "rate", "fair keys", "aging"], [
         [name, *[q["counts"][s] for s in ALL_STATUSES], duration(q["latency_s"]),
          f"{q['completed_1h']:,}", f"{q['failed_1h']:,}", f"{q['per_min_1h']:.1f}",
          duration(q["avg_run_s"]), duration(q["run_p95_s"]), q["workers"],
          alert_text(q.get("alerts") or {}), "yes" if q["paused"] else "",
-         "" if q["limit"] is None else q["limit"], q.get("rate") or ""]
+         "" if q["limit"] is None else q["limit"], q.get("rate") or "",
+         q.get("fair_keys") or "", _aging_text(q.get("priority_aging_s"))]
         for name, q in stats.items()
     ])  # fmt: skip
 
@@ -173,8 +175,32 @@ def cmd_queues(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_aging(args: argparse.Namespace) -> int:
+    """``jobtui aging QUEUE 10m|off|default``: the queue's priority aging period, for every
+    supervisor (``default``: as each supervisor's --priority-aging)."""
+    from jobtui.models.aging import describe_period, parse_period, set_queue_aging
+
+    text = args.period.strip().lower()
+    try:
+        period = None if text == "default" else parse_period(text)
+    except ValueError as exc:
+        raise JobtuiError(f"aging {args.period!r}: {exc}") from None
+    require_known_queue(args.queue, new=args.new)
+    set_queue_aging(args.queue, period)
+    if args.json:
+        print(to_json({"action": "aging", "queue": args.queue, "priority_aging_s": period}))
+    elif period is None:
+        print(f"queue {args.queue}: priority aging as each supervisor's --priority-aging")
+    elif period == 0:
+        print(f"queue {args.queue}: no priority aging")
+    else:
+        print(f"queue {args.queue}: a job waiting longer than {describe_period(period)} "
+              "gains one priority step per period")  # fmt: skip
+    return 0
+
+
 def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
-    """queues, and pause, resume and limit, each with ``--new`` and ``--json``."""
+    """queues, and pause, resume, limit and aging, each with ``--new`` and ``--json``."""
     p = sub.add_parser("queues", help="per queue: counts, latency, last hour, alerts")
     p.add_argument("--json", action="store_true", help="queue name -> its figures")
     p.set_defaults(func=cmd_queues)
@@ -195,6 +221,15 @@ def add_queue_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--new", action="store_true", help="a queue no job names yet")
     p.add_argument("--json", action="store_true", help="what was done")
     p.set_defaults(func=cmd_limit)
+
+    p = sub.add_parser("aging", help="raise the priority of a queue's jobs as they wait")
+    p.add_argument("queue")
+    p.add_argument("period", metavar="PERIOD|off|default",
+                   help="one priority step per PERIOD waited (10m, 90s, 1h); off; or "
+                   "default: as each supervisor's --priority-aging")  # fmt: skip
+    p.add_argument("--new", action="store_true", help="a queue no job names yet")
+    p.add_argument("--json", action="store_true", help="what was done")
+    p.set_defaults(func=cmd_aging)
 
 
 __all__ = [

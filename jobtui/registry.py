@@ -46,7 +46,7 @@ else:
 #: Options ``@task`` accepts as defaults for the jobs of that task.
 TASK_DEFAULTS = frozenset({
     "queue", "priority", "max_retries", "retry_delay", "retry_backoff", "retry_max_delay",
-    "retry_jitter", "timeout", "tags",
+    "retry_jitter", "timeout", "tags", "fair_key",
 })  # fmt: skip
 
 
@@ -261,6 +261,9 @@ def task(  # noqa: F811 - the implementation of the overloads above
     unknown = set(defaults) - TASK_DEFAULTS
     if unknown:
         raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
+    if not (defaults.get("fair_key") is None or isinstance(defaults["fair_key"], str)
+            or callable(defaults["fair_key"])):  # fmt: skip
+        raise TypeError("fair_key must be a string or a function of the job's arguments")
     if orphan_policy not in ("retry", "fail"):
         raise TypeError(f"orphan_policy must be 'retry' or 'fail', got {orphan_policy!r}")
     if max_crashes is not None and (
@@ -316,6 +319,15 @@ def level_name(level: int) -> str:
         if number == level:
             return name
     return str(level)
+
+
+def resolve_fair_key(options: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> None:
+    """A task's ``fair_key`` may be a function of the job's arguments (``@task(fair_key=
+    lambda customer, **_: customer)``): call it, so the job stores its tenant's key."""
+    key = options.get("fair_key")
+    if callable(key):
+        value = key(*args, **kwargs)
+        options["fair_key"] = None if value is None else str(value)
 
 
 def task_options(

@@ -294,6 +294,9 @@ def change_priority(
     db = get_database(db)
     ids = list(dict.fromkeys(ids))
     value = ":value" if priority is not None else "priority + :value"
+    # an aged job (aging.py): a new priority replaces what aging added; a shift moves the
+    # priority it was given too
+    base = "NULL" if priority is not None else "base_priority + :value"
     amount = int(priority if priority is not None else delta or 0)
 
     def run() -> ActionResult:
@@ -301,7 +304,8 @@ def change_priority(
         with dialect_for(db).write_transaction(db):
             for marks, params in _chunks(ids):
                 params.update(value=amount, now=sql_timestamp(utcnow()))
-                changed += _run(db, f"""UPDATE jobs SET priority = {value}, updated_at = :now
+                changed += _run(db, f"""UPDATE jobs SET priority = {value},
+                    base_priority = {base}, updated_at = :now
                     WHERE id IN ({marks}) AND status IN ('pending', 'waiting', 'retrying',
                     'running')""", params)  # fmt: skip
         return ActionResult(changed=changed, skipped=len(ids) - changed)

@@ -97,17 +97,25 @@ def firing_alerts(db: peewee.Database) -> dict[str, dict[str, dict[str, Any]]]:
 
 #: The oldest due job of one queue, by a loose index scan over its priorities (the claim
 #: index is (queue, priority desc, run_at)): a few index probes, whatever the queue holds.
+# Jobs with a fair key are not in that index (fairness.py): each key's next job is one
+# seek into jobs_fair_claim, and the oldest of those counts too.
 OLDEST_DUE_SQL = """WITH RECURSIVE p(v) AS (
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying'))
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL)
     UNION ALL
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority < p.v)
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority < p.v)
     FROM p WHERE p.v IS NOT NULL)
 SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND priority = p.v AND run_at <= {p}
-            AND (next_retry_at IS NULL OR next_retry_at <= {p})))
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority = p.v
+            AND run_at <= {p} AND (next_retry_at IS NULL OR next_retry_at <= {p})))
 FROM p WHERE p.v IS NOT NULL"""
+OLDEST_FAIR_HEAD_SQL = """SELECT MIN((SELECT j.run_at FROM jobs j WHERE j.queue_name = k.queue_name
+        AND j.fair_key = k.fair_key AND j.fair_key IS NOT NULL
+        AND j.status IN ('pending', 'retrying') AND j.run_at <= {p}
+        AND (j.next_retry_at IS NULL OR j.next_retry_at <= {p})
+        ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1))
+FROM fair_keys k WHERE k.queue_name = {p}"""
 
 _WAITING_QUEUES = "SELECT DISTINCT queue_name FROM jobs WHERE status IN ('pending', 'retrying')"
 
@@ -117,7 +125,10 @@ def oldest_due(db: peewee.Database, queue: str, now: datetime) -> datetime | Non
     stamp = sql_timestamp(now)
     (oldest,) = db.execute_sql(OLDEST_DUE_SQL.format(p=db.param),
                                [queue, queue, queue, stamp, stamp]).fetchone()  # fmt: skip
-    return as_datetime(oldest)
+    (fair,) = db.execute_sql(OLDEST_FAIR_HEAD_SQL.format(p=db.param),
+                             [stamp, stamp, queue]).fetchone()  # fmt: skip
+    found = [as_datetime(v) for v in (oldest, fair) if v is not None]
+    return min(found) if found else None
 
 
 def queue_waits(db: peewee.Database, queues: list[str] | None, now: datetime) -> dict[str, float]:

@@ -25,6 +25,7 @@ from .base import dumps
 from .clock import sql_timestamp, utcnow
 from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
 from .errors import InvalidTransition, JobNotFound
+from .fairness import any_fair, claim_fair
 from .flow import any_flow, claim_with_flow
 from .limits import any_limits, rooms
 from .outcomes import Outcome, write_outcomes
@@ -168,26 +169,52 @@ def claim_in_transaction(
     limits: bool | None = None,
     flow: bool | None = False,
     held: list[datetime] | None = None,
+    fair: bool | None = False,
 ) -> list[ClaimedJob]:
     """``claim_jobs`` inside the caller's write transaction (the supervisor's group commit).
 
     ``limits``: whether some queue may have a concurrency limit (None: look). Limited
     queues are claimed first, each up to its room (limits.py), then the rest.
     ``flow``: whether some rate or key limit may exist (None: look); then flow.py claims,
-    and appends to ``held`` when a job it held back is due again."""
+    and appends to ``held`` when a job it held back is due again.
+
+    ``fair``: whether some fair-keyed job may be claimable (None: look); then keyed jobs
+    are served round-robin across their keys (fairness.py)."""
     if limit <= 0:
         return []
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
-    if flow or (flow is None and any_flow(db)):
-        use_limits = bool(limits or (limits is None and any_limits(db)))
-        rows, hold = claim_with_flow(db, dialect, limit, params, queues, use_limits,
+    use_limits = bool(limits or (limits is None and any_limits(db)))
+    bound = bool(flow or (flow is None and any_flow(db)))
+
+    def rest(n: int) -> list[tuple]:
+        if not bound:
+            return _claim_plain(db, dialect, {**params, "limit": n}, queues, use_limits)
+        rows, hold = claim_with_flow(db, dialect, n, params, queues, use_limits,
                                      now or utcnow())  # fmt: skip
         if hold is not None and held is not None:
             held.append(hold)
-        return _claimed(rows)
+        return rows
+
+    if fair or (fair is None and any_fair(db)):
+        return _claimed(claim_fair(db, dialect, limit, params, queues, use_limits, rest, bound))
+    return _claimed(rest(limit))
+
+
+def _claim_plain(
+    db: peewee.Database,
+    dialect: Dialect,
+    params: dict[str, Any],
+    queues: Sequence[str] | None,
+    limits: bool,
+) -> list[tuple]:
+    """The claim of jobs without a fair key: limited queues first, each up to its room,
+    then the rest, in claim order."""
+    limit = params["limit"]
     claimed: list[tuple] = []
-    if limits or (limits is None and any_limits(db)):
+    if limit <= 0:
+        return claimed
+    if limits:
         for name, room in rooms(db, dialect, queues):
             take = min(room, limit - len(claimed))
             if take <= 0:
@@ -199,7 +226,7 @@ def claim_in_transaction(
     if params["limit"] > 0:
         sql = dialect.claim_statement(None if queues is None else len(queues))
         claimed += db.execute_sql(sql, params).fetchall()
-    return _claimed(claimed)
+    return claimed
 
 
 def claim_jobs(
@@ -224,7 +251,7 @@ def claim_jobs(
     def run() -> list[ClaimedJob]:
         with dialect_for(db).write_transaction(db):
             return claim_in_transaction(db, limit, queues=queues, tasks=tasks,
-                                        worker_name=worker_name, flow=None,
+                                        worker_name=worker_name, flow=None, fair=None,
                                         supervisor_name=supervisor_name, now=now)  # fmt: skip
 
     return with_lock_retry(run)

@@ -50,7 +50,7 @@ CLAIM_QUEUE_INDEX = "jobs_claim_queue"
 # place (outcomes.py).
 _CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
       AND (next_retry_at IS NULL OR next_retry_at <= :now)
-      AND (deadline IS NULL OR deadline > :now)
+      AND (deadline IS NULL OR deadline > :now) AND fair_key IS NULL
       AND {tasks}
       AND queue_name NOT IN (SELECT name FROM queues
                              WHERE paused OR (concurrency IS NOT NULL AND NOT :capped))"""

@@ -20,6 +20,7 @@ import peewee
 
 from .dialect import dialect_for
 from .errors import JobtuiError
+from .job import CLAIM_INDEX_SQL_V7
 from .migrations import SCHEMA_VERSION, read_schema_version
 
 
@@ -96,6 +97,17 @@ DOWN_STEPS: dict[int, DownStep] = {
         tables=("rates", "key_limits"),
         columns=(("jobs", "rate_key"), ("jobs", "concurrency_key")),
     ),
+    13: DownStep(
+        indexes=("jobs_fair_claim", "jobs_claim_queue", "jobs_claim_order"),
+        tables=("fair_keys",),
+        columns=(
+            ("jobs", "fair_key"),
+            ("jobs", "base_priority"),
+            ("queues", "priority_aging_s"),
+            ("queues", "aged_at"),
+        ),
+        creates=CLAIM_INDEX_SQL_V7,
+    ),  # fmt: skip
 }
 
 

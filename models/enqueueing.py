@@ -20,6 +20,7 @@ from .claims import with_lock_retry
 from .clock import sql_timestamp, to_utc_naive, utc_stamp, utcnow
 from .dialect import dialect_for
 from .errors import InvalidJob
+from .fairness import add_fair_keys, check_fair_key
 from .ids import new_job_id
 from .store import get_database
 from .wakeup import poke
@@ -37,6 +38,7 @@ INSERT_COLUMNS = (
     "retry_jitter", "tags", "metadata", "unique_key", "batch_id", "schedule_name", "deadline",
     "error_message", "error_type", "completed_at", "unset_options", "trace_context",
     "rate_key", "concurrency_key",
+    "fair_key",
 )  # fmt: skip
 
 _INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
@@ -53,7 +55,7 @@ OPTION_NAMES = frozenset({
     "queue", "priority", "delay", "scheduled_for", "max_retries", "timeout", "retry_delay",
     "retry_backoff", "retry_max_delay", "retry_jitter", "depends_on", "reference",
     "reference_type", "reference_id", "user_id", "unique_key", "tags", "metadata", "title",
-    "description", "deadline", "batch_id", "schedule_name", "rate_key", "concurrency_key",
+    "description", "deadline", "batch_id", "schedule_name", "rate_key", "concurrency_key", "fair_key",
 })  # fmt: skip
 #: Options jobtui itself passes: which options the enqueuer left unset (catalog.py), and
 #: the enqueuer's trace context (jobtui/tracing.py).
@@ -148,6 +150,10 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
     jitter = options.get("retry_jitter")
     stamp = sql_timestamp(now)
     deadline = _moment("deadline", options.get("deadline"), now)
+    try:
+        fair_key = check_fair_key(options.get("fair_key"))
+    except ValueError as exc:
+        raise InvalidJob(str(exc)) from None
     return {
         "id": new_job_id(), "job_type": job_type, "status": "pending",
         "title": _text("title", options.get("title"), 200),
@@ -178,6 +184,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         "trace_context": _trace_context(options.get("trace_context")),
         "rate_key": _text("rate_key", options.get("rate_key"), 200),
         "concurrency_key": _text("concurrency_key", options.get("concurrency_key"), 200),
+        "fair_key": fair_key,
         "_depends_on": _dependency_ids(options.get("depends_on")),
     }  # fmt: skip
 
@@ -400,7 +407,7 @@ def insert_jobs(
         # the task catalog's defaults, for what is unset
         row = row_for(name, with_task_default(name, items[0], db), None, stamp)
         if (not row["_depends_on"] and not row["batch_id"] and row["unique_key"] is None
-                and not db.in_transaction()):  # fmt: skip
+                and row["fair_key"] is None and not db.in_transaction()):  # fmt: skip
             return [_insert_alone(db, row, stamp, with_rows)]
         rows = [row]
     else:
@@ -420,11 +427,14 @@ def insert_jobs(
     def run() -> list[tuple[str, bool]]:
         written[:] = [dict(r) for r in rows]  # a retry starts again from the validated rows
         batched = any(r.get("batch_id") for r in written)
+        keyed = any(r["fair_key"] is not None for r in written)
         # Inside a caller's transaction the savepoint below keeps a refused INSERT from
         # aborting it (PostgreSQL aborts a transaction at its first failed statement).
         with dialect.write_transaction(db):
             if batched:
                 _join_batches(db, written)
+            if keyed:  # the claim finds a key through its row (fairness.py)
+                add_fair_keys(db, written)
             if all(not r["_depends_on"] and r["unique_key"] is None for r in written):
                 for r in written:
                     del r["_depends_on"]

@@ -92,6 +92,10 @@ class Job(BaseModel):
     # (with its queue's and task's), and the key whose running jobs are limited
     rate_key = peewee.CharField(max_length=200, null=True)
     concurrency_key = peewee.CharField(max_length=200, null=True)
+    # -- flow control: the tenant whose line the job waits in (fairness.py; NULL: none),
+    # and the priority it was given before aging raised it (aging.py; NULL: not aged)
+    fair_key = peewee.CharField(max_length=200, null=True)
+    base_priority = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "jobs"
@@ -372,18 +376,12 @@ def _plain_keys(mapping: dict[str, Any]) -> bool:
 
 
 def _add_indexes() -> None:
-    claimable = Job.status.in_(list(CLAIMABLE))
-    # claim_jobs for named queues: each queue's ready jobs in claim order
-    # (priority, due time, FIFO); the SQLite claim names it (dialect.CLAIM_QUEUE_INDEX).
-    Job.add_index(
-        Job.index(Job.queue_name, Job.priority.desc(), Job.run_at, Job.id, where=claimable,
-                  name="jobs_claim_queue").safe(True)
-    )  # fmt: skip
-    # claim_jobs over every queue: all ready jobs in claim order (dialect.CLAIM_ORDER_INDEX).
-    Job.add_index(
-        Job.index(Job.priority.desc(), Job.run_at, Job.id, where=claimable,
-                  name="jobs_claim_order").safe(True)
-    )  # fmt: skip
+    # claim_jobs for named queues: each queue's ready jobs in claim order (priority, due
+    # time, FIFO); the SQLite claim names it (dialect.CLAIM_QUEUE_INDEX). Claim over every
+    # queue: all ready jobs in claim order (dialect.CLAIM_ORDER_INDEX). Jobs with a fair
+    # key are in neither (the claim never walks past them): jobs_fair_claim holds them.
+    for statement in CLAIM_INDEX_SQL:
+        Job.add_index(peewee.SQL(statement))
     # Few indexes hold `status`: every claim and every outcome rewrites each of them, and
     # they bound the claim-then-complete rate (dropping three doubled it on SQLite).
     # `jobtui jobs --status S`, the failures view, recovery of running jobs (newest first),
@@ -418,6 +416,24 @@ def _add_indexes() -> None:
     # empty while no job has a key, so it costs nothing then)
     Job.add_index(peewee.SQL(KEYED_INDEX_SQL))
 
+
+#: The claim indexes (shared with the schema step that made them skip fair-keyed jobs).
+CLAIM_INDEX_SQL = (
+    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs (queue_name, priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_fair_claim ON jobs "
+    "(queue_name, fair_key, priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL",
+)
+#: The claim indexes before (schema version 7), for the downgrade.
+CLAIM_INDEX_SQL_V7 = (
+    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs (queue_name, priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying')",
+    "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying')",
+)
 
 #: Shared with the migration that adds it (models/migrations.py).
 UNRESOLVED_INDEX_SQL = (

@@ -22,6 +22,7 @@ from .clock import utcnow
 from .dependency import JobDependency
 from .dialect import dialect_for
 from .errors import SchemaTooNew
+from .fairness import FairKey
 from .job import Job
 from .joblog import JobLog
 from .key_limits import KeyLimit
@@ -36,12 +37,13 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
     TaskCatalog, JobRollup, AuditEntry, Alert,
     JobLog, StackRequest, Rate, KeyLimit,
+    FairKey,
 ]  # fmt: skip
 
 
@@ -164,6 +166,29 @@ def _add_rates_and_key_limits(migrator: SchemaMigrator, db: peewee.Database) -> 
     db.execute_sql(KEYED_INDEX_SQL)
 
 
+def _add_fairness_and_aging(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 13 (issue 14, items 3 and 4): tenants' fair keys (jobs.fair_key, the
+    fair_keys table of each key's last turn, the jobs_fair_claim index, and the two claim
+    indexes rebuilt to leave fair-keyed jobs out) and priority aging (jobs.base_priority,
+    queues.priority_aging_s, queues.aged_at). The columns are nullable: no row is
+    rewritten; the claim indexes are rebuilt once."""
+    from playhouse.migrate import migrate
+
+    from .job import CLAIM_INDEX_SQL
+
+    migrate(
+        migrator.add_column("jobs", "fair_key", Job.fair_key),
+        migrator.add_column("jobs", "base_priority", Job.base_priority),
+        migrator.add_column("queues", "priority_aging_s", Queue.priority_aging_s),
+        migrator.add_column("queues", "aged_at", Queue.aged_at),
+    )
+    db.create_tables([FairKey])
+    db.execute_sql("DROP INDEX IF EXISTS jobs_claim_queue")
+    db.execute_sql("DROP INDEX IF EXISTS jobs_claim_order")
+    for statement in CLAIM_INDEX_SQL:
+        db.execute_sql(statement)
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -178,6 +203,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     10: _add_trace_context_and_alerts,
     11: _add_job_logs_and_stack_requests,
     12: _add_rates_and_key_limits,
+    13: _add_fairness_and_aging,
 }
 
 

@@ -104,7 +104,10 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     workers of live supervisors that serve it, and the last hour's exact figures from the
     rollup (rollup.py): jobs completed and failed, ended per minute, average and p95 run
     time and p95 wait of the runs that ended (seconds; None without runs), and the alerts
-    it is in (alert.py: kind -> since, value, threshold, episode; empty when none)."""
+    it is in (alert.py: kind -> since, value, threshold, episode; empty when none); the fair
+    keys whose jobs share it round-robin (``fair_keys``: how many have claimable jobs) and its
+    own priority aging period (``priority_aging_s``: None follows the supervisors'
+    ``--priority-aging``, 0 is off)."""
     get_database(db)
     now = now or utcnow()
     stats: dict[str, dict[str, Any]] = {}
@@ -115,6 +118,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
             "avg_run_s": None, "paused": False, "limit": None, "workers": 0,
             "completed_1h": 0, "failed_1h": 0, "per_min_1h": 0.0, "run_p95_s": None,
             "wait_p95_s": None, "alerts": {}, "rate": None,
+            "fair_keys": 0, "priority_aging_s": None,
         })  # fmt: skip
 
     counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
@@ -137,6 +141,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for row in Queue.select():
         entry(row.name)["paused"] = bool(row.paused)
         entry(row.name)["limit"] = row.concurrency
+        entry(row.name)["priority_aging_s"] = row.priority_aging_s
     for name, kinds in firing_alerts(get_database(db)).items():
         entry(name)["alerts"] = {kind: {**state, "since": iso_utc(state["since"])}
                                  for kind, state in kinds.items()}  # fmt: skip
@@ -145,6 +150,11 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for name, rate in FlowView(get_database(db)).rates_of("queue").items():
         if name in stats:  # a rate alone names no queue (status lists the rates apart)
             stats[name]["rate"] = rate
+    # fairness: the fair keys with claimable jobs, per queue (fairness.py)
+    from .fairness import fair_key_counts
+
+    for queue, keys in fair_key_counts(get_database(db)).items():
+        entry(queue)["fair_keys"] = keys
     serving = workers_serving(get_database(db), now)
     for name, queue in stats.items():
         queue["workers"] = serving.get(name, 0) + serving.get("*", 0)

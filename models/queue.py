@@ -1,4 +1,5 @@
-"""Queue control rows: pausing and concurrency are set here and read by supervisors."""
+"""Queue control rows: pausing, concurrency and priority aging are set here and read by
+supervisors."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ class Queue(BaseModel):
     paused = peewee.BooleanField(default=False)
     concurrency = peewee.IntegerField(null=True)  # workers across all supervisors; NULL: no cap
     updated_at = UTCDateTime(default=now_default)
+    # priority aging (aging.py): seconds a job waits before each step up (NULL: the
+    # supervisor's --priority-aging; 0: off), and when a supervisor last aged its jobs
+    priority_aging_s = peewee.FloatField(null=True)
+    aged_at = UTCDateTime(null=True)
 
     class Meta:
         table_name = "queues"

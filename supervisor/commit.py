@@ -20,6 +20,7 @@ import peewee
 from jobtui.models.claims import ClaimedJob, claim_in_transaction
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
+from jobtui.models.fairness import any_fair
 from jobtui.models.flow import any_flow
 from jobtui.models.heartbeats import write_heartbeat
 from jobtui.models.joblog import INSERT_CHUNK
@@ -92,6 +93,7 @@ class GroupCommit:
         #: Likewise whether some rate or key limit exists (flow.py): a rate set meanwhile
         #: holds from the next poll on.
         self.flow: bool | None = None
+        self.fair: bool | None = None  # some fair-keyed job may be claimable (fairness.py)
         self.failures = 0
         self.retry_at = 0.0
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
@@ -192,12 +194,23 @@ class GroupCommit:
                 if claims and (look_for_limits or self.limits is None):
                     self.limits = any_limits(db)
                     self.flow = any_flow(db)
+                    self.fair = any_fair(db)
                 for request in claims:
-                    result.claimed.append(claim_in_transaction(
+                    got = claim_in_transaction(
                         db, request.limit, queues=request.queues, tasks=self.tasks,
                         supervisor_name=self.supervisor_name, now=now, limits=self.limits,
-                        flow=self.flow, held=result.held,
-                    ))  # fmt: skip
+                        flow=self.flow, held=result.held, fair=self.fair,
+                    )  # fmt: skip
+                    if not self.fair and len(got) < request.limit and any_fair(db):
+                        # fair-keyed jobs appeared since the last look (the ordinary
+                        # claim never sees them): serve them now, not a poll later
+                        self.fair = True
+                        got += claim_in_transaction(
+                            db, request.limit - len(got), queues=request.queues,
+                            tasks=self.tasks, supervisor_name=self.supervisor_name, now=now,
+                            limits=self.limits, flow=self.flow, held=result.held, fair=True,
+                        )  # fmt: skip
+                    result.claimed.append(got)
         except (peewee.PeeweeException, OSError) as exc:
             self._failed(exc)
             return None

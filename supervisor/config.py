@@ -85,6 +85,18 @@ class SupervisorConfig:
     max_workers: int = 0
     metrics_port: int | None = None  # serve Prometheus metrics here (metrics.py)
     metrics_buckets: tuple[float, ...] | None = None  # wait/run buckets (None: the default)
+    #: Seconds a job waits before each priority step, in the queues served (None: off).
+    priority_aging_s: float | None = None
+
+    @property
+    def served_queues(self) -> tuple[str, ...] | None:
+        """The queues some worker of this supervisor serves (None: every queue)."""
+        names: list[str] = []
+        for group in self.groups:
+            if group.queues is None:
+                return None
+            names += [q for q in group.queues if q not in names]
+        return tuple(names)
 
     @property
     def hang_timeout_s(self) -> float:

@@ -28,6 +28,7 @@ from .catalog import TaskSettings
 from .commit import GroupCommit
 from .config import SupervisorConfig, WorkerGroup
 from .dispatch import NAME_WORKER_AFTER_S, Dispatch
+from .flow_upkeep import FairKeeper, PriorityAger
 from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, describe_exit, spawn_workers
@@ -121,6 +122,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.rollup = RollupKeeper(db, now)
         self.alerts = AlertWatch(db, config.alerts, config.heartbeat_interval_s, config.name,
                                  self.notifier.send)  # fmt: skip
+        self.fair_keeper = FairKeeper(db, now)
+        self.ager = PriorityAger(db, now, config.priority_aging_s, config.served_queues)
         self.started_mono = now
         self.scaler = Scaler(self)  # live scaling and --autoscale (scaling.py)
 
@@ -417,6 +420,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         if not self.stopping:
             self.rollup.tick(time.monotonic())
             self.alerts.tick(time.monotonic())
+            self.fair_keeper.tick(now)
+            self.ager.tick(now)
         if self.metrics is not None:
             now = time.monotonic()
             self.metrics.turn_took(now - woke, now, self)

@@ -246,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audit-retention-days", type=float, default=90.0, metavar="D",
                    help="prune audit log rows older than D days (0 keeps them all)")  # fmt: skip
     p.add_argument(
+        "--priority-aging",
+        default=None,
+        metavar="PERIOD",
+        help="a job waiting longer than PERIOD (e.g. 10m, 90s, 1h) gains one priority step "
+        "per PERIOD, in the queues this supervisor serves (default off; a queue's own "
+        "setting, jobtui queue NAME --priority-aging, wins)",
+    )
+    p.add_argument(
         "--poll-interval",
         type=float,
         default=DEFAULT_POLL_INTERVAL_S,
@@ -459,6 +467,14 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
             raise ConfigurationError(f"--metrics-buckets {exc}") from None
     if args.max_log_bytes < 0:
         raise ConfigurationError("--max-log-bytes must be >= 0 (0 keeps no output)")
+    aging_s = None
+    if args.priority_aging is not None:
+        from jobtui.models.aging import parse_period
+
+        try:
+            aging_s = parse_period(args.priority_aging) or None
+        except ValueError as exc:
+            raise ConfigurationError(f"--priority-aging: {exc}") from None
     try:
         autoscale = parse_autoscale(args.autoscale)
         if autoscale:
@@ -488,6 +504,7 @@ def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> Superv
         autoscale_wait_s=args.autoscale_wait, autoscale_idle_s=args.autoscale_idle,
         otel=args.otel, alerts=alerts,
         metrics_port=args.metrics_port, metrics_buckets=buckets,
+        priority_aging_s=aging_s,
     )  # fmt: skip
 
 

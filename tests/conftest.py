@@ -20,7 +20,8 @@ from jobtui.models.migrations import SCHEMA_VERSION
 PG_ADMIN_DSN = os.environ.get("JOBTUI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = ("job_rollup", "job_attempts", "job_dependencies", "schedule_fires", "workers",
           "supervisors", "schedules", "batches", "queues", "jobs", "task_catalog", "audit_log",
-          "alerts", "rates", "key_limits")  # fmt: skip
+          "alerts", "rates", "key_limits",
+          "fair_keys")  # fmt: skip
 
 
 def _pg_connect(dsn: str):

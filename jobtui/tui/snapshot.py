@@ -77,6 +77,8 @@ class QueueRow:
     alerts: tuple[tuple[str, float, float], ...] = ()
     limit: int | None = None  # its concurrency limit across the fleet (jobtui limit)
     rate: str | None = None  # its rate ("10/s"; jobtui rate)
+    fair_keys: int = 0  # fair keys with claimable jobs (served round-robin)
+    priority_aging_s: float | None = None  # its own aging period (None: the supervisors')
 
     def count(self, status: str) -> int:
         return dict(self.counts).get(status, 0)
@@ -232,6 +234,8 @@ class JobDetail:
     cancel_reason: str | None = None  # while a cancel request of a running job is open
     kill_requested: bool = False  # that request is a kill: no asking first
     progress_details: Any = None  # the task's details dict (seed 002), as reported
+    fair_key: str | None = None  # the tenant whose line it waits in (fairness.py)
+    base_priority: int | None = None  # the priority it was given, when aging raised it
 
 
 @dataclass(frozen=True)

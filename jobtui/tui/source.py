@@ -490,7 +490,8 @@ class DataSource:
                 deadline=job.deadline, cancel_reason=job.cancel_reason,
                 kill_requested=bool(job.kill_requested),
                 progress_details=job.progress_details, rate_key=job.rate_key,
-                concurrency_key=job.concurrency_key))  # fmt: skip
+                concurrency_key=job.concurrency_key, fair_key=job.fair_key,
+                base_priority=job.base_priority))  # fmt: skip
 
         return self._read(read)
 

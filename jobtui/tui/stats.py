@@ -20,9 +20,11 @@ from typing import Any
 
 import peewee
 
-from jobtui.models.alert import OLDEST_DUE_SQL, firing_alerts
+from jobtui.models.aging import queue_aging
+from jobtui.models.alert import OLDEST_DUE_SQL, OLDEST_FAIR_HEAD_SQL, firing_alerts
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import sql_timestamp
+from jobtui.models.fairness import fair_key_counts
 from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.held import FlowView
 from jobtui.models.job import Job
@@ -67,6 +69,7 @@ SELECT name FROM q WHERE name IS NOT NULL"""
 # The oldest due claimable job of a queue: one seek into the claim index per priority level
 # (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
 _OLDEST_DUE = OLDEST_DUE_SQL  # one queue's oldest due job (models/alert.py)
+_OLDEST_FAIR_HEAD = OLDEST_FAIR_HEAD_SQL  # and its fair keys' (models/alert.py)
 
 
 def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
@@ -111,12 +114,19 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     alerts = firing_alerts(db)
     names = sorted(set(names) | set(alerts))
     sql, oldest_sql, rows = _count_sql(db), _OLDEST_DUE.format(p=db.param), []
+    fair_sql = _OLDEST_FAIR_HEAD.format(p=db.param)
+    fair_queues = fair_key_counts(db)
+    aging = queue_aging(db)
     stamp = sql_timestamp(now)
     rates = FlowView(db).rates_of("queue")
     for name in names:
         values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
         oldest = as_datetime(oldest)
+        if name in fair_queues:
+            (head,) = db.execute_sql(fair_sql, [stamp, stamp, name]).fetchone()
+            head = as_datetime(head)
+            oldest = head if oldest is None or (head is not None and head < oldest) else oldest
         paused, cap = controls.get(name, (False, None))
         workers = serving.get(name, 0) + serving.get("*", 0)
         concurrency = min(cap, workers) if cap is not None and workers else (cap or workers)
@@ -128,6 +138,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
             failed_last_hour=ended.get(name, (0, 0))[1], limit=cap, rate=rates.get(name),
             alerts=tuple((kind, float(state["value"] or 0), float(state["threshold"] or 0))
                          for kind, state in sorted(alerts.get(name, {}).items())),
+            fair_keys=fair_queues.get(name, 0), priority_aging_s=aging.get(name),
         ))  # fmt: skip
     return rows
 

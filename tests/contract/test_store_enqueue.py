@@ -12,6 +12,7 @@ from jobtui import InvalidJob, Priority, task
 from jobtui.models import SCHEMA_VERSION, Job, SchemaTooNew, claim_jobs, store
 from jobtui.models.clock import utcnow
 from jobtui.models.db import open_database
+from jobtui.models.job import CLAIM_INDEX_SQL_V7
 from jobtui.registry import registry
 
 
@@ -184,7 +185,9 @@ NEW_SINCE_VERSION_1 = [("jobs", "cancel_reason"), ("jobs", "kill_requested"),
                        ("jobs", "crash_count"), ("supervisors", "scale_request"),
                        ("supervisors", "autoscale"),  # version 9
                        ("jobs", "trace_context"),  # version 10
-                       ("jobs", "rate_key"), ("jobs", "concurrency_key")]  # version 12  # fmt: skip
+                       ("jobs", "rate_key"), ("jobs", "concurrency_key"),  # version 12
+                       ("jobs", "fair_key"), ("jobs", "base_priority"),
+                       ("queues", "priority_aging_s"), ("queues", "aged_at")]  # version 13  # fmt: skip
 
 
 def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
@@ -193,6 +196,11 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
     db.execute_sql("DROP INDEX jobs_claim_keyed")  # version 12's
     db.execute_sql("DROP TABLE task_catalog")
+    for index in ("jobs_fair_claim", "jobs_claim_queue", "jobs_claim_order"):  # version 13's
+        db.execute_sql(f"DROP INDEX {index}")
+    for statement in CLAIM_INDEX_SQL_V7:
+        db.execute_sql(statement)
+    db.execute_sql("DROP TABLE fair_keys")
     for table, column in NEW_SINCE_VERSION_1:
         db.execute_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
     db.execute_sql("DROP TABLE job_rollup")  # version 6
@@ -219,6 +227,8 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     assert db.table_exists("rates") and db.table_exists("key_limits")
     assert "jobs_unresolved_queue" in {i.name for i in db.get_indexes("jobs")}
     assert "jobs_claim_keyed" in {i.name for i in db.get_indexes("jobs")}
+    assert "jobs_fair_claim" in {i.name for i in db.get_indexes("jobs")}
+    assert db.table_exists("fair_keys")
     run = claim_jobs(1)[0]
     assert jobtui.models.complete_job(run.id, run.attempt, run.lease_token, 1)
     assert db.execute_sql("SELECT SUM(completed) FROM job_rollup").fetchone()[0] == 1

@@ -56,6 +56,7 @@ from supervisor_harness import Cluster, SupervisorProcess, wait_until  # noqa: E
 LEASE_S = 1.5  # supervisor_harness.FAST
 TICK = "chaos-tick"
 SECOND_QUEUE = "chaos-q2"
+TENANTS = ("tenant-a", "tenant-a", "tenant-a", "tenant-b", "tenant-c")  # one tenant is busy
 MIN_LIVE = 2
 
 
@@ -99,6 +100,8 @@ class Chaos:
                    "--prefetch", self.rng.choice(["auto", "auto", "32"])]  # fmt: skip
         if self.rng.random() < 0.3:  # a worker of its own for the second queue
             options += ["--queue", f"{SECOND_QUEUE}=1"]
+        if self.rng.random() < 0.5:  # waiting jobs gain priority (aging.py)
+            options += ["--priority-aging", "0.5s"]
         self.cluster.start(*options, name=f"chaos-{self.started}",
                            workers=self.rng.choice([1, 2, 3]), wait=False)  # fmt: skip
 
@@ -118,6 +121,8 @@ class Chaos:
             options["delay"] = self.rng.uniform(0.05, 1.0)
         if self.rng.random() < 0.15:
             options["queue"] = SECOND_QUEUE  # the one that gets paused
+        if self.rng.random() < 0.4:  # a tenant's line, served round-robin (fairness.py)
+            options["fair_key"] = self.rng.choice(TENANTS)
         if self.rng.random() < 0.02:  # runs past its timeout on every attempt
             options["timeout"] = 0.2
             job = jobtui.enqueue("supervisor_tasks.nap", [0.3], **options)
@@ -250,6 +255,14 @@ class Chaos:
         set_queue_paused(SECOND_QUEUE, self.paused)
         self.done["queue paused" if self.paused else "queue resumed"] += 1
 
+    def forget_fair_keys(self) -> None:
+        """The fair keys' rows vanish (as a requeue or a retry by hand can leave a key
+        without one): the upkeep must find them again, and every keyed job still end."""
+        from jobtui.models.store import get_database
+
+        get_database().execute_sql("DELETE FROM fair_keys")
+        self.done["fair keys forgotten"] += 1
+
     def limit_queue(self) -> None:
         """A concurrency limit on the second queue (1 or 2 across every supervisor), or
         none: its jobs must still all end, whatever the other faults do meanwhile."""
@@ -334,7 +347,8 @@ class Chaos:
         faults = [(self.kill_worker, 5), (self.kill_supervisor, 2), (self.warm_stop, 2),
                   (self.reload, 1), (self.freeze, 2), (self.quiet, 1), (self.database_trouble, 2),
                   (self.pause_queue, 1), (self.limit_queue, 1), (self.lock_a_row, 2),
-                  (self.cancel_some, 2), (self.rate_queue, 1)]  # fmt: skip
+                  (self.cancel_some, 2), (self.rate_queue, 1),
+                  (self.forget_fair_keys, 1)]  # fmt: skip
         actions, weights = zip(*faults, strict=True)
         end = time.monotonic() + seconds
         while (now := time.monotonic()) < end:

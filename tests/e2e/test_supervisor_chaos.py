@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from chaos import soak
 
+from jobtui.models import Job
+
 pytestmark = pytest.mark.timeout(150)
 
 SEED = 20261130
@@ -18,3 +20,5 @@ def test_every_job_ends_once_through_random_faults(cluster):
     faults = set(chaos.done) - {"enqueued"}
     assert len(faults) >= 4, f"too few kinds of fault to mean much: {chaos.done}"
     assert chaos.done["enqueued"] >= 100
+    keyed = Job.select().where(Job.fair_key.is_null(False)).count()
+    assert keyed >= 20, f"too few fair-keyed jobs to mean much: {keyed}"  # fairness.py

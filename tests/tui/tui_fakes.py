@@ -87,9 +87,10 @@ QUEUES = (
              latency_s=4.0, concurrency=4, done_last_hour=400, failed_last_hour=12),
     QueueRow("emails", (("pending", 1234), ("running", 2), ("failed", 3),
                         ("completed", 10_000)), latency_s=380.0, concurrency=4,
-             done_last_hour=3000, failed_last_hour=40, limit=4, rate="10/s"),
+             done_last_hour=3000, failed_last_hour=40, limit=4, rate="10/s",
+             fair_keys=3, priority_aging_s=600.0),
     QueueRow("ingest", (("pending", 7), ("retrying", 1), ("running", 1)), latency_s=2.5,
-             concurrency=2, done_last_hour=120),
+             concurrency=2, done_last_hour=120, priority_aging_s=0.0),
     QueueRow("orders", (("pending", 0), ("running", 1), ("failed", 1), ("completed", 55)),
              latency_s=None, paused=True, concurrency=4, done_last_hour=55, failed_last_hour=1),
     QueueRow("reports", (("completed", 24),), latency_s=None, concurrency=None, done_last_hour=2),
@@ -252,7 +253,8 @@ DETAIL = JobDetail(
     scheduled_for=None, next_retry_at=None, updated_at=ago(19), timeout=60.0, user_id="u1",
     reference="order:42", tags=("billing", "nightly"), metadata={"source": "cron"},
     batch_id=None, schedule_name="nightly-import", unique_key=None, depends_on=(),
-    supervisor="host-1", attempts=ATTEMPTS,
+    supervisor="host-1", attempts=ATTEMPTS, fair_key="tenant-a",
+    base_priority=JOBS[5].priority - 2,
 )  # fmt: skip
 RUNNING_DETAIL = replace(DETAIL, row=JOBS[0], title=None, traceback=None, failed_at=None,
                          result={"sent": True, "to": "a@example.com"}, attempts=())  # fmt: skip

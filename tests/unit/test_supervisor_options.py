@@ -205,3 +205,18 @@ def test_max_log_bytes_from_the_command_line_or_the_environment(monkeypatch):
     assert config_from_args(given).max_log_bytes == 0  # keeps nothing, counts everything
     with pytest.raises(ConfigurationError, match="--max-log-bytes must be >= 0"):
         config_from_args(parse_options(["--import", "x", "--max-log-bytes", "-1"]))
+
+
+def test_priority_aging_comes_from_the_flag_or_the_environment(monkeypatch):
+    from jobtui.models.errors import ConfigurationError
+
+    assert config_from_args(parse_options(["--import", "m"])).priority_aging_s is None
+    config = config_from_args(parse_options(["--import", "m", "--priority-aging", "10m"]))
+    assert config.priority_aging_s == 600.0
+    monkeypatch.setenv("JOBTUI_PRIORITY_AGING", "90s")
+    assert config_from_args(parse_options(["--import", "m"])).priority_aging_s == 90.0
+    with pytest.raises(ConfigurationError, match="--priority-aging"):
+        config_from_args(parse_options(["--import", "m", "--priority-aging", "soonish"]))
+    served = config_from_args(parse_options(["--import", "m", "--queue", "a=1", "--queue", "b=2"]))
+    assert served.served_queues == ("a", "b")
+    assert config_from_args(parse_options(["--import", "m"])).served_queues is None

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane, Tabs
 
+from jobtui.models.aging import describe_priority
 from jobtui.models.visible import json_for_terminal, visible, visible_line
 
 from .. import formatting as fmt
@@ -77,7 +78,10 @@ def overview_text(job: JobDetail, now) -> Text:
     line("id", row.id, "bold")
     line("task", row.task, "bold")
     line("title", job.title)
-    line("queue", f"{row.queue}    priority {row.priority}")
+    line(
+        "queue", f"{row.queue}    priority {describe_priority(row.priority, job.base_priority)}"
+    )  # 0 (aged +3)
+    line("fair key", job.fair_key)  # its tenant's line: served round-robin with the others
     state = f"{row.status}    try {row.attempt} of {row.max_retries + 1}"
     state += f", {row.retry_count} retr{'y' if row.retry_count == 1 else 'ies'} used"
     if row.cancel_requested and row.status == "running":

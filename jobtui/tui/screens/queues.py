@@ -1,5 +1,5 @@
 """View 2, Queues: counts per state, latency, throughput, concurrency, its limit and rate
-(across the fleet), paused."""
+(across the fleet), fairness and aging, paused."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ COLUMNS = (Column("queue", "queue", 16, grow=1, min_width=12), ("paused", "pause
            ("running", "running", 7), ("failed", "failed", 7), ("latency", "latency", 7),
            ("done/min", "throughput", 8), ("workers", "concurrency", 7), ("limit", "limit", 5),
            ("rate", "rate", 6),
+           ("fair · aging", "flow", 12),
            ("retrying", "retrying", 8), ("waiting", "waiting", 7), ("done", "completed", 7),
            ("cancelled", "cancelled", 9))  # fmt: skip
 STATES = ("pending", "running", "failed")
@@ -89,7 +90,21 @@ def queue_row_cells(row: QueueRow) -> tuple[Text, ...]:
             fmt.text("—" if row.concurrency is None else row.concurrency),
             fmt.text("—" if row.limit is None else row.limit, "" if row.limit is None else "bold"),
             fmt.text(row.rate or "—", "" if row.rate is None else "bold"),
+            fmt.text(flow_text(row), "" if row.fair_keys or row.priority_aging_s else "dim"),
             *(_count(row, s) for s in MORE_STATES))  # fmt: skip
+
+
+def flow_text(row: QueueRow) -> str:
+    """Fairness and aging of a queue: ``3 keys · 10m`` (fair keys with claimable jobs,
+    served round-robin; its own aging period), ``—`` when neither applies."""
+    from jobtui.models.aging import describe_period
+
+    parts = []
+    if row.fair_keys:
+        parts.append(f"{row.fair_keys:,} key{'s' if row.fair_keys != 1 else ''}")
+    if row.priority_aging_s is not None:
+        parts.append(describe_period(row.priority_aging_s))
+    return " · ".join(parts) or "—"
 
 
 class QueuesScreen(ViewScreen):
@@ -122,6 +137,7 @@ class QueuesScreen(ViewScreen):
             TableRow(q.name, queue_row_cells(q),
                      (q.name, q.paused, *(q.count(s) for s in STATES), q.latency_s,
                       q.done_last_hour, q.concurrency, q.limit, q.rate,
+                      (q.fair_keys, q.priority_aging_s or 0),
                       *(q.count(s) for s in MORE_STATES), q.alerts))
             for q in data.queues])  # fmt: skip
         alerts = alert_summary(list(data.queues))
