@@ -64,7 +64,7 @@ def _plans(db, fair: bool) -> list[str]:
     if fair:
         params = {"now": now, "tasks": None, "per": 5, "skip": 0, "q0": "default", "k0": "A",
                   "q1": "default", "k1": "k100"}  # fmt: skip
-        rows = db.execute_sql(explain + _arms(dialect, 2), params).fetchall()
+        rows = db.execute_sql(explain + _arms(dialect, 2), {**params, "bound": False}).fetchall()
     else:
         body = dialect.claim_statement(None)
         body = body.split(";\n", 1)[1] if ";\n" in body else body

@@ -268,7 +268,8 @@ def _heads(
 ) -> list[tuple]:
     """Up to ``per`` head jobs of each key (after ``skip``): (id, key number, priority,
     run_at, queue)."""
-    values = {"now": params["now"], "tasks": params["tasks"], "per": per, "skip": skip}
+    values = {"now": params["now"], "tasks": params["tasks"], "per": per, "skip": skip,
+              "bound": bool(params.get("bound"))}  # fmt: skip
     for n, (queue, key) in enumerate(keys):
         values[f"q{n}"], values[f"k{n}"] = queue, key
     return db.execute_sql(_arms(dialect, len(keys)), values).fetchall()

@@ -82,7 +82,16 @@ LIMIT :batch"""
 
 _ARMS = {
     "keyed": (KEYED_INDEX_WHERE, KEYED_INDEX),
-    "queue": ("queue_name = :arm AND status IN ('pending', 'retrying')", CLAIM_QUEUE_INDEX),
+    # a rated queue's jobs: those without a fair key on its claim index, and its
+    # fair-keyed ones (fairness.py leaves jobs under a limit to this walk) on theirs
+    "queue": (
+        "queue_name = :arm AND status IN ('pending', 'retrying') AND fair_key IS NULL",
+        CLAIM_QUEUE_INDEX,
+    ),
+    "queue_fair": (
+        "queue_name = :arm AND status IN ('pending', 'retrying') AND fair_key IS NOT NULL",
+        "jobs_fair_claim",
+    ),
     "task": ("job_type = :arm AND status IN ('pending', 'retrying')", None),
 }
 
@@ -223,8 +232,9 @@ def _walk(
             "no_ckeys": flow.keys_locked, "seen": lists(seen), "batch": batch,
         }  # fmt: skip
         arms = [("keyed", None)]
-        arms += [("queue", q) for q in flow.scoped("queue") if q not in x_queues
+        rated = [q for q in flow.scoped("queue") if q not in x_queues
                  and (queues is None or q in queues)]  # fmt: skip
+        arms += [("queue", q) for q in rated] + [("queue_fair", q) for q in rated]
         arms += [("task", t) for t in flow.scoped("task") if t not in flow.exhausted("task")]
         found: dict[str, tuple] = {}
         more = False

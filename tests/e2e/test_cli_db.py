@@ -49,14 +49,14 @@ def test_downgrade_waits_for_the_newer_supervisors_then_upgrade_restores(cluster
     try:
         declined = jobtui_cli(db_url, "db", "downgrade", str(SCHEMA_VERSION - 1), stdin="n\n")
         assert declined.returncode == 1 and "nothing was changed" in declined.stderr
-        assert "drops column supervisors.schema_version" in declined.stdout
+        assert f"{SCHEMA_VERSION} -> {SCHEMA_VERSION - 1}: drops" in declined.stdout
         assert read_schema_version(db) == SCHEMA_VERSION
 
         done = jobtui_cli(db_url, "db", "downgrade", "-2", stdin="y\n")
         assert done.returncode == 0, done.stderr
         assert f"from version {SCHEMA_VERSION} to {SCHEMA_VERSION - 2}" in done.stdout
         assert read_schema_version(db) == SCHEMA_VERSION - 2
-        assert "schema_version" not in {c.name for c in db.get_columns("supervisors")}
+        assert "fair_key" not in {c.name for c in db.get_columns("jobs")}  # step 13's
         status = _status(db_url)
         assert status["upgrade_pending"] and status["schema_version"] == SCHEMA_VERSION - 2
         assert read_schema_version(db) == SCHEMA_VERSION - 2  # status read, never migrated

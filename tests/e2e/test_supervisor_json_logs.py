@@ -43,13 +43,14 @@ def test_json_log_lines_carry_the_job_keys_and_survive_hostile_text(sqlite_clust
     for record in records:
         if "job_id" in record:
             by_job.setdefault(record["job_id"], []).append(record)
-    # the task's own record, logged in the worker, names its job, and keeps the text exact
+    # the task's own record, logged in the worker, goes to its job's log (jobtui logs),
+    # not to the supervisor's, and keeps the text exact
+    from jobtui.models.joblog import read_log
+
     for job_id, text in zip(failing, texts, strict=True):
-        said = [r for r in by_job[job_id] if r["logger"] == "observability_tasks"]
-        assert len(said) == 1 and said[0]["message"] == f"task says {text}"
-        assert said[0]["task"] == "observability_tasks.say_and_fail"
-        assert said[0]["queue"] == "obs" and said[0]["attempt"] == 1
-        assert said[0]["worker"] == f"{sup.name}/w1"
+        assert not [r for r in by_job[job_id] if r["logger"] == "observability_tasks"]
+        said = [line for line in read_log(job_id).lines if f"task says {text}" in line.text]
+        assert len(said) == 1 and said[0].attempt == 1 and said[0].stream == "log"
         final = [r for r in by_job[job_id] if "failed for good" in r["message"]]
         assert len(final) == 1 and final[0]["level"] == "ERROR"
         assert final[0]["message"].endswith(rows[job_id].error_message)  # exact once decoded
