@@ -42,7 +42,9 @@ def cmd_rate(args: argparse.Namespace) -> int:
         from jobtui.cli_queues import require_known_queue
 
         require_known_queue(scope[len("queue:") :], new=args.new)
-    set_rate(scope, text)
+    from jobtui.models import audit
+
+    audit.audited("rate", scope, lambda: set_rate(scope, text), arguments={"rate": text})
     if args.json:
         print(to_json({"action": "rate", "scope": scope, "rate": None if count is None else text,
                        "max_starts": count, "period_s": period}))  # fmt: skip
@@ -58,7 +60,10 @@ def cmd_key_limit(args: argparse.Namespace, limit: int | None) -> int:
     from jobtui.models.key_limits import set_key_limit
 
     try:
-        scope = set_key_limit(args.queue, limit)
+        from jobtui.models import audit
+
+        scope = audit.audited("limit", args.queue, lambda: set_key_limit(args.queue, limit),
+                              arguments={"limit": "none" if limit is None else limit})  # fmt: skip
     except ValueError as exc:
         raise JobtuiError(str(exc)) from None
     if args.json:

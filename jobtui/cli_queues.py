@@ -186,7 +186,10 @@ def cmd_aging(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise JobtuiError(f"aging {args.period!r}: {exc}") from None
     require_known_queue(args.queue, new=args.new)
-    set_queue_aging(args.queue, period)
+    from jobtui.models import audit
+
+    audit.audited("aging", args.queue, lambda: set_queue_aging(args.queue, period),
+                  arguments={"priority_aging": text})  # fmt: skip
     if args.json:
         print(to_json({"action": "aging", "queue": args.queue, "priority_aging_s": period}))
     elif period is None:

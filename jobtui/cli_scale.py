@@ -44,7 +44,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
     target = pick_supervisor(db, args.queue, args.supervisor)
     check_count(target, args.queue, count)
     name, was = target["name"], target["queues"].get(args.queue)
-    request_scale(db, name, args.queue, count)
+    from jobtui.models import audit
+
+    audit.audited("scale", args.queue, lambda: request_scale(db, name, args.queue, count),
+                  arguments={"supervisor": name, "workers": count}, db=db)  # fmt: skip
     applied = wait_applied(db, name, args.queue, count, args.timeout)
     if applied is None:
         raise ScaleError(f"supervisor {name} did not apply the request within "

@@ -250,7 +250,8 @@ class Operations:
             target = scaling.pick_supervisor(self.db, queue, supervisor)
             scaling.check_count(target, queue, count)
             name, was = target["name"], target["queues"].get(queue)
-            scaling.request_scale(self.db, name, queue, count)
+            self._audited("scale", queue, lambda: scaling.request_scale(self.db, name, queue, count),
+                          arguments={"supervisor": name, "workers": count})  # fmt: skip
             applied = scaling.wait_applied(self.db, name, queue, count, timeout_s)
             if applied is None:
                 return Outcome(f"asked {name} for {count} worker(s) on {queue}: not applied "

@@ -66,7 +66,17 @@ CLI_ACTIONS = {
     "schedule pause": (lambda: ["schedule", "pause", _schedule()], None),
     "schedule resume": (lambda: ["schedule", "resume", _schedule()], None),
     "schedule run-now": (lambda: ["schedule", "run-now", _schedule()], 1),
+    "rate": (lambda: ["rate", "task:t.task", "10/m"], None),
+    "aging": (lambda: ["aging", "default", "10m"], None),
 }
+
+
+def test_a_key_limit_is_audited_with_its_scope(cli, capsys):
+    assert cli("limit", "key:customer:*", "2") == 0, capsys.readouterr().err
+    [row] = rows()
+    assert (row.action, row.target, row.where) == ("limit", "key:customer:*", "cli")
+    assert cli("limit", "key:customer:*", "0") != 0  # refused: writes no row
+    assert len(rows()) == 1
 
 
 @pytest.mark.parametrize("action", list(CLI_ACTIONS))
