@@ -47,7 +47,7 @@ def _traced_insert(
     tracer provider is configured; else plainly)."""
     from jobtui import tracing
 
-    first = names if isinstance(names, str) else (names[0] if names else None)
+    first = names[0] if isinstance(names, list) and names else names
     span = tracing.producer(first, len(items)) if isinstance(first, str) else None
     if span is None:  # no provider, or a bad name (insert_jobs refuses it)
         return insert_jobs(names, items, database=database, with_rows=True)
