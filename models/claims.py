@@ -151,9 +151,12 @@ def _claim_params(
     }
 
 
-def _claimed(rows: list[tuple]) -> list[ClaimedJob]:
+def _claimed(rows: list[tuple], in_order: bool = False) -> list[ClaimedJob]:
+    """The claimed rows as jobs, in the order they are to start: the claim's own order
+    (``in_order``: a fair claim's round-robin), else priority, due time, FIFO."""
     claimed = [ClaimedJob(*row) for row in rows]
-    claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+    if not in_order:
+        claimed.sort(key=lambda job: (-job.priority, job.run_at, job.id))
     return claimed
 
 
@@ -197,7 +200,8 @@ def claim_in_transaction(
         return rows
 
     if fair or (fair is None and any_fair(db)):
-        return _claimed(claim_fair(db, dialect, limit, params, queues, use_limits, rest, bound))
+        rows = claim_fair(db, dialect, limit, params, queues, use_limits, rest, bound)
+        return _claimed(rows, in_order=True)
     return _claimed(rest(limit))
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 import peewee
 
 from .base import BaseModel
-from .dialect import Dialect, dialect_for
+from .dialect import CLAIM_COLUMNS, Dialect, dialect_for
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -362,7 +362,28 @@ def claim_fair(
         values = {**params, "ids": dialect.list_param([c[0] for c in taken])}
         rows = db.execute_sql(sql, values).fetchall()
     _stamp(db, dialect, looked, due, taken)
-    return rest + rows
+    return _round_robin(taken, rows, rest)
+
+
+_PRIORITY, _RUN_AT = CLAIM_COLUMNS.index("priority"), CLAIM_COLUMNS.index("run_at")
+
+
+def _round_robin(taken: list[tuple], rows: list[tuple], rest: list[tuple]) -> list[tuple]:
+    """The claimed rows in the order they are to start: round by round, each key's next
+    job in the order the keys were served, the unkeyed jobs (``rest``, in their own claim
+    order) as the last key of each round. (RETURNING keeps no order, and the supervisor's
+    ready buffer starts jobs in the order the claim gives them.)"""
+    place: dict[str, tuple[int, int]] = {}
+    depth: dict[int, int] = {}
+    for position, candidate in enumerate(taken):
+        key = candidate[1]
+        place[candidate[0]] = (depth.get(key, 0), position)
+        depth[key] = depth.get(key, 0) + 1
+    rest = sorted(rest, key=lambda r: (-r[_PRIORITY], r[_RUN_AT], r[0]))
+    order = [(place[row[0]], row) for row in rows]
+    order += [((depth_, len(taken)), row) for depth_, row in enumerate(rest)]
+    order.sort(key=lambda entry: entry[0])
+    return [row for _, row in order]
 
 
 def _forget(db: peewee.Database, dialect: Dialect, keys: Sequence[tuple[str, str]]) -> int:

@@ -60,6 +60,7 @@ class RunningJob:
     progress_written_mono: float = 0.0
     seq: int = 0  # its number in its worker's batch, if it may be taken back (gates.py)
     metered: bool = False  # its start was counted (--metrics-port): once, if taken back
+    ready_rank: int = 0  # its place in the ready buffer's claim order (ready.py), kept
 
     @property
     def id(self) -> str:

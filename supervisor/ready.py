@@ -7,9 +7,13 @@ blocking behind a long job, the complaint Celery's ``-O fair`` answers (RELIABIL
 "Learned while building"). Held here, a claimed job goes to the first worker of its group
 that is free (issue 13, item 2).
 
-Jobs come out in claim order — priority, then due time, then FIFO — across claims, so a
-job of higher priority claimed later still goes first. Each is ``running`` in the database
-(claimed, its lease renewed with our heartbeats) but has not begun.
+Jobs come out by priority, then in the order they were claimed (each claim gives its jobs
+in the order they are to start: priority, due time, FIFO, or a fair claim's round-robin
+across tenants), so a job of higher priority claimed later still goes first, and a job
+claimed earlier is not passed by one of equal priority claimed later (a tenant's last job
+behind another tenant's older backlog). A job taken back from a worker keeps its place.
+Each is ``running`` in the database (claimed, its lease renewed with our heartbeats) but
+has not begun.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ class ReadyJobs:
     def __init__(self) -> None:
         self._heaps: dict[GroupKey, list[tuple[Any, ...]]] = {}
         self._count = 0
-        self._seq = 0  # ties: the order they came in
+        self._seq = 0  # the order jobs came in (claim order)
         #: When the next held job has waited long enough to be shown waiting on its row
         #: (dispatch.unwritten_starts); infinity: none.
         self.show_due = float("inf")
@@ -45,9 +49,10 @@ class ReadyJobs:
         return len(heap) if heap else 0
 
     def add(self, group: GroupKey, job: RunningJob) -> None:
-        claimed = job.claimed
-        self._seq += 1
-        key = (-claimed.priority, claimed.run_at, claimed.id, self._seq, job)
+        if not job.ready_rank:  # its first time here; taken back, it keeps its place
+            self._seq += 1
+            job.ready_rank = self._seq
+        key = (-job.claimed.priority, job.ready_rank, job)
         heapq.heappush(self._heaps.setdefault(group, []), key)
         self._count += 1
 

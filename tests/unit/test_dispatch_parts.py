@@ -22,13 +22,26 @@ def _job(job_id: str, priority: int = 0, run_at: str = "2026-01-01 00:00:00") ->
 def test_ready_jobs_come_out_in_claim_order_across_claims_and_groups():
     ready = ReadyJobs()
     ready.add(None, _job("b", run_at="2026-01-01 00:00:02"))
+    # claimed later, due earlier (a fair claim's round-robin gives a tenant's newer job
+    # before another tenant's older backlog): claim order holds, or it could wait forever
     ready.add(None, _job("a", run_at="2026-01-01 00:00:01"))
     ready.add(("emails",), _job("e"))
     ready.add(None, _job("urgent", priority=5, run_at="2026-01-01 00:00:09"))  # a later claim
     assert len(ready) == 4 and ready.count(None) == 3 and ready.count(("emails",)) == 1
-    assert [ready.take(None).id for _ in range(3)] == ["urgent", "a", "b"]
+    assert [ready.take(None).id for _ in range(3)] == ["urgent", "b", "a"]
     assert ready.take(None) is None and ready.take(("other",)) is None
     assert len(ready) == 1 and [j.id for j in ready] == ["e"]
+
+
+def test_a_job_taken_back_keeps_its_place_in_the_ready_buffer():
+    ready = ReadyJobs()
+    first, second = _job("first"), _job("second")
+    ready.add(None, first)
+    ready.add(None, second)
+    assert ready.take(None) is first  # handed to a worker, then taken back unstarted
+    ready.add(None, _job("third"))
+    ready.add(None, first)
+    assert [ready.take(None).id for _ in range(3)] == ["first", "second", "third"]
 
 
 def test_ready_jobs_give_up_one_job_or_all_of_them():
