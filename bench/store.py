@@ -15,6 +15,11 @@ after): the baseline of ``enqueue`` is one INSERT with its NOTIFY in the same st
 job (``WITH ins AS (INSERT …) SELECT pg_notify(…)``: one round trip, the least an enqueue
 that wakes the supervisors can cost); of ``enqueue_many``, one multi-row INSERT per
 1,000-row chunk. Both build their rows (id, JSON, timestamps) as jobtui's do.
+
+``enqueue_vs_huey`` (SQLite, issue 17 item 3): jobtui's single enqueue against huey's (a
+``SqliteHuey`` task called from the application, which writes its queue table), both at
+WAL and synchronous=NORMAL (bench/huey_app.py), in alternating rounds on fresh files. Run
+with huey installed (``pip install -e '.[bench]'``); without it the line is skipped.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ INSERT = "INSERT INTO jobs ({}) VALUES ({})".format(
 )
 CHUNK = 1000
 TARGETS = {"enqueue": 0.25, "enqueue_many": 0.50, "cycle_1p": 0.25, "cycle_2p": 0.25,
-           "pg_enqueue": 0.90, "pg_enqueue_many": 0.50}  # fmt: skip
+           "pg_enqueue": 0.90, "pg_enqueue_many": 0.50, "enqueue_vs_huey": 0.50}  # fmt: skip
 PG_ROUNDS = 10
 #: What an enqueue by name of a catalogued task writes in jobs.unset_options (every option
 #: left to the catalog): the raw baselines write the same rows.
@@ -117,6 +122,39 @@ def raw_enqueue(path: str, jobs: int) -> float:
     elapsed = time.perf_counter() - started
     conn.close()
     return jobs / elapsed
+
+
+def huey_enqueue(folder: str, jobs: int) -> float:
+    """huey's enqueue from the application: calling a task writes one row to its queue."""
+    os.environ.setdefault("BENCH_HUEY_DB", os.path.join(folder, "huey.db"))
+    os.environ.setdefault("BENCH_HUEY_STARTS", folder)
+    from bench import huey_app
+
+    huey_app.huey.flush()  # an empty queue each round, as jobtui's fresh file
+    huey_app.noop()  # the connection and the table, outside the clock (as jobtui's first)
+    started = time.perf_counter()
+    for _ in range(jobs):
+        huey_app.noop()
+    elapsed = time.perf_counter() - started
+    huey_app.huey.flush()
+    return jobs / elapsed
+
+
+def _vs_huey(folder: str, jobs: int, rounds: int = 4) -> tuple[float, float] | None:
+    """jobtui's and huey's single-enqueue rates over alternating rounds (None: no huey)."""
+    try:
+        import huey  # noqa: F401
+    except ImportError:
+        print("enqueue_vs_huey skipped: huey is not installed (pip install -e '.[bench]')")
+        return None
+    per_round = max(1, jobs // rounds)
+    elapsed = {"jobtui": 0.0, "huey": 0.0}
+    for n in range(rounds):
+        path = _fresh(folder, f"vh{n}")
+        elapsed["jobtui"] += per_round / jobtui_enqueue(path, per_round)
+        elapsed["huey"] += per_round / huey_enqueue(folder, per_round)
+    total = per_round * rounds
+    return total / elapsed["jobtui"], total / elapsed["huey"]
 
 
 def jobtui_enqueue_many(path: str, jobs: int) -> float:
@@ -349,6 +387,10 @@ def run(
 
     if "sqlite" in engines:
         _run_sqlite(jobs, measure)
+        with tempfile.TemporaryDirectory(prefix="jobtui-bench-") as folder:
+            against_huey = _vs_huey(folder, jobs)
+        if against_huey is not None:
+            record("enqueue_vs_huey", *against_huey)
     if "postgresql" in engines:
         url, drop = _pg_database(pg)
         try:
@@ -442,9 +484,16 @@ ISSUE_13_ITEM_11 = {
 
 
 def target_lines(results: list[dict]) -> list[str]:
-    """One line per target of issue 13 item 11 measured in this run: PASS/FAIL, the ratio."""
+    """One line per target of issues 13 (item 11) and 17 (item 3) measured in this run:
+    PASS/FAIL, the ratio."""
     lines = []
     for r in results:
+        if r["measurement"] == "enqueue_vs_huey":
+            lines.append(
+                f"issue 17 item 3, SQLite single enqueue vs huey's (raw jobs/s column: huey): "
+                f"{r['ratio']:.2f}x (target >= {r['target']:.2f}x) "
+                f"{'PASS' if r['pass'] else 'FAIL'}"
+            )
         if r["measurement"] in ISSUE_13_ITEM_11:
             lines.append(
                 f"issue 13 item 11, PostgreSQL {ISSUE_13_ITEM_11[r['measurement']]}: "

@@ -20,7 +20,7 @@ import peewee
 
 from .dialect import dialect_for
 from .errors import JobtuiError
-from .job import CLAIM_INDEX_SQL_V7
+from .job import CLAIM_INDEX_SQL_V7, SPARSE_INDEX_SQL_V13, SPARSE_INDEXES
 from .migrations import SCHEMA_VERSION, read_schema_version
 
 
@@ -108,6 +108,7 @@ DOWN_STEPS: dict[int, DownStep] = {
         ),
         creates=CLAIM_INDEX_SQL_V7,
     ),  # fmt: skip
+    14: DownStep(indexes=SPARSE_INDEXES, creates=SPARSE_INDEX_SQL_V13),
 }
 
 

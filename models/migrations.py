@@ -37,7 +37,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -189,6 +189,18 @@ def _add_fairness_and_aging(migrator: SchemaMigrator, db: peewee.Database) -> No
         db.execute_sql(statement)
 
 
+def _sparse_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 14 (issue 17, item 3): the reference, user and batch indexes hold only the
+    jobs that have those columns (job.SPARSE_INDEX_SQL), so an enqueue writes three
+    b-trees fewer. No row is rewritten; the three indexes are rebuilt once."""
+    from .job import SPARSE_INDEX_SQL, SPARSE_INDEXES
+
+    for index in SPARSE_INDEXES:
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+    for statement in SPARSE_INDEX_SQL:
+        db.execute_sql(statement)
+
+
 #: STEPS[n] migrates a database from schema version n-1 to n; every step has its reverse
 #: in downgrade.DOWN_STEPS[n] (tests/contract/test_schema_downgrade.py walks them all).
 STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
@@ -204,6 +216,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     11: _add_job_logs_and_stack_requests,
     12: _add_rates_and_key_limits,
     13: _add_fairness_and_aging,
+    14: _sparse_indexes,
 }
 
 

@@ -26,14 +26,27 @@ from jobtui.models.schema_status import live_supervisors, schema_status
 
 
 def schema_of(db: peewee.Database) -> dict[str, object]:
-    """Tables with their columns (name, type, nullability) and indexes (name, columns):
-    what two databases of one schema version share, whatever path they took there."""
+    """Tables with their columns (name, type, nullability) and indexes (name, columns,
+    the predicate of a partial one): what two databases of one schema version share,
+    whatever path they took there."""
     out: dict[str, object] = {}
     for table in sorted(db.get_tables()):
         columns = sorted((c.name, c.data_type.lower(), c.null) for c in db.get_columns(table))
-        indexes = sorted((i.name, tuple(i.columns)) for i in db.get_indexes(table))
+        indexes = sorted((i.name, tuple(i.columns), _predicate(i.sql))
+                         for i in db.get_indexes(table))  # fmt: skip
         out[table] = (columns, indexes)
     return out
+
+
+def _predicate(sql: str | None) -> str:
+    """A partial index's WHERE, spelled alike whoever wrote it (SQLite keeps the text it
+    was given; PostgreSQL prints its own): no quotes, brackets, casts, case or spaces."""
+    _, found, where = (sql or "").upper().partition(" WHERE ")
+    if not found:
+        return ""
+    for noise in ('"', "(", ")", " ", "::TEXT[]", "::TEXT", "ARRAY[", "]"):
+        where = where.replace(noise, "")
+    return where.replace("=ANY", "IN").replace("<>", "!=")
 
 
 def _upgrade_one(db: peewee.Database, version: int) -> None:
