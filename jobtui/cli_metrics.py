@@ -98,9 +98,13 @@ def database_families(db) -> list:
                               labels=["queue"])  # fmt: skip
     latency = GaugeMetricFamily("jobtui_queue_latency_seconds", "How long the queue's "
                                 "oldest due job has waited", labels=["queue"])  # fmt: skip
-    for queue, (count, late) in sorted(due_now_by_queue(db, utcnow()).items()):
-        depth.add_metric([visible_line(queue)], count)
-        latency.add_metric([visible_line(queue)], late)
+    figures = {visible_line(queue): value for queue, value in
+               due_now_by_queue(db, utcnow()).items()}  # fmt: skip
+    for queue, _task in started:  # a queue with runs and nothing due reads 0, not no data
+        figures.setdefault(queue, (0, 0.0))
+    for queue, (count, late) in sorted(figures.items()):
+        depth.add_metric([queue], count)
+        latency.add_metric([queue], late)
     return [*counters.values(), wait, run, depth, latency]
 
 

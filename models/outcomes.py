@@ -157,7 +157,7 @@ FROM v
 WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
 RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants,
-    jobs.queue_name, jobs.job_type, jobs.run_at"""
+    jobs.queue_name, jobs.job_type, {due}"""
 
 _ATTEMPTS_MANY = """INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name,
     pid, host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
@@ -176,14 +176,17 @@ done AS (UPDATE jobs SET status = 'completed', result = v.result, completed_at =
   WHERE jobs.id IN ({ids}) AND jobs.id = v.id AND jobs.attempt = v.attempt
     AND (jobs.status || '') = 'running' AND (v.token IS NULL OR jobs.lease_token = v.token)
   RETURNING jobs.id, jobs.attempt, jobs.started_at, jobs.batch_id, jobs.has_dependants,
-    jobs.queue_name, jobs.job_type, jobs.run_at, v.worker_name AS by_worker, v.supervisor_name, v.pid, v.host, v.outcome),
+    jobs.queue_name, jobs.job_type, {due} AS due, v.worker_name AS by_worker, v.supervisor_name, v.pid, v.host, v.outcome),
 attempt_rows AS (INSERT INTO job_attempts (job_id, attempt, worker_name, supervisor_name, pid,
     host, started_at, ended_at, outcome, error_type, error_message, error_traceback)
   SELECT id, attempt, by_worker, supervisor_name, pid::integer, host, started_at,
     CAST({p} AS TIMESTAMP), outcome, NULL, NULL, NULL FROM done)
-SELECT id, attempt, started_at, batch_id, has_dependants, queue_name, job_type, run_at
+SELECT id, attempt, started_at, batch_id, has_dependants, queue_name, job_type, due
 FROM done"""
 
+#: ``_DUE`` in a statement that joins ``jobs`` to a VALUES list.
+_DUE_OF_JOBS = ("CASE WHEN jobs.next_retry_at IS NOT NULL AND jobs.next_retry_at > jobs.run_at"
+                " THEN jobs.next_retry_at ELSE jobs.run_at END")  # fmt: skip
 COMPLETE_CHUNK = 200  # rows per statement: well under SQLite's 32,766 parameters
 _many_cache: dict[tuple[str, str, int], str] = {}
 
@@ -197,7 +200,9 @@ def _many(dialect: Dialect, template: str, width: int, count: int) -> str:
         # ``ids`` and ``status || ''``: the rows by primary key, whatever the statistics
         # say (a planner sure that few jobs run would read every 'running' index entry,
         # dead ones included, through a status index)
-        found = template.format(rows=", ".join([row] * count), p=p, ids=", ".join([p] * count))
+        found = template.format(
+            rows=", ".join([row] * count), p=p, ids=", ".join([p] * count), due=_DUE_OF_JOBS
+        )
         if len(_many_cache) < 1024:
             _many_cache[key] = found
     return found
@@ -250,9 +255,10 @@ def _follow_up(
     db: peewee.Database, rows: Sequence[Sequence[Any]], batches: set[str] | None, tally: Tally
 ) -> None:
     """Dependants, batches and the rollup of the jobs just completed: (id, attempt,
-    started_at, batch_id, has_dependants, queue_name, job_type, run_at) rows."""
-    for job_id, _, started_at, batch_id, has_dependants, queue, task, run_at in rows:
-        tally.add(queue, task, "completed", started_at, run_at)
+    started_at, batch_id, has_dependants, queue_name, job_type, due) rows: a retry's wait
+    is counted from its backoff's end, as every other outcome's is."""
+    for job_id, _, started_at, batch_id, has_dependants, queue, task, due in rows:
+        tally.add(queue, task, "completed", started_at, due)
         if batch_id or has_dependants:
             job_ended(db, job_id, "completed", batch_id, batches_to_finish=batches, tally=tally)
 

@@ -304,16 +304,20 @@ class SupervisorMetrics:
         self.prefetched.set(prefetched + len(supervisor.ready))
         if now >= self.next_db and now - self.last_scrape < SCRAPED_RECENTLY_S:
             self.next_db = now + DB_REFRESH_S
-            self.refresh_queues(supervisor.db)
+            self.refresh_queues(supervisor.db, supervisor.config.served_queues() or ())
 
-    def refresh_queues(self, db: peewee.Database) -> None:
+    def refresh_queues(self, db: peewee.Database, served: tuple[str, ...] = ()) -> None:
+        """Depth and latency of every queue with due jobs, and 0 for the queues this
+        supervisor serves or has run jobs of: an idle queue reads 0, not "no data" (an
+        alert on ``jobtui_queue_depth`` must see the series), nor a stale figure."""
         try:
             figures = due_now_by_queue(db, utcnow())
         except peewee.PeeweeException as exc:
             log.debug("queue figures not read: %s", exc)
             return
-        for queue in self.queues_seen - figures.keys():
-            figures[queue] = (0, 0.0)  # emptied: 0, not a stale figure
+        known = self.queues_seen | set(served) | {queue for queue, _ in list(self.series)}
+        for queue in known - figures.keys():
+            figures[queue] = (0, 0.0)
         for queue, (depth, latency) in figures.items():
             self.queues_seen.add(queue)
             label = visible_line(queue)

@@ -224,3 +224,27 @@ def test_an_upsert_names_only_the_columns_it_adds_to(db):
         upsert_rows(db, [(*key, *zeros)])
     row = db.execute_sql("SELECT completed, failed, retried, r5, w0 FROM job_rollup").fetchall()
     assert [tuple(int(v) for v in r) for r in row] == [(3, 1, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("in_bulk", [False, True], ids=["complete_job", "write_outcomes"])
+def test_a_retry_waits_from_its_backoffs_end(db, in_bulk):
+    """A retried job keeps its place in line (run_at) and waits out its backoff
+    (next_retry_at): its wait is counted from the backoff's end, whichever statement
+    completes it (the supervisor's bulk completion returned run_at: 100 s here)."""
+    run = _run("q", "t.late", max_retries=1)
+    assert fail_job(run.id, run.attempt, run.lease_token, "boom", retry_delay=0) == "retrying"
+    now = utcnow()
+    Job.update(run_at=now - timedelta(seconds=100), next_retry_at=now - timedelta(seconds=1)).where(
+        Job.id == run.id
+    ).execute()
+    (again,) = claim_jobs(1, queues=["q"])
+    if in_bulk:
+        assert write_outcomes([Outcome(again.id, again.attempt, again.lease_token, "completed",
+                                       result_json="1")]) == ["completed"]  # fmt: skip
+    else:
+        assert complete_job(again.id, again.attempt, again.lease_token, 1)
+    waits = db.execute_sql(
+        "SELECT SUM(wait_sum_s), SUM(completed) FROM job_rollup WHERE job_type = 't.late'"
+    ).fetchone()
+    assert waits[1] == 1
+    assert 0.5 < float(waits[0]) < 30, waits  # the first run's wait (~0) plus about 1 s

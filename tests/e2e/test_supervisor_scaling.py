@@ -13,6 +13,7 @@ from supervisor_harness import TASKS, never, wait_until
 
 import jobtui
 from jobtui.models import Supervisor as SupervisorRow
+from jobtui.models.audit import AuditEntry
 
 pytestmark = pytest.mark.timeout(120)
 CRASH = "crash_tasks"
@@ -78,6 +79,10 @@ def test_scale_up_runs_more_at_once_and_scale_down_waits_for_the_job(cluster, db
     cluster.open_gate("B")
     cluster.wait_status(second, ["completed"])
     assert "scale request: queue scaled from 3 to 1" in sup.log()
+    audited = [(r.action, r.target, r.where, r.arguments) for r in
+               AuditEntry.select().order_by(AuditEntry.id)]  # fmt: skip
+    assert audited == [("scale", "scaled", "cli", {"supervisor": "sup-1", "workers": n})
+                       for n in (3, 1)]  # fmt: skip
     cluster.check()
 
 
@@ -95,6 +100,7 @@ def test_scale_refuses_clearly(cluster, db_url):
         refused = _jobtui(db_url, "scale", *args)
         assert refused.returncode == 1 and words in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1  # one line, no traceback
+    assert AuditEntry.select().count() == 0  # refused: no row
     ok = _jobtui(db_url, "scale", "--supervisor", "b", "scaled", "2")
     assert ok.returncode == 0, ok.stderr
     assert _queues("b") == {"scaled": 2} and _queues("a") == {"scaled": 1, "other": 1}

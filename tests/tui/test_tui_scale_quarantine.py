@@ -12,6 +12,7 @@ from tui_dbjobs import db_app, make_job, make_worker
 from tui_helpers import press, run_pilot
 
 from jobtui.models import Job
+from jobtui.models.audit import AuditEntry
 from jobtui.models.scaling import read_scale_request, write_scaled
 from jobtui.models.worker import Supervisor
 from jobtui.tui.screens.failures import QUARANTINE_MARK
@@ -69,6 +70,9 @@ def test_w_in_the_queues_view_scales_the_queue_on_its_supervisor(db):
         assert side.applied == [{"emails": 4}]
         assert Supervisor.get_by_id("sup-1").queues == {"emails": 4, "*": 2}
         assert any("sup-1: queue emails 1 -> 4 worker(s)" in t for t in toasts(pilot.app))
+        [row] = AuditEntry.select()  # the action is audited once, from the console
+        assert (row.action, row.target, row.where) == ("scale", "emails", "console")
+        assert row.arguments == {"supervisor": "sup-1", "workers": 4}
 
     try:
         run_pilot(db_app(db), scenario)
@@ -108,6 +112,7 @@ def test_scaling_a_queue_nobody_serves_is_refused_in_a_toast(db):
     async def scenario(pilot):
         await press(pilot, "2", "W", "3", "enter")
         assert any("no live supervisor serves queue 'emails'" in t for t in toasts(pilot.app))
+        assert AuditEntry.select().count() == 0  # a refused action writes no row
 
     run_pilot(db_app(db), scenario)
 
