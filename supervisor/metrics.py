@@ -304,7 +304,7 @@ class SupervisorMetrics:
         self.prefetched.set(prefetched + len(supervisor.ready))
         if now >= self.next_db and now - self.last_scrape < SCRAPED_RECENTLY_S:
             self.next_db = now + DB_REFRESH_S
-            self.refresh_queues(supervisor.db, supervisor.config.served_queues() or ())
+            self.refresh_queues(supervisor.db, supervisor.config.served_queues or ())
 
     def refresh_queues(self, db: peewee.Database, served: tuple[str, ...] = ()) -> None:
         """Depth and latency of every queue with due jobs, and 0 for the queues this

@@ -144,6 +144,10 @@ def test_scrape_counters_equal_the_job_table(cluster):
 
     figures = wait_until(depth, 15, "queue depth scraped", explain=lambda: scrape(port))
     assert figures[("jobtui_queue_latency_seconds", labels)] < 30
+    # a served queue with nothing due reads 0 (a series an alert can see), not no data
+    served = (("queue", "default"), ("supervisor", "sup-1"))
+    assert figures[("jobtui_queue_depth", served)] == 0
+    assert figures[("jobtui_queue_latency_seconds", served)] == 0
     # the database alone prints the same counters
     out = io.StringIO()
     with redirect_stdout(out):
@@ -157,6 +161,7 @@ def test_scrape_counters_equal_the_job_table(cluster):
     assert by_task(offline, "jobtui_job_wait_seconds_count") == expected["started"]
     depth = ("jobtui_queue_depth", (("queue", "parked"),))
     assert offline[depth] == 3
+    assert offline[("jobtui_queue_depth", (("queue", "default"),))] == 0
 
 
 def test_bad_metrics_options_are_one_line_errors(cluster, tmp_path):
