@@ -37,7 +37,16 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 
-from bench.supervisor import DRAIN_POLL_S, ROOT, Drain, _stop, _tree, _wait_for, drain_figures
+from bench.supervisor import (
+    DRAIN_POLL_S,
+    ROOT,
+    Drain,
+    _stop,
+    _tree,
+    _wait_for,
+    compile_sources,
+    drain_figures,
+)
 
 DEFAULT_ADMIN_URL = os.environ.get("JOBTUI_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 SCRATCH = "jobtui_bench"
@@ -221,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    compile_sources()
     if args.rounds < 1 or args.jobs < 1:
         parser.error("--jobs and --rounds must be at least 1")
     try:

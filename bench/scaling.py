@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from bench.supervisor import ROOT, _stop, _tree, _wait_for
+from bench.supervisor import ROOT, _stop, _tree, _wait_for, compile_sources
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCRATCH = "jobtui_bench"
@@ -103,6 +103,7 @@ def main() -> None:
                         help="supervisors x workers each, comma-separated")  # fmt: skip
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
+    compile_sources()
     try:
         layouts = [tuple(int(n) for n in item.split("x")) for item in args.layouts.split(",")]
         if any(len(layout) != 2 or min(layout) < 1 for layout in layouts):

@@ -46,6 +46,8 @@ UNSET_RETRY_MAX_DELAY = 64
 UNSET_RETRY_JITTER = 128
 #: No catalog row knew the task when it was enqueued: its queue is still to be decided.
 UNSET_QUEUE_UNRESOLVED = 256
+#: Where such a job waits meanwhile (and where a task that names no queue sends its jobs).
+DEFAULT_QUEUE = "default"
 
 #: Option name -> its bit: the options a task's defaults (or a supervisor's) can fill.
 OPTION_BITS = {
@@ -162,8 +164,15 @@ WHERE job_type = :task AND {_UNRESOLVED}"""
 def rehome_unresolved(db: peewee.Database, queues: Mapping[str, str]) -> int:
     """Jobs enqueued by name before any supervisor published their task wait in
     ``default``: move those of these tasks (name -> the task's queue) to it. Returns how
-    many moved. Cheap when there are none (a partial index holds only such jobs)."""
-    if not queues:
+    many moved. Cheap when there are none (a partial index holds only such jobs).
+
+    A task whose queue is ``default`` leaves its jobs as they are: they already wait
+    where they belong, and rewriting each row to say so cost a supervisor's first start
+    behind a backlog enqueued before it (30,000 rows: ~0.3 s before the first claim).
+    They keep their mark, so a later version of the task that names a queue still moves
+    those that have not run."""
+    moving = {task: queue for task, queue in queues.items() if queue != DEFAULT_QUEUE}
+    if not moving:
         return 0
     dialect = dialect_for(db)
     # An empty partial index answers "nothing to move" without touching the table.
@@ -172,7 +181,7 @@ def rehome_unresolved(db: peewee.Database, queues: Mapping[str, str]) -> int:
         return 0
     moved = 0
     statement = dialect.sql(_REHOME)
-    for task, queue in sorted(queues.items()):
+    for task, queue in sorted(moving.items()):
         moved += db.execute_sql(statement, {"task": task, "queue": queue}).rowcount or 0
     return moved
 

@@ -178,3 +178,20 @@ def test_task_log_level_takes_names_and_numbers_and_refuses_the_rest():
     assert task(name="t.lv3")(_noop).log_level is None
     with pytest.raises(TypeError, match="log_level must be one of"):
         task(name="t.lv4", log_level="LOUD")
+
+
+def test_jobs_of_a_task_of_the_default_queue_are_not_rewritten(db):
+    """A task that names no queue sends its jobs to ``default``, where the early ones
+    already wait: publishing it rewrites none of them (a first start behind a backlog
+    enqueued before it paid a row write each), and a later version that names a queue
+    still moves the ones that have not run."""
+    early = [jobtui.enqueue("app.plain").id for _ in range(3)]
+    publish(db, app__plain={})
+    rows = list(Job.select().where(Job.id.in_(early)))
+    assert {(r.queue_name, bool(r.unset_options & UNSET_QUEUE_UNRESOLVED)) for r in rows} == {
+        ("default", True)}  # fmt: skip
+    (ran,) = claim_jobs(1, queues=["default"])  # the early ones run from default meanwhile
+    publish(db, "sup-b", app__plain=UX)  # the next version names a queue
+    queues = {j.id: j.queue_name for j in Job.select().where(Job.id.in_(early))}
+    assert queues.pop(ran.id) == "default"  # running: it stays
+    assert set(queues.values()) == {"ux"}
