@@ -96,6 +96,20 @@ def test_max_log_bytes_keeps_the_start_and_counts_the_rest(cluster, db_url):
     assert "17,500 bytes (175 lines) dropped" in shown
 
 
+def test_a_thousand_lines_reach_the_database_in_a_few_chunks(cluster, db_url):
+    """Lines travel in batches with the outcomes, never a write per line: 1,000 lines
+    printed in a burst are a handful of rows of job_logs, all of them kept in order."""
+    from jobtui.models.joblog import JobLog
+
+    job = jobtui.enqueue("log_tasks.flood", args=[1000, 20])  # 20 KB, under the cap
+    cluster.start(imports=TASKS)
+    cluster.wait_status([job.id])
+    chunks = JobLog.select().where(JobLog.job == job.id).count()
+    print(f"1,000 lines in {chunks} row(s) of job_logs")
+    assert 1 <= chunks <= 10, f"{chunks} rows for 1,000 lines"
+    assert [line.text[:6] for line in read_log(job.id).lines] == [f"{n:06d}" for n in range(1000)]
+
+
 def test_a_deleted_job_takes_its_log_with_it(cluster, db_url):
     job = jobtui.enqueue("log_tasks.chatty")
     cluster.start(imports=TASKS)

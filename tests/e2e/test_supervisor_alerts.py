@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from supervisor_harness import never, wait_until
+from workflow_helpers import smtp_sink, webhook_server
 
 import jobtui
 from jobtui.models import actions
@@ -77,7 +78,30 @@ def test_a_long_wait_alerts_once_and_recovers_once_with_two_supervisors(cluster,
 
 
 def test_a_failure_rate_alerts_once_and_recovers_once(cluster, tmp_path):
-    calls, sups = _start_two(cluster, tmp_path, "--alert-failure-rate", "obs=50")
+    with webhook_server() as (url, bodies), smtp_sink() as (port, mails):
+        channels = ("--notify-webhook", url, "--notify-email", "ops@example.com",
+                    "--smtp-url", f"smtp://127.0.0.1:{port}")  # fmt: skip
+        _failure_rate_episode(cluster, tmp_path, channels)
+
+        def alerts():  # (the failed jobs are notified through the same channels)
+            posted = [b for b in bodies if b.get("event") in ("alert", "recovered")]
+            mailed = [m for m in mails if "Subject: [jobtui] queue obs" in m["data"]]
+            return posted, mailed
+
+        # the webhook and the e-mail say it too: once per alert, once per recovery
+        wait_until(lambda: all(len(sent) >= 2 for sent in alerts()), 15, "webhook and e-mail")
+        never(lambda: any(len(sent) > 2 for sent in alerts()), 1.0, "a third notification")
+    posted, mailed = alerts()
+    assert [(b["event"], b["kind"], b["queue"]) for b in posted] == [
+        ("alert", "failure_rate", "obs"), ("recovered", "failure_rate", "obs")]  # fmt: skip
+    assert posted[0]["text"].startswith("jobtui: queue obs in alert: 100% of the runs")
+    assert all(m["rcpt"] == ["<ops@example.com>"] for m in mailed)
+    assert "Subject: [jobtui] queue obs in alert: 100% of the runs" in mailed[0]["data"]
+    assert "Subject: [jobtui] queue obs recovered: " in mailed[1]["data"]
+
+
+def _failure_rate_episode(cluster, tmp_path, channels: tuple[str, ...]) -> None:
+    calls, sups = _start_two(cluster, tmp_path, *channels, "--alert-failure-rate", "obs=50")
     failing = [jobtui.enqueue("observability_tasks.boom").id for _ in range(2)]
     cluster.wait_status(failing)
     (fired,) = wait_until(lambda: _calls(calls), 15, "the failure-rate alert")

@@ -36,8 +36,10 @@ def _drop_pending() -> None:
     get_database().execute_sql("DELETE FROM jobs WHERE status IN ('pending', 'retrying')")
 
 
-def test_a_small_tenant_starts_among_the_next_40_behind_a_10000_job_backlog(cluster):
-    cluster.start(workers=2, imports=(TASKS, DISPATCH))
+@pytest.mark.parametrize("supervisors", [1, 2])
+def test_a_small_tenant_starts_among_the_next_40_behind_a_10000_job_backlog(cluster, supervisors):
+    for _ in range(supervisors):  # two: each claims round-robin, and so do both together
+        cluster.start(workers=2, imports=(TASKS, DISPATCH))
     jobtui.enqueue_many(f"{DISPATCH}.timed",
                         [{"args": [f"A{n}", 0.01]} for n in range(10_000)], fair_key="A")  # fmt: skip
     wait_until(lambda: len(begins(cluster.gates)) >= 20, 60, "tenant A's backlog started")
@@ -54,8 +56,10 @@ def test_a_small_tenant_starts_among_the_next_40_behind_a_10000_job_backlog(clus
     _drop_pending()
 
 
-def test_a_low_priority_job_starts_under_constant_high_priority_load(cluster):
-    cluster.start("--priority-aging", "0.5s", workers=1, imports=(TASKS, DISPATCH))
+@pytest.mark.parametrize("supervisors", [1, 2])
+def test_a_low_priority_job_starts_under_constant_high_priority_load(cluster, supervisors):
+    for _ in range(supervisors):  # two age the queue together, not twice as fast
+        cluster.start("--priority-aging", "0.5s", workers=1, imports=(TASKS, DISPATCH))
     high = f"{DISPATCH}.timed"
 
     def feed() -> None:

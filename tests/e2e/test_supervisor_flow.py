@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import defaultdict
 
 import pytest
 from flow_tasks import max_in_window, max_overlap, read_log
-from supervisor_harness import wait_until
+from supervisor_harness import never, wait_until
 
 import jobtui
 from jobtui.models import Job
@@ -144,4 +145,26 @@ def test_three_supervisors_keep_each_keys_concurrency_and_other_keys_flow(cluste
     assert overlap["solo"] == 1  # @task(key_concurrency=1)
     everything = [span for spans in runs.values() for span in spans]
     assert max_overlap(everything) >= 5  # other keys' jobs ran beside the limited ones
+    cluster.check()
+
+
+def test_a_backlog_held_by_a_rate_waits_without_spinning_the_loop(cluster):
+    """Jobs held back by a rate are due again when the window allows: meanwhile the
+    supervisor sleeps (a loop that re-claimed them on every turn would burn a core)."""
+    import psutil
+
+    set_rate("slow", "1/m")
+    _start(cluster, count=1)
+    sup = cluster.supervisors[-1]
+    held = jobtui.enqueue_many("flow.tick", [{"kwargs": {}}] * 20, queue="slow")
+    wait_until(lambda: _done(1), 15, "the window's one start")
+    proc = psutil.Process(sup.pid)
+    before, started = sum(proc.cpu_times()[:2]), time.monotonic()
+    never(lambda: _done(2), 3.0, "a second start within the minute")
+    used = sum(proc.cpu_times()[:2]) - before
+    share = used / (time.monotonic() - started)
+    print(f"supervisor CPU while 19 jobs wait for the rate: {share:.1%} of a core")
+    assert share < 0.15, f"{share:.0%} of a core while the backlog waits"
+    set_rate("slow", None)  # lifted: the backlog flows at once
+    wait_until(lambda: _done(len(held)), 20, "the backlog done once the rate is lifted")
     cluster.check()

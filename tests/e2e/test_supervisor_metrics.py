@@ -91,15 +91,21 @@ def workload() -> list[str]:
 
 def test_scrape_counters_equal_the_job_table(cluster):
     port = free_port()
-    cluster.start("--metrics-port", str(port), "--metrics-buckets", "0.01,0.1,1,10",
+    cluster.env["JOBTUI_METRICS_PORT"] = str(port)  # the environment's form of --metrics-port
+    cluster.start("--metrics-buckets", "0.01,0.1,1,10",
                   "--queue", "default", "--queue", "second", imports=[TASKS])  # fmt: skip
     ids = workload()
     cluster.wait_status(ids, timeout=30)
+    stopped = jobtui.enqueue(f"{TASKS}.waits", args=[60], queue="second").id
+    cluster.wait_status([stopped], statuses=["running"])
+    jobtui.cancel(stopped)  # a running job stopped by an operator: cancelled
+    cluster.wait_status([stopped], statuses=["cancelled"])
     long_one = jobtui.enqueue(f"{TASKS}.waits", args=[60]).id
     cluster.wait_status([long_one], statuses=["running"])
     expected = table_counts()
     assert expected["completed"][("default", f"{TASKS}.ok")] == 6
     assert expected["retried"] and expected["timed_out"] and expected["crashed"]
+    assert expected["cancelled"] == Counter({("second", f"{TASKS}.waits"): 1})
 
     def counters_match():
         figures = samples(scrape(port))

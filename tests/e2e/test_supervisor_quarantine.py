@@ -73,8 +73,10 @@ def test_worker_killers_are_quarantined_and_exceptions_never_are(cluster, db_url
     cluster.check()
 
 
-def test_the_task_and_the_supervisor_set_the_limit(cluster):
-    cluster.start("--max-crashes", "3", imports=IMPORTS)
+@pytest.mark.parametrize("supervisors", [1, 2])
+def test_the_task_and_the_supervisor_set_the_limit(cluster, supervisors):
+    for _ in range(supervisors):  # two: a job's crashes count on its row, wherever it ran
+        cluster.start("--max-crashes", "3", imports=IMPORTS)
     default = jobtui.enqueue(f"{CRASH}.kills_itself")
     own = jobtui.enqueue(f"{CRASH}.kills_itself_four_times")
     once = jobtui.enqueue(f"{CRASH}.kills_itself_once", args=[str(cluster.tmp_path / "marker")])
