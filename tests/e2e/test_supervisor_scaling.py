@@ -125,3 +125,20 @@ def test_autoscale_grows_under_a_backlog_and_shrinks_when_idle(cluster, db_url):
     wait_until(lambda: len(sup.worker_pids()) == 1, 10, "one worker left")
     assert "autoscale: queue scaled waits" in sup.log()
     cluster.check()
+
+
+def test_autoscale_never_goes_past_workers_in_all(cluster, db_url):
+    """Two queues that could each grow to 3 share a ceiling of 4: under a backlog on both
+    the supervisor grows to 4 workers in all, never more."""
+    sup = _start(cluster, "--autoscale", "a=1:3", "--autoscale", "b=1:3", "--workers", "4",
+                 "--autoscale-wait", "0.3", "--autoscale-idle", "1", workers=2)  # fmt: skip
+    backlog = [jobtui.enqueue(f"{CRASH}.held", args=["A"], queue=queue).id
+               for queue in ("a", "b") for _ in range(4)]  # fmt: skip
+    wait_until(lambda: len(_running(cluster, backlog)) == 4, 20, "grown to 4 in all")
+    never(lambda: len(_running(cluster, backlog)) > 4 or len(sup.worker_pids()) > 4, 2.0,
+          "more than --workers 4 in all")  # fmt: skip
+    grown = _queues(sup.name)
+    assert sum(grown.values()) == 4 and all(1 <= n <= 3 for n in grown.values()), grown
+    cluster.open_gate("A")
+    cluster.wait_status(backlog, ["completed"])
+    cluster.check()
