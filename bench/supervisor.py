@@ -65,9 +65,8 @@ class Figures:
     system: str
     throughput: float = 0.0  # steady state: first job's start to last job's start
     wall_throughput: float = 0.0  # from launching the daemon to the last job done
-    rounds: list[tuple[float, float, float]] = field(
-        default_factory=list
-    )  # (steady, wall, startup s)
+    #: (steady, wall, seconds to the first start) of each round
+    rounds: list[tuple[float, float, float]] = field(default_factory=list)
     latency_p50_ms: float = 0.0
     latency_p95_ms: float = 0.0
     after_idle_ms: float = 0.0

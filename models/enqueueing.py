@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import peewee
 
 from .base import dumps
-from .catalog import with_task_default, with_task_defaults
+from .catalog import DEFAULT_QUEUE, with_task_default, with_task_defaults
 from .claims import with_lock_retry
 from .clock import sql_timestamp, to_utc_naive, utc_stamp, utcnow
 from .dialect import dialect_for
@@ -141,7 +141,7 @@ def build_row(job_type: Any, options: Mapping[str, Any], now: datetime) -> dict[
         if not isinstance(reference, tuple | list) or len(reference) != 2:
             raise InvalidJob("reference must be a (reference_type, reference_id) pair")
         reference_type, reference_id = reference
-    queue = options.get("queue") or "default"
+    queue = options.get("queue") or DEFAULT_QUEUE
     if not isinstance(queue, str):
         raise InvalidJob(f"queue must be a string, got {queue!r}")
     timeout = _number("timeout", options.get("timeout"))

@@ -184,9 +184,6 @@ attempt_rows AS (INSERT INTO job_attempts (job_id, attempt, worker_name, supervi
 SELECT id, attempt, started_at, batch_id, has_dependants, queue_name, job_type, due
 FROM done"""
 
-#: ``_DUE`` in a statement that joins ``jobs`` to a VALUES list.
-_DUE_OF_JOBS = ("CASE WHEN jobs.next_retry_at IS NOT NULL AND jobs.next_retry_at > jobs.run_at"
-                " THEN jobs.next_retry_at ELSE jobs.run_at END")  # fmt: skip
 COMPLETE_CHUNK = 200  # rows per statement: well under SQLite's 32,766 parameters
 _many_cache: dict[tuple[str, str, int], str] = {}
 
@@ -199,9 +196,10 @@ def _many(dialect: Dialect, template: str, width: int, count: int) -> str:
         row = "(" + ", ".join([p] * width) + ")"
         # ``ids`` and ``status || ''``: the rows by primary key, whatever the statistics
         # say (a planner sure that few jobs run would read every 'running' index entry,
-        # dead ones included, through a status index)
+        # dead ones included, through a status index); ``due``: _DUE as it stands (the
+        # VALUES list has neither of its columns, so they are the job's)
         found = template.format(
-            rows=", ".join([row] * count), p=p, ids=", ".join([p] * count), due=_DUE_OF_JOBS
+            rows=", ".join([row] * count), p=p, ids=", ".join([p] * count), due=_DUE
         )
         if len(_many_cache) < 1024:
             _many_cache[key] = found

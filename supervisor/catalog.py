@@ -18,6 +18,7 @@ import time
 import peewee
 
 from jobtui.models.catalog import (
+    DEFAULT_QUEUE,
     UNSET_TIMEOUT,
     catalog_row,
     publish_tasks,
@@ -81,7 +82,7 @@ def task_queues(registry: TaskRegistry) -> dict[str, str]:
     for name in registry.names():
         task = registry.get(name)
         if task is not None:
-            out[name] = task.defaults.get("queue") or "default"
+            out[name] = task.defaults.get("queue") or DEFAULT_QUEUE
     return out
 
 
