@@ -139,3 +139,31 @@ def test_a_scheduled_job_on_a_known_shape_keeps_its_time(db):
     later = jobtui.enqueue("app.t", delay=60)
     assert later.run_at - now >= timedelta(seconds=59)
     assert jobtui.poll(later.id).run_at == later.run_at
+
+
+def test_no_insert_column_has_a_default(db):
+    """A single enqueue on SQLite names only the columns it fills (dialect._sqlite_single):
+    one it leaves out must then be NULL, as the None it holds would write. A DEFAULT on an
+    insert column would change the job written; this fails first."""
+    if db.__class__.__name__.startswith("Sqlite"):
+        defaults = {row[1]: row[4] for row in db.execute_sql("PRAGMA table_info(jobs)")}
+    else:
+        defaults = dict(db.execute_sql(
+            "SELECT column_name, column_default FROM information_schema.columns "
+            "WHERE table_name = 'jobs' AND table_schema = current_schema()"))  # fmt: skip
+    assert set(enqueueing.INSERT_COLUMNS) <= set(defaults)
+    assert {c: defaults[c] for c in enqueueing.INSERT_COLUMNS if defaults[c] is not None} == {}
+
+
+def test_a_job_with_every_column_filled_is_written_whole(db):
+    """The SQLite enqueue's statement follows the columns a job fills: a job that fills
+    many more than the plain one (and one that fills few) round-trips exactly."""
+    plain = jobtui.enqueue("app.t", args=[1])
+    full = jobtui.enqueue("app.t", args=[2], kwargs={"k": 1}, queue="q", priority=3,
+                          max_retries=1, timeout=4.0, retry_delay=2, retry_backoff=1.5,
+                          retry_max_delay=9, retry_jitter=True, title="T", description="D",
+                          user_id="u", reference=("r", 1), tags=["x"], metadata={"m": 1},
+                          delay=60, deadline=timedelta(hours=1))  # fmt: skip
+    for job in (plain, full, jobtui.enqueue("app.t", args=[3])):
+        assert job.to_dict() == jobtui.poll(job.id).to_dict()
+    assert full.title == "T" and full.user_id == "u" and full.tags == ["x"]
