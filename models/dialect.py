@@ -336,6 +336,24 @@ def _json_list(values: tuple[str, ...]) -> str:
     return json.dumps(list(values))
 
 
+def pg_array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal (``{"a","b",NULL}``) of ``values``, for one parameter
+    cast to an array type (``%s::text[]``): the driver sends one string the server
+    lexes as one token, where a list is adapted to ``ARRAY[...]`` with an expression per
+    element. Every element is quoted (``"3"`` is read as the element type's input, an
+    int for ``int[]``), backslashes and double quotes escaped; None is NULL."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        else:
+            text = value if type(value) is str else str(value)
+            if "\\" in text or '"' in text:
+                text = text.replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'"{text}"')
+    return "{" + ",".join(parts) + "}"
+
+
 def _build(name: str) -> Dialect:
     returning = ", ".join(("jobs." if name == "postgresql" else "") + c for c in CLAIM_COLUMNS)
     if name == "sqlite":

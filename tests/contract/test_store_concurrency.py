@@ -107,7 +107,7 @@ def test_postgres_claims_and_completions_never_trust_stale_statistics(db):
     from jobtui.models.claims import claim_in_transaction
     from jobtui.models.clock import sql_timestamp, utcnow
     from jobtui.models.dialect import POSTGRESQL
-    from jobtui.models.outcomes import _COMPLETE_WITH_ATTEMPTS, _many
+    from jobtui.models.outcomes import _COMPLETE_WITH_ATTEMPTS, Outcome, completion_params
 
     db.execute_sql("ANALYZE jobs")  # statistics of an empty table...
     for _ in range(10):  # ...then 20,000 rows, 2,000 of another task
@@ -121,12 +121,10 @@ def test_postgres_claims_and_completions_never_trust_stale_statistics(db):
                   "capped": False}  # fmt: skip
         plan = "\n".join(r[0] for r in db.execute_sql("EXPLAIN " + claim_body, params))
         assert "jobs_claim_order" in plan and "Sort" not in plan, plan
-        values = [v for c in claimed
-                  for v in (c.id, c.attempt, c.lease_token, "1", None, None, None, None,
-                            "completed", None)]  # fmt: skip
-        stamp = sql_timestamp(utcnow())
-        sql = _many(POSTGRESQL, _COMPLETE_WITH_ATTEMPTS, 10, 4)
-        params = [*values, stamp, stamp, False, False, *(c.id for c in claimed), stamp]
+        outcomes = [Outcome(job_id=c.id, attempt=c.attempt, lease_token=c.lease_token,
+                            kind="completed", result_json="1") for c in claimed]  # fmt: skip
+        sql = _COMPLETE_WITH_ATTEMPTS
+        params = completion_params(outcomes, sql_timestamp(utcnow()))
         plan = "\n".join(r[0] for r in db.execute_sql("EXPLAIN " + sql, params))
         assert "jobs_pkey" in plan and "jobs_status" not in plan, plan
         txn.rollback()
