@@ -22,6 +22,12 @@ the last job done (what a user timing the drain sees: for jobtui its last comple
 completion buffer flushes); *steady*, N over the time from the first job's start to the
 last one's (jobtui: the jobs' results; pgqueuer: its ``picked`` log rows, one per job,
 stamped by the batch's pick).
+
+Then the CPU each system spent per 1,000 jobs (bench/cpu.py), read as each drain ends:
+its daemons' processes (workers included) and, on a local server, the backends of their
+connections, with the rates those bound it to on this machine: its cores over the total,
+and one core over the busiest backend (a connection's backend is one process, so one
+supervisor's server work cannot use more than one core).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC
 
+from bench.cpu import BACKENDS_SQL, CpuSplit, cpu_split
 from bench.supervisor import (
     DRAIN_POLL_S,
     ROOT,
@@ -106,6 +113,9 @@ def jobtui_drain(url: str, jobs: int, supervisors: int, workers: int) -> Drain:
         for proc in procs:
             _wait_for(lambda p=proc: len(_tree(p.pid)) >= 1 + workers, 30, "workers")
         _wait_for(drained, 900, "jobtui drain", DRAIN_POLL_S)
+        db = Job._meta.database
+        cpu = cpu_split([p for proc in procs for p in _tree(proc.pid)], url,
+                        lambda: [row[0] for row in db.execute_sql(BACKENDS_SQL).fetchall()])  # fmt: skip
     finally:
         for proc in procs:
             _stop(proc)
@@ -113,7 +123,16 @@ def jobtui_drain(url: str, jobs: int, supervisors: int, workers: int) -> Drain:
     starts = [job.result for job in Job.select(Job.result)]
     done = as_datetime(Job.select(peewee.fn.MAX(Job.completed_at)).scalar())
     store.reset()
-    return drain_figures(jobs, launched, starts, done.replace(tzinfo=UTC).timestamp())
+    return _with_cpu(
+        drain_figures(jobs, launched, starts, done.replace(tzinfo=UTC).timestamp()), cpu
+    )
+
+
+def _with_cpu(drain: Drain, cpu: CpuSplit) -> Drain:
+    drain.cpu_daemons_s = cpu.daemons_s
+    drain.cpu_backends_s = cpu.backends_s
+    drain.cpu_busiest_backend_s = cpu.busiest_backend_s
+    return drain
 
 
 # --------------------------------------------------------------------------- pgqueuer
@@ -162,6 +181,12 @@ def pgqueuer_drain(url: str, jobs: int) -> Drain:
     ]  # fmt: skip
     try:
         _wait_for(drained, 900, "pgqueuer drain", DRAIN_POLL_S)
+
+        def backends() -> list[int]:
+            cur.execute(BACKENDS_SQL)
+            return [row[0] for row in cur.fetchall()]
+
+        cpu = cpu_split([p for proc in procs for p in _tree(proc.pid)], url, backends)
     finally:
         for proc in procs:
             _stop(proc)
@@ -173,7 +198,7 @@ def pgqueuer_drain(url: str, jobs: int) -> Drain:
     conn.close()
     assert found["successful"][0] == jobs and found["picked"][0] == jobs, found
     picks = [found["picked"][1], found["picked"][2]]
-    return drain_figures(jobs, launched, picks, found["successful"][2])
+    return _with_cpu(drain_figures(jobs, launched, picks, found["successful"][2]), cpu)
 
 
 # --------------------------------------------------------------------------- main
@@ -223,6 +248,31 @@ def report(out: dict[str, list[Drain]]) -> list[str]:
     return lines
 
 
+def cpu_report(out: dict[str, list[Drain]]) -> list[str]:
+    """CPU per 1,000 jobs (medians), and the rates it bounds each system to: the machine's
+    cores over the total, one core over the busiest backend (one connection's backend is
+    one process)."""
+    import psutil
+
+    cores = psutil.cpu_count() or 1
+    lines = [f"{'CPU seconds per 1,000 jobs':<36}{'daemons':>8}{'backends':>10}{'total':>8}"
+             f"{'busiest':>9}   bound: {cores} cores / total, 1 core / busiest backend"]  # fmt: skip
+    for name, (label, _) in SYSTEMS.items():
+        drains = [d for d in out[name] if d.cpu_daemons_s is not None]
+        if not drains:
+            continue
+        daemons = statistics.median(1000 * d.cpu_daemons_s / d.jobs for d in drains)
+        if any(d.cpu_backends_s is None for d in drains):
+            lines.append(f"{label:<36}{daemons:>8.2f}   (backends not readable here)")
+            continue
+        backends = statistics.median(1000 * d.cpu_backends_s / d.jobs for d in drains)
+        busiest = statistics.median(1000 * d.cpu_busiest_backend_s / d.jobs for d in drains)
+        total = daemons + backends
+        lines.append(f"{label:<36}{daemons:>8.3f}{backends:>10.3f}{total:>8.3f}{busiest:>9.3f}"
+                     f"   {1000 * cores / total:,.0f} and {1000 / busiest:,.0f} jobs/s")  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -243,7 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"PostgreSQL, {args.jobs:,} no-op jobs per drain, median of {args.rounds} "
           "alternating rounds")  # fmt: skip
-    for line in report(out):
+    for line in report(out) + cpu_report(out):
         print(line)
 
 

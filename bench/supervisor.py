@@ -102,6 +102,12 @@ class Drain:
     steady: float  # first job's start to last job's start
     wall: float  # launching the daemon to the last job done
     startup_s: float = 0.0  # launching the daemon to the first job's start
+    jobs: int = 0
+    #: CPU seconds of the daemons' processes and of their PostgreSQL backends (bench/cpu.py;
+    #: None: not measured, or the server is not on this machine)
+    cpu_daemons_s: float | None = None
+    cpu_backends_s: float | None = None
+    cpu_busiest_backend_s: float | None = None
 
 
 def drain_figures(jobs: int, launched: float, starts: list[float], last_done: float) -> Drain:
@@ -109,6 +115,7 @@ def drain_figures(jobs: int, launched: float, starts: list[float], last_done: fl
         steady=jobs / (max(starts) - min(starts)),
         wall=jobs / (last_done - launched),
         startup_s=min(starts) - launched,
+        jobs=jobs,
     )
 
 

@@ -1,0 +1,53 @@
+"""bench/cpu.py and bench.peers' CPU table: what a drain's processes spent, and the rates
+that bounds each system to."""
+
+from __future__ import annotations
+
+import os
+
+import psutil
+
+from bench.cpu import cpu_split
+from bench.peers import SYSTEMS, cpu_report
+from bench.supervisor import Drain
+
+
+def _spin(seconds: float) -> None:
+    end = psutil.Process().cpu_times().user + seconds
+    while psutil.Process().cpu_times().user < end:
+        pass
+
+
+def test_the_split_reads_processes_and_local_backends():
+    _spin(0.05)
+    me = psutil.Process()
+    local = cpu_split([me], "postgresql://u@127.0.0.1/db", lambda: [os.getpid(), os.getpid()])
+    assert local.daemons_s >= 0.05
+    assert local.backends_s >= 2 * 0.05 and local.busiest_backend_s >= 0.05
+    remote = cpu_split([me], "postgresql://u@db.example.com/db", lambda: [os.getpid()])
+    assert remote.backends_s is None and remote.busiest_backend_s is None
+
+
+def test_a_backend_gone_or_unreadable_gives_no_backend_figure():
+    gone = 2**22 + 12345  # above the usual pid_max
+    split = cpu_split([psutil.Process()], "postgresql:///db", lambda: [gone])
+    assert split.backends_s is None
+
+
+def _drain(daemons: float, backends: float | None, busiest: float | None) -> Drain:
+    return Drain(steady=1.0, wall=1.0, jobs=10_000, cpu_daemons_s=daemons,
+                 cpu_backends_s=backends, cpu_busiest_backend_s=busiest)  # fmt: skip
+
+
+def test_the_report_gives_per_job_cpu_and_the_bounds(monkeypatch):
+    monkeypatch.setattr(psutil, "cpu_count", lambda: 2)
+    names = list(SYSTEMS)
+    out = {names[0]: [_drain(0.8, 1.0, 1.0)], names[1]: [_drain(1.0, 1.1, 0.6)],
+           names[2]: [_drain(0.9, None, None)]}  # fmt: skip
+    lines = cpu_report(out)
+    assert "2 cores" in lines[0]
+    # 0.08 + 0.10 = 0.18 s per 1,000 jobs: 2 cores bound it to 11,111 jobs/s, and the
+    # busiest backend (0.10 s per 1,000) to 10,000
+    assert "0.080" in lines[1] and "0.180" in lines[1] and "11,111 and 10,000 jobs/s" in lines[1]
+    assert "16,667 jobs/s" in lines[2]
+    assert "not readable" in lines[3]
