@@ -2,6 +2,6 @@
 
 import sys
 
-from jobtui.cli import main
+from jobtui.console_script import main
 
 sys.exit(main())

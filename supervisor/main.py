@@ -13,6 +13,8 @@ import socket
 import sys
 import types
 
+from jobtui.lean_import import load_peewee_for as _load_peewee_for
+
 from .config import (
     SupervisorConfig,
     autoscaled_groups,
@@ -29,35 +31,6 @@ if TYPE_CHECKING:
     import argparse
 
 log = logging.getLogger("jobtui.supervisor")
-
-
-def _load_peewee_for(url: str | None) -> None:
-    """Import Peewee without a PostgreSQL driver when the database is SQLite: the driver
-    and libpq cost every process of the daemon memory it never uses. Nor with hashlib:
-    Peewee only hashes long index names with MD5, and hashlib would map OpenSSL (3.5 MB
-    resident) or, without it, load six hash modules; it gets a module holding the
-    built-in MD5 alone. Once Peewee is in, the driver and hashlib import again, in full
-    (a task may use PostgreSQL or ``hashlib.pbkdf2_hmac``)."""
-    url = url or os.environ.get("JOBTUI_DATABASE") or "sqlite://"  # not models.db: no peewee yet
-    if not url.lower().startswith("sqlite") or "peewee" in sys.modules:
-        return
-    hidden = [name for name in ("psycopg2", "psycopg") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    stand_in = "hashlib" not in sys.modules
-    if stand_in:
-        import _md5
-
-        md5_only = types.ModuleType("hashlib", "MD5 alone, for Peewee's index names")
-        md5_only.md5 = _md5.md5  # type: ignore[attr-defined]
-        sys.modules["hashlib"] = md5_only
-    try:
-        import peewee  # noqa: F401
-    finally:
-        for name in hidden:
-            sys.modules.pop(name, None)
-        if stand_in:
-            sys.modules.pop("hashlib", None)  # Peewee keeps its MD5; the next import is whole
 
 
 def config_from_args(args: argparse.Namespace | types.SimpleNamespace) -> SupervisorConfig:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from .launch import main
 
-sys.exit(main())
+def _main() -> int:
+    from jobtui.lean_import import database_flag, load_peewee_for
+
+    load_peewee_for(database_flag(sys.argv[1:]))  # before launch imports Peewee
+    from .launch import main
+
+    return main()
+
+
+sys.exit(_main())

@@ -270,3 +270,54 @@ def test_due_timers_keep_the_soonest_when_full(monkeypatch):
     loop.claim_at("not a time")  # a stray datagram is ignored
     days_away = sorted(round((t - time.monotonic()) / 86400) for t in loop.due_times)
     assert days_away == [0, 2, 3, 4] and 0.5 < loop.due_times[0] - time.monotonic() < 1.5
+
+
+_CLI_MODULES = """
+import sys
+import types
+
+def report():
+    del sys.modules["jobtui.cli"]
+    import jobtui.cli  # the real one, as the command imports it
+    jobtui.cli.build_parser()
+    print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg2", "psycopg",
+                                                                        "peewee", "hashlib"))))
+    import peewee
+    print("peewee-pg2", peewee.psycopg2 is not None)
+    import psycopg2  # still importable by the code that runs next (a task, an integration)
+    print("reimported", psycopg2.__name__)
+    return 0
+
+stand_in = types.ModuleType("jobtui.cli")
+stand_in.main = report
+sys.modules["jobtui.cli"] = stand_in
+from jobtui.console_script import main
+sys.argv = ["jobtui", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def _cli_modules(tmp_path, *argv: str, env_url: str | None = None) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("JOBTUI_DATABASE", None)
+    if env_url:
+        env["JOBTUI_DATABASE"] = env_url
+    done = subprocess.run([sys.executable, "-c", _CLI_MODULES, *argv], capture_output=True,
+                          text=True, timeout=60, env=env, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_command_on_sqlite_loads_no_postgresql_driver(tmp_path):
+    """``jobtui`` on SQLite (the flag, the environment or the default file) leaves the
+    drivers out of Peewee; on PostgreSQL they load; either way they import later."""
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    for lines in (_cli_modules(tmp_path, "--database", url, "status"),
+                  _cli_modules(tmp_path, f"--database={url}", "jobs"),
+                  _cli_modules(tmp_path, "queues", env_url=url),
+                  _cli_modules(tmp_path, "status")):  # fmt: skip
+        modules = lines[0].split()
+        assert "peewee" in modules and not {"psycopg2", "psycopg"} & set(modules)
+        assert lines[1:] == ["peewee-pg2 False", "reimported psycopg2"]
+    pg = _cli_modules(tmp_path, "--database", "postgresql://u@127.0.0.1:1/db", "status")
+    assert "psycopg2" in pg[0].split() and pg[1] == "peewee-pg2 True"
