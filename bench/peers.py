@@ -70,6 +70,12 @@ def scratch_database(admin_url: str, create: bool = True) -> str:
         cur.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
         if create:
             cur.execute(f"CREATE DATABASE {SCRATCH}")
+            # each system starts on a settled server: the previous round's dirty pages
+            # written now, not during this drain (needs superuser or pg_checkpoint)
+            try:
+                cur.execute("CHECKPOINT")
+            except psycopg2.Error:
+                pass
     admin.close()
     return admin_url.rsplit("/", 1)[0] + "/" + SCRATCH
 
