@@ -289,7 +289,6 @@ _CLAIM_CACHE: dict[tuple[str, int | None, bool], str] = {}
 _SINGLE: dict[int, tuple[Any, str, Any]] = {}
 
 
-@functools.lru_cache(maxsize=8)
 @functools.lru_cache(maxsize=64)
 def _sqlite_single(columns: tuple[str, ...]) -> str:
     """The one-row INSERT naming only the columns a job fills, with positional values.
@@ -303,6 +302,7 @@ def _sqlite_single(columns: tuple[str, ...]) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8)
 def _sqlite_insert(columns: tuple[str, ...]) -> str:
     return "INSERT INTO jobs ({}) VALUES ({})".format(
         ", ".join(columns), ", ".join(":" + c for c in columns)

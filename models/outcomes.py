@@ -249,12 +249,12 @@ def _complete_many(
     """Write completed outcomes; {(job id, attempt): "completed"} for the runs that
     still held their lease (the rest changed nothing)."""
     dialect = dialect_for(db)
-    params: list[Any] = []
     if dialect.writable_ctes:
-        sql, params = _COMPLETE_WITH_ATTEMPTS, completion_params(outcomes, stamp)
-        rows = db.execute_sql(sql, params).fetchall()
+        params = completion_params(outcomes, stamp)
+        rows = db.execute_sql(_COMPLETE_WITH_ATTEMPTS, params).fetchall()
         _follow_up(db, rows, batches, tally)
         return {(row[0], int(row[1])): "completed" for row in rows}
+    params = []
     for o in outcomes:
         params += (o.job_id, o.attempt, o.lease_token, o.result_json, o.worker.get("worker_name"),
                    o.started_at)  # fmt: skip
