@@ -26,7 +26,7 @@ def new_job_id() -> str:
     """A new UUIDv7 as a 36-character string."""
     global _last_ms, _counter, _random, _taken
     with _lock:
-        if _taken > _RANDOM_CHUNK - 10:
+        if _taken > len(_random) - 10:  # (empty at import and after a fork)
             _random, _taken = os.urandom(_RANDOM_CHUNK), 0
         rand = int.from_bytes(_random[_taken : _taken + 8], "big") & ((1 << 62) - 1)
         _taken += 8

@@ -73,6 +73,28 @@ def test_a_forked_child_draws_its_own_job_ids():
     assert mine[19:] != theirs[19:]  # the 62 random bits (and variant) differ
 
 
+def _child_job_id() -> str:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_job_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    made = os.read(read, 64).decode()
+    os.close(read)
+    return made
+
+
+def test_fresh_processes_draw_random_bits_from_their_first_id():
+    """A child's first id (its read-ahead dropped at the fork, as at import) has random
+    bits of its own: two children forked at once must not make the same id in the same
+    millisecond (they took all-zero bits until their first 400 ids, and collided)."""
+    first, second = _child_job_id(), _child_job_id()
+    assert first[24:] != "0" * 12 and second[24:] != "0" * 12
+    assert first[19:] != second[19:]
+
+
 def test_database_url_precedence_and_redaction(monkeypatch, tmp_path):
     monkeypatch.delenv("JOBTUI_DATABASE", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
