@@ -191,7 +191,9 @@ def test_the_supervisor_prunes_by_retention_days(db, db_url, tmp_path):
         # the first prune runs a few seconds after start, then every minute
         wait_for(lambda: not Job.select().where(Job.id.in_([j.id for j in old])).exists(),
                  20, 0.1, what="old completed jobs pruned")  # fmt: skip
-        assert "pruned 3 job(s) older than 2 days" in group.logs()
+        # the rows go at the prune's commit, its log line right after: wait for the line too
+        wait_for(lambda: "pruned 3 job(s) older than 2 days" in group.logs(), 10,
+                 what="the prune's log line")  # fmt: skip
     assert JobAttempt.select().where(JobAttempt.job.in_([j.id for j in old])).count() == 0
     kept = {j.id for j in Job.select()}
     assert {failed.id, root.id, dependant.id, recent.id} <= kept  # failed, depended on, new
