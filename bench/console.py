@@ -42,9 +42,9 @@ from jobtui.models import store
 from jobtui.models.clock import utcnow
 
 TARGETS = {"first_screen_s": 1.0, "tick_ms": 50.0, "rss_mb": 150.0}
-FILTERS = ("state:failed", "state:failed,cancelled", "queue:emails", "task:jobtui.demo.cleanup",
-           "task:*email*", "pri:>5", "age:>10d", "!state:completed", "queue:emails state:failed",
-           "timed out")  # fmt: skip
+FILTERS = ("state:failed", "state:failed,cancelled", "state:pending", "queue:emails",
+           "task:jobtui.demo.cleanup", "task:*email*", "pri:>5", "age:>10d", "!state:completed",
+           "queue:emails state:failed", "queue:emails state:pending", "timed out")  # fmt: skip
 
 
 def ensure_database(path: str, jobs: int) -> tuple[str, float | None]:

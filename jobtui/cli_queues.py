@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 
-import peewee
-
 from jobtui.cli_format import to_json
 from jobtui.models.errors import JobtuiError
-from jobtui.models.job import Job
 from jobtui.models.queue import Queue
+from jobtui.models.ready_reads import queue_has_jobs, queue_names
 from jobtui.models.schedule import Schedule
 from jobtui.models.status import ALL_STATUSES
+from jobtui.models.store import get_database
 from jobtui.models.worker import Supervisor
 
 #: queues named in a refusal, at most
@@ -53,20 +52,16 @@ def _named_elsewhere() -> set[str]:
 
 
 def queue_is_known(name: str) -> bool:
-    """Whether anything names queue ``name``. The jobs part is one probe per status of the
-    (status, queue_name) index, so it costs the same on a table of any size."""
+    """Whether anything names queue ``name``. The jobs part is a probe per index (the
+    status index and the claim indexes), so it costs the same on a table of any size."""
     if name == "default" or name in _named_elsewhere():
         return True
-    probe = Job.select(peewee.Value(1)).where(Job.status.in_(ALL_STATUSES), Job.queue_name == name)
-    return probe.limit(1).exists()
+    return queue_has_jobs(get_database(), name)
 
 
 def known_queues() -> list[str]:
-    """Every queue something names (the error path only: the distinct queue names of the
-    jobs read the whole (status, queue_name) index, or the table)."""
-    names = _named_elsewhere() | {"default"}
-    names |= {row[0] for row in Job.select(Job.queue_name).distinct().tuples()}
-    return sorted(names)
+    """Every queue something names (the error path only)."""
+    return sorted(_named_elsewhere() | {"default"} | set(queue_names(get_database())))
 
 
 def require_known_queue(name: str, *, new: bool = False) -> None:

@@ -27,6 +27,7 @@ import peewee
 
 from .clock import sql_timestamp
 from .dialect import Dialect, dialect_for
+from .ready_reads import READY_HALVES, ready_queue_names
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ _STEPS = {
 }
 _AGE = """UPDATE jobs SET base_priority = COALESCE(base_priority, priority),
     priority = COALESCE(base_priority, priority) + {steps}
-WHERE queue_name = :queue AND status IN ('pending', 'retrying')
+WHERE queue_name = :queue AND {half}
     AND COALESCE(next_retry_at, run_at) <= :cutoff
     AND priority < COALESCE(base_priority, priority) + {steps}"""
 _ENSURE_QUEUE = """INSERT INTO queues (name, paused, updated_at) VALUES (:queue, :no, :now)
@@ -57,13 +58,6 @@ _TAKE_TURN = """UPDATE queues SET aged_at = :now
 WHERE name = :queue AND (aged_at IS NULL OR aged_at <= :since)"""
 _SETTINGS = "SELECT name, priority_aging_s FROM queues WHERE priority_aging_s IS NOT NULL"
 _ANY_SET = "SELECT 1 FROM queues WHERE priority_aging_s > 0 LIMIT 1"
-# Queues with claimable jobs, by a loose scan of the (status, queue_name) index.
-_WAITING_QUEUES = """WITH RECURSIVE q(name) AS (
-    SELECT MIN(queue_name) FROM jobs WHERE status = :status
-    UNION ALL
-    SELECT (SELECT MIN(queue_name) FROM jobs WHERE status = :status AND queue_name > q.name)
-    FROM q WHERE q.name IS NOT NULL)
-SELECT name FROM q WHERE name IS NOT NULL"""
 
 
 def parse_period(text: str) -> float | None:
@@ -122,12 +116,7 @@ def set_queue_aging(name: str, seconds: float | None, *, db: peewee.Database | N
 
 def waiting_queues(db: peewee.Database) -> list[str]:
     """The queues that have pending or retrying jobs (one index seek per queue)."""
-    dialect = dialect_for(db)
-    names: set[str] = set()
-    for status in ("pending", "retrying"):
-        rows = db.execute_sql(dialect.sql(_WAITING_QUEUES), {"status": status}).fetchall()
-        names.update(row[0] for row in rows)
-    return sorted(names)
+    return ready_queue_names(db)
 
 
 def aging_periods(
@@ -168,12 +157,15 @@ def age_queue(
 
 
 def _age(db: peewee.Database, dialect: Dialect, queue: str, period_s: float, now: datetime) -> int:
-    sql = dialect.sql(_AGE.format(steps=_STEPS[dialect.name]))
     params: dict[str, Any] = {
         "queue": queue, "period": float(period_s), "max_steps": MAX_STEPS,
         "now": sql_timestamp(now), "cutoff": sql_timestamp(now - timedelta(seconds=period_s)),
     }  # fmt: skip
-    return db.execute_sql(sql, params).rowcount or 0
+    aged = 0
+    for half in READY_HALVES:  # each through its claim index (ready_reads.py)
+        sql = dialect.sql(_AGE.format(steps=_STEPS[dialect.name], half=half))
+        aged += db.execute_sql(sql, params).rowcount or 0
+    return aged
 
 
 def check_interval_s(period_s: float) -> float:

@@ -23,6 +23,7 @@ import peewee
 from .base import BaseModel, UTCDateTime, as_datetime, now_default
 from .clock import sql_timestamp
 from .dialect import dialect_for
+from .ready_reads import ready_queue_names
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ OLDEST_FAIR_HEAD_SQL = """SELECT MIN((SELECT j.run_at FROM jobs j WHERE j.queue_
         ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1))
 FROM fair_keys k WHERE k.queue_name = {p}"""
 
-_WAITING_QUEUES = "SELECT DISTINCT queue_name FROM jobs WHERE status IN ('pending', 'retrying')"
-
 
 def oldest_due(db: peewee.Database, queue: str, now: datetime) -> datetime | None:
     """When the oldest job of ``queue`` that is due by ``now`` became due (None: none is)."""
@@ -135,7 +134,7 @@ def queue_waits(db: peewee.Database, queues: list[str] | None, now: datetime) ->
     """Seconds the oldest due job of each queue (``None``: every queue with pending or
     retrying jobs) has waited; 0 for a queue with none due."""
     if queues is None:
-        queues = [row[0] for row in db.execute_sql(_WAITING_QUEUES).fetchall()]
+        queues = ready_queue_names(db)
     waits = {}
     for queue in queues:
         first = oldest_due(db, queue, now)

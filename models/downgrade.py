@@ -20,7 +20,14 @@ import peewee
 
 from .dialect import dialect_for
 from .errors import JobtuiError
-from .job import CLAIM_INDEX_SQL_V7, SPARSE_INDEX_SQL_V13, SPARSE_INDEXES
+from .job import (
+    CLAIM_INDEX_SQL_V7,
+    CLAIM_INDEX_SQL_V14,
+    SPARSE_INDEX_SQL_V13,
+    SPARSE_INDEXES,
+    STATUS_INDEX_SQL_V14,
+    STATUS_INDEXES,
+)
 from .migrations import SCHEMA_VERSION, read_schema_version
 
 
@@ -109,6 +116,10 @@ DOWN_STEPS: dict[int, DownStep] = {
         creates=CLAIM_INDEX_SQL_V7,
     ),  # fmt: skip
     14: DownStep(indexes=SPARSE_INDEXES, creates=SPARSE_INDEX_SQL_V13),
+    15: DownStep(
+        indexes=(*STATUS_INDEXES, "jobs_claim_queue", "jobs_fair_claim"),
+        creates=(*STATUS_INDEX_SQL_V14, *CLAIM_INDEX_SQL_V14),
+    ),
 }
 
 

@@ -37,7 +37,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -174,7 +174,7 @@ def _add_fairness_and_aging(migrator: SchemaMigrator, db: peewee.Database) -> No
     rewritten; the claim indexes are rebuilt once."""
     from playhouse.migrate import migrate
 
-    from .job import CLAIM_INDEX_SQL
+    from .job import CLAIM_INDEX_SQL_V14
 
     migrate(
         migrator.add_column("jobs", "fair_key", Job.fair_key),
@@ -185,7 +185,7 @@ def _add_fairness_and_aging(migrator: SchemaMigrator, db: peewee.Database) -> No
     db.create_tables([FairKey])
     db.execute_sql("DROP INDEX IF EXISTS jobs_claim_queue")
     db.execute_sql("DROP INDEX IF EXISTS jobs_claim_order")
-    for statement in CLAIM_INDEX_SQL:
+    for statement in CLAIM_INDEX_SQL_V14:
         db.execute_sql(statement)
 
 
@@ -198,6 +198,19 @@ def _sparse_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
     for index in SPARSE_INDEXES:
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")
     for statement in SPARSE_INDEX_SQL:
+        db.execute_sql(statement)
+
+
+def _pending_out_of_status_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 15 (issue 17, item 3): the two `status` indexes leave pending jobs out, and
+    the per-queue claim indexes end with `status`, where pending jobs are counted from
+    (job.STATUS_INDEX_SQL, ready_reads.py): an enqueue writes two b-trees fewer. No row is
+    rewritten; the four indexes are rebuilt once."""
+    from .job import CLAIM_INDEX_SQL, STATUS_INDEX_SQL, STATUS_INDEXES
+
+    for index in (*STATUS_INDEXES, "jobs_claim_queue", "jobs_fair_claim"):
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+    for statement in (*STATUS_INDEX_SQL, *CLAIM_INDEX_SQL):
         db.execute_sql(statement)
 
 
@@ -217,6 +230,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     12: _add_rates_and_key_limits,
     13: _add_fairness_and_aging,
     14: _sparse_indexes,
+    15: _pending_out_of_status_indexes,
 }
 
 

@@ -12,11 +12,12 @@ import peewee
 
 from .alert import firing_alerts
 from .base import as_datetime
-from .clock import iso_utc, utcnow
+from .clock import iso_utc, sql_timestamp, utcnow
 from .errors import JobNotFound
 from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
+from .ready_reads import READY_HALVES, status_counts
 from .rollup_read import queue_hour
 from .status import ALL_STATUSES
 from .store import get_database
@@ -87,14 +88,25 @@ def list_jobs(
         query = query.where(has_tag(tag))
     if reference:
         query = query.where(has_reference(reference))
-    if status:
-        statuses = [status] if isinstance(status, str) else list(status)
-        query = query.where(Job.status.in_(statuses))
     if queue:
         query = query.where(Job.queue_name == queue)
     if task:
         query = query.where(Job.job_type == task)
-    return list(query.order_by(Job.id.desc()).limit(limit))
+    if not status:
+        return list(query.order_by(Job.id.desc()).limit(limit))
+    # One read per status, merged: `status = 'failed'` walks the (status, id) index newest
+    # first, where a list (`IN`) would not use it (its condition names each status apart;
+    # pending jobs, not in it, walk the id index: ready_reads.py).
+    statuses = [status] if isinstance(status, str) else list(dict.fromkeys(status))
+    found = [job for s in statuses
+             for job in query.where(Job.status == s).order_by(Job.id.desc()).limit(limit)]  # fmt: skip
+    found.sort(key=lambda job: job.id, reverse=True)
+    return found[:limit]
+
+
+# The oldest due job per queue, of one half of the ready jobs (ready_reads.READY_HALVES).
+_OLDEST_DUE = """SELECT queue_name, MIN(run_at) FROM jobs WHERE {half} AND run_at <= {p}
+AND (next_retry_at IS NULL OR next_retry_at <= {p}) GROUP BY queue_name"""
 
 
 def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = None) -> dict:
@@ -121,18 +133,18 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
             "fair_keys": 0, "priority_aging_s": None,
         })  # fmt: skip
 
-    counts = (Job.select(Job.queue_name, Job.status, peewee.fn.COUNT(Job.id))
-              .group_by(Job.queue_name, Job.status).tuples())  # fmt: skip
-    for queue, status, count in counts:
+    database = get_database(db)
+    for queue, status, count in status_counts(database):
         entry(queue)["counts"][status] = count
-    oldest = (Job.select(Job.queue_name, peewee.fn.MIN(Job.run_at))
-              .where(Job.status.in_(["pending", "retrying"]), Job.run_at <= now,
-                     Job.next_retry_at.is_null() | (Job.next_retry_at <= now))
-              .group_by(Job.queue_name).tuples())  # fmt: skip
-    for queue, first_due in oldest:
-        first_due = as_datetime(first_due)
-        if first_due is not None:
-            entry(queue)["latency_s"] = max(0.0, (now - first_due).total_seconds())
+    stamp = sql_timestamp(now)
+    for half in READY_HALVES:  # each claim index's due jobs (ready_reads.py)
+        oldest = database.execute_sql(_OLDEST_DUE.format(half=half, p=database.param),
+                                      [stamp, stamp]).fetchall()  # fmt: skip
+        for queue, first_due in oldest:
+            first_due = as_datetime(first_due)
+            if first_due is not None:
+                wait = max(0.0, (now - first_due).total_seconds())
+                entry(queue)["latency_s"] = max(entry(queue)["latency_s"], wait)
     for queue, hour in queue_hour(get_database(db), now).items():
         figures = entry(queue)
         figures.update(completed_1h=hour.completed, failed_1h=hour.failed,

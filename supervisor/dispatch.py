@@ -24,6 +24,7 @@ import peewee
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome
+from jobtui.models.ready_reads import READY_HALVES
 
 from . import timeouts
 from .commit import ClaimRequest
@@ -40,10 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# a retry keeps its place in line (run_at) and is due once its backoff is over
-_NEXT_DUE = """SELECT DISTINCT due FROM (SELECT CASE WHEN next_retry_at > run_at
+# a retry keeps its place in line (run_at) and is due once its backoff is over; the ready
+# jobs are read per claim index (models/ready_reads.py)
+_NEXT_DUE_HALF = """SELECT CASE WHEN next_retry_at > run_at
     THEN next_retry_at ELSE run_at END AS due FROM jobs
-    WHERE status IN ('pending', 'retrying') AND (run_at > :now OR next_retry_at > :now)) d
+    WHERE {half} AND (run_at > :now OR next_retry_at > :now)"""
+_NEXT_DUE = f"""SELECT DISTINCT due FROM ({
+    " UNION ALL ".join(_NEXT_DUE_HALF.format(half=half) for half in READY_HALVES)
+}) d
 ORDER BY due LIMIT 32"""
 
 NAME_WORKER_AFTER_S = 0.2  # a job running this long gets its worker's name on its row

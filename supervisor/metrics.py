@@ -34,6 +34,7 @@ import peewee
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import ConfigurationError
+from jobtui.models.ready_reads import READY_HALVES
 from jobtui.models.visible import visible_line
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ ATTEMPT_COUNTER = {"timed_out": "timed_out", "crashed": "crashed"}
 
 _DUE_NOW = """SELECT queue_name, COUNT(*), MIN(CASE WHEN next_retry_at IS NOT NULL
     AND next_retry_at > run_at THEN next_retry_at ELSE run_at END) FROM jobs
-    WHERE status IN ('pending', 'retrying') AND run_at <= :now
+    WHERE {half} AND run_at <= :now
     AND (next_retry_at IS NULL OR next_retry_at <= :now) GROUP BY queue_name"""
 
 
@@ -92,16 +93,19 @@ def load_client():
 
 def due_now_by_queue(db: peewee.Database, now: datetime) -> dict[str, tuple[int, float]]:
     """Per queue: jobs due now and waiting (pending or retrying), and how long the oldest
-    of them has waited (seconds) — the queue's depth and latency, one grouped query."""
+    of them has waited (seconds) — the queue's depth and latency, a grouped query per claim
+    index."""
     from jobtui.models.clock import sql_timestamp
 
     stamp = sql_timestamp(now)
-    sql = _DUE_NOW.replace(":now", db.param)
-    out = {}
-    for queue, count, first in db.execute_sql(sql, (stamp, stamp)).fetchall():
-        first = as_datetime(first)
-        latency = max(0.0, (now - first).total_seconds()) if first is not None else 0.0
-        out[queue] = (int(count), latency)
+    out: dict[str, tuple[int, float]] = {}
+    for half in READY_HALVES:  # each claim index's due jobs (models/ready_reads.py)
+        sql = _DUE_NOW.format(half=half).replace(":now", db.param)
+        for queue, count, first in db.execute_sql(sql, (stamp, stamp)).fetchall():
+            first = as_datetime(first)
+            latency = max(0.0, (now - first).total_seconds()) if first is not None else 0.0
+            before_count, before_latency = out.get(queue, (0, 0.0))
+            out[queue] = (before_count + int(count), max(before_latency, latency))
     return out
 
 

@@ -26,6 +26,7 @@ import peewee
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome
+from jobtui.models.ready_reads import READY_HALVES
 from jobtui.models.scaling import SHARED, read_scale_request, serves, write_scaled
 
 from .config import WorkerGroup
@@ -44,7 +45,7 @@ AUTOSCALE_STEP_S = 1.0
 # equal): one probe of the claim index, not a scan of the backlog. A paused queue waits by
 # design: it never grows.
 _NEXT_DUE = """SELECT run_at, next_retry_at FROM jobs
-WHERE queue_name = :queue AND status IN ('pending', 'retrying') AND run_at <= :now
+WHERE queue_name = :queue AND {half} AND run_at <= :now
     AND (next_retry_at IS NULL OR next_retry_at <= :now)
     AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = jobs.queue_name AND q.paused)
 ORDER BY priority DESC, run_at, id LIMIT 1"""
@@ -215,18 +216,23 @@ class Scaler:
                     self.retire(max(idle, key=lambda w: w.slot))
 
     def _waits(self, label: str) -> bool:
-        """Whether the queue's next due job has waited ``--autoscale-wait`` already."""
-        pool = self.pool
-        now = utcnow()
-        try:
-            row = pool.db.execute_sql(dialect_for(pool.db).sql(_NEXT_DUE),
-                                      {"queue": label, "now": sql_timestamp(now)}).fetchone()  # fmt: skip
-        except peewee.PeeweeException as exc:
-            log.debug("autoscale look-up failed: %s", exc)
-            return False
-        if row is None:
-            return False
+        """Whether the queue's next due job (the head of either claim index: those without
+        a fair key and those with one) has waited ``--autoscale-wait`` already."""
         from jobtui.models.base import as_datetime
 
-        due = max(d for d in (as_datetime(row[0]), as_datetime(row[1])) if d is not None)
-        return (now - due).total_seconds() >= pool.config.autoscale_wait_s
+        pool = self.pool
+        now = utcnow()
+        params = {"queue": label, "now": sql_timestamp(now)}
+        for half in READY_HALVES:
+            try:
+                sql = dialect_for(pool.db).sql(_NEXT_DUE.format(half=half))
+                row = pool.db.execute_sql(sql, params).fetchone()
+            except peewee.PeeweeException as exc:
+                log.debug("autoscale look-up failed: %s", exc)
+                return False
+            if row is None:
+                continue
+            due = max(d for d in (as_datetime(row[0]), as_datetime(row[1])) if d is not None)
+            if (now - due).total_seconds() >= pool.config.autoscale_wait_s:
+                return True
+        return False

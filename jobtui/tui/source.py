@@ -29,9 +29,11 @@ from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
 from jobtui.models.joblog import LogPage, read_log
+from jobtui.models.ready_reads import READY_HALVES
 from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
 from jobtui.models.scaling import describe_queues
 from jobtui.models.stacks import StackUnavailable, take_stack
+from jobtui.models.status import ALL_STATUSES
 from jobtui.models.worker import Supervisor, Worker
 
 from . import stats
@@ -108,6 +110,17 @@ class Branch:
     status: peewee.Node | None
     walk_ids: bool = False  # hide the queue from the planner: walk (status, id)
     sort: bool = False  # read through (status, queue_name) and sort by id
+
+
+def _status_branches(state: str, *, sort: bool, walk_ids: bool = False) -> list[Branch]:
+    """The branches that read the jobs in ``state``. Pending jobs are not in the status
+    indexes (models/ready_reads.py): sorted, they are read from each claim index apart;
+    walked, the id index is, with the status tested on each row."""
+    if state == "pending" and sort:
+        return [
+            Branch((Job.status == state) & peewee.SQL(half), sort=True) for half in READY_HALVES
+        ]
+    return [Branch(Job.status == state, walk_ids=walk_ids, sort=sort)]
 
 
 class DataSource:
@@ -188,15 +201,37 @@ class DataSource:
             branches = []
             for state in states:
                 matching = sum(rows[q].count(state) for q in flt.queues if q in rows)
-                everywhere = sum(q.count(state) for q in rows.values())
+                # a walk of (status, id) reads that status's rows; pending ones are not in
+                # it, so theirs walks the id index, past the rows of every status
+                everywhere = sum(q.count(s) for q in rows.values()
+                                 for s in (ALL_STATUSES if state == "pending" else (state,)))  # fmt: skip
                 # walking reads about limit / density rows; sorting reads every match
                 # (full rows into a temporary b-tree: about three times the cost)
                 walk_cost = WINDOW_ROWS * everywhere / max(1, matching)
                 sort = matching == 0 or (matching < COUNT_CAP and 3 * matching < walk_cost)
-                branches.append(Branch(Job.status == state, walk_ids=not sort, sort=sort))
+                branches += _status_branches(state, walk_ids=not sort, sort=sort)
             return branches
         if flt.states or flt.not_states:
-            return [Branch(Job.status == state) for state in states]
+            branches = []
+            for state in states:
+                if state != "pending":
+                    branches.append(Branch(Job.status == state))  # a walk of (status, id)
+                    continue
+                # pending jobs: a walk of the id index when they are dense, else each
+                # claim index's, sorted (capped counts decide, as for queues above)
+                rows = self._queues(now)
+                pending = sum(q.count(state) for q in rows)
+                capped = any(q.count(state) >= COUNT_CAP for q in rows)
+                walk_cost = (
+                    WINDOW_ROWS
+                    * sum(q.count(s) for q in rows for s in ALL_STATUSES)
+                    / max(1, pending)
+                )
+                sort = pending == 0 or (
+                    not capped and pending < COUNT_CAP and 3 * pending < walk_cost
+                )
+                branches += _status_branches(state, sort=sort)
+            return branches
         return [Branch(None)]
 
     def _scan(self, query: JobsQuery, now: datetime, *, columns: Sequence[peewee.Field],

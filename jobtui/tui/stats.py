@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.held import FlowView
 from jobtui.models.job import Job
 from jobtui.models.queue import Queue
+from jobtui.models.ready_reads import READY_HALVES, queue_names
 from jobtui.models.rollup_read import Figures, WindowFigures
 from jobtui.models.schedule import Schedule
 from jobtui.models.worker import Supervisor
@@ -49,16 +50,6 @@ STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", 
 FAILURE_SAMPLE = 5_000
 DELAYED_PER_QUEUE = 50
 
-# Distinct queue names by a loose index scan of (status, queue_name), one walk per status.
-_QUEUE_NAMES = """WITH RECURSIVE st(s) AS (VALUES {statuses}),
-q(s, name) AS (
-    SELECT st.s, (SELECT MIN(queue_name) FROM jobs WHERE status = st.s) FROM st
-    UNION ALL
-    SELECT q.s, (SELECT MIN(queue_name) FROM jobs WHERE status = q.s AND queue_name > q.name)
-    FROM q WHERE q.name IS NOT NULL)
-SELECT DISTINCT name FROM q WHERE name IS NOT NULL""".format(
-    statuses=", ".join(f"('{s}')" for s in STATUSES)
-)
 # Distinct task names by a loose index scan of (job_type, id).
 _TASK_NAMES = """WITH RECURSIVE q(name) AS (
     SELECT MIN(job_type) FROM jobs
@@ -72,7 +63,7 @@ _OLDEST_DUE = OLDEST_DUE_SQL  # one queue's oldest due job (models/alert.py)
 _OLDEST_FAIR_HEAD = OLDEST_FAIR_HEAD_SQL  # and its fair keys' (models/alert.py)
 
 
-def distinct_names(db: peewee.Database, sql: str = _QUEUE_NAMES) -> list[str]:
+def distinct_names(db: peewee.Database, sql: str) -> list[str]:
     return [row[0] for row in db.execute_sql(sql).fetchall()]
 
 
@@ -90,11 +81,26 @@ def task_names(db: peewee.Database) -> list[str]:
     return sorted(names)
 
 
+#: What the capped counts read, per status: the (status, queue_name) index, and for the
+#: pending jobs each claim index (they are not in the status index: ready_reads.py).
+_COUNTED = [(status, f"status = '{status}'") for status in STATUSES if status != "pending"]
+_COUNTED += [("pending", f"{half} AND status = 'pending'") for half in READY_HALVES]
+
+
 def _count_sql(db: peewee.Database) -> str:
     p = db.param
-    parts = [f"(SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = '{status}' AND "
-             f"queue_name = {p} LIMIT {COUNT_CAP}) AS c{n})" for n, status in enumerate(STATUSES)]  # fmt: skip
+    parts = [f"(SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE {where} AND "
+             f"queue_name = {p} LIMIT {COUNT_CAP}) AS c{n})" for n, (_, where) in enumerate(_COUNTED)]  # fmt: skip
     return "SELECT " + ", ".join(parts)
+
+
+def _capped_counts(values: Sequence[int]) -> tuple[tuple[str, int], ...]:
+    """The counts by status (in STATUSES order) from the values of ``_count_sql``, each at
+    most COUNT_CAP (a status read from two indexes is their sum, capped again)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for (status, _), value in zip(_COUNTED, values, strict=True):
+        counts[status] = min(COUNT_CAP, counts[status] + int(value))
+    return tuple(counts.items())
 
 
 def stale_limits(db: peewee.Database) -> dict[str, float]:
@@ -108,7 +114,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     hour's ends (exact, from ``hour``: the rollup's last hour)."""
     controls = {name: (bool(paused), cap) for name, paused, cap in
                 Queue.select(Queue.name, Queue.paused, Queue.concurrency).tuples().execute(db)}  # fmt: skip
-    names = sorted(set(distinct_names(db)) | set(controls))
+    names = sorted(set(queue_names(db)) | set(controls))
     serving = workers_serving(db, now)
     ended = {q.queue: (q.completed, q.failed) for q in hour.queues}
     alerts = firing_alerts(db)
@@ -120,7 +126,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     stamp = sql_timestamp(now)
     rates = FlowView(db).rates_of("queue")
     for name in names:
-        values = db.execute_sql(sql, [name] * len(STATUSES)).fetchone()
+        values = db.execute_sql(sql, [name] * len(_COUNTED)).fetchone()
         (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
         oldest = as_datetime(oldest)
         if name in fair_queues:
@@ -131,7 +137,7 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
         workers = serving.get(name, 0) + serving.get("*", 0)
         concurrency = min(cap, workers) if cap is not None and workers else (cap or workers)
         rows.append(QueueRow(
-            name=name, counts=tuple(zip(STATUSES, (int(v) for v in values), strict=True)),
+            name=name, counts=_capped_counts(values),
             latency_s=None if oldest is None else max(0.0, (now - oldest).total_seconds()),
             paused=paused, concurrency=concurrency or None,
             done_last_hour=ended.get(name, (0, 0))[0],
@@ -280,16 +286,18 @@ def schedule_rows(db: peewee.Database, now: datetime) -> list[ScheduleRow]:
 
 def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> list[DelayedRow]:
     """Jobs due later (scheduled, or backing off before a retry), soonest first; read per
-    queue through the (queue_name, status, run_at) index."""
+    queue through the claim indexes (pending jobs: ready_reads.py) and the status index."""
     stamp, rows = sql_timestamp(now), []
     columns = (Job.id, Job.job_type, Job.queue_name, Job.status, Job.run_at, Job.priority,
                Job.retry_count)  # fmt: skip
     retry_columns = (*columns[:4], Job.next_retry_at, *columns[5:])
     for queue in queues:
-        query = (Job.select(*columns)
-                 .where(Job.status == "pending", Job.queue_name == queue, Job.run_at > stamp)
-                 .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
-        rows += [DelayedRow(*row) for row in query.execute(db)]
+        for half in READY_HALVES:
+            query = (Job.select(*columns)
+                     .where(peewee.SQL(half), Job.status == "pending", Job.queue_name == queue,
+                            Job.run_at > stamp)
+                     .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
+            rows += [DelayedRow(*row) for row in query.execute(db)]
         # a retry keeps its place in line (run_at) and waits out its backoff (next_retry_at)
         query = (Job.select(*retry_columns)
                  .where(Job.status == "retrying", Job.queue_name == queue,

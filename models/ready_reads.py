@@ -1,0 +1,86 @@
+"""Reads of the ready jobs (pending and retrying) through the claim indexes.
+
+The two `status` indexes leave pending jobs out (schema version 15, job.STATUS_INDEX_SQL):
+an enqueue then writes five b-trees, not seven. Every pending job is in one of the claim
+indexes instead, which hold the ready jobs by queue: ``jobs_claim_queue`` (and
+``jobs_claim_order``) those without a fair key, ``jobs_fair_claim`` those with one. A
+partial index is only used for a query that repeats its condition, so a read of ready or
+pending jobs asks once per index, with that index's own terms (``READY_NOT_FAIR``,
+``READY_FAIR``), and adds the halves; a read of every status adds the indexed statuses
+(``job.STATUS_INDEX_WHERE``) to the pending ones. One text for both engines: PostgreSQL
+proves the same implications.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from .job import INDEXED_STATUSES, STATUS_INDEX_WHERE
+
+TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: The condition of jobs_claim_queue and jobs_claim_order, written alike.
+READY_NOT_FAIR = "status IN ('pending', 'retrying') AND fair_key IS NULL"
+#: The condition of jobs_fair_claim, written alike.
+READY_FAIR = "status IN ('pending', 'retrying') AND fair_key IS NOT NULL"
+#: Both halves of the ready jobs, each as its claim index reads them.
+READY_HALVES = (READY_NOT_FAIR, READY_FAIR)
+
+# Distinct queue names of the jobs matching each condition: a loose scan (one seek per
+# queue) of the index that condition names, each beginning with queue_name after it.
+_NAMES_OF = """q{n}(name) AS (
+    SELECT MIN(queue_name) FROM jobs WHERE {where}
+    UNION ALL
+    SELECT (SELECT MIN(queue_name) FROM jobs WHERE {where} AND queue_name > q{n}.name)
+    FROM q{n} WHERE q{n}.name IS NOT NULL)"""
+
+
+def _names_sql(conditions: tuple[str, ...]) -> str:
+    ctes = ",\n".join(_NAMES_OF.format(n=n, where=w) for n, w in enumerate(conditions))
+    union = " UNION ".join(f"SELECT name FROM q{n}" for n in range(len(conditions)))
+    return f"WITH RECURSIVE {ctes}\nSELECT name FROM ({union}) u WHERE name IS NOT NULL"
+
+
+_READY_QUEUES = _names_sql(READY_HALVES)
+#: Every queue name in the job table: each indexed status's, then the ready jobs'.
+_ALL_QUEUES = _names_sql((*(f"status = '{s}'" for s in INDEXED_STATUSES), *READY_HALVES))
+# Counts of the indexed statuses, per queue: one pass over the (status, queue_name) index.
+_INDEXED_COUNTS = f"""SELECT queue_name, status, COUNT(*) FROM jobs WHERE {STATUS_INDEX_WHERE}
+GROUP BY status, queue_name"""
+# Counts of the pending jobs of one half, per queue: one pass over its claim index.
+_PENDING_COUNTS = """SELECT queue_name, COUNT(*) FROM jobs WHERE {half} AND status = 'pending'
+GROUP BY queue_name"""
+
+
+def ready_queue_names(db: peewee.Database) -> list[str]:
+    """The queues that have pending or retrying jobs, sorted (one index seek per queue)."""
+    return sorted(row[0] for row in db.execute_sql(_READY_QUEUES).fetchall())
+
+
+def queue_names(db: peewee.Database) -> list[str]:
+    """Every queue the job table names, sorted: one index seek per queue and status, so
+    the same cost on a table of any size."""
+    return sorted(row[0] for row in db.execute_sql(_ALL_QUEUES).fetchall())
+
+
+def queue_has_jobs(db: peewee.Database, queue: str) -> bool:
+    """Whether any job, in any status, is in ``queue``: a probe per index."""
+    for where in (STATUS_INDEX_WHERE, *READY_HALVES):
+        sql = f"SELECT 1 FROM jobs WHERE {where} AND queue_name = {db.param} LIMIT 1"
+        if db.execute_sql(sql, [queue]).fetchone() is not None:
+            return True
+    return False
+
+
+def status_counts(db: peewee.Database) -> Iterator[tuple[str, str, int]]:
+    """``(queue, status, count)`` for every status a queue has jobs in, exact: index
+    passes only (the indexed statuses, then the pending jobs of each claim index)."""
+    yield from db.execute_sql(_INDEXED_COUNTS).fetchall()
+    pending: dict[str, int] = {}
+    for half in READY_HALVES:
+        for queue, count in db.execute_sql(_PENDING_COUNTS.format(half=half)).fetchall():
+            pending[queue] = pending.get(queue, 0) + count
+    for queue, count in pending.items():
+        yield queue, "pending", count
