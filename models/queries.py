@@ -17,7 +17,7 @@ from .errors import JobNotFound
 from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
-from .ready_reads import READY_HALVES, status_counts
+from .ready_reads import READY_HALVES, few_pending, status_counts
 from .rollup_read import queue_hour
 from .status import ALL_STATUSES
 from .store import get_database
@@ -95,13 +95,26 @@ def list_jobs(
     if not status:
         return list(query.order_by(Job.id.desc()).limit(limit))
     # One read per status, merged: `status = 'failed'` walks the (status, id) index newest
-    # first, where a list (`IN`) would not use it (its condition names each status apart;
-    # pending jobs, not in it, walk the id index: ready_reads.py).
+    # first, where a list (`IN`) would not use it (its condition names each status apart).
     statuses = [status] if isinstance(status, str) else list(dict.fromkeys(status))
-    found = [job for s in statuses
-             for job in query.where(Job.status == s).order_by(Job.id.desc()).limit(limit)]  # fmt: skip
+    found = [job for s in statuses for read in status_reads(query, s, limit, get_database(db))
+             for job in read]  # fmt: skip
     found.sort(key=lambda job: job.id, reverse=True)
     return found[:limit]
+
+
+def status_reads(
+    query: peewee.ModelSelect, status: str, limit: int, db: peewee.Database
+) -> list[peewee.ModelSelect]:
+    """``query``'s jobs in ``status``, newest first, as the reads that find them through an
+    index. Pending jobs are not in the status index (ready_reads.py): when there are few,
+    each claim index's are read and sorted (its order hidden from the planner, so it does
+    not walk the whole id index past every ended job); when there are many, the id index
+    is walked newest first, a walk that meets one soon."""
+    if status != "pending" or not few_pending(db):
+        return [query.where(Job.status == status).order_by(Job.id.desc()).limit(limit)]
+    return [query.where(peewee.SQL(half), Job.status == status)
+            .order_by(Job.id.concat("").desc()).limit(limit) for half in READY_HALVES]  # fmt: skip
 
 
 # The oldest due job per queue, of one half of the ready jobs (ready_reads.READY_HALVES).

@@ -44,7 +44,7 @@ AUTOSCALE_STEP_S = 1.0
 # The wait of the queue's next job in claim order (the oldest due one when priorities are
 # equal): one probe of the claim index, not a scan of the backlog. A paused queue waits by
 # design: it never grows.
-_NEXT_DUE = """SELECT run_at, next_retry_at FROM jobs
+_NEXT_DUE = """SELECT run_at, next_retry_at, priority, id FROM jobs
 WHERE queue_name = :queue AND {half} AND run_at <= :now
     AND (next_retry_at IS NULL OR next_retry_at <= :now)
     AND NOT EXISTS (SELECT 1 FROM queues q WHERE q.name = jobs.queue_name AND q.paused)
@@ -216,13 +216,15 @@ class Scaler:
                     self.retire(max(idle, key=lambda w: w.slot))
 
     def _waits(self, label: str) -> bool:
-        """Whether the queue's next due job (the head of either claim index: those without
-        a fair key and those with one) has waited ``--autoscale-wait`` already."""
+        """Whether the queue's next due job has waited ``--autoscale-wait`` already: the
+        first in claim order of the heads of its two claim indexes (jobs without a fair key,
+        and with one: models/ready_reads.py)."""
         from jobtui.models.base import as_datetime
 
         pool = self.pool
         now = utcnow()
         params = {"queue": label, "now": sql_timestamp(now)}
+        heads = []
         for half in READY_HALVES:
             try:
                 sql = dialect_for(pool.db).sql(_NEXT_DUE.format(half=half))
@@ -230,9 +232,10 @@ class Scaler:
             except peewee.PeeweeException as exc:
                 log.debug("autoscale look-up failed: %s", exc)
                 return False
-            if row is None:
-                continue
-            due = max(d for d in (as_datetime(row[0]), as_datetime(row[1])) if d is not None)
-            if (now - due).total_seconds() >= pool.config.autoscale_wait_s:
-                return True
-        return False
+            if row is not None:
+                heads.append(row)
+        if not heads:
+            return False
+        run_at, retry_at, _, _ = min(heads, key=lambda r: (-r[2], as_datetime(r[0]), r[3]))
+        due = max(d for d in (as_datetime(run_at), as_datetime(retry_at)) if d is not None)
+        return (now - due).total_seconds() >= pool.config.autoscale_wait_s

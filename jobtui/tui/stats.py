@@ -292,12 +292,15 @@ def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> l
                Job.retry_count)  # fmt: skip
     retry_columns = (*columns[:4], Job.next_retry_at, *columns[5:])
     for queue in queues:
+        pending = []  # each claim index's soonest, merged: 50 per queue, as for retries
         for half in READY_HALVES:
             query = (Job.select(*columns)
                      .where(peewee.SQL(half), Job.status == "pending", Job.queue_name == queue,
                             Job.run_at > stamp)
                      .order_by(Job.run_at).limit(DELAYED_PER_QUEUE).tuples())  # fmt: skip
-            rows += [DelayedRow(*row) for row in query.execute(db)]
+            pending += [DelayedRow(*row) for row in query.execute(db)]
+        pending.sort(key=lambda r: (r.run_at or now, r.id))
+        rows += pending[:DELAYED_PER_QUEUE]
         # a retry keeps its place in line (run_at) and waits out its backoff (next_retry_at)
         query = (Job.select(*retry_columns)
                  .where(Job.status == "retrying", Job.queue_name == queue,

@@ -40,10 +40,12 @@ def _plan(db: peewee.Database, sql: str, params: object = None) -> str:
 
 
 def _reads_the_table(db: peewee.Database, plan: str) -> bool:
-    """Whether the plan reads the job table row by row rather than through an index."""
+    """Whether the plan reads the job table row by row rather than through an index, or
+    walks the whole id index (every job, in id order)."""
     if _postgres(db):
         return "Seq Scan on jobs" in plan
-    return re.search(r"\bSCAN (jobs|t1)\b(?! USING)", plan) is not None
+    whole = r"\bSCAN (jobs|t1)\b(?! USING)|SCAN (jobs|t1) USING INDEX sqlite_autoindex_jobs_1"
+    return re.search(whole, plan) is not None
 
 
 def _named(db: peewee.Database, sql: str) -> tuple[str, dict]:
@@ -75,6 +77,8 @@ def _statements(db: peewee.Database) -> dict[str, tuple[str, object]]:
         out[f"metrics due {n}"] = _named(db, _DUE_NOW.format(half=half))
         out[f"autoscale head {n}"] = _named(db, NEXT_IN_LINE.format(half=half))
         out[f"oldest due {n}"] = (queries._OLDEST_DUE.format(half=half, p=p), [stamp, stamp])
+    for n, read in enumerate(queries.status_reads(Job.select(), "pending", 50, db)):
+        out[f"pending, newest first {n}"] = read.sql()
     out["queue probe indexed"] = (
         f"SELECT 1 FROM jobs WHERE {STATUS_INDEX_WHERE} AND queue_name = {p} LIMIT 1",
         ["q"],
@@ -145,3 +149,12 @@ def test_retention_walks_each_ended_status(db):
     live = jobtui.enqueue("t")
     assert prune_jobs(older_than=timedelta(seconds=-5)) == 1
     assert [j.id for j in Job.select()] == [live.id]
+
+
+def test_the_scheduled_view_shows_a_queue_s_soonest_fifty_pending_jobs(db):
+    for n in range(60):
+        jobtui.enqueue("t", queue="q", delay=600 + n)
+        jobtui.enqueue("t", queue="q", delay=600 + n, fair_key=f"k{n % 3}")
+    rows = stats.delayed_rows(db, utcnow(), ["q"])
+    assert len(rows) == stats.DELAYED_PER_QUEUE
+    assert rows == sorted(rows, key=lambda r: (r.run_at, r.id))
