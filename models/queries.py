@@ -17,7 +17,7 @@ from .errors import JobNotFound
 from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
-from .ready_reads import READY_HALVES, few_pending, status_counts
+from .ready_reads import READY_HALVES, status_counts
 from .rollup_read import queue_hour
 from .status import ALL_STATUSES
 from .store import get_database
@@ -97,24 +97,38 @@ def list_jobs(
     # One read per status, merged: `status = 'failed'` walks the (status, id) index newest
     # first, where a list (`IN`) would not use it (its condition names each status apart).
     statuses = [status] if isinstance(status, str) else list(dict.fromkeys(status))
-    found = [job for s in statuses for read in status_reads(query, s, limit, get_database(db))
+    # a task, user, batch or reference has an index of its own in id order: walked, it
+    # meets pending jobs as soon as any read of the claim indexes would
+    by_other_index = bool(task or user_id or batch_id or reference)
+    found = [job for s in statuses
+             for read in status_reads(query, s, limit, get_database(db), sort=not by_other_index)
              for job in read]  # fmt: skip
     found.sort(key=lambda job: job.id, reverse=True)
     return found[:limit]
 
 
+#: Up to this many matching pending jobs, a newest-first read sorts them (read from the
+#: claim indexes); beyond it, a walk of the id index meets them soon enough.
+FEW_PENDING = 10_000
+
+
 def status_reads(
-    query: peewee.ModelSelect, status: str, limit: int, db: peewee.Database
+    query: peewee.ModelSelect, status: str, limit: int, db: peewee.Database, *, sort: bool = True
 ) -> list[peewee.ModelSelect]:
     """``query``'s jobs in ``status``, newest first, as the reads that find them through an
-    index. Pending jobs are not in the status index (ready_reads.py): when there are few,
-    each claim index's are read and sorted (its order hidden from the planner, so it does
-    not walk the whole id index past every ended job); when there are many, the id index
-    is walked newest first, a walk that meets one soon."""
-    if status != "pending" or not few_pending(db):
-        return [query.where(Job.status == status).order_by(Job.id.desc()).limit(limit)]
-    return [query.where(peewee.SQL(half), Job.status == status)
-            .order_by(Job.id.concat("").desc()).limit(limit) for half in READY_HALVES]  # fmt: skip
+    index. Pending jobs are not in the status index (ready_reads.py): when few match (and
+    ``sort``: no other index walks them in id order), each claim index's are read and
+    sorted (the id order hidden from the planner, so it does not walk the whole id index
+    past every ended job); when many do, the id index is walked newest first, a walk that
+    meets them soon."""
+    walk = query.where(Job.status == status).order_by(Job.id.desc()).limit(limit)
+    if status != "pending" or not sort:
+        return [walk]
+    halves = [query.where(peewee.SQL(half), Job.status == status) for half in READY_HALVES]
+    matching = sum(half.limit(FEW_PENDING).count(db) for half in halves)
+    if matching >= FEW_PENDING:
+        return [walk]
+    return [half.order_by(Job.id.concat("").desc()).limit(limit) for half in halves]
 
 
 # The oldest due job per queue, of one half of the ready jobs (ready_reads.READY_HALVES).

@@ -84,20 +84,3 @@ def status_counts(db: peewee.Database) -> Iterator[tuple[str, str, int]]:
             pending[queue] = pending.get(queue, 0) + count
     for queue, count in pending.items():
         yield queue, "pending", count
-
-
-#: Up to this many pending jobs, a newest-first read sorts them (each claim index's
-#: entries, covering); beyond it, a walk of the id index meets them soon enough.
-FEW_PENDING = 10_000
-_PENDING_UP_TO = (
-    "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE {half} AND status = 'pending' LIMIT {cap}) c"
-)
-
-
-def few_pending(db: peewee.Database, cap: int = FEW_PENDING) -> bool:
-    """Whether fewer than ``cap`` jobs are pending (at most ``cap`` index entries read per
-    claim index)."""
-    total = 0
-    for half in READY_HALVES:
-        total += db.execute_sql(_PENDING_UP_TO.format(half=half, cap=cap)).fetchone()[0]
-    return total < cap
