@@ -78,7 +78,7 @@ def list_jobs(
 ) -> list[Job]:
     """Jobs, newest first (ids are time-ordered), filtered by status, queue, task, user,
     tag, reference (``type`` or ``type:id``) and batch."""
-    get_database(db)
+    database = get_database(db)
     query = Job.select()
     if batch_id:
         query = query.where(Job.batch_id == batch_id)
@@ -101,7 +101,7 @@ def list_jobs(
     # meets pending jobs as soon as any read of the claim indexes would
     by_other_index = bool(task or user_id or batch_id or reference)
     found = [job for s in statuses
-             for read in status_reads(query, s, limit, get_database(db), sort=not by_other_index)
+             for read in status_reads(query, s, limit, database, sort=not by_other_index)
              for job in read]  # fmt: skip
     found.sort(key=lambda job: job.id, reverse=True)
     return found[:limit]

@@ -112,6 +112,15 @@ class Branch:
     sort: bool = False  # read through (status, queue_name) and sort by id
 
 
+def _sort_beats_walk(matching: int, everywhere: int, *, capped: bool = False) -> bool:
+    """Whether to read the ``matching`` rows and sort them rather than walk an index past
+    ``everywhere`` rows in id order (capped counts: ``capped`` says one hit the cap).
+    Walking reads about limit / density rows; sorting reads every match (full rows into a
+    temporary b-tree: about three times the cost)."""
+    walk_cost = WINDOW_ROWS * everywhere / max(1, matching)
+    return matching == 0 or (not capped and matching < COUNT_CAP and 3 * matching < walk_cost)
+
+
 def _status_branches(state: str, *, sort: bool, walk_ids: bool = False) -> list[Branch]:
     """The branches that read the jobs in ``state``. Pending jobs are not in the status
     indexes (models/ready_reads.py): sorted, they are read from each claim index apart;
@@ -205,10 +214,7 @@ class DataSource:
                 # it, so theirs walks the id index, past the rows of every status
                 everywhere = sum(q.count(s) for q in rows.values()
                                  for s in (ALL_STATUSES if state == "pending" else (state,)))  # fmt: skip
-                # walking reads about limit / density rows; sorting reads every match
-                # (full rows into a temporary b-tree: about three times the cost)
-                walk_cost = WINDOW_ROWS * everywhere / max(1, matching)
-                sort = matching == 0 or (matching < COUNT_CAP and 3 * matching < walk_cost)
+                sort = _sort_beats_walk(matching, everywhere)
                 branches += _status_branches(state, walk_ids=not sort, sort=sort)
             return branches
         if flt.states or flt.not_states:
@@ -221,15 +227,9 @@ class DataSource:
                 # claim index's, sorted (capped counts decide, as for queues above)
                 rows = self._queues(now)
                 pending = sum(q.count(state) for q in rows)
+                everywhere = sum(q.count(s) for q in rows for s in ALL_STATUSES)
                 capped = any(q.count(state) >= COUNT_CAP for q in rows)
-                walk_cost = (
-                    WINDOW_ROWS
-                    * sum(q.count(s) for q in rows for s in ALL_STATUSES)
-                    / max(1, pending)
-                )
-                sort = pending == 0 or (
-                    not capped and pending < COUNT_CAP and 3 * pending < walk_cost
-                )
+                sort = _sort_beats_walk(pending, everywhere, capped=capped)
                 branches += _status_branches(state, sort=sort)
             return branches
         return [Branch(None)]

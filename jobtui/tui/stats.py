@@ -27,7 +27,7 @@ from jobtui.models.clock import sql_timestamp
 from jobtui.models.fairness import fair_key_counts
 from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.held import FlowView
-from jobtui.models.job import Job
+from jobtui.models.job import INDEXED_STATUSES, Job
 from jobtui.models.queue import Queue
 from jobtui.models.ready_reads import READY_HALVES, queue_names
 from jobtui.models.rollup_read import Figures, WindowFigures
@@ -83,7 +83,7 @@ def task_names(db: peewee.Database) -> list[str]:
 
 #: What the capped counts read, per status: the (status, queue_name) index, and for the
 #: pending jobs each claim index (they are not in the status index: ready_reads.py).
-_COUNTED = [(status, f"status = '{status}'") for status in STATUSES if status != "pending"]
+_COUNTED = [(status, f"status = '{status}'") for status in INDEXED_STATUSES]
 _COUNTED += [("pending", f"{half} AND status = 'pending'") for half in READY_HALVES]
 
 

@@ -56,23 +56,6 @@ def test_job_ids_are_uuid7_and_strictly_increasing():
     assert all(uuid.UUID(i).version == 7 for i in ids[:10])
 
 
-def test_a_forked_child_draws_its_own_job_ids():
-    """Ids take their random bits from bytes read ahead: a child must not reuse the bytes
-    its parent read, or both would make the same ids in the same millisecond."""
-    new_job_id()  # the parent has read ahead
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.write(write, new_job_id().encode())
-        os._exit(0)
-    os.close(write)
-    mine = new_job_id()
-    os.waitpid(pid, 0)
-    theirs = os.read(read, 64).decode()
-    os.close(read)
-    assert mine[19:] != theirs[19:]  # the 62 random bits (and variant) differ
-
-
 def _child_job_id() -> str:
     read, write = os.pipe()
     pid = os.fork()
@@ -84,6 +67,15 @@ def _child_job_id() -> str:
     made = os.read(read, 64).decode()
     os.close(read)
     return made
+
+
+def test_a_forked_child_draws_its_own_job_ids():
+    """Ids take their random bits from bytes read ahead: a child must not reuse the bytes
+    its parent read, or both would make the same ids in the same millisecond."""
+    new_job_id()  # the parent has read ahead
+    theirs = _child_job_id()
+    mine = new_job_id()
+    assert mine[19:] != theirs[19:]  # the 62 random bits (and variant) differ
 
 
 def test_fresh_processes_draw_random_bits_from_their_first_id():
