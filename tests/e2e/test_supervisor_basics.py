@@ -15,6 +15,7 @@ import jobtui
 from jobtui.cli import main as cli_main
 from jobtui.models import Job
 from jobtui.models.clock import utcnow
+from jobtui.supervisor.prefetch import DEEP_MAX
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -95,11 +96,11 @@ def test_progress_details_and_callback_reach_the_row_and_show(cluster, capsys):
 
 @pytest.mark.parametrize("prefetch", ["auto", "1"])
 def test_a_deeper_prefetch_keeps_a_later_urgent_job_near_the_front(cluster, prefetch):
-    """Jobs far shorter than a commit: the adaptive prefetch queues up to 32 per worker
-    (prefetch.py). An urgent job enqueued in the middle of a drain must still overtake
-    the pending ones: the low jobs that begin after it was enqueued and before it begins
-    are at most what the 2 workers may hold (33 each) and as many again while it waits
-    its turn on its worker, never the 1,300 still pending."""
+    """Jobs far shorter than a commit: the adaptive prefetch queues up to DEEP_MAX (64)
+    per worker (prefetch.py). An urgent job enqueued in the middle of a drain must still
+    overtake the pending ones: the low jobs that begin after it was enqueued and before it
+    begins are at most what the 2 workers may hold (65 each) and as many again while it
+    waits its turn on its worker, never the 1,300 still pending."""
     cluster.start("--prefetch", prefetch)
     for _ in range(2):
         jobtui.enqueue_many(f"{TASKS}.stamp", [{"priority": -5}] * 1000)
@@ -111,7 +112,7 @@ def test_a_deeper_prefetch_keeps_a_later_urgent_job_near_the_front(cluster, pref
     wait_until(lambda: done.count() == 2001, 60, "the drain finished")
     began = jobtui.wait(urgent.id)["value"]
     overtaken_by = sum(1 for j in done if j.id != urgent.id and came < j.result["value"] < began)
-    depth = 1 if prefetch == "1" else 32
+    depth = 1 if prefetch == "1" else DEEP_MAX
     print(f"prefetch {prefetch}: {overtaken_by} low jobs began after the urgent one came")
     assert overtaken_by <= 2 * 2 * (depth + 1) + 10, overtaken_by
     cluster.check()

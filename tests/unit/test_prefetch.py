@@ -25,7 +25,7 @@ def test_one_until_a_streak_of_short_jobs_then_what_fits_the_budget():
     assert depth.depth() == DEEP_MAX  # 20 µs jobs: the cap
     slower = PrefetchDepth()
     _streak(slower, 0.0005)
-    assert slower.depth() == int(BUDGET_S / 0.0005)  # 0.5 ms jobs: 4 fit the budget
+    assert slower.depth() == int(BUDGET_S / 0.0005)  # 0.5 ms jobs: 8 fit the budget
 
 
 def test_a_long_or_unmeasured_job_ends_the_streak():
@@ -66,7 +66,7 @@ def test_one_slow_moment_is_forgotten():
     depth = PrefetchDepth()
     _streak(depth, 0.00002)
     depth.job_ran(0.0009)  # short enough to keep the streak, but it narrows the depth
-    assert depth.depth() == 2
+    assert depth.depth() == int(BUDGET_S / 0.0009)
     _streak(depth, 0.00002, 400)
     assert depth.depth() == DEEP_MAX
 
