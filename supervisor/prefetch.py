@@ -8,7 +8,7 @@ no-op jobs, 1 queued per worker ~6,000 jobs/s, 4 ~11,500, 16 ~16,000-17,700, 32
 ~17,500-19,300, alternated on one calm machine).
 
 The depth is bounded twice, by ``DEEP_MAX`` jobs and by ``BUDGET_S`` of their run time;
-raising either alone did nothing (a no-op job measures ~30-60 µs, so 2 ms held ~32),
+raising either alone gained ~1.04x (a no-op job measures ~30-60 µs, so 2 ms held ~32),
 raising both from 32 jobs and 2 ms to 64 and 4 ms turned a 20,000-job drain from ~13,300
 into ~16,500 jobs/s (bench/supervisor.py, 5 alternating rounds: 1.20x huey's to 1.47x):
 twice the jobs per turn, so the turn's fixed cost (BEGIN, COMMIT, the claim's and the

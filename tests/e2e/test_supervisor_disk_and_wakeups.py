@@ -118,7 +118,9 @@ def test_a_wake_up_connection_outage_is_logged_once(cluster, db):
         with admin.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
     wait_until(listeners, 10, "the supervisor listening again", explain=sup.log)
-    assert "PostgreSQL wake-ups restored" in sup.log()
+    # the LISTEN shows on the server a moment before the supervisor logs it
+    wait_until(lambda: "PostgreSQL wake-ups restored" in sup.log(), 10, "the recovery logged",
+               explain=sup.log)  # fmt: skip
     admin.close()
     job = jobtui.enqueue(f"{TASKS}.quick", args=[7])
     assert jobtui.wait(job.id, timeout=15)["value"] == 7
