@@ -40,6 +40,9 @@ def test_a_job_put_back_by_a_shutdown_keeps_its_place(cluster):
     placed = run_at(early.id)
     later = [jobtui.enqueue(f"{DISPATCH}.timed", args=[f"later{n}", 0.01]) for n in range(5)]
     sup.signal(signal.SIGTERM)
+    # the gate opens once the shutdown has begun: opened before, the held job may end and
+    # the early one begin in the turn that comes before the signal's
+    wait_until(lambda: "SIGTERM: warm shutdown" in sup.log(), 5, "warm shutdown begun")
     cluster.open_gate("held")  # it finishes within the grace; the early job never begins
     wait_until(lambda: job(early.id).status == "pending", 10, "the early job put back")
     assert sup.wait_exit(15) == 0
