@@ -63,9 +63,11 @@ def test_a_low_priority_job_starts_under_constant_high_priority_load(cluster, su
     high = f"{DISPATCH}.timed"
 
     def feed() -> None:
+        # 12 queued (~0.3 s of work for the two workers): a test process starved of CPU
+        # for a while (a loaded machine) must not let the stream dry up
         waiting = Job.select().where(Job.status == "pending", Job.priority >= 10).count()
-        if waiting < 4:
-            jobtui.enqueue_many(high, [{"args": ["high", 0.05]} for _ in range(4)], priority=10)
+        if waiting < 12:
+            jobtui.enqueue_many(high, [{"args": ["high", 0.05]} for _ in range(12)], priority=10)
 
     feed()
     low = jobtui.enqueue(high, args=["low", 0.01], priority=0)
