@@ -21,6 +21,7 @@ from .config import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_SHUTDOWN_GRACE_S,
 )
+from .prefetch import DEEP_MAX
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -252,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_prefetch_option,
         default=None,
         metavar="N|auto",
-        help="jobs queued per busy worker, 0-64 (default auto: 1, deeper while every "
-        "recent job ran under a millisecond)",
+        help=f"jobs queued per busy worker, 0-{DEEP_MAX} (default auto: 1, deeper while "
+        "every recent job ran under a millisecond)",
     )
     p.add_argument(
         "--metrics-port",
@@ -366,8 +367,10 @@ def _prefetch_option(text: str) -> int | None:
         value = int(text)
     except ValueError:
         value = -1
-    if not 0 <= value <= 64:
+    if not 0 <= value <= DEEP_MAX:
         import argparse
 
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of jobs from 0 to 64, or auto")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a number of jobs from 0 to {DEEP_MAX}, or auto"
+        )
     return value

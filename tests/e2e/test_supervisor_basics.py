@@ -96,20 +96,20 @@ def test_progress_details_and_callback_reach_the_row_and_show(cluster, capsys):
 
 @pytest.mark.parametrize("prefetch", ["auto", "1"])
 def test_a_deeper_prefetch_keeps_a_later_urgent_job_near_the_front(cluster, prefetch):
-    """Jobs far shorter than a commit: the adaptive prefetch queues up to DEEP_MAX (64)
+    """Jobs far shorter than a commit: the adaptive prefetch queues up to DEEP_MAX (256)
     per worker (prefetch.py). An urgent job enqueued in the middle of a drain must still
     overtake the pending ones: the low jobs that begin after it was enqueued and before it
-    begins are at most what the 2 workers may hold (65 each) and as many again while it
-    waits its turn on its worker, never the 1,300 still pending."""
+    begins are at most what the 2 workers may hold (257 each) and as many again while it
+    waits its turn on its worker, never the 3,300 still pending."""
     cluster.start("--prefetch", prefetch)
-    for _ in range(2):
+    for _ in range(4):
         jobtui.enqueue_many(f"{TASKS}.stamp", [{"priority": -5}] * 1000)
     done = Job.select().where(Job.status == "completed")
     wait_until(lambda: done.count() >= 700, 60, "a drain well under way")  # past the streak
     urgent = jobtui.enqueue(f"{TASKS}.stamp", priority=10)
     came = time.time()  # committed by now (its created_at is older: it may wait for the lock)
     cluster.wait_status([urgent.id], timeout=60)
-    wait_until(lambda: done.count() == 2001, 60, "the drain finished")
+    wait_until(lambda: done.count() == 4001, 60, "the drain finished")
     began = jobtui.wait(urgent.id)["value"]
     overtaken_by = sum(1 for j in done if j.id != urgent.id and came < j.result["value"] < began)
     depth = 1 if prefetch == "1" else DEEP_MAX

@@ -25,7 +25,7 @@ def test_one_until_a_streak_of_short_jobs_then_what_fits_the_budget():
     assert depth.depth() == DEEP_MAX  # 20 µs jobs: the cap
     slower = PrefetchDepth()
     _streak(slower, 0.0005)
-    assert slower.depth() == int(BUDGET_S / 0.0005)  # 0.5 ms jobs: 8 fit the budget
+    assert slower.depth() == int(BUDGET_S / 0.0005)  # 0.5 ms jobs: 32 fit the budget
 
 
 def test_a_long_or_unmeasured_job_ends_the_streak():

@@ -53,7 +53,7 @@ def test_the_command_line_wins_and_replaces_lists(monkeypatch):
     [
         ("JOBTUI_WORKERS", "many", "JOBTUI_WORKERS='many': invalid literal"),
         ("JOBTUI_LOG_LEVEL", "debug", "JOBTUI_LOG_LEVEL='debug': choose from DEBUG"),
-        ("JOBTUI_PREFETCH", "99", "JOBTUI_PREFETCH='99': '99': a number of jobs from 0 to 64"),
+        ("JOBTUI_PREFETCH", "999", "JOBTUI_PREFETCH='999': '999': a number of jobs from 0 to 256"),
         ("JOBTUI_LEASE", "soon", "JOBTUI_LEASE='soon': could not convert"),
     ],
 )
