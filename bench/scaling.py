@@ -10,7 +10,7 @@ machines are shared and noisy). PostgreSQL uses a scratch database ``jobtui_benc
 local server (``--admin-url``), dropped afterwards.
 
 Why it matters: a turn of the supervisor carries what its workers may hold (the job each
-runs and those prefetched: one, or up to 64 while jobs are this short; prefetch.py). Where
+runs and those prefetched: one, or up to 256 while jobs are this short; prefetch.py). Where
 a turn's cost is mostly fixed — round trips and planning on PostgreSQL — more jobs per
 turn, from more workers or deeper queues, pay; past that, one loop is one core, and a
 second supervisor is a second loop.
