@@ -82,8 +82,31 @@ def build_server(host: str, port: int, command: str, token: str):
             return app
 
         async def on_startup(self, app) -> None:
+            """Silent: aiohttp runs start-up hooks before it binds the socket."""
+
+        def announce(self, *_banner: object) -> None:
+            """Print the URL once the socket listens, so the URL printed can be opened."""
             print(f"jobtui console on {self.public_url}/?token={token}", flush=True)
             print("anyone with this URL can use the console; Ctrl+C stops", flush=True)
+
+        def serve(self, debug: bool = False) -> None:
+            """textual-serve's ``serve``, with ``announce`` as aiohttp's after-bind banner.
+
+            textual-serve prints its banner from a start-up hook, before aiohttp binds: a
+            URL printed there could be refused for a moment (CI saw it once).
+            """
+            import asyncio
+            import signal
+
+            from aiohttp import web
+
+            self.debug = debug
+            self.initialize_logging()
+            loop = asyncio.new_event_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.request_exit)
+            web.run_app(self._make_app(), host=self.host, port=self.port,
+                        handle_signals=False, loop=loop, print=self.announce)  # fmt: skip
 
     return GuardedServer(command, host=host, port=port, title="jobtui")
 
