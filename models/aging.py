@@ -27,7 +27,7 @@ import peewee
 
 from .clock import sql_timestamp
 from .dialect import Dialect, dialect_for
-from .ready_reads import READY_HALVES, ready_queue_names
+from .ready_reads import READY_PARTS, ready_queue_names
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ def _age(db: peewee.Database, dialect: Dialect, queue: str, period_s: float, now
         "now": sql_timestamp(now), "cutoff": sql_timestamp(now - timedelta(seconds=period_s)),
     }  # fmt: skip
     aged = 0
-    for half in READY_HALVES:  # each through its claim index (ready_reads.py)
+    for half in READY_PARTS:  # each through its claim index (ready_reads.py)
         sql = dialect.sql(_AGE.format(steps=_STEPS[dialect.name], half=half))
         aged += db.execute_sql(sql, params).rowcount or 0
     return aged

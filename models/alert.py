@@ -23,7 +23,8 @@ import peewee
 from .base import BaseModel, UTCDateTime, as_datetime, now_default
 from .clock import sql_timestamp
 from .dialect import dialect_for
-from .ready_reads import ready_queue_names
+from .ready_reads import READY_STAGED, ready_queue_names
+from .staging import NOT_STAGED
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -99,18 +100,29 @@ def firing_alerts(db: peewee.Database) -> dict[str, dict[str, dict[str, Any]]]:
 #: The oldest due job of one queue, by a loose index scan over its priorities (the claim
 #: index is (queue, priority desc, run_at)): a few index probes, whatever the queue holds.
 # Jobs with a fair key are not in that index (fairness.py): each key's next job is one
-# seek into jobs_fair_claim, and the oldest of those counts too.
-OLDEST_DUE_SQL = """WITH RECURSIVE p(v) AS (
+# seek into jobs_fair_claim, and the oldest of those counts too. Staged jobs (staging.py)
+# are in neither: the oldest due of them, through jobs_staged, is the second arm.
+# Parameters: queue three times, the moment twice; for the staged queue, the moment twice.
+_OLDEST_DUE = """WITH RECURSIVE p(v) AS (
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND fair_key IS NULL)
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL
+            AND {not_staged})
     UNION ALL
     SELECT (SELECT MAX(priority) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority < p.v)
-    FROM p WHERE p.v IS NOT NULL)
-SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
-            AND status IN ('pending', 'retrying') AND fair_key IS NULL AND priority = p.v
-            AND run_at <= {p} AND (next_retry_at IS NULL OR next_retry_at <= {p})))
-FROM p WHERE p.v IS NOT NULL"""
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL
+            AND {not_staged} AND priority < p.v)
+    FROM p WHERE p.v IS NOT NULL),
+claimable(m) AS (SELECT MIN((SELECT MIN(run_at) FROM jobs WHERE queue_name = {p}
+            AND status IN ('pending', 'retrying') AND fair_key IS NULL
+            AND {not_staged} AND priority = p.v
+            AND run_at <= {p} AND (next_retry_at IS NULL OR next_retry_at <= {p}))) AS m
+FROM p WHERE p.v IS NOT NULL)
+SELECT MIN(m) FROM (SELECT m FROM claimable UNION ALL
+    SELECT MIN(run_at) FROM jobs WHERE {ready_staged} AND queue_name = {p} AND run_at <= {p}
+        AND (next_retry_at IS NULL OR next_retry_at <= {p})) AS both_arms"""
+OLDEST_DUE_SQL = _OLDEST_DUE.replace("{not_staged}", NOT_STAGED).replace(
+    "{ready_staged}", READY_STAGED
+)
 OLDEST_FAIR_HEAD_SQL = """SELECT MIN((SELECT j.run_at FROM jobs j WHERE j.queue_name = k.queue_name
         AND j.fair_key = k.fair_key AND j.fair_key IS NOT NULL
         AND j.status IN ('pending', 'retrying') AND j.run_at <= {p}
@@ -123,7 +135,7 @@ def oldest_due(db: peewee.Database, queue: str, now: datetime) -> datetime | Non
     """When the oldest job of ``queue`` that is due by ``now`` became due (None: none is)."""
     stamp = sql_timestamp(now)
     (oldest,) = db.execute_sql(OLDEST_DUE_SQL.format(p=db.param),
-                               [queue, queue, queue, stamp, stamp]).fetchone()  # fmt: skip
+                               [queue, queue, queue, stamp, stamp, queue, stamp, stamp]).fetchone()  # fmt: skip
     (fair,) = db.execute_sql(OLDEST_FAIR_HEAD_SQL.format(p=db.param),
                              [stamp, stamp, queue]).fetchone()  # fmt: skip
     found = [as_datetime(v) for v in (oldest, fair) if v is not None]

@@ -29,6 +29,7 @@ from .fairness import any_fair, claim_fair
 from .flow import any_flow, claim_with_flow
 from .limits import any_limits, rooms
 from .outcomes import Outcome, write_outcomes
+from .staging import promote_staged
 from .store import classify_error, get_database
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -182,9 +183,12 @@ def claim_in_transaction(
     and appends to ``held`` when a job it held back is due again.
 
     ``fair``: whether some fair-keyed job may be claimable (None: look); then keyed jobs
-    are served round-robin across their keys (fairness.py)."""
+    are served round-robin across their keys (fairness.py).
+
+    Staged jobs (staging.py) are promoted first: the claim reads only the claim indexes."""
     if limit <= 0:
         return []
+    promote_staged(db)
     dialect = dialect_for(db)
     params = _claim_params(dialect, limit, queues, tasks, worker_name, supervisor_name, now)
     use_limits = bool(limits or (limits is None and any_limits(db)))

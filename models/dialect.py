@@ -22,6 +22,7 @@ import peewee
 
 from . import wakeup
 from .db import is_sqlite
+from .staging import NOT_STAGED
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -48,12 +49,18 @@ CLAIM_QUEUE_INDEX = "jobs_claim_queue"
 # A job is due once its place in line (``run_at``) has come and, for a retry, its backoff
 # (``next_retry_at``) is over. Requeues keep ``run_at``: a job going back in line keeps its
 # place (outcomes.py).
-_CLAIM_FILTER = """status IN ('pending', 'retrying') AND run_at <= :now
+# Staged jobs are left out (staging.py: the claim promotes them first).
+_CLAIM_FILTER = (
+    """status IN ('pending', 'retrying') AND run_at <= :now
       AND (next_retry_at IS NULL OR next_retry_at <= :now)
       AND (deadline IS NULL OR deadline > :now) AND fair_key IS NULL
+      AND """
+    + NOT_STAGED
+    + """
       AND {tasks}
       AND queue_name NOT IN (SELECT name FROM queues
                              WHERE paused OR (concurrency IS NOT NULL AND NOT :capped))"""
+)
 
 _ORDER = "ORDER BY priority DESC, run_at, id"
 

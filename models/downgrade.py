@@ -28,7 +28,13 @@ from .job import (
     STATUS_INDEX_SQL_V14,
     STATUS_INDEXES,
 )
-from .migrations import SCHEMA_VERSION, read_schema_version
+from .migrations import (
+    CLAIM_INDEX_SQL_V15,
+    SCHEMA_VERSION,
+    TASK_INDEX_SQL_V15,
+    read_schema_version,
+)
+from .staging import PROMOTE_ALL_SQL, STAGED_INDEX, TASK_INDEX
 
 
 class DowngradeRefused(JobtuiError):
@@ -47,6 +53,9 @@ class DownStep:
     indexes: tuple[str, ...] = ()
     #: CREATE INDEX statements for what the forward step dropped
     creates: tuple[str, ...] = ()
+    #: statements run first, that make the rows fit the older schema (and what they do)
+    rewrites: tuple[str, ...] = ()
+    rewrites_said: str = ""
 
     def describe(self) -> str:
         """One line for the confirmation prompt: what this step loses."""
@@ -56,9 +65,13 @@ class DownStep:
         said = "drops " + ", ".join(parts) if parts else "drops nothing"
         if self.creates:
             said += f"; recreates {len(self.creates)} index(es)"
+        if self.rewrites_said:
+            said += f"; first {self.rewrites_said}"
         return said
 
     def run(self, db: peewee.Database) -> None:
+        for statement in self.rewrites:
+            db.execute_sql(statement)
         for index in self.indexes:
             db.execute_sql(f"DROP INDEX IF EXISTS {index}")
         for table in self.tables:
@@ -119,6 +132,12 @@ DOWN_STEPS: dict[int, DownStep] = {
     15: DownStep(
         indexes=(*STATUS_INDEXES, "jobs_claim_queue", "jobs_fair_claim"),
         creates=(*STATUS_INDEX_SQL_V14, *CLAIM_INDEX_SQL_V14),
+    ),
+    16: DownStep(
+        rewrites=(PROMOTE_ALL_SQL,),
+        rewrites_said="moves staged jobs into the claim and task indexes",
+        indexes=(STAGED_INDEX, "jobs_claim_queue", "jobs_claim_order", TASK_INDEX),
+        creates=(*CLAIM_INDEX_SQL_V15, TASK_INDEX_SQL_V15),
     ),
 }
 

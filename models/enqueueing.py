@@ -22,6 +22,7 @@ from .dialect import dialect_for
 from .errors import InvalidJob
 from .fairness import add_fair_keys, check_fair_key
 from .ids import new_job_id
+from .staging import STAGED_BIT
 from .store import get_database
 from .wakeup import poke
 
@@ -465,13 +466,19 @@ def _insert_alone(
 ) -> tuple[str, bool] | tuple[str, bool, dict[str, Any]]:
     """Write one job that joins nothing (no batch, dependencies or unique key), outside
     any transaction: one statement (with its NOTIFY on PostgreSQL), atomic in autocommit.
-    The path of a plain ``enqueue``: nothing here that the job does not need."""
+    The path of a plain ``enqueue``: nothing here that the job does not need.
+
+    On SQLite the job is staged (staging.py: three b-trees written, not five) unless a
+    rate or key limit may apply to it (flow.py reads those through their own index)."""
     del row["_depends_on"]
     due = row["run_at"]
     due = due if due > stamp else None
     dialect = dialect_for(db)
+    written = row
+    if dialect.name == "sqlite" and row["rate_key"] is None and row["concurrency_key"] is None:
+        written = {**row, "unset_options": row["unset_options"] | STAGED_BIT}  # the Job's stays
     try:
-        with_lock_retry(lambda: dialect.insert_rows(db, INSERT_COLUMNS, (row,), due or "!"))
+        with_lock_retry(lambda: dialect.insert_rows(db, INSERT_COLUMNS, (written,), due or "!"))
     except peewee.IntegrityError as exc:
         raise InvalidJob(f"job refused by the database: {exc}") from exc
     for hook in after_enqueue_hooks:

@@ -38,6 +38,7 @@ from .job import KEYED_INDEX, KEYED_INDEX_WHERE
 from .key_limits import KeyRules, running_per_key
 from .limits import rooms
 from .rates import Window
+from .staging import NOT_STAGED
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
@@ -85,14 +86,15 @@ _ARMS = {
     # a rated queue's jobs: those without a fair key on its claim index, and its
     # fair-keyed ones (fairness.py leaves jobs under a limit to this walk) on theirs
     "queue": (
-        "queue_name = :arm AND status IN ('pending', 'retrying') AND fair_key IS NULL",
+        "queue_name = :arm AND status IN ('pending', 'retrying') AND fair_key IS NULL"
+        f" AND {NOT_STAGED}",
         CLAIM_QUEUE_INDEX,
     ),
     "queue_fair": (
         "queue_name = :arm AND status IN ('pending', 'retrying') AND fair_key IS NOT NULL",
         "jobs_fair_claim",
     ),
-    "task": ("job_type = :arm AND status IN ('pending', 'retrying')", None),
+    "task": (f"job_type = :arm AND {NOT_STAGED} AND status IN ('pending', 'retrying')", None),
 }
 
 _TAKE = {

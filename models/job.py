@@ -14,6 +14,7 @@ import peewee
 from .base import BaseModel, JSONText, UTCDateTime, now_default
 from .clock import utcnow
 from .ids import new_job_id
+from .staging import NOT_STAGED, STAGED_INDEX_SQL, TASK_INDEX_SQL, UnsetOptionsField
 from .status import FINAL, LIVE, JobStatus
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
@@ -80,7 +81,7 @@ class Job(BaseModel):
     deadline = UTCDateTime(null=True)  # not started by then: cancelled as expired
     # -- options the enqueuer did not give (bits of catalog.UNSET_*): their values are the
     # task's as the catalog knew it, or built-in; the supervisor applies its own defaults
-    unset_options = peewee.IntegerField(default=0)
+    unset_options = UnsetOptionsField(default=0)  # (without staging.py's bit)
     # -- crash-loop quarantine: runs of this job that killed their worker (a signal, an
     # exit mid-job, a hang past the lease); an operator's retry resets it (outcomes.py)
     # (nullable with a database default: adding it rewrites no row; NULL reads as 0)
@@ -235,11 +236,11 @@ class Job(BaseModel):
     ) -> list[Job]:
         """Jobs ready to run now, in claim order; of one queue and of one task (the seed's
         ``job_type`` filter) when given."""
-        from .ready_reads import READY_HALVES
+        from .ready_reads import READY_PARTS
 
         now = utcnow()
         found: list[Job] = []
-        for half in READY_HALVES:  # each claim index in claim order (ready_reads.py)
+        for half in READY_PARTS:  # each claim index in claim order (ready_reads.py)
             query = cls.select().where(
                 peewee.SQL(half),
                 cls.run_at <= now,
@@ -401,8 +402,10 @@ def _add_indexes() -> None:
     for statement in SPARSE_INDEX_SQL:
         Job.add_index(peewee.SQL(statement))
     # `jobtui jobs --task T`, the console's task: filter, and the unknown-task sweep
-    # (a loose index scan for the distinct task names).
-    Job.add_index(Job.job_type, Job.id)
+    # (a loose index scan for the distinct task names): jobs not staged; the staged ones,
+    # until a claim promotes them into this and the claim indexes (staging.py), apart.
+    Job.add_index(peewee.SQL(TASK_INDEX_SQL))
+    Job.add_index(peewee.SQL(STAGED_INDEX_SQL))
     # the expiry sweep: live jobs past their deadline.
     Job.add_index(Job.index(Job.deadline, where=Job.deadline.is_null(False)).safe(True))
     # unique_key: one live job per key, enforced by the database.
@@ -469,19 +472,20 @@ STATUS_INDEX_SQL_V14 = (
 CLAIM_INDEX_SQL = (
     "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs "
     "(queue_name, priority DESC, run_at, id, status, fair_key) "
-    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    f"WHERE status IN ('pending', 'retrying') AND fair_key IS NULL AND {NOT_STAGED}",
     "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
-    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    f"WHERE status IN ('pending', 'retrying') AND fair_key IS NULL AND {NOT_STAGED}",
     "CREATE INDEX IF NOT EXISTS jobs_fair_claim ON jobs "
     "(queue_name, fair_key, priority DESC, run_at, id, status) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL",
 )
 #: The claim indexes of schema versions 13 and 14 (the step that made them, and the
-#: downgrade from 15; jobs_claim_order is unchanged since).
+#: downgrade from 15).
 CLAIM_INDEX_SQL_V14 = (
     "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs (queue_name, priority DESC, run_at, id) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
-    CLAIM_INDEX_SQL[1],
+    "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
     "CREATE INDEX IF NOT EXISTS jobs_fair_claim ON jobs "
     "(queue_name, fair_key, priority DESC, run_at, id) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL",

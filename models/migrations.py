@@ -37,7 +37,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:  # playhouse.migrate imports psycopg2 and ssl (6 MB): only to migrate
     from playhouse.migrate import SchemaMigrator
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 MODELS: list[type[BaseModel]] = [
     Job, JobAttempt, JobDependency, Queue, Supervisor, Worker, Schedule, ScheduleFire, Batch,
@@ -201,6 +201,19 @@ def _sparse_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
         db.execute_sql(statement)
 
 
+#: The two claim indexes that leave staged jobs out since schema version 16, as they
+#: were in 15 (every pending job in them): step 15 makes them, downgrade 16 remakes them.
+CLAIM_INDEX_SQL_V15 = (
+    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs "
+    "(queue_name, priority DESC, run_at, id, status, fair_key) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+)
+#: The task index as it was up to 15 (every job in it), for downgrade 16.
+TASK_INDEX_SQL_V15 = 'CREATE INDEX IF NOT EXISTS "jobs_job_type_id" ON "jobs" ("job_type", "id")'
+
+
 def _pending_out_of_status_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
     """Version 15 (issue 17, item 3): the two `status` indexes leave pending jobs out, and
     the per-queue claim indexes end with `status`, where pending jobs are counted from
@@ -210,7 +223,21 @@ def _pending_out_of_status_indexes(migrator: SchemaMigrator, db: peewee.Database
 
     for index in (*STATUS_INDEXES, "jobs_claim_queue", "jobs_fair_claim"):
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")
-    for statement in (*STATUS_INDEX_SQL, *CLAIM_INDEX_SQL):
+    for statement in (*STATUS_INDEX_SQL, CLAIM_INDEX_SQL_V15[0], CLAIM_INDEX_SQL[2]):
+        db.execute_sql(statement)
+
+
+def _staged_enqueues(migrator: SchemaMigrator, db: peewee.Database) -> None:
+    """Version 16 (issue 17, item 3): a SQLite enqueue is staged, written outside the
+    claim indexes and the task index, which leave staged jobs out, and into jobs_staged;
+    the next claim promotes it (staging.py). No row is rewritten (none is staged yet);
+    the three indexes are rebuilt once and jobs_staged starts empty."""
+    from .job import CLAIM_INDEX_SQL
+    from .staging import STAGED_INDEX_SQL, TASK_INDEX, TASK_INDEX_SQL
+
+    for index in ("jobs_claim_queue", "jobs_claim_order", TASK_INDEX):
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+    for statement in (*CLAIM_INDEX_SQL[:2], TASK_INDEX_SQL, STAGED_INDEX_SQL):
         db.execute_sql(statement)
 
 
@@ -231,6 +258,7 @@ STEPS: dict[int, Callable[[SchemaMigrator, peewee.Database], None]] = {
     13: _add_fairness_and_aging,
     14: _sparse_indexes,
     15: _pending_out_of_status_indexes,
+    16: _staged_enqueues,
 }
 
 

@@ -17,8 +17,9 @@ from .errors import JobNotFound
 from .heartbeats import workers_serving
 from .job import Job
 from .queue import Queue
-from .ready_reads import READY_HALVES, status_counts
+from .ready_reads import READY_PARTS, status_counts
 from .rollup_read import queue_hour
+from .staging import TASK_PARTS
 from .status import ALL_STATUSES
 from .store import get_database
 from .worker import Supervisor, Worker
@@ -90,19 +91,26 @@ def list_jobs(
         query = query.where(has_reference(reference))
     if queue:
         query = query.where(Job.queue_name == queue)
+    # a task's jobs are in two indexes, each in id order: the task index and, while a
+    # SQLite enqueue's job waits for its promotion, jobs_staged (staging.py)
+    queries = [query]
     if task:
-        query = query.where(Job.job_type == task)
+        queries = [query.where(Job.job_type == task, peewee.SQL(part)) for part in TASK_PARTS]
     if not status:
-        return list(query.order_by(Job.id.desc()).limit(limit))
-    # One read per status, merged: `status = 'failed'` walks the (status, id) index newest
-    # first, where a list (`IN`) would not use it (its condition names each status apart).
-    statuses = [status] if isinstance(status, str) else list(dict.fromkeys(status))
-    # a task, user, batch or reference has an index of its own in id order: walked, it
-    # meets pending jobs as soon as any read of the claim indexes would
-    by_other_index = bool(task or user_id or batch_id or reference)
-    found = [job for s in statuses
-             for read in status_reads(query, s, limit, database, sort=not by_other_index)
-             for job in read]  # fmt: skip
+        reads = [q.order_by(Job.id.desc()).limit(limit) for q in queries]
+    else:
+        # One read per status, merged: `status = 'failed'` walks the (status, id) index
+        # newest first, where a list (`IN`) would not use it (its condition names each
+        # status apart).
+        statuses = [status] if isinstance(status, str) else list(dict.fromkeys(status))
+        # a task, user, batch or reference has an index of its own in id order: walked,
+        # it meets pending jobs as soon as any read of the claim indexes would
+        by_other_index = bool(task or user_id or batch_id or reference)
+        reads = [read for q in queries for s in statuses
+                 for read in status_reads(q, s, limit, database, sort=not by_other_index)]  # fmt: skip
+    if len(reads) == 1:
+        return list(reads[0])
+    found = [job for read in reads for job in read]
     found.sort(key=lambda job: job.id, reverse=True)
     return found[:limit]
 
@@ -124,14 +132,14 @@ def status_reads(
     walk = query.where(Job.status == status).order_by(Job.id.desc()).limit(limit)
     if status != "pending" or not sort:
         return [walk]
-    halves = [query.where(peewee.SQL(half), Job.status == status) for half in READY_HALVES]
+    halves = [query.where(peewee.SQL(half), Job.status == status) for half in READY_PARTS]
     matching = sum(half.limit(FEW_PENDING).count(db) for half in halves)
     if matching >= FEW_PENDING:
         return [walk]
     return [half.order_by(Job.id.concat("").desc()).limit(limit) for half in halves]
 
 
-# The oldest due job per queue, of one half of the ready jobs (ready_reads.READY_HALVES).
+# The oldest due job per queue, of one half of the ready jobs (ready_reads.READY_PARTS).
 _OLDEST_DUE = """SELECT queue_name, MIN(run_at) FROM jobs WHERE {half} AND run_at <= {p}
 AND (next_retry_at IS NULL OR next_retry_at <= {p}) GROUP BY queue_name"""
 
@@ -164,7 +172,7 @@ def queue_stats(*, db: peewee.Database | None = None, now: datetime | None = Non
     for queue, status, count in status_counts(database):
         entry(queue)["counts"][status] = count
     stamp = sql_timestamp(now)
-    for half in READY_HALVES:  # each claim index's due jobs (ready_reads.py)
+    for half in READY_PARTS:  # each claim index's due jobs (ready_reads.py)
         oldest = database.execute_sql(_OLDEST_DUE.format(half=half, p=database.param),
                                       [stamp, stamp]).fetchall()  # fmt: skip
         for queue, first_due in oldest:

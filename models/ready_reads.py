@@ -1,12 +1,13 @@
 """Reads of the ready jobs (pending and retrying) through the claim indexes.
 
 The two `status` indexes leave pending jobs out (schema version 15, job.STATUS_INDEX_SQL):
-an enqueue then writes five b-trees, not seven. Every pending job is in one of the claim
-indexes instead, which hold the ready jobs by queue: ``jobs_claim_queue`` (and
-``jobs_claim_order``) those without a fair key, ``jobs_fair_claim`` those with one. A
-partial index is only used for a query that repeats its condition, so a read of ready or
-pending jobs asks once per index, with that index's own terms (``READY_NOT_FAIR``,
-``READY_FAIR``), and adds the halves; a read of every status adds the indexed statuses
+an enqueue then writes five b-trees, not seven. Every pending job is in one of three indexes
+instead, which hold the ready jobs by queue: ``jobs_claim_queue`` (and
+``jobs_claim_order``) those without a fair key, ``jobs_fair_claim`` those with one, and
+``jobs_staged`` those a SQLite enqueue staged and no claim has promoted yet (staging.py).
+A partial index is only used for a query that repeats its condition, so a read of ready
+or pending jobs asks once per index, with that index's own terms (``READY_NOT_FAIR``,
+``READY_FAIR``, ``READY_STAGED``), and adds the parts; a read of every status adds the indexed statuses
 (``job.STATUS_INDEX_WHERE``) to the pending ones. One text for both engines: PostgreSQL
 proves the same implications.
 """
@@ -16,17 +17,21 @@ from __future__ import annotations
 import peewee
 
 from .job import INDEXED_STATUSES, STATUS_INDEX_WHERE
+from .staging import NOT_STAGED, STAGED
 
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 #: The condition of jobs_claim_queue and jobs_claim_order, written alike.
-READY_NOT_FAIR = "status IN ('pending', 'retrying') AND fair_key IS NULL"
+READY_NOT_FAIR = f"status IN ('pending', 'retrying') AND fair_key IS NULL AND {NOT_STAGED}"
 #: The condition of jobs_fair_claim, written alike.
 READY_FAIR = "status IN ('pending', 'retrying') AND fair_key IS NOT NULL"
-#: Both halves of the ready jobs, each as its claim index reads them.
-READY_HALVES = (READY_NOT_FAIR, READY_FAIR)
+#: Staged jobs (staging.py: never fair-keyed, so in neither claim index until promoted),
+#: through jobs_staged.
+READY_STAGED = f"{STAGED} AND status IN ('pending', 'retrying')"
+#: The three parts of the ready jobs, each as its index reads it (disjoint).
+READY_PARTS = (READY_NOT_FAIR, READY_FAIR, READY_STAGED)
 
 # Distinct queue names of the jobs matching each condition: a loose scan (one seek per
 # queue) of the index that condition names, each beginning with queue_name after it.
@@ -43,9 +48,9 @@ def _names_sql(conditions: tuple[str, ...]) -> str:
     return f"WITH RECURSIVE {ctes}\nSELECT name FROM ({union}) u WHERE name IS NOT NULL"
 
 
-_READY_QUEUES = _names_sql(READY_HALVES)
+_READY_QUEUES = _names_sql(READY_PARTS)
 #: Every queue name in the job table: each indexed status's, then the ready jobs'.
-_ALL_QUEUES = _names_sql((*(f"status = '{s}'" for s in INDEXED_STATUSES), *READY_HALVES))
+_ALL_QUEUES = _names_sql((*(f"status = '{s}'" for s in INDEXED_STATUSES), *READY_PARTS))
 # Counts of the indexed statuses, per queue: one pass over the (status, queue_name) index.
 _INDEXED_COUNTS = f"""SELECT queue_name, status, COUNT(*) FROM jobs WHERE {STATUS_INDEX_WHERE}
 GROUP BY status, queue_name"""
@@ -67,7 +72,7 @@ def queue_names(db: peewee.Database) -> list[str]:
 
 def queue_has_jobs(db: peewee.Database, queue: str) -> bool:
     """Whether any job, in any status, is in ``queue``: a probe per index."""
-    for where in (STATUS_INDEX_WHERE, *READY_HALVES):
+    for where in (STATUS_INDEX_WHERE, *READY_PARTS):
         sql = f"SELECT 1 FROM jobs WHERE {where} AND queue_name = {db.param} LIMIT 1"
         if db.execute_sql(sql, [queue]).fetchone() is not None:
             return True
@@ -79,7 +84,7 @@ def status_counts(db: peewee.Database) -> Iterator[tuple[str, str, int]]:
     passes only (the indexed statuses, then the pending jobs of each claim index)."""
     yield from db.execute_sql(_INDEXED_COUNTS).fetchall()
     pending: dict[str, int] = {}
-    for half in READY_HALVES:
+    for half in READY_PARTS:
         for queue, count in db.execute_sql(_PENDING_COUNTS.format(half=half)).fetchall():
             pending[queue] = pending.get(queue, 0) + count
     for queue, count in pending.items():

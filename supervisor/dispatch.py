@@ -24,7 +24,7 @@ import peewee
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome
-from jobtui.models.ready_reads import READY_HALVES
+from jobtui.models.ready_reads import READY_PARTS
 
 from . import timeouts
 from .commit import ClaimRequest
@@ -47,7 +47,7 @@ _NEXT_DUE_HALF = """SELECT CASE WHEN next_retry_at > run_at
     THEN next_retry_at ELSE run_at END AS due FROM jobs
     WHERE {half} AND (run_at > :now OR next_retry_at > :now)"""
 _NEXT_DUE = f"""SELECT DISTINCT due FROM ({
-    " UNION ALL ".join(_NEXT_DUE_HALF.format(half=half) for half in READY_HALVES)
+    " UNION ALL ".join(_NEXT_DUE_HALF.format(half=half) for half in READY_PARTS)
 }) d
 ORDER BY due LIMIT 32"""
 

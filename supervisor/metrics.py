@@ -34,7 +34,7 @@ import peewee
 from jobtui.models.base import as_datetime
 from jobtui.models.clock import utcnow
 from jobtui.models.errors import ConfigurationError
-from jobtui.models.ready_reads import READY_HALVES
+from jobtui.models.ready_reads import READY_PARTS
 from jobtui.models.visible import visible_line
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def due_now_by_queue(db: peewee.Database, now: datetime) -> dict[str, tuple[int,
 
     stamp = sql_timestamp(now)
     out: dict[str, tuple[int, float]] = {}
-    for half in READY_HALVES:  # each claim index's due jobs (models/ready_reads.py)
+    for half in READY_PARTS:  # each claim index's due jobs (models/ready_reads.py)
         sql = _DUE_NOW.format(half=half).replace(":now", db.param)
         for queue, count, first in db.execute_sql(sql, (stamp, stamp)).fetchall():
             first = as_datetime(first)

@@ -22,6 +22,7 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
 from jobtui.models.rollup import Tally, tally_ended
+from jobtui.models.staging import NOT_STAGED
 from jobtui.models.workflow import expire_jobs
 
 from . import procinfo
@@ -41,20 +42,23 @@ WHERE host = :host AND name <> :me"""
 
 # The distinct task names by a loose index scan on (job_type, id): one probe per name, not
 # one per row. Then, for names nobody registered, whether a due job of that name exists.
-_TASK_NAMES = """WITH RECURSIVE names(name) AS (
-    SELECT MIN(job_type) FROM jobs
+# Staged jobs are not in the task index (models/staging.py): the sweep runs in the turn
+# whose claim promotes them, so it sees them a turn later, after their promotion.
+_TASK_NAMES = f"""WITH RECURSIVE names(name) AS (
+    SELECT MIN(job_type) FROM jobs WHERE {NOT_STAGED}
     UNION ALL
-    SELECT (SELECT MIN(job_type) FROM jobs WHERE job_type > names.name)
+    SELECT (SELECT MIN(job_type) FROM jobs WHERE {NOT_STAGED} AND job_type > names.name)
     FROM names WHERE names.name IS NOT NULL)
 SELECT name FROM names WHERE name IS NOT NULL"""
-_HAS_DUE = """SELECT 1 FROM jobs WHERE job_type = :task AND status IN ('pending', 'retrying')
+_HAS_DUE = f"""SELECT 1 FROM jobs WHERE job_type = :task AND {NOT_STAGED}
+    AND status IN ('pending', 'retrying')
     AND run_at <= :now AND (next_retry_at IS NULL OR next_retry_at <= :now) LIMIT 1"""
 
 _LIVE_TASKS = "SELECT name, tasks, heartbeat_at FROM supervisors WHERE name <> :me"
 
-_FAIL_UNKNOWN = """UPDATE jobs SET status = 'failed', error_message = :error,
+_FAIL_UNKNOWN = f"""UPDATE jobs SET status = 'failed', error_message = :error,
     error_type = 'TaskNotFound', error_permanent = :yes, failed_at = :now, updated_at = :now
-WHERE job_type = :task AND status IN ('pending', 'retrying') AND run_at <= :now
+WHERE job_type = :task AND {NOT_STAGED} AND status IN ('pending', 'retrying') AND run_at <= :now
     AND (next_retry_at IS NULL OR next_retry_at <= :now)
 RETURNING id, queue_name"""
 

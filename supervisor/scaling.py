@@ -26,7 +26,7 @@ import peewee
 from jobtui.models.clock import sql_timestamp, utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.outcomes import Outcome
-from jobtui.models.ready_reads import READY_HALVES
+from jobtui.models.ready_reads import READY_PARTS
 from jobtui.models.scaling import SHARED, read_scale_request, serves, write_scaled
 
 from .config import WorkerGroup
@@ -225,7 +225,7 @@ class Scaler:
         now = utcnow()
         params = {"queue": label, "now": sql_timestamp(now)}
         heads = []
-        for half in READY_HALVES:
+        for half in READY_PARTS:
             try:
                 sql = dialect_for(pool.db).sql(_NEXT_DUE.format(half=half))
                 row = pool.db.execute_sql(sql, params).fetchone()

@@ -16,6 +16,7 @@ from jobtui.models.dialect import dialect_for
 from jobtui.models.errors import ConfigurationError, ConnectionLost, DiskFull, StoreError
 from jobtui.models.heartbeats import register_supervisor
 from jobtui.models.migrations import SCHEMA_VERSION
+from jobtui.models.staging import promote_all
 from jobtui.models.store import classify_error, use_database
 from jobtui.models.worker import Supervisor as SupervisorRow
 from jobtui.registry import TaskRegistry
@@ -59,6 +60,9 @@ def open_and_register(
         _while_passing(db, lambda: _register(db, config, registry))
         _while_passing(db, lambda: _declare_task_schedules(db, registry))
         _while_passing(db, lambda: _declare_task_flow(db, registry))
+        # jobs enqueued while no supervisor ran, all staged (staging.py): into the claim
+        # indexes before the first claim, so it takes them in priority order
+        _while_passing(db, lambda: promote_all(db))
     except peewee.PeeweeException as exc:
         if wake is not None:
             wake.close()

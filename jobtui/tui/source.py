@@ -29,10 +29,11 @@ from jobtui.models.dependency import JobDependency
 from jobtui.models.heartbeats import STALE_AFTER_S, stale_after_s
 from jobtui.models.job import Job
 from jobtui.models.joblog import LogPage, read_log
-from jobtui.models.ready_reads import READY_HALVES
+from jobtui.models.ready_reads import READY_PARTS
 from jobtui.models.rollup_read import HOUR, WINDOWS, WindowFigures, read_window
 from jobtui.models.scaling import describe_queues
 from jobtui.models.stacks import StackUnavailable, take_stack
+from jobtui.models.staging import TASK_PARTS
 from jobtui.models.status import ALL_STATUSES
 from jobtui.models.worker import Supervisor, Worker
 
@@ -126,10 +127,16 @@ def _status_branches(state: str, *, sort: bool, walk_ids: bool = False) -> list[
     indexes (models/ready_reads.py): sorted, they are read from each claim index apart;
     walked, the id index is, with the status tested on each row."""
     if state == "pending" and sort:
-        return [
-            Branch((Job.status == state) & peewee.SQL(half), sort=True) for half in READY_HALVES
-        ]
+        return [Branch((Job.status == state) & peewee.SQL(half), sort=True) for half in READY_PARTS]
     return [Branch(Job.status == state, walk_ids=walk_ids, sort=sort)]
+
+
+def _task_parts(flt: JobFilter) -> list[peewee.Node | None]:
+    """A filter naming tasks (no globs) reads the task index and jobs_staged apart (each in
+    id order: models/staging.py); any other filter reads once."""
+    if flt.tasks and not any(glob_to_like(t) for t in flt.tasks):
+        return [peewee.SQL(part) for part in TASK_PARTS]
+    return [None]
 
 
 class DataSource:
@@ -238,8 +245,11 @@ class DataSource:
               bound: peewee.Node | None, ascending: bool, limit: int) -> list[tuple]:  # fmt: skip
         """Rows in id order (ascending or not) from every branch, merged, at most ``limit``."""
         results = []
-        for branch in self._plan(query.filter, now):
+        for branch, part in ((b, p) for b in self._plan(query.filter, now)
+                             for p in _task_parts(query.filter)):  # fmt: skip
             conditions = filter_conditions(query.filter, now, walk_ids=branch.walk_ids)
+            if part is not None:
+                conditions.append(part)
             if query.ids is not None:  # a failure group's jobs, filtered further
                 conditions.append(Job.id.in_(list(query.ids)))
             if bound is not None:

@@ -29,9 +29,10 @@ from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.held import FlowView
 from jobtui.models.job import INDEXED_STATUSES, Job
 from jobtui.models.queue import Queue
-from jobtui.models.ready_reads import READY_HALVES, queue_names
+from jobtui.models.ready_reads import READY_PARTS, queue_names
 from jobtui.models.rollup_read import Figures, WindowFigures
 from jobtui.models.schedule import Schedule
+from jobtui.models.staging import TASK_PARTS
 from jobtui.models.worker import Supervisor
 
 from .snapshot import (
@@ -50,13 +51,20 @@ STATUSES = ("pending", "waiting", "running", "retrying", "completed", "failed", 
 FAILURE_SAMPLE = 5_000
 DELAYED_PER_QUEUE = 50
 
-# Distinct task names by a loose index scan of (job_type, id).
-_TASK_NAMES = """WITH RECURSIVE q(name) AS (
-    SELECT MIN(job_type) FROM jobs
+# Distinct task names by a loose index scan of (job_type, id): the task index's and the
+# staged jobs' (models/staging.py: each part has its index).
+_TASK_NAMES_OF = """q{n}(name) AS (
+    SELECT MIN(job_type) FROM jobs WHERE {part}
     UNION ALL
-    SELECT (SELECT MIN(job_type) FROM jobs WHERE job_type > q.name) FROM q
-    WHERE q.name IS NOT NULL)
-SELECT name FROM q WHERE name IS NOT NULL"""
+    SELECT (SELECT MIN(job_type) FROM jobs WHERE {part} AND job_type > q{n}.name) FROM q{n}
+    WHERE q{n}.name IS NOT NULL)"""
+_TASK_NAMES = (
+    "WITH RECURSIVE "
+    + ",\n".join(_TASK_NAMES_OF.format(n=n, part=part) for n, part in enumerate(TASK_PARTS))
+    + "\nSELECT name FROM ("
+    + " UNION ".join(f"SELECT name FROM q{n}" for n in range(len(TASK_PARTS)))
+    + ") u WHERE name IS NOT NULL"
+)
 # The oldest due claimable job of a queue: one seek into the claim index per priority level
 # (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
 _OLDEST_DUE = OLDEST_DUE_SQL  # one queue's oldest due job (models/alert.py)
@@ -84,7 +92,7 @@ def task_names(db: peewee.Database) -> list[str]:
 #: What the capped counts read, per status: the (status, queue_name) index, and for the
 #: pending jobs each claim index (they are not in the status index: ready_reads.py).
 _COUNTED = [(status, f"status = '{status}'") for status in INDEXED_STATUSES]
-_COUNTED += [("pending", f"{half} AND status = 'pending'") for half in READY_HALVES]
+_COUNTED += [("pending", f"{half} AND status = 'pending'") for half in READY_PARTS]
 
 
 def _count_sql(db: peewee.Database) -> str:
@@ -127,7 +135,9 @@ def queue_rows(db: peewee.Database, now: datetime, hour: WindowFigures) -> list[
     rates = FlowView(db).rates_of("queue")
     for name in names:
         values = db.execute_sql(sql, [name] * len(_COUNTED)).fetchone()
-        (oldest,) = db.execute_sql(oldest_sql, [name, name, name, stamp, stamp]).fetchone()
+        (oldest,) = db.execute_sql(
+            oldest_sql, [name, name, name, stamp, stamp, name, stamp, stamp]
+        ).fetchone()
         oldest = as_datetime(oldest)
         if name in fair_queues:
             (head,) = db.execute_sql(fair_sql, [stamp, stamp, name]).fetchone()
@@ -293,7 +303,7 @@ def delayed_rows(db: peewee.Database, now: datetime, queues: Iterable[str]) -> l
     retry_columns = (*columns[:4], Job.next_retry_at, *columns[5:])
     for queue in queues:
         pending = []  # each claim index's soonest, merged: 50 per queue, as for retries
-        for half in READY_HALVES:
+        for half in READY_PARTS:
             query = (Job.select(*columns)
                      .where(peewee.SQL(half), Job.status == "pending", Job.queue_name == queue,
                             Job.run_at > stamp)

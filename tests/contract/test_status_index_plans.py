@@ -67,7 +67,7 @@ def _statements(db: peewee.Database) -> dict[str, tuple[str, object]]:
         "failed, newest first": (
             f"SELECT id FROM jobs WHERE status = {p} ORDER BY id DESC LIMIT 50", ["failed"]),
     }  # fmt: skip
-    for n, half in enumerate(ready_reads.READY_HALVES):
+    for n, half in enumerate(ready_reads.READY_PARTS):
         out[f"pending counts {n}"] = (ready_reads._PENDING_COUNTS.format(half=half), None)
         out[f"queue probe {n}"] = (
             f"SELECT 1 FROM jobs WHERE {half} AND queue_name = {p} LIMIT 1",

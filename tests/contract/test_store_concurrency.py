@@ -69,7 +69,8 @@ def test_eight_processes_claim_each_of_5000_jobs_exactly_once(db, db_url):
 
 NAIVE_CLAIM = """UPDATE jobs SET status = 'running' WHERE id IN (
     SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND queue_name = 'default'
-    AND fair_key IS NULL ORDER BY priority DESC, run_at, id LIMIT 5 FOR UPDATE SKIP LOCKED)
+    AND fair_key IS NULL AND (unset_options & 512) = 0
+    ORDER BY priority DESC, run_at, id LIMIT 5 FOR UPDATE SKIP LOCKED)
 RETURNING id"""
 
 #: Settings that make PostgreSQL re-run the LIMIT subquery for every outer row.

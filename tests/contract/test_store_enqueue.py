@@ -195,6 +195,9 @@ def test_a_version_1_database_migrates_forward_keeping_its_jobs(db, db_url):
     db.execute_sql("CREATE INDEX job_attempts_job_id ON job_attempts (job_id)")  # as v1 had
     db.execute_sql("DROP INDEX jobs_unresolved_queue")  # version 5's
     db.execute_sql("DROP INDEX jobs_claim_keyed")  # version 12's
+    db.execute_sql("DROP INDEX jobs_staged")  # version 16's, and its task index as v1 had it
+    db.execute_sql("DROP INDEX jobs_job_type_id")
+    db.execute_sql("CREATE INDEX jobs_job_type_id ON jobs (job_type, id)")
     db.execute_sql("DROP TABLE task_catalog")
     for index in ("jobs_fair_claim", "jobs_claim_queue", "jobs_claim_order"):  # version 13's
         db.execute_sql(f"DROP INDEX {index}")
