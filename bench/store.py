@@ -39,6 +39,7 @@ from jobtui.models.claims import claim_jobs, complete_job
 from jobtui.models.dialect import SQLITE
 from jobtui.models.enqueueing import INSERT_COLUMNS
 from jobtui.models.outcomes import _ATTEMPT, _COMPLETED
+from jobtui.models.staging import STAGED_BIT
 from jobtui.models.workflow import _PROMOTE
 
 PRAGMAS = ("PRAGMA journal_mode=wal", "PRAGMA busy_timeout=10000", "PRAGMA synchronous=normal",
@@ -87,7 +88,10 @@ def _now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _raw_row(n: int) -> dict:
+def _raw_row(n: int, *, staged: bool = False) -> dict:
+    """jobtui's row for job ``n``; ``staged`` as a single SQLite enqueue writes it (schema
+    16: outside the claim and task indexes, models/staging.py), so the raw baseline
+    writes the same b-trees."""
     stamp = _now()
     row = dict.fromkeys(INSERT_COLUMNS)
     row.update(id=str(uuid.uuid4()), job_type="bench.noop", status="pending",
@@ -95,7 +99,7 @@ def _raw_row(n: int) -> dict:
                max_retries=3, retry_count=0, priority=0, queue_name="default", created_at=stamp,
                updated_at=stamp, run_at=stamp, attempt=0, cancel_requested=0,
                error_permanent=0, has_dependants=0,
-               unset_options=UNSET_BY_CATALOG)  # fmt: skip
+               unset_options=UNSET_BY_CATALOG | (STAGED_BIT if staged else 0))  # fmt: skip
     return row
 
 
@@ -118,7 +122,7 @@ def raw_enqueue(path: str, jobs: int) -> float:
     conn = _raw(path)
     started = time.perf_counter()
     for n in range(jobs):
-        conn.execute(INSERT, _raw_row(n))  # autocommit: one transaction per job
+        conn.execute(INSERT, _raw_row(n, staged=True))  # autocommit: one transaction per job
     elapsed = time.perf_counter() - started
     conn.close()
     return jobs / elapsed
