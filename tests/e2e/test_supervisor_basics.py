@@ -118,6 +118,19 @@ def test_a_deeper_prefetch_keeps_a_later_urgent_job_near_the_front(cluster, pref
     cluster.check()
 
 
+def test_jobs_enqueued_before_any_supervisor_run_in_priority_order(cluster):
+    """On SQLite these single enqueues are staged (models/staging.py): outside the claim
+    indexes until a claim promotes them. The supervisor promotes the whole backlog at
+    start-up, so its first claims already take the urgent jobs, enqueued last, first."""
+    low = [jobtui.enqueue(f"{TASKS}.stamp").id for _ in range(30)]
+    urgent = [jobtui.enqueue(f"{TASKS}.stamp", priority=5).id for _ in range(30)]
+    cluster.start("--prefetch", "1", workers=1)
+    began = {job_id: jobtui.wait(job_id, timeout=30)["value"] for job_id in low + urgent}
+    assert max(began[j] for j in urgent) < min(began[j] for j in low)
+    assert sorted(urgent, key=began.get) == urgent  # FIFO within a priority
+    cluster.check()
+
+
 def test_a_prefetched_job_says_it_waits_and_records_when_it_really_began(cluster, capsys):
     """With one worker busy, the next job is claimed and held by the supervisor for the
     first free worker (the prefetch). Its row must not claim that it runs: it names no
