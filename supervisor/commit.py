@@ -31,6 +31,8 @@ from jobtui.models.scheduling import fire_due_schedules
 from jobtui.models.stacks import ANSWER as STACK_ANSWER
 from jobtui.models.workflow import finish_batches
 
+from .parallel_claim import ParallelClaim
+
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from typing import Any
@@ -96,6 +98,11 @@ class GroupCommit:
         self.fair: bool | None = None  # some fair-keyed job may be claimable (fairness.py)
         self.failures = 0
         self.retry_at = 0.0
+        #: PostgreSQL: the plain claim on a second connection, beside the turn's writes
+        self.parallel = (ParallelClaim(db, supervisor_name)
+                         if dialect_for(db).name == "postgresql" else None)  # fmt: skip
+        #: Jobs a parallel claim took in a turn whose writes then failed: the next turn's.
+        self.stray_claims: list[ClaimedJob] = []
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
         self.progress_sql = dialect_for(db).sql(_PROGRESS)
         self.log_sql = dialect_for(db).sql(INSERT_CHUNK)
@@ -147,7 +154,16 @@ class GroupCommit:
         cron: bool = False,
         look_for_limits: bool = False,
     ) -> TurnResult | None:
-        """One transaction for the turn; None when the database refused (retried later)."""
+        """One transaction for the turn; None when the database refused (retried later).
+
+        On PostgreSQL a plain claim (nothing anywhere that limits or orders claims
+        otherwise) runs on a second connection while the transaction runs (parallel_claim.py)."""
+        in_flight = False
+        if (self.parallel is not None and len(claims) == 1 and not look_for_limits
+                and self.limits is False and self.flow is False and self.fair is False):  # fmt: skip
+            in_flight = self.parallel.send(claims[0].limit, claims[0].queues, self.tasks)
+            if in_flight:
+                claims = ()
         outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
         logs, answers = self.logs, self.stack_answers
         result = TurnResult()
@@ -212,8 +228,13 @@ class GroupCommit:
                         )  # fmt: skip
                     result.claimed.append(got)
         except (peewee.PeeweeException, OSError) as exc:
+            if in_flight:  # its jobs are claimed: run them, though the writes wait
+                self.stray_claims += self.parallel.collect()
             self._failed(exc)
             return None
+        if in_flight:
+            result.claimed.append(self.stray_claims + self.parallel.collect())
+            self.stray_claims = []
         self.outcomes = self.outcomes[len(outcomes) :]
         self.logs, self.stack_answers = [], {}  # the loop adds nothing while it commits
         self.first_outcome_mono = time.monotonic() if self.outcomes else None

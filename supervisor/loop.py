@@ -153,6 +153,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
             return
         self.db.close()
         self._close_wake_pg()
+        if self.commit.parallel is not None:
+            self.commit.parallel.close()
         for slot, _ in slots:
             if self.gates.covers(slot):
                 self.gates.reset(slot)
@@ -258,6 +260,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
 
     def _start_notifier(self) -> None:
         self.db.close()  # fork with no connection open
+        if self.commit.parallel is not None:
+            self.commit.parallel.close()
         with self.metrics.fork_lock if self.metrics is not None else nullcontext():
             self.notifier.start(self._close_in_child)
 

@@ -219,3 +219,30 @@ def test_a_connection_cut_as_the_supervisor_starts_is_reopened(db, db_url, monke
     assert wake is None and opened == [started]
     assert SupervisorRow.get(SupervisorRow.name == "cut-at-start").state == "running"
     assert started.execute_sql("SHOW lock_timeout").fetchone()[0] == "250ms"
+
+
+def test_the_claim_connection_cut_mid_drain_loses_and_repeats_nothing(cluster):
+    """PostgreSQL: a plain claim runs on a second connection, beside the turn's writes
+    (supervisor/parallel_claim.py). Cut that connection again and again during a drain: the
+    supervisor reopens it (or claims in its turn meanwhile), every job completes, and the
+    history checker finds none lost and none run twice at once."""
+    if not cluster.db_url.startswith("postgres"):
+        pytest.skip("PostgreSQL connections (SQLite has none to lose)")
+    from jobtui.models import store
+    from jobtui.supervisor.parallel_claim import APPLICATION_NAME
+
+    sup = cluster.start(workers=2)
+    jobs = jobtui.enqueue_many(f"{TASKS}.quick", [{"args": [n]} for n in range(10_000)])
+    db = store.get_database()
+    cut_sql = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+               f" WHERE datname = current_database() AND application_name = '{APPLICATION_NAME}'")  # fmt: skip
+    cuts = 0
+    for _ in range(3):
+        cuts += wait_until(lambda: db.execute_sql(cut_sql).fetchone()[0], 30,
+                           "a claim connection to cut")  # fmt: skip
+    assert cuts >= 3
+    rows = cluster.wait_status([j.id for j in jobs], timeout=120)
+    assert {row.status for row in rows.values()} == {"completed"}
+    assert sup.alive(), sup.log()
+    assert "claim connection" in sup.log()  # it saw the cuts, and said so
+    cluster.check()
