@@ -101,8 +101,9 @@ class GroupCommit:
         #: PostgreSQL: the plain claim on a second connection, beside the turn's writes
         self.parallel = (ParallelClaim(db, supervisor_name)
                          if dialect_for(db).name == "postgresql" else None)  # fmt: skip
-        #: Jobs a parallel claim took in a turn whose writes then failed: the next turn's.
-        self.stray_claims: list[ClaimedJob] = []
+        #: Jobs a parallel claim took in a turn whose writes then failed, by the queues
+        #: claimed for: handed out with the next parallel claim for the same queues.
+        self.stray_claims: dict[tuple[str, ...] | None, list[ClaimedJob]] = {}
         self.first_outcome_mono: float | None = None  # when the oldest unwritten one came
         self.progress_sql = dialect_for(db).sql(_PROGRESS)
         self.log_sql = dialect_for(db).sql(INSERT_CHUNK)
@@ -158,11 +159,13 @@ class GroupCommit:
 
         On PostgreSQL a plain claim (nothing anywhere that limits or orders claims
         otherwise) runs on a second connection while the transaction runs (parallel_claim.py)."""
-        in_flight = False
+        in_flight, stray_key = False, None
         if (self.parallel is not None and len(claims) == 1 and not look_for_limits
                 and self.limits is False and self.flow is False and self.fair is False):  # fmt: skip
             in_flight = self.parallel.send(claims[0].limit, claims[0].queues, self.tasks)
             if in_flight:
+                queues = claims[0].queues
+                stray_key = None if queues is None else tuple(queues)
                 claims = ()
         outcomes, progress, started = list(self.outcomes), dict(self.progress), dict(self.started)
         logs, answers = self.logs, self.stack_answers
@@ -229,12 +232,11 @@ class GroupCommit:
                     result.claimed.append(got)
         except (peewee.PeeweeException, OSError) as exc:
             if in_flight:  # its jobs are claimed: run them, though the writes wait
-                self.stray_claims += self.parallel.collect()
+                self.stray_claims.setdefault(stray_key, []).extend(self.parallel.collect())
             self._failed(exc)
             return None
         if in_flight:
-            result.claimed.append(self.stray_claims + self.parallel.collect())
-            self.stray_claims = []
+            result.claimed.append(self.stray_claims.pop(stray_key, []) + self.parallel.collect())
         self.outcomes = self.outcomes[len(outcomes) :]
         self.logs, self.stack_answers = [], {}  # the loop adds nothing while it commits
         self.first_outcome_mono = time.monotonic() if self.outcomes else None
