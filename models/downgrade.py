@@ -23,18 +23,17 @@ from .errors import JobtuiError
 from .job import (
     CLAIM_INDEX_SQL_V7,
     CLAIM_INDEX_SQL_V14,
+    CLAIM_INDEX_SQL_V15,
     SPARSE_INDEX_SQL_V13,
     SPARSE_INDEXES,
     STATUS_INDEX_SQL_V14,
     STATUS_INDEXES,
 )
-from .migrations import (
-    CLAIM_INDEX_SQL_V15,
-    SCHEMA_VERSION,
-    TASK_INDEX_SQL_V15,
-    read_schema_version,
-)
+from .migrations import SCHEMA_VERSION, read_schema_version
 from .staging import PROMOTE_ALL_SQL, STAGED_INDEX, TASK_INDEX
+
+#: The task index as it was up to 15 (every job in it), for downgrade 16.
+TASK_INDEX_SQL_V15 = 'CREATE INDEX IF NOT EXISTS "jobs_job_type_id" ON "jobs" ("job_type", "id")'
 
 
 class DowngradeRefused(JobtuiError):

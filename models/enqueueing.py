@@ -22,7 +22,7 @@ from .dialect import dialect_for
 from .errors import InvalidJob
 from .fairness import add_fair_keys, check_fair_key
 from .ids import new_job_id
-from .staging import STAGED_BIT
+from .staging import STAGED_BIT, stages
 from .store import get_database
 from .wakeup import poke
 
@@ -475,7 +475,7 @@ def _insert_alone(
     due = due if due > stamp else None
     dialect = dialect_for(db)
     written = row
-    if dialect.name == "sqlite" and row["rate_key"] is None and row["concurrency_key"] is None:
+    if stages(db) and row["rate_key"] is None and row["concurrency_key"] is None:
         written = {**row, "unset_options": row["unset_options"] | STAGED_BIT}  # the Job's stays
     try:
         with_lock_retry(lambda: dialect.insert_rows(db, INSERT_COLUMNS, (written,), due or "!"))

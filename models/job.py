@@ -479,13 +479,21 @@ CLAIM_INDEX_SQL = (
     "(queue_name, fair_key, priority DESC, run_at, id, status) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL",
 )
-#: The claim indexes of schema versions 13 and 14 (the step that made them, and the
-#: downgrade from 15).
-CLAIM_INDEX_SQL_V14 = (
-    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs (queue_name, priority DESC, run_at, id) "
+#: The two claim indexes that leave staged jobs out since schema version 16, as they
+#: were in 15 (every pending job in them): step 15 makes the first, downgrade 16 remakes both.
+CLAIM_INDEX_SQL_V15 = (
+    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs "
+    "(queue_name, priority DESC, run_at, id, status, fair_key) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
     "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+)
+#: The claim indexes of schema versions 13 and 14 (the step that made them, and the
+#: downgrade from 15; jobs_claim_order is unchanged until 16).
+CLAIM_INDEX_SQL_V14 = (
+    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs (queue_name, priority DESC, run_at, id) "
+    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
+    CLAIM_INDEX_SQL_V15[1],
     "CREATE INDEX IF NOT EXISTS jobs_fair_claim ON jobs "
     "(queue_name, fair_key, priority DESC, run_at, id) "
     "WHERE status IN ('pending', 'retrying') AND fair_key IS NOT NULL",

@@ -201,25 +201,12 @@ def _sparse_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
         db.execute_sql(statement)
 
 
-#: The two claim indexes that leave staged jobs out since schema version 16, as they
-#: were in 15 (every pending job in them): step 15 makes them, downgrade 16 remakes them.
-CLAIM_INDEX_SQL_V15 = (
-    "CREATE INDEX IF NOT EXISTS jobs_claim_queue ON jobs "
-    "(queue_name, priority DESC, run_at, id, status, fair_key) "
-    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
-    "CREATE INDEX IF NOT EXISTS jobs_claim_order ON jobs (priority DESC, run_at, id) "
-    "WHERE status IN ('pending', 'retrying') AND fair_key IS NULL",
-)
-#: The task index as it was up to 15 (every job in it), for downgrade 16.
-TASK_INDEX_SQL_V15 = 'CREATE INDEX IF NOT EXISTS "jobs_job_type_id" ON "jobs" ("job_type", "id")'
-
-
 def _pending_out_of_status_indexes(migrator: SchemaMigrator, db: peewee.Database) -> None:
     """Version 15 (issue 17, item 3): the two `status` indexes leave pending jobs out, and
     the per-queue claim indexes end with `status`, where pending jobs are counted from
     (job.STATUS_INDEX_SQL, ready_reads.py): an enqueue writes two b-trees fewer. No row is
     rewritten; the four indexes are rebuilt once."""
-    from .job import CLAIM_INDEX_SQL, STATUS_INDEX_SQL, STATUS_INDEXES
+    from .job import CLAIM_INDEX_SQL, CLAIM_INDEX_SQL_V15, STATUS_INDEX_SQL, STATUS_INDEXES
 
     for index in (*STATUS_INDEXES, "jobs_claim_queue", "jobs_fair_claim"):
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")

@@ -33,24 +33,27 @@ READY_STAGED = f"{STAGED} AND status IN ('pending', 'retrying')"
 #: The three parts of the ready jobs, each as its index reads it (disjoint).
 READY_PARTS = (READY_NOT_FAIR, READY_FAIR, READY_STAGED)
 
-# Distinct queue names of the jobs matching each condition: a loose scan (one seek per
-# queue) of the index that condition names, each beginning with queue_name after it.
+# Distinct values of a column among the jobs matching each condition: a loose scan (one
+# seek per value) of the index that condition names, each beginning with the column.
 _NAMES_OF = """q{n}(name) AS (
-    SELECT MIN(queue_name) FROM jobs WHERE {where}
+    SELECT MIN({column}) FROM jobs WHERE {where}
     UNION ALL
-    SELECT (SELECT MIN(queue_name) FROM jobs WHERE {where} AND queue_name > q{n}.name)
+    SELECT (SELECT MIN({column}) FROM jobs WHERE {where} AND {column} > q{n}.name)
     FROM q{n} WHERE q{n}.name IS NOT NULL)"""
 
 
-def _names_sql(conditions: tuple[str, ...]) -> str:
-    ctes = ",\n".join(_NAMES_OF.format(n=n, where=w) for n, w in enumerate(conditions))
+def distinct_names_sql(conditions: tuple[str, ...], column: str = "queue_name") -> str:
+    """The distinct ``column`` values (queue or task names) of the jobs matching any of
+    ``conditions``, each read by a loose scan of the partial index it repeats."""
+    ctes = ",\n".join(_NAMES_OF.format(n=n, where=w, column=column)
+                      for n, w in enumerate(conditions))  # fmt: skip
     union = " UNION ".join(f"SELECT name FROM q{n}" for n in range(len(conditions)))
     return f"WITH RECURSIVE {ctes}\nSELECT name FROM ({union}) u WHERE name IS NOT NULL"
 
 
-_READY_QUEUES = _names_sql(READY_PARTS)
+_READY_QUEUES = distinct_names_sql(READY_PARTS)
 #: Every queue name in the job table: each indexed status's, then the ready jobs'.
-_ALL_QUEUES = _names_sql((*(f"status = '{s}'" for s in INDEXED_STATUSES), *READY_PARTS))
+_ALL_QUEUES = distinct_names_sql((*(f"status = '{s}'" for s in INDEXED_STATUSES), *READY_PARTS))
 # Counts of the indexed statuses, per queue: one pass over the (status, queue_name) index.
 _INDEXED_COUNTS = f"""SELECT queue_name, status, COUNT(*) FROM jobs WHERE {STATUS_INDEX_WHERE}
 GROUP BY status, queue_name"""

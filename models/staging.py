@@ -27,10 +27,10 @@ import peewee
 #: The bit of ``jobs.unset_options`` that marks a staged job (catalog.py has the others).
 STAGED_BIT = 512
 #: The condition of ``jobs_staged``, written alike wherever a query must use that index.
-STAGED = "(unset_options & 512) <> 0"
+STAGED = f"(unset_options & {STAGED_BIT}) <> 0"
 #: The term the claim indexes and the task index add: jobs not staged. A query through one
 #: of them repeats it (SQLite uses a partial index only for a query that repeats its terms).
-NOT_STAGED = "(unset_options & 512) = 0"
+NOT_STAGED = f"(unset_options & {STAGED_BIT}) = 0"
 
 #: Staged jobs by task in id order, as the task index holds the others: a read by task
 #: (``TASK_PARTS``) walks each; a read by queue reads every staged job (few: a claim
@@ -54,6 +54,7 @@ TASK_PARTS = (NOT_STAGED, STAGED)
 PROMOTE_BATCH = 10_000
 _PROMOTE = f"""UPDATE jobs SET unset_options = unset_options - {STAGED_BIT}
 WHERE id IN (SELECT id FROM jobs WHERE {STAGED} LIMIT {{limit}})"""
+_PROMOTE_BATCH_SQL = _PROMOTE.format(limit=PROMOTE_BATCH)  # every claim's, built once
 #: Every staged job at once (the downgrade, which must leave none).
 PROMOTE_ALL_SQL = f"UPDATE jobs SET unset_options = unset_options - {STAGED_BIT} WHERE {STAGED}"
 
@@ -80,7 +81,8 @@ def promote_staged(db: peewee.Database, limit: int = PROMOTE_BATCH) -> int:
     caller's write transaction; returns how many. One probe of an empty index when none."""
     if not stages(db):
         return 0
-    return db.execute_sql(_PROMOTE.format(limit=int(limit))).rowcount
+    sql = _PROMOTE_BATCH_SQL if limit == PROMOTE_BATCH else _PROMOTE.format(limit=int(limit))
+    return db.execute_sql(sql).rowcount
 
 
 def promote_all(db: peewee.Database, batch: int = PROMOTE_BATCH) -> int:

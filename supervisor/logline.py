@@ -42,6 +42,12 @@ class VisibleFormatter(logging.Formatter):
         return visible(super().format(record)).replace("\n", CONTINUATION)
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's reason for one log line: its first line, or its repr when empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
 def job_fields(job_id: str, task: str | None = None, queue: str | None = None,
                attempt: int | None = None, worker: str | None = None) -> dict:  # fmt: skip
     """The ``extra=`` of a record about one job: the JSON format writes them as keys (the

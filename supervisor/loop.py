@@ -151,10 +151,8 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         """Fork workers for ``slots``; database connections are closed around the fork."""
         if not slots:
             return
-        self.db.close()
+        self._close_db_for_fork()
         self._close_wake_pg()
-        if self.commit.parallel is not None:
-            self.commit.parallel.close()
         for slot, _ in slots:
             if self.gates.covers(slot):
                 self.gates.reset(slot)
@@ -168,6 +166,12 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         finally:
             self._open_wake_pg()
             self.want_claim = True
+
+    def _close_db_for_fork(self) -> None:
+        """Fork with no database connection open: the loop's, and its claims' (PostgreSQL)."""
+        self.db.close()
+        if self.commit.parallel is not None:
+            self.commit.parallel.close()
 
     def _close_wake_pg(self) -> None:
         if self.wake is not None and self.wake.pg is not None:
@@ -259,9 +263,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         return keep + ([self.import_check.pid] if self.import_check is not None else [])
 
     def _start_notifier(self) -> None:
-        self.db.close()  # fork with no connection open
-        if self.commit.parallel is not None:
-            self.commit.parallel.close()
+        self._close_db_for_fork()
         with self.metrics.fork_lock if self.metrics is not None else nullcontext():
             self.notifier.start(self._close_in_child)
 

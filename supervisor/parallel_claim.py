@@ -27,6 +27,8 @@ from jobtui.models.claims import ClaimedJob, _claim_params, _claimed
 from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
 
+from .logline import first_line
+
 TYPE_CHECKING = False  # typing stays unimported at run time (module memory)
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,7 +79,7 @@ class ParallelClaim:
             return True
         except Exception as exc:  # noqa: BLE001 - any failure: the turn claims in its transaction
             log.warning("claim connection unavailable (claims in the turn meanwhile): %s",
-                        _first_line(exc))  # fmt: skip
+                        first_line(exc))  # fmt: skip
             self.close()
             return False
 
@@ -90,7 +92,7 @@ class ParallelClaim:
             return _claimed(self.cursor.fetchall())
         except Exception as exc:  # noqa: BLE001 - lost: what it claimed is recovered later
             log.warning("claim connection lost mid-claim (its jobs, if any, are recovered "
-                        "when their lease lapses): %s", _first_line(exc))  # fmt: skip
+                        "when their lease lapses): %s", first_line(exc))  # fmt: skip
             self.close()
             return []
         finally:
@@ -104,8 +106,3 @@ class ParallelClaim:
             except Exception:  # noqa: BLE001, S110 - already gone
                 pass
         self.conn = self.cursor = None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)

@@ -21,6 +21,7 @@ from jobtui.models.base import as_datetime
 from jobtui.models.dialect import dialect_for
 from jobtui.models.heartbeats import remove_supervisor, stale_running_jobs
 from jobtui.models.outcomes import Outcome
+from jobtui.models.ready_reads import distinct_names_sql
 from jobtui.models.rollup import Tally, tally_ended
 from jobtui.models.staging import NOT_STAGED
 from jobtui.models.workflow import expire_jobs
@@ -44,12 +45,7 @@ WHERE host = :host AND name <> :me"""
 # one per row. Then, for names nobody registered, whether a due job of that name exists.
 # Staged jobs are not in the task index (models/staging.py): the sweep runs in the turn
 # whose claim promotes them, so it sees them a turn later, after their promotion.
-_TASK_NAMES = f"""WITH RECURSIVE names(name) AS (
-    SELECT MIN(job_type) FROM jobs WHERE {NOT_STAGED}
-    UNION ALL
-    SELECT (SELECT MIN(job_type) FROM jobs WHERE {NOT_STAGED} AND job_type > names.name)
-    FROM names WHERE names.name IS NOT NULL)
-SELECT name FROM names WHERE name IS NOT NULL"""
+_TASK_NAMES = distinct_names_sql((NOT_STAGED,), "job_type")
 _HAS_DUE = f"""SELECT 1 FROM jobs WHERE job_type = :task AND {NOT_STAGED}
     AND status IN ('pending', 'retrying')
     AND run_at <= :now AND (next_retry_at IS NULL OR next_retry_at <= :now) LIMIT 1"""

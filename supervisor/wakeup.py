@@ -16,6 +16,8 @@ import peewee
 from jobtui.models.scaling import SCALE_WAKE
 from jobtui.models.wakeup import CHANNEL, STACK_WAKE, wake_dir
 
+from .logline import first_line
+
 log = logging.getLogger(__name__)
 
 
@@ -87,9 +89,8 @@ class WakeListener:
         except Exception as exc:  # noqa: BLE001 - wake-ups are an optimisation; polling remains
             # Retried at every safety poll: one line per outage, not one a second.
             if not self.pg_outage:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 log.warning("no PostgreSQL wake-ups (polling only until the server answers): %s",
-                            reason)  # fmt: skip
+                            first_line(exc))  # fmt: skip
             self.pg_outage = True
             self.close_pg()
             return

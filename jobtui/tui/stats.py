@@ -29,7 +29,7 @@ from jobtui.models.heartbeats import stale_after_s, workers_serving
 from jobtui.models.held import FlowView
 from jobtui.models.job import INDEXED_STATUSES, Job
 from jobtui.models.queue import Queue
-from jobtui.models.ready_reads import READY_PARTS, queue_names
+from jobtui.models.ready_reads import READY_PARTS, distinct_names_sql, queue_names
 from jobtui.models.rollup_read import Figures, WindowFigures
 from jobtui.models.schedule import Schedule
 from jobtui.models.staging import TASK_PARTS
@@ -53,18 +53,7 @@ DELAYED_PER_QUEUE = 50
 
 # Distinct task names by a loose index scan of (job_type, id): the task index's and the
 # staged jobs' (models/staging.py: each part has its index).
-_TASK_NAMES_OF = """q{n}(name) AS (
-    SELECT MIN(job_type) FROM jobs WHERE {part}
-    UNION ALL
-    SELECT (SELECT MIN(job_type) FROM jobs WHERE {part} AND job_type > q{n}.name) FROM q{n}
-    WHERE q{n}.name IS NOT NULL)"""
-_TASK_NAMES = (
-    "WITH RECURSIVE "
-    + ",\n".join(_TASK_NAMES_OF.format(n=n, part=part) for n, part in enumerate(TASK_PARTS))
-    + "\nSELECT name FROM ("
-    + " UNION ".join(f"SELECT name FROM q{n}" for n in range(len(TASK_PARTS)))
-    + ") u WHERE name IS NOT NULL"
-)
+_TASK_NAMES = distinct_names_sql(TASK_PARTS, "job_type")
 # The oldest due claimable job of a queue: one seek into the claim index per priority level
 # (priority precedes run_at in it, so a plain MIN(run_at) would read the whole backlog).
 _OLDEST_DUE = OLDEST_DUE_SQL  # one queue's oldest due job (models/alert.py)

@@ -20,7 +20,7 @@ from jobtui.models.clock import utcnow
 from jobtui.models.dialect import dialect_for
 from jobtui.models.downgrade import downgrade_schema
 from jobtui.models.migrations import SCHEMA_VERSION, ensure_schema
-from jobtui.models.staging import STAGED, STAGED_BIT, promote_all, stages
+from jobtui.models.staging import STAGED, STAGED_BIT, TASK_PARTS, promote_all, stages
 from jobtui.tui import stats
 
 
@@ -85,7 +85,7 @@ def test_reads_by_task_walk_an_index_for_each_part(db):
     if dialect_for(db).name != "sqlite":
         pytest.skip("SQLite's plans (the answers above are checked on both engines)")
     jobtui.enqueue("t")
-    for part in ("(unset_options & 512) = 0", STAGED):
+    for part in TASK_PARTS:
         sql = f"SELECT id FROM jobs WHERE job_type = ? AND {part} ORDER BY id DESC LIMIT 50"
         plan = " | ".join(str(r[-1]) for r in db.execute_sql(f"EXPLAIN QUERY PLAN {sql}", ["t"]))
         assert re.search(r"SEARCH jobs USING (COVERING )?INDEX jobs_(job_type_id|staged)", plan), (
