@@ -261,6 +261,7 @@ def cpu_report(out: dict[str, list[Drain]]) -> list[str]:
     import psutil
 
     cores = psutil.cpu_count() or 1
+    totals: dict[str, float] = {}  # CPU seconds per 1,000 jobs, daemons and backends
     lines = [f"{'CPU seconds per 1,000 jobs':<36}{'daemons':>8}{'backends':>10}{'total':>8}"
              f"{'busiest':>9}   bound: {cores} cores / total, 1 core / busiest backend"]  # fmt: skip
     for name, (label, _) in SYSTEMS.items():
@@ -274,9 +275,25 @@ def cpu_report(out: dict[str, list[Drain]]) -> list[str]:
         backends = statistics.median(1000 * d.cpu_backends_s / d.jobs for d in drains)
         busiest = statistics.median(1000 * d.cpu_busiest_backend_s / d.jobs for d in drains)
         total = daemons + backends
+        totals[name] = total
         lines.append(f"{label:<36}{daemons:>8.3f}{backends:>10.3f}{total:>8.3f}{busiest:>9.3f}"
                      f"   {1000 * cores / total:,.0f} and {1000 / busiest:,.0f} jobs/s")  # fmt: skip
-    return lines
+    return lines + scaling_ceiling(out, totals, cores)
+
+
+def scaling_ceiling(out: dict[str, list[Drain]], totals: dict[str, float], cores: int) -> list[str]:
+    """What the machine leaves a second supervisor (issue 17's 1.6x target): the cores one
+    supervisor's drain kept busy (its CPU a job times its wall rate, backends included),
+    so the most more supervisors could add at that CPU a job; and how near two came to
+    the bound their own CPU a job sets."""
+    one, two = totals.get("jobtui_1x2"), totals.get("jobtui_2x2")
+    if one is None or two is None:
+        return []
+    used = one / 1000 * _median(out["jobtui_1x2"], "wall")
+    reached = _median(out["jobtui_2x2"], "wall") / (1000 * cores / two)
+    return [f"one supervisor kept {used:.2f} of {cores} cores busy: at its CPU a job more "
+            f"supervisors can add at most {cores / used:.2f}x on this machine; two reached "
+            f"{100 * reached:.0f} % of the {cores}-core bound at theirs"]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,3 +51,19 @@ def test_the_report_gives_per_job_cpu_and_the_bounds(monkeypatch):
     assert "0.080" in lines[1] and "0.180" in lines[1] and "11,111 and 10,000 jobs/s" in lines[1]
     assert "16,667 jobs/s" in lines[2]
     assert "not readable" in lines[3]
+
+
+def test_the_report_says_how_much_a_second_supervisor_could_add_here(monkeypatch):
+    monkeypatch.setattr(psutil, "cpu_count", lambda: 2)
+    one = Drain(steady=1.0, wall=16_000.0, jobs=10_000, cpu_daemons_s=0.3, cpu_backends_s=0.5,
+                cpu_busiest_backend_s=0.3)  # fmt: skip
+    two = Drain(steady=1.0, wall=17_000.0, jobs=10_000, cpu_daemons_s=0.4, cpu_backends_s=0.6,
+                cpu_busiest_backend_s=0.2)  # fmt: skip
+    lines = cpu_report({"jobtui_1x2": [one], "pgqueuer": [], "jobtui_2x2": [two]})
+    # one supervisor: 0.08 ms a job at 16,000 jobs/s keeps 1.28 cores busy, so 2 cores
+    # allow 1.56x at most; two: 0.10 ms a job bounds them to 20,000 jobs/s, 17,000 is 85 %
+    assert lines[-1] == ("one supervisor kept 1.28 of 2 cores busy: at its CPU a job more "
+                         "supervisors can add at most 1.56x on this machine; two reached "
+                         "85 % of the 2-core bound at theirs")  # fmt: skip
+    alone = cpu_report({"jobtui_1x2": [one], "pgqueuer": [], "jobtui_2x2": []})
+    assert not [line for line in alone if "kept" in line]
