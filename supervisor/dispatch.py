@@ -188,6 +188,9 @@ class Dispatch:
             unknown = lambda db, stamp, tally: self.reaper.fail_unknown_tasks(  # noqa: E731
                 db, known, stamp, tally)  # fmt: skip
         poll_due = now >= self.next_poll
+        if poll_due and self.change_watch.quiet(now):  # SQLite: nothing new (quiet_poll.py)
+            self.next_poll = now + self.config.poll_interval_s
+            poll_due = False
         if not (heartbeat or sweep or unknown or poll_due) and self._deferring(now):
             return
         if poll_due:
@@ -202,6 +205,8 @@ class Dispatch:
         result = self.commit.run(requests, heartbeat, sweep, unknown, cron,
                                  look_for_limits=poll_due)  # fmt: skip
         if result is None:
+            if poll_due:
+                self.change_watch.forget()  # the poll found nothing yet: the next one runs
             return
         if heartbeat is not None:
             self.next_heartbeat = now + self.config.heartbeat_interval_s

@@ -33,6 +33,7 @@ from .gates import StartGates
 from .notify import Notifier, NotifySettings
 from .pool import WorkerHandle, describe_exit, spawn_workers
 from .prefetch import PrefetchDepth
+from .quiet_poll import ChangeWatch
 from .ready import ReadyJobs
 from .recovery import Reaper
 from .reload import Reloading
@@ -126,6 +127,7 @@ class Supervisor(WorkerEvents, Dispatch, Upkeep, Reloading):
         self.ager = PriorityAger(db, now, config.priority_aging_s, config.served_queues)
         self.started_mono = now
         self.scaler = Scaler(self)  # live scaling and --autoscale (scaling.py)
+        self.change_watch = ChangeWatch(db)  # SQLite: skip a poll with nothing to find
 
     def _orphan_policy(self, job_type: str) -> str:
         task = self.registry.get(job_type)

@@ -246,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_POLL_INTERVAL_S,
         metavar="S",
-        help="the safety poll when no wake-up arrives",
+        help="the safety poll when no wake-up arrives (SQLite: skipped while no other "
+        "connection has committed; in full at least every 10 s)",
     )
     p.add_argument(
         "--prefetch",

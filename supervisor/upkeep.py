@@ -7,6 +7,7 @@ A mixin of ``Supervisor`` (loop.py), so the loop file holds the loop and the pro
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from datetime import timedelta
@@ -72,15 +73,16 @@ class Upkeep:
             self.next_prune = now  # more to do: another batch next turn
 
     def cron_deadline(self: Supervisor, now_mono: float) -> float:
-        """When the next schedule is due, on our monotonic clock (at most one poll away)."""
-        fallback = now_mono + self.config.poll_interval_s
+        """When the next schedule is due, on our monotonic clock; none: never (a schedule
+        added or changed by another process is found by the safety poll, which ticks cron
+        too, and on SQLite runs in full whenever another connection has committed)."""
         try:
             upcoming = next_schedule_due(self.db)
         except peewee.PeeweeException:
-            return fallback
+            return now_mono + self.config.poll_interval_s  # look again at the next poll
         if upcoming is None:
-            return fallback
-        return min(fallback, now_mono + max(0.0, (upcoming - utcnow()).total_seconds()))
+            return math.inf
+        return now_mono + max(0.0, (upcoming - utcnow()).total_seconds())
 
     def notify(self: Supervisor, job_id: str, task: str | None, queue: str | None, attempts: int,
                error: str | None, error_type: str | None, event: str = "failed") -> None:  # fmt: skip

@@ -125,3 +125,21 @@ def test_a_wake_up_connection_outage_is_logged_once(cluster, db):
     job = jobtui.enqueue(f"{TASKS}.quick", args=[7])
     assert jobtui.wait(job.id, timeout=15)["value"] == 7
     assert sup.alive()
+
+
+def test_a_job_whose_wake_up_was_lost_is_found_by_the_next_safety_poll(sqlite_cluster,
+                                                                        monkeypatch):  # fmt: skip
+    """SQLite skips a safety poll while no other connection has committed since the last
+    full one (supervisor/quiet_poll.py). A job written with no wake-up is such a commit:
+    the next poll claims it, well before the full poll every FULL_POLL_MAX_S would."""
+    import jobtui.models.enqueueing as enqueueing
+    from jobtui.supervisor.quiet_poll import FULL_POLL_MAX_S
+
+    sqlite_cluster.start("--poll-interval", "0.2", workers=1)
+    first = jobtui.enqueue(f"{TASKS}.quick", args=[1])
+    sqlite_cluster.wait_status([first.id], timeout=30)  # up, then idle and polling
+    monkeypatch.setattr(enqueueing, "after_enqueue_hooks", [])  # no wake-up datagram
+    for n in range(3):
+        lost = jobtui.enqueue(f"{TASKS}.quick", args=[n])
+        rows = sqlite_cluster.wait_status([lost.id], timeout=FULL_POLL_MAX_S / 2)
+        assert rows[lost.id].status == "completed"
