@@ -196,6 +196,8 @@ class Dispatch:
         if poll_due:
             self._open_wake_pg()
         requests = self._capacity_requests() if (self.want_claim or poll_due) else []
+        if poll_due and not requests:  # no room to claim: this poll looks for no job (nor
+            self.change_watch.forget()  # limit), so the next one may not be skipped
         cron = (poll_due or now >= self.next_cron) and not self.stopping and not essentials_only
         if not (self.commit.has_writes() or heartbeat or sweep or unknown or requests or cron):
             if poll_due:

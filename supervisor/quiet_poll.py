@@ -11,6 +11,9 @@ was a write transaction of ~8 statements each second (the claim, the staged prom
 three looks for limits, the schedules read twice); its cost on a machine slow to wake was
 4-6 % of a core (README, stop 28).
 
+A poll counts as full only if it claimed: one run while every worker was busy looked for
+nothing (nor for new limits, rates or fair keys), so the next poll runs in full too.
+
 What time alone makes due needs no poll: a delayed job's wake-up carries its due time
 (a timer), our own retries and held rates arm timers, schedules have their deadline. The
 one thing only a poll would find is a delayed job whose wake-up was lost; a full poll
