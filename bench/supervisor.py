@@ -21,8 +21,8 @@ synchronous=NORMAL (huey's storage is given NORMAL too).
 - latency: with the consumer idle, one job at a time: start time minus enqueue time,
   p50/p95 over --samples jobs; then one job after --idle-seconds of idleness. huey runs
   with its default consumer settings here (it backs off while idle).
-- idle CPU over 10 s, and memory (RSS of each process, PSS summed over the tree) with the
-  consumer idle.
+- idle CPU over 10 s (the scheduler's clock, every thread of every process: bench/cpu.py),
+  and memory (RSS of each process, PSS summed over the tree) with the consumer idle.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from datetime import UTC
 
 import peewee
 import psutil
+
+from bench.cpu import on_cpu_seconds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -132,9 +134,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _idle_and_memory(proc: subprocess.Popen, figures: Figures) -> None:
     procs = _tree(proc.pid)
-    before = sum(sum(p.cpu_times()[:2]) for p in procs)
+    before = on_cpu_seconds(procs)
     time.sleep(IDLE_CPU_WINDOW_S)
-    after = sum(sum(p.cpu_times()[:2]) for p in procs)
+    after = on_cpu_seconds(procs)
     figures.idle_cpu_percent = 100 * (after - before) / IDLE_CPU_WINDOW_S
     figures.pss_mb = sum(p.memory_full_info().pss for p in procs) / 1048576
     figures.rss_mb = {f"{'main' if i == 0 else f'child{i}'}": p.memory_info().rss / 1048576

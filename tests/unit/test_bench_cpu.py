@@ -7,7 +7,7 @@ import os
 
 import psutil
 
-from bench.cpu import cpu_split
+from bench.cpu import cpu_split, on_cpu_seconds
 from bench.peers import SYSTEMS, cpu_report
 from bench.supervisor import Drain
 
@@ -67,3 +67,26 @@ def test_the_report_says_how_much_a_second_supervisor_could_add_here(monkeypatch
                          "85 % of the 2-core bound at theirs")  # fmt: skip
     alone = cpu_report({"jobtui_1x2": [one], "pgqueuer": [], "jobtui_2x2": []})
     assert not [line for line in alone if "kept" in line]
+
+
+def test_on_cpu_time_counts_every_thread_by_the_schedulers_clock():
+    import threading
+
+    me = psutil.Process()
+    before, ticks_before = on_cpu_seconds([me]), sum(me.cpu_times()[:2])
+    spun, done = threading.Event(), threading.Event()
+
+    def spin_then_stay() -> None:  # a live thread's time counts (a daemon's threads live on)
+        _spin(0.1)
+        spun.set()
+        done.wait(10)
+
+    spinner = threading.Thread(target=spin_then_stay)
+    spinner.start()
+    try:
+        assert spun.wait(10)
+        spent, ticks = on_cpu_seconds([me]) - before, sum(me.cpu_times()[:2]) - ticks_before
+    finally:
+        done.set()
+        spinner.join()
+    assert spent >= 0.09 and abs(spent - ticks) < 0.05  # the ticks agree, to their grain
