@@ -34,17 +34,28 @@ def database_flag(argv: Sequence[str]) -> str | None:
 def load_peewee_for(url: str | None) -> None:
     """Import Peewee without the PostgreSQL drivers and hashlib when the database (``url``,
     else ``JOBTUI_DATABASE``, else the default file) is SQLite; on PostgreSQL without
-    psycopg 3 when psycopg2 is there; as usual when Peewee is already in."""
+    psycopg 3 when psycopg2 is there; as usual when Peewee is already in.
+
+    On PostgreSQL jobtui's connections are psycopg2's (models/db.py), and Peewee prefers
+    psycopg2 when both are installed. psycopg 3, which Peewee imports too when it finds it
+    (Django 4.2 and later bring it), only costs the process: 55-60 ms of start-up and
+    13 MB of RSS measured here, each supervisor start paying it before its first job.
+    Hidden only while Peewee loads: a task may import psycopg 3 and use it (Peewee itself
+    then keeps to psycopg2, as a SQLite process keeps to no driver)."""
     url = url or os.environ.get("JOBTUI_DATABASE") or "sqlite://"  # not models.db: no peewee yet
     if "peewee" in sys.modules:
         return
-    if not url.lower().startswith("sqlite"):
-        _load_peewee_without_psycopg3()
-        return
-    hidden = [name for name in ("psycopg2", "psycopg") if name not in sys.modules]
+    sqlite = url.lower().startswith("sqlite")
+    if sqlite:
+        drivers: tuple[str, ...] = ("psycopg2", "psycopg")
+    else:
+        from importlib.util import find_spec
+
+        drivers = ("psycopg",) if find_spec("psycopg2") is not None else ()
+    hidden = [name for name in drivers if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
-    stand_in = "hashlib" not in sys.modules
+    stand_in = sqlite and "hashlib" not in sys.modules
     if stand_in:
         import _md5
 
@@ -58,21 +69,3 @@ def load_peewee_for(url: str | None) -> None:
             sys.modules.pop(name, None)
         if stand_in:
             sys.modules.pop("hashlib", None)  # Peewee keeps its MD5; the next import is whole
-
-
-def _load_peewee_without_psycopg3() -> None:
-    """PostgreSQL: jobtui's connections are psycopg2's (models/db.py), and Peewee prefers
-    psycopg2 when both are installed. psycopg 3, which Peewee imports too when it finds it
-    (Django 4.2 and later bring it), only costs the process: 55-60 ms of start-up and
-    13 MB of RSS measured here, each supervisor start paying it before its first job.
-    Hidden only while Peewee loads: a task may import psycopg 3 and use it (Peewee itself
-    then keeps to psycopg2, as a SQLite process keeps to no driver)."""
-    from importlib.util import find_spec
-
-    if "psycopg" in sys.modules or find_spec("psycopg2") is None:
-        return
-    sys.modules["psycopg"] = None  # type: ignore[assignment]
-    try:
-        import peewee  # noqa: F401
-    finally:
-        sys.modules.pop("psycopg", None)
